@@ -1,0 +1,318 @@
+// Package client is the Go client of a blindex directory.
+//
+// It verifies a number by SMS and keeps the resulting credential on disk,
+// publishes sealed per-app records with access lists, and looks numbers up.
+// A lookup never sends a number to the server: the client blinds each number,
+// the server evaluates the blinded batch under one proof that the client
+// verifies against the directory's pinned key, and the client then fetches
+// whole buckets by a short prefix of each derived index and keeps its own
+// matches. Allowlists are built the same way, so the owner's contacts'
+// numbers never reach the server either.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/internal/httpsig"
+)
+
+// Config configures a Client.
+type Config struct {
+	// Server is the directory's base URL, such as "http://127.0.0.1:8390".
+	// Required.
+	Server string
+	// StateDir holds the credential key and certificate, a pending
+	// verification, and the pinned directory key. Created with mode 0700.
+	// Required.
+	StateDir string
+	// HTTPClient sends requests. Default: a client with a 30 second timeout.
+	HTTPClient *http.Client
+	// MaxPrefixBits is the longest bucket prefix the client accepts: a longer
+	// one would put each lookup in a smaller crowd. Default 24.
+	MaxPrefixBits int
+	// DefaultRegion is the CLDR region ("US", "GB") for numbers written
+	// without a leading '+'. Default "": every number must be in E.164 form.
+	DefaultRegion string
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+var (
+	ErrNoCredential  = errors.New("client: no credential: verify a number first")
+	ErrNoPending     = errors.New("client: no verification in progress: start one first")
+	ErrKeyChanged    = errors.New("client: the directory's OPRF key differs from the pinned key")
+	ErrPrefixTooLong = errors.New("client: the directory's bucket prefix is longer than MaxPrefixBits")
+)
+
+// Error is an error answer from the directory.
+type Error struct {
+	Status     int
+	Message    string        // the server's fixed message
+	RetryAfter time.Duration // from Retry-After, if any
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("directory: %s (HTTP %d)", e.Message, e.Status) }
+
+// Client talks to one directory. It is safe for concurrent lookups; the
+// credential-changing calls (Verify, Confirm) must not run concurrently.
+type Client struct {
+	cfg  Config
+	http *http.Client
+}
+
+// New returns a client for cfg.
+func New(cfg Config) (*Client, error) {
+	if cfg.Server == "" || cfg.StateDir == "" {
+		return nil, errors.New("client: Server and StateDir are required")
+	}
+	cfg.Server = strings.TrimRight(cfg.Server, "/")
+	if cfg.MaxPrefixBits == 0 {
+		cfg.MaxPrefixBits = 24
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, err
+	}
+	return &Client{cfg: cfg, http: hc}, nil
+}
+
+// State file names under StateDir.
+const (
+	fileKey     = "credential.key" // PKCS#8 PEM, mode 0600
+	fileCert    = "credential.pem" // leaf then chain, PEM
+	filePending = "pending.json"   // a verification in progress
+	filePinned  = "directory.json" // the directory parameters pinned on first use
+)
+
+type pending struct {
+	Number         string    `json:"number"`
+	VerificationID string    `json:"verification_id"`
+	Expires        time.Time `json:"expires"`
+}
+
+// Verify asks the directory to send a code to number by SMS and remembers the
+// verification in StateDir for Confirm. It returns when the code expires.
+func (c *Client) Verify(ctx context.Context, number string) (time.Time, error) {
+	n, err := c.normalize(number)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var resp api.VerifyStartResponse
+	if err := c.do(ctx, "POST", api.PathVerifyStart, api.VerifyStartRequest{Number: n}, &resp, nil); err != nil {
+		return time.Time{}, err
+	}
+	b, _ := json.Marshal(pending{Number: n, VerificationID: resp.VerificationID, Expires: resp.Expires})
+	if err := writeFile(filepath.Join(c.cfg.StateDir, filePending), b, 0o600); err != nil {
+		return time.Time{}, err
+	}
+	return resp.Expires, nil
+}
+
+// Confirm completes the pending verification with the code from the SMS. It
+// makes a new P-256 key, gets a credential for it and stores both.
+func (c *Client) Confirm(ctx context.Context, code string) error {
+	b, err := os.ReadFile(filepath.Join(c.cfg.StateDir, filePending))
+	if errors.Is(err, fs.ErrNotExist) {
+		return ErrNoPending
+	}
+	if err != nil {
+		return err
+	}
+	var p pending
+	if err := json.Unmarshal(b, &p); err != nil {
+		return fmt.Errorf("client: %s is corrupt: %w", filePending, err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return err
+	}
+	var resp api.VerifyConfirmResponse
+	err = c.do(ctx, "POST", api.PathVerifyConfirm, api.VerifyConfirmRequest{
+		VerificationID: p.VerificationID, Number: p.Number, Code: strings.TrimSpace(code), PublicKey: pub,
+	}, &resp, nil)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) && e.Status == http.StatusNotFound {
+			os.Remove(filepath.Join(c.cfg.StateDir, filePending)) // the directory ended it
+		}
+		return err
+	}
+	cert, err := x509.ParseCertificate(resp.Certificate)
+	if err != nil || !cert.PublicKey.(*ecdsa.PublicKey).Equal(&key.PublicKey) {
+		return errors.New("client: the directory returned a credential for another key")
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	var certPEM bytes.Buffer
+	for _, der := range append([][]byte{resp.Certificate}, resp.Chain...) {
+		pem.Encode(&certPEM, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+	}
+	// Key first, then certificate: a crash in between leaves an unused key,
+	// never a certificate without its key.
+	if err := writeFile(filepath.Join(c.cfg.StateDir, fileKey),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(c.cfg.StateDir, fileCert), certPEM.Bytes(), 0o600); err != nil {
+		return err
+	}
+	return os.Remove(filepath.Join(c.cfg.StateDir, filePending))
+}
+
+// identity is the loaded key and certificate.
+type identity struct {
+	key  *ecdsa.PrivateKey
+	cert *x509.Certificate
+	der  []byte
+}
+
+func (c *Client) credential() (*identity, error) {
+	keyPEM, err := os.ReadFile(filepath.Join(c.cfg.StateDir, fileKey))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoCredential
+	}
+	if err != nil {
+		return nil, err
+	}
+	certPEM, err := os.ReadFile(filepath.Join(c.cfg.StateDir, fileCert))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoCredential
+	}
+	if err != nil {
+		return nil, err
+	}
+	kb, _ := pem.Decode(keyPEM)
+	cb, _ := pem.Decode(certPEM)
+	if kb == nil || cb == nil {
+		return nil, errors.New("client: credential files are corrupt")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("client: credential key: %w", err)
+	}
+	key, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, errors.New("client: credential key is not ECDSA")
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("client: credential certificate: %w", err)
+	}
+	return &identity{key: key, cert: cert, der: cb.Bytes}, nil
+}
+
+// Credential returns the stored credential certificate (DER), or
+// ErrNoCredential.
+func (c *Client) Credential() (*x509.Certificate, error) {
+	cred, err := c.credential()
+	if err != nil {
+		return nil, err
+	}
+	return cred.cert, nil
+}
+
+// do sends a JSON request and decodes a JSON answer into out (if non-nil).
+// With cred non-nil the request is signed with the credential key.
+func (c *Client) do(ctx context.Context, method, path string, in, out any, cred *identity) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.cfg.Server+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if cred != nil {
+		if err := httpsig.Sign(req, body, cred.key, cred.der, c.cfg.Now()); err != nil {
+			return err
+		}
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		e := &Error{Status: resp.StatusCode, Message: http.StatusText(resp.StatusCode)}
+		var ae api.Error
+		if json.Unmarshal(b, &ae) == nil && ae.Error != "" {
+			e.Message = ae.Error
+		}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
+		return e
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("client: malformed answer from directory: %w", err)
+	}
+	return nil
+}
+
+// writeFile writes data atomically: a crash leaves the old file or the new.
+func writeFile(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

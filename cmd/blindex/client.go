@@ -1,0 +1,336 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/client"
+	"blindex.dev/blindex/internal/contacts"
+	"blindex.dev/blindex/record"
+)
+
+// clientFlags are the flags every client command takes.
+type clientFlags struct {
+	server, state, region *string
+}
+
+func addClientFlags(fs *flag.FlagSet) clientFlags {
+	return clientFlags{
+		server: fs.String("server", "http://127.0.0.1:8390", "directory base `URL`"),
+		state:  fs.String("state", defaultStateDir(), "`directory` holding your credential and the directory's pinned key"),
+		region: fs.String("region", "", "`region` (such as US or GB) for numbers written without +country code"),
+	}
+}
+
+func (f clientFlags) client() (*client.Client, error) {
+	return client.New(client.Config{Server: *f.server, StateDir: *f.state, DefaultRegion: *f.region})
+}
+
+func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("verify", "verify start NUMBER | verify confirm CODE", `
+Proves that you hold a phone number, in two steps:
+
+  blindex verify start +14155550100   the directory texts a 6-digit code
+  blindex verify confirm 123456       you send it back with a new key, and
+                                       receive a credential for the number
+
+The code is valid for 10 minutes and 5 tries. The credential and its key are
+stored in --state; every other command uses them. Run verify again to renew.`, stderr)
+	cf := addClientFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 || (fs.Arg(0) != "start" && fs.Arg(0) != "confirm") {
+		fs.Usage()
+		return errUsage
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if fs.Arg(0) == "start" {
+		expires, err := c.Verify(ctx, fs.Arg(1))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "A code is on its way by SMS. It expires at %s.\nNext: blindex verify confirm CODE\n",
+			expires.Local().Format(time.Kitchen))
+		return nil
+	}
+	if err := c.Confirm(ctx, fs.Arg(1)); err != nil {
+		return err
+	}
+	_, exp, err := c.Identity()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Verified. Your credential is valid until %s.\nNext: blindex publish --app APP --endpoint URI --visibility public\n",
+		exp.Local().Format(time.DateOnly))
+	return nil
+}
+
+// accessFlags are the ACL flags of publish and acl.
+type accessFlags struct {
+	visibility          *string
+	allow, deny         *string
+	allowFile, denyFile *string
+}
+
+func addAccessFlags(fs *flag.FlagSet) accessFlags {
+	return accessFlags{
+		visibility: fs.String("visibility", "", "who may see the record: public, allowlist or nobody (required)"),
+		allow:      fs.String("allow", "", "comma-separated `numbers` that may see the record (with --visibility allowlist)"),
+		allowFile:  fs.String("allow-file", "", "CSV or vCard `file` of contacts to allow"),
+		deny:       fs.String("deny", "", "comma-separated `numbers` that may never see the record"),
+		denyFile:   fs.String("deny-file", "", "CSV or vCard `file` of contacts to deny"),
+	}
+}
+
+func (f accessFlags) access() (client.Access, error) {
+	if *f.visibility == "" {
+		return client.Access{}, errors.New("--visibility is required: public, allowlist or nobody")
+	}
+	v, err := acl.ParseVisibility(*f.visibility)
+	if err != nil {
+		return client.Access{}, fmt.Errorf("--visibility: %w (want public, allowlist or nobody)", err)
+	}
+	allow, err := numbersFrom(*f.allow, *f.allowFile)
+	if err != nil {
+		return client.Access{}, err
+	}
+	deny, err := numbersFrom(*f.deny, *f.denyFile)
+	if err != nil {
+		return client.Access{}, err
+	}
+	if len(allow) > 0 && v != acl.Allowlist {
+		return client.Access{}, errors.New("--allow needs --visibility allowlist")
+	}
+	return client.Access{Visibility: v, Allow: allow, Deny: deny}, nil
+}
+
+func numbersFrom(list, file string) ([]string, error) {
+	var out []string
+	for _, n := range strings.Split(list, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		ns, err := contacts.Parse(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		out = append(out, ns...)
+	}
+	return out, nil
+}
+
+func cmdPublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("publish", "publish --app APP --endpoint URI --visibility V [flags]", `
+Publishes your record for one app under your verified number, or replaces it.
+The record is encrypted on this machine; the directory stores only the
+ciphertext and the access list. Allowed and denied numbers are turned into
+pseudonyms here, through blinded evaluation: the directory never sees them.
+
+Example:
+  blindex publish --app org.example.chat --endpoint https://chat.example.org/u/bob \
+      --visibility allowlist --allow +14155552671,+12025550173`, stderr)
+	cf := addClientFlags(fs)
+	af := addAccessFlags(fs)
+	app := fs.String("app", "", "reverse-DNS app `id`, such as org.example.chat (required)")
+	endpoint := fs.String("endpoint", "", "`URI` where callers reach you on this app (required)")
+	pubKey := fs.String("public-key", "", "optional app-level public key, `base64`")
+	priority := fs.Int("priority", 0, "preference among your apps, 0 to 65535, lower first")
+	ttl := fs.Duration("expires", 30*24*time.Hour, "how long the record stays valid")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 || *app == "" || *endpoint == "" {
+		fs.Usage()
+		return errUsage
+	}
+	access, err := af.access()
+	if err != nil {
+		return err
+	}
+	var pk []byte
+	if *pubKey != "" {
+		if pk, err = base64.StdEncoding.DecodeString(*pubKey); err != nil {
+			return errors.New("--public-key must be base64")
+		}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	r := record.Record{App: *app, Endpoint: *endpoint, PublicKey: pk, Priority: *priority,
+		Expires: time.Now().Add(*ttl).UTC().Truncate(time.Second)}
+	if err := c.Publish(ctx, r, access); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Published %s (%s", *app, access.Visibility)
+	if n := len(access.Allow); n > 0 {
+		fmt.Fprintf(stdout, ", %d allowed", n)
+	}
+	if n := len(access.Deny); n > 0 {
+		fmt.Fprintf(stdout, ", %d denied", n)
+	}
+	fmt.Fprintf(stdout, "), valid until %s.\n", r.Expires.Local().Format(time.DateOnly))
+	return nil
+}
+
+func cmdACL(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("acl", "acl --app APP --visibility V [--allow NUMBERS] [--allow-file FILE] [--deny ...]", `
+Replaces who may see your record for one app, without republishing it.
+Visibility is public (any caller with a credential), allowlist (only the
+numbers you allow) or nobody. A denied number never sees the record, even if
+it is public. Contacts files may be CSV or vCard. To a caller you do not
+allow, your number looks exactly like one that was never registered.`, stderr)
+	cf := addClientFlags(fs)
+	af := addAccessFlags(fs)
+	app := fs.String("app", "", "reverse-DNS app `id` of the record (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 || *app == "" {
+		fs.Usage()
+		return errUsage
+	}
+	access, err := af.access()
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if err := c.SetACL(ctx, *app, access); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Access for %s is now %s (%d allowed, %d denied).\n", *app, access.Visibility, len(access.Allow), len(access.Deny))
+	return nil
+}
+
+func cmdUnpublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("unpublish", "unpublish --app APP", `
+Deletes your record for one app from the directory.`, stderr)
+	cf := addClientFlags(fs)
+	app := fs.String("app", "", "reverse-DNS app `id` of the record (required)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 || *app == "" {
+		fs.Usage()
+		return errUsage
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if err := c.Delete(ctx, *app); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Deleted your record for %s.\n", *app)
+	return nil
+}
+
+func cmdLookup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("lookup", "lookup [--file CONTACTS] [--json] NUMBER...", `
+Looks numbers up. The numbers are blinded on this machine: the directory
+evaluates them without seeing them, proves it used its published key, and then
+returns whole buckets of records, of which this machine keeps and decrypts its
+own. "nothing" means not registered, or not shared with you: the directory's
+answer is the same for both, by design.`, stderr)
+	cf := addClientFlags(fs)
+	file := fs.String("file", "", "CSV or vCard `file` of contacts to look up as well")
+	asJSON := fs.Bool("json", false, "print results as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	numbers, err := numbersFrom("", *file)
+	if err != nil {
+		return err
+	}
+	numbers = append(fs.Args(), numbers...)
+	if len(numbers) == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	results, err := c.Lookup(ctx, numbers...)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		type jsonResult struct {
+			Number  string          `json:"number"`
+			E164    string          `json:"e164,omitempty"`
+			Records []record.Record `json:"records"`
+			Error   string          `json:"error,omitempty"`
+		}
+		out := make([]jsonResult, len(results))
+		for i, r := range results {
+			out[i] = jsonResult{Number: r.Number, E164: r.E164, Records: r.Records}
+			if out[i].Records == nil {
+				out[i].Records = []record.Record{}
+			}
+			if r.Err != nil {
+				out[i].Error = r.Err.Error()
+			}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	for _, r := range results {
+		switch {
+		case r.Err != nil:
+			fmt.Fprintf(stdout, "%s: %v\n", r.Number, r.Err)
+		case len(r.Records) == 0:
+			fmt.Fprintf(stdout, "%s: nothing (not registered, or not shared with you)\n", r.E164)
+		default:
+			fmt.Fprintf(stdout, "%s:\n", r.E164)
+			for _, rec := range r.Records {
+				fmt.Fprintf(stdout, "  %-24s %s (priority %d, until %s)\n", rec.App, rec.Endpoint, rec.Priority,
+					rec.Expires.Local().Format(time.DateOnly))
+			}
+		}
+	}
+	return nil
+}
+
+func cmdWhoami(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("whoami", "whoami", `
+Shows the number and validity of your stored credential.`, stderr)
+	cf := addClientFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	n, exp, err := c.Identity()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s, credential valid until %s\n", n, exp.Local().Format(time.DateTime))
+	return nil
+}

@@ -1,0 +1,137 @@
+// Command blindex is the privacy-preserving phone-number directory: its
+// server, its client, and a demo. Run "blindex help" for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+const usage = `blindex is a phone-number directory that never sees the numbers it looks up.
+
+Usage:
+  blindex demo [--keep]            play the whole story on a throwaway local server
+  blindex serve [flags]            run a directory server (SQLite, keys made on first start)
+  blindex verify start NUMBER      ask the directory to text a code to NUMBER
+  blindex verify confirm CODE      finish verification; stores your credential
+  blindex publish [flags]          publish or replace your record for one app
+  blindex acl [flags]              change who may see your record for one app
+  blindex unpublish --app APP      delete your record for one app
+  blindex lookup NUMBER...         look numbers up without revealing them
+  blindex whoami                   show your stored credential
+
+Client commands talk to --server (env BLINDEX_SERVER, default
+http://127.0.0.1:8390) and keep your credential and the directory's pinned key
+in --state (env BLINDEX_STATE, default ~/.config/blindex).
+
+Numbers are E.164 ("+14155550100"), or national with --region (env
+BLINDEX_REGION), such as --region US "(415) 555-0100".
+
+Run "blindex COMMAND -h" for a command's flags.
+`
+
+// errUsage means the command line was wrong; the message has been printed.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "blindex:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "demo":
+		return cmdDemo(ctx, rest, stdout, stderr)
+	case "serve":
+		return cmdServe(ctx, rest, stdout, stderr)
+	case "verify":
+		return cmdVerify(ctx, rest, stdout, stderr)
+	case "publish":
+		return cmdPublish(ctx, rest, stdout, stderr)
+	case "acl":
+		return cmdACL(ctx, rest, stdout, stderr)
+	case "unpublish":
+		return cmdUnpublish(ctx, rest, stdout, stderr)
+	case "lookup":
+		return cmdLookup(ctx, rest, stdout, stderr)
+	case "whoami":
+		return cmdWhoami(ctx, rest, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "blindex: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+}
+
+// newFlags makes a flag set whose -h prints synopsis, description and flags.
+func newFlags(name, synopsis, description string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: blindex %s\n\n%s\n", synopsis, strings.TrimSpace(description))
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintf(stderr, "\nFlags (each also read from BLINDEX_<NAME>, e.g. --state from BLINDEX_STATE):\n")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parse parses args, then fills every flag not given from its environment
+// variable: --min-bucket-owners from BLINDEX_MIN_BUCKET_OWNERS.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errUsage
+		}
+		return errUsage
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		env := "BLINDEX_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s: %w", env, e)
+			}
+		}
+	})
+	return err
+}
+
+func defaultStateDir() string {
+	if d, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(d, "blindex")
+	}
+	return ".blindex"
+}

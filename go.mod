@@ -1,0 +1,20 @@
+module blindex.dev/blindex
+
+go 1.26.8
+
+require (
+	filippo.io/age v1.3.2
+	github.com/cloudflare/circl v1.6.5
+	github.com/gorilla/mux v1.8.1
+	github.com/mattn/go-sqlite3 v1.14.53
+	github.com/nyaruka/phonenumbers v1.8.1
+	golang.org/x/crypto v0.59.0
+)
+
+require (
+	filippo.io/hpke v0.4.0 // indirect
+	github.com/bwesterb/go-ristretto v1.2.4 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
+	google.golang.org/protobuf v1.36.11 // indirect
+)

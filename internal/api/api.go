@@ -1,0 +1,104 @@
+// Package api holds the JSON bodies of the blindex HTTP API, shared by the
+// server (directory) and the client. docs/protocol.md and docs/api.yaml
+// describe the same shapes. Byte strings are base64 (standard, padded).
+package api
+
+import (
+	"time"
+
+	"blindex.dev/blindex/acl"
+)
+
+// Paths.
+const (
+	PathConfig        = "/v1/config"
+	PathVerifyStart   = "/v1/verify/start"
+	PathVerifyConfirm = "/v1/verify/confirm"
+	PathEvaluate      = "/v1/evaluate"
+	PathBuckets       = "/v1/buckets"
+	PathRecords       = "/v1/records"     // PUT publishes a record
+	PathRecordACL     = "/v1/records/acl" // PUT replaces a record's ACL
+	PathRecord        = "/v1/records/{record_id}"
+)
+
+// Config is the answer to GET /v1/config.
+type Config struct {
+	Suite        string   `json:"suite"`          // "ristretto255-SHA512"
+	Mode         string   `json:"mode"`           // "POPRF"
+	PublicKey    []byte   `json:"public_key"`     // RFC 9497 SerializeElement
+	Info         string   `json:"info"`           // POPRF info for lookups
+	PrefixBits   int      `json:"prefix_bits"`    // current bucket prefix length
+	MaxBatch     int      `json:"max_batch"`      // elements per evaluate, prefixes per bucket fetch
+	CARoots      [][]byte `json:"ca_roots"`       // DER certificates the directory trusts
+	RecordMaxTTL int64    `json:"record_max_ttl"` // seconds
+}
+
+type VerifyStartRequest struct {
+	Number string `json:"number"` // E.164
+}
+
+type VerifyStartResponse struct {
+	VerificationID string    `json:"verification_id"`
+	Expires        time.Time `json:"expires"`
+}
+
+type VerifyConfirmRequest struct {
+	VerificationID string `json:"verification_id"`
+	Number         string `json:"number"` // E.164, the same as at start: the server keeps no copy
+	Code           string `json:"code"`
+	PublicKey      []byte `json:"public_key"` // PKIX DER, ECDSA P-256
+}
+
+type VerifyConfirmResponse struct {
+	Certificate []byte   `json:"certificate"` // leaf DER
+	Chain       [][]byte `json:"chain"`       // issuer chain, root last
+}
+
+type EvaluateRequest struct {
+	Elements [][]byte `json:"elements"` // blinded elements
+}
+
+type EvaluateResponse struct {
+	Evaluated  [][]byte `json:"evaluated"`
+	Proof      []byte   `json:"proof"`
+	PrefixBits int      `json:"prefix_bits"`
+}
+
+type BucketsRequest struct {
+	PrefixBits int      `json:"prefix_bits"`
+	Prefixes   []uint32 `json:"prefixes"` // each < 2^prefix_bits, no duplicates
+}
+
+type BucketsResponse struct {
+	Buckets []Bucket `json:"buckets"` // in request order
+}
+
+type Bucket struct {
+	Prefix  uint32        `json:"prefix"`
+	Records []SealedEntry `json:"records"` // sorted by index, then record id
+}
+
+type SealedEntry struct {
+	Index      []byte `json:"index"`
+	Ciphertext []byte `json:"ciphertext"`
+}
+
+type PublishRequest struct {
+	Index      []byte    `json:"index"`
+	RecordID   []byte    `json:"record_id"`
+	Ciphertext []byte    `json:"ciphertext"`
+	ACL        acl.List  `json:"acl"`
+	Expires    time.Time `json:"expires"`
+}
+
+type SetACLRequest struct {
+	Index    []byte   `json:"index"`
+	RecordID []byte   `json:"record_id"`
+	ACL      acl.List `json:"acl"`
+}
+
+// Error is every non-2xx body. Messages are fixed strings; details stay in
+// the server log.
+type Error struct {
+	Error string `json:"error"`
+}

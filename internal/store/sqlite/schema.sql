@@ -1,0 +1,44 @@
+-- blindex SQLite schema, version 1. No table ever holds a phone number.
+
+CREATE TABLE meta (
+	key   TEXT PRIMARY KEY,
+	value BLOB NOT NULL
+) STRICT;
+
+-- Pending SMS verifications. number_tag is derived from the number's OPRF
+-- output, not the number itself. Rows are deleted when verification ends.
+CREATE TABLE verifications (
+	id         BLOB PRIMARY KEY,
+	number_tag BLOB NOT NULL UNIQUE,
+	code_salt  BLOB NOT NULL,
+	code_hash  BLOB NOT NULL,
+	created_at INTEGER NOT NULL, -- Unix seconds
+	expires_at INTEGER NOT NULL, -- Unix seconds
+	attempts   INTEGER NOT NULL,
+	sends      INTEGER NOT NULL
+) STRICT;
+CREATE INDEX verifications_expiry ON verifications (expires_at);
+
+-- Sealed records. bucket is the first 32 bits of idx (big-endian), the unit
+-- of a bucket fetch.
+CREATE TABLE records (
+	idx        BLOB NOT NULL,
+	record_id  BLOB NOT NULL,
+	bucket     INTEGER NOT NULL,
+	ciphertext BLOB NOT NULL,
+	visibility INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL, -- Unix seconds
+	updated_at INTEGER NOT NULL, -- Unix seconds
+	PRIMARY KEY (idx, record_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX records_bucket ON records (bucket);
+
+-- ACL entries: kind 1 = allow, 2 = deny; pseudonym is a caller pseudonym.
+CREATE TABLE acl_entries (
+	idx       BLOB NOT NULL,
+	record_id BLOB NOT NULL,
+	kind      INTEGER NOT NULL,
+	pseudonym BLOB NOT NULL,
+	PRIMARY KEY (idx, record_id, kind, pseudonym),
+	FOREIGN KEY (idx, record_id) REFERENCES records (idx, record_id) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;

@@ -1,0 +1,385 @@
+// Package sqlite is the embedded default store of a blindex directory: one
+// SQLite file in WAL mode with synchronous=FULL, so an acknowledged write
+// survives a crash, and secure_delete, so deleted rows are overwritten.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/directory"
+)
+
+//go:embed schema.sql
+var schema string
+
+// SchemaVersion is stored in PRAGMA user_version.
+const SchemaVersion = 1
+
+const (
+	kindAllow = 1
+	kindDeny  = 2
+)
+
+// Store implements directory.Store on SQLite.
+type Store struct {
+	rw *sql.DB // one connection, IMMEDIATE transactions: writes never deadlock
+	ro *sql.DB // a pool of read-only connections
+}
+
+var _ directory.Store = (*Store)(nil)
+
+// Open opens or creates the database file at path.
+func Open(path string) (*Store, error) {
+	params := url.Values{}
+	params.Set("_journal_mode", "WAL")
+	params.Set("_synchronous", "FULL")
+	params.Set("_busy_timeout", "10000")
+	params.Set("_foreign_keys", "on")
+	params.Set("_secure_delete", "on")
+	params.Set("_txlock", "immediate")
+	rw, err := sql.Open("sqlite3", "file:"+path+"?"+params.Encode())
+	if err != nil {
+		return nil, err
+	}
+	rw.SetMaxOpenConns(1)
+	if err := migrate(rw); err != nil {
+		rw.Close()
+		return nil, err
+	}
+	params.Set("mode", "ro")
+	params.Del("_txlock")
+	params.Del("_journal_mode")
+	ro, err := sql.Open("sqlite3", "file:"+path+"?"+params.Encode())
+	if err != nil {
+		rw.Close()
+		return nil, err
+	}
+	return &Store{rw: rw, ro: ro}, nil
+}
+
+func migrate(db *sql.DB) error {
+	var v int
+	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("sqlite: opening database: %w", err)
+	}
+	switch v {
+	case SchemaVersion:
+		return nil
+	case 0:
+		tx, err := db.Begin()
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if _, err := tx.Exec(schema); err != nil {
+			return fmt.Errorf("sqlite: creating schema: %w", err)
+		}
+		if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion)); err != nil {
+			return err
+		}
+		return tx.Commit()
+	default:
+		return fmt.Errorf("sqlite: database schema version %d, this binary supports %d", v, SchemaVersion)
+	}
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	return errors.Join(s.ro.Close(), s.rw.Close())
+}
+
+// IntegrityCheck runs PRAGMA integrity_check and returns its findings as an
+// error, or nil for a sound database.
+func (s *Store) IntegrityCheck(ctx context.Context) error {
+	var res string
+	if err := s.rw.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&res); err != nil {
+		return err
+	}
+	if res != "ok" {
+		return fmt.Errorf("sqlite: integrity check: %s", res)
+	}
+	return nil
+}
+
+func isUnique(err error) bool {
+	var se sqlite3.Error
+	return errors.As(err, &se) && se.Code == sqlite3.ErrConstraint
+}
+
+func (s *Store) CreateVerification(ctx context.Context, v directory.Verification) error {
+	_, err := s.rw.ExecContext(ctx, `INSERT INTO verifications
+		(id, number_tag, code_salt, code_hash, created_at, expires_at, attempts, sends)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		v.ID[:], v.NumberTag[:], v.CodeSalt, v.CodeHash, v.Created.Unix(), v.Expires.Unix(), v.Attempts, v.Sends)
+	if isUnique(err) {
+		return directory.ErrConflict
+	}
+	return err
+}
+
+const verificationCols = `id, number_tag, code_salt, code_hash, created_at, expires_at, attempts, sends`
+
+func scanVerification(row interface{ Scan(...any) error }) (directory.Verification, error) {
+	var v directory.Verification
+	var id, tag []byte
+	var created, expires int64
+	err := row.Scan(&id, &tag, &v.CodeSalt, &v.CodeHash, &created, &expires, &v.Attempts, &v.Sends)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, directory.ErrNotFound
+	}
+	if err != nil {
+		return v, err
+	}
+	if len(id) != len(v.ID) || len(tag) != len(v.NumberTag) {
+		return v, fmt.Errorf("sqlite: corrupt verification row")
+	}
+	copy(v.ID[:], id)
+	copy(v.NumberTag[:], tag)
+	v.Created, v.Expires = time.Unix(created, 0), time.Unix(expires, 0)
+	return v, nil
+}
+
+func (s *Store) VerificationByTag(ctx context.Context, tag [32]byte) (directory.Verification, error) {
+	return scanVerification(s.rw.QueryRowContext(ctx,
+		`SELECT `+verificationCols+` FROM verifications WHERE number_tag = ?`, tag[:]))
+}
+
+func (s *Store) ResendVerification(ctx context.Context, id [16]byte, salt, hash []byte, maxSends int) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var sends int
+		err := tx.QueryRowContext(ctx, `SELECT sends FROM verifications WHERE id = ?`, id[:]).Scan(&sends)
+		if errors.Is(err, sql.ErrNoRows) {
+			return directory.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if sends >= maxSends {
+			return directory.ErrExhausted
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE verifications SET code_salt = ?, code_hash = ?, sends = sends + 1
+			WHERE id = ?`, salt, hash, id[:])
+		return err
+	})
+}
+
+func (s *Store) ClaimAttempt(ctx context.Context, id [16]byte, maxAttempts int) (directory.Verification, error) {
+	var v directory.Verification
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		v, err = scanVerification(tx.QueryRowContext(ctx,
+			`SELECT `+verificationCols+` FROM verifications WHERE id = ?`, id[:]))
+		if err != nil {
+			return err
+		}
+		if v.Attempts >= maxAttempts {
+			return directory.ErrExhausted
+		}
+		v.Attempts++
+		_, err = tx.ExecContext(ctx, `UPDATE verifications SET attempts = ? WHERE id = ?`, v.Attempts, id[:])
+		return err
+	})
+	return v, err
+}
+
+func (s *Store) DeleteVerification(ctx context.Context, id [16]byte) error {
+	res, err := s.rw.ExecContext(ctx, `DELETE FROM verifications WHERE id = ?`, id[:])
+	return affected(res, err)
+}
+
+func (s *Store) DeleteExpiredVerifications(ctx context.Context, now time.Time) (int, error) {
+	res, err := s.rw.ExecContext(ctx, `DELETE FROM verifications WHERE expires_at <= ?`, now.Unix())
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+func affected(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return directory.ErrNotFound
+	}
+	return nil
+}
+
+func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	tx, err := s.rw.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := f(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func bucketOf(index [32]byte) uint32 { return binary.BigEndian.Uint32(index[:4]) }
+
+func (s *Store) PutRecord(ctx context.Context, r directory.Record, maxPerIndex int) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var exists, count int
+		err := tx.QueryRowContext(ctx, `SELECT
+			(SELECT COUNT(*) FROM records WHERE idx = ?1 AND record_id = ?2),
+			(SELECT COUNT(*) FROM records WHERE idx = ?1)`, r.Index[:], r.RecordID[:]).Scan(&exists, &count)
+		if err != nil {
+			return err
+		}
+		if exists == 0 && count >= maxPerIndex {
+			return directory.ErrExhausted
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO records
+			(idx, record_id, bucket, ciphertext, visibility, expires_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (idx, record_id) DO UPDATE SET ciphertext = excluded.ciphertext,
+				visibility = excluded.visibility, expires_at = excluded.expires_at,
+				updated_at = excluded.updated_at`,
+			r.Index[:], r.RecordID[:], bucketOf(r.Index), r.Ciphertext, int(r.ACL.Visibility),
+			r.Expires.Unix(), r.Updated.Unix())
+		if err != nil {
+			return err
+		}
+		return replaceACL(ctx, tx, r.Index, r.RecordID, r.ACL)
+	})
+}
+
+func replaceACL(ctx context.Context, tx *sql.Tx, index, recordID [32]byte, l acl.List) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM acl_entries WHERE idx = ? AND record_id = ?`,
+		index[:], recordID[:]); err != nil {
+		return err
+	}
+	if len(l.Allow)+len(l.Deny) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO acl_entries (idx, record_id, kind, pseudonym) VALUES (?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for kind, list := range map[int][]acl.Pseudonym{kindAllow: l.Allow, kindDeny: l.Deny} {
+		for _, p := range list {
+			if _, err := stmt.ExecContext(ctx, index[:], recordID[:], kind, p[:]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Store) SetACL(ctx context.Context, index, recordID [32]byte, l acl.List, now time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE records SET visibility = ?, updated_at = ?
+			WHERE idx = ? AND record_id = ?`, int(l.Visibility), now.Unix(), index[:], recordID[:])
+		if err := affected(res, err); err != nil {
+			return err
+		}
+		return replaceACL(ctx, tx, index, recordID, l)
+	})
+}
+
+func (s *Store) DeleteRecord(ctx context.Context, index, recordID [32]byte) error {
+	res, err := s.rw.ExecContext(ctx, `DELETE FROM records WHERE idx = ? AND record_id = ?`, index[:], recordID[:])
+	return affected(res, err)
+}
+
+func (s *Store) Buckets(ctx context.Context, ranges []directory.BucketRange, caller acl.Pseudonym, now time.Time) ([][]directory.Candidate, error) {
+	tx, err := s.ro.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	// Membership is computed for every row alike, so the work does not
+	// depend on whether the caller is allowed, denied or absent.
+	stmt, err := tx.PrepareContext(ctx, `SELECT r.idx, r.record_id, r.ciphertext, r.visibility,
+		EXISTS (SELECT 1 FROM acl_entries a WHERE a.idx = r.idx AND a.record_id = r.record_id
+			AND a.kind = 1 AND a.pseudonym = ?1),
+		EXISTS (SELECT 1 FROM acl_entries a WHERE a.idx = r.idx AND a.record_id = r.record_id
+			AND a.kind = 2 AND a.pseudonym = ?1)
+		FROM records r WHERE r.bucket BETWEEN ?2 AND ?3 AND r.expires_at > ?4
+		ORDER BY r.idx, r.record_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer stmt.Close()
+	out := make([][]directory.Candidate, len(ranges))
+	for i, br := range ranges {
+		rows, err := stmt.QueryContext(ctx, caller[:], int64(br.Lo), int64(br.Hi), now.Unix())
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var c directory.Candidate
+			var idx, rid []byte
+			var vis int
+			if err := rows.Scan(&idx, &rid, &c.Ciphertext, &vis, &c.Allowed, &c.Denied); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if len(idx) != 32 || len(rid) != 32 {
+				rows.Close()
+				return nil, fmt.Errorf("sqlite: corrupt record row")
+			}
+			copy(c.Index[:], idx)
+			copy(c.RecordID[:], rid)
+			c.Visibility = acl.Visibility(vis)
+			out[i] = append(out[i], c)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) CountOwners(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := s.ro.QueryRowContext(ctx, `SELECT COUNT(DISTINCT idx) FROM records WHERE expires_at > ?`, now.Unix()).Scan(&n)
+	return n, err
+}
+
+func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
+	var v []byte
+	err := s.rw.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, directory.ErrNotFound
+	}
+	return v, err
+}
+
+func (s *Store) InitMeta(ctx context.Context, key string, value []byte) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var old []byte
+		err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&old)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			_, err = tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)`, key, value)
+			return err
+		case err != nil:
+			return err
+		case string(old) != string(value):
+			return directory.ErrConflict
+		}
+		return nil
+	})
+}

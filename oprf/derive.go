@@ -1,0 +1,46 @@
+package oprf
+
+import (
+	"crypto/hkdf"
+	"crypto/sha256"
+)
+
+// HKDF info labels for the values derived from an OPRF output. They are part
+// of the protocol: changing one changes every derived value.
+const (
+	LabelIndex     = "blindex v1 index"
+	LabelRecordKey = "blindex v1 record key"
+	LabelPseudonym = "blindex v1 caller pseudonym"
+	LabelRecordID  = "blindex v1 record id"
+)
+
+// Index returns the directory index for an OPRF output y: where an owner's
+// records are stored and looked up.
+func Index(y []byte) [DerivedSize]byte { return derive(y, LabelIndex) }
+
+// RecordKey returns the key that unlocks the records stored under y's index.
+func RecordKey(y []byte) [DerivedSize]byte { return derive(y, LabelRecordKey) }
+
+// Pseudonym returns the caller pseudonym for y, the form in which numbers
+// appear in access lists.
+func Pseudonym(y []byte) [DerivedSize]byte { return derive(y, LabelPseudonym) }
+
+// RecordID names one app's record under an owner's index without revealing the app:
+// HKDF with ikm = y and info = "blindex v1 record id" || 0x00 || appID.
+func RecordID(y []byte, appID string) [DerivedSize]byte {
+	return derive(y, LabelRecordID+"\x00"+appID)
+}
+
+// derive is HKDF-SHA256 with an empty salt: y is already uniformly random.
+// It panics if y is not an OPRF output, since a short y (say, empty) would
+// silently give every caller the same index and key.
+func derive(y []byte, info string) [DerivedSize]byte {
+	if len(y) != OutputSize {
+		panic("oprf: derivation input is not an OPRF output")
+	}
+	k, err := hkdf.Key(sha256.New, y, nil, info, DerivedSize)
+	if err != nil {
+		panic("oprf: hkdf: " + err.Error()) // only for lengths far above DerivedSize
+	}
+	return [DerivedSize]byte(k)
+}
