@@ -214,7 +214,7 @@ func statusOf(err error) (int, string) {
 	case errors.Is(err, errContentType):
 		return http.StatusUnsupportedMediaType, "content type must be application/json"
 	case errors.Is(err, ErrNumber):
-		return http.StatusBadRequest, "invalid phone number: give a valid number in E.164 form, such as +14155550100"
+		return http.StatusBadRequest, "invalid phone number: give a valid number in international E.164 form: +, country code, number"
 	case errors.Is(err, oprf.ErrBatchTooLarge):
 		return http.StatusBadRequest, "batch too large: at most " + strconv.Itoa(oprf.MaxBatch) + " elements"
 	case errors.Is(err, oprf.ErrBatchEmpty):

@@ -78,6 +78,9 @@ func (b *Blinding) Finalize(pk *PublicKey, info []byte, evaluated [][]byte, proo
 	if pk == nil {
 		return nil, fmt.Errorf("%w: nil public key", ErrKey)
 	}
+	if b.fin == nil {
+		return nil, ErrBatchEmpty // a zero Blinding, not one from Blind
+	}
 	if len(evaluated) != b.n {
 		return nil, ErrBatchMismatch
 	}

@@ -15,18 +15,20 @@ const (
 )
 
 // Index returns the directory index for an OPRF output y: where an owner's
-// records are stored and looked up.
+// records are stored and looked up. It panics if len(y) != OutputSize.
 func Index(y []byte) [DerivedSize]byte { return derive(y, LabelIndex) }
 
 // RecordKey returns the key that unlocks the records stored under y's index.
+// It panics if len(y) != OutputSize.
 func RecordKey(y []byte) [DerivedSize]byte { return derive(y, LabelRecordKey) }
 
 // Pseudonym returns the caller pseudonym for y, the form in which numbers
-// appear in access lists.
+// appear in access lists. It panics if len(y) != OutputSize.
 func Pseudonym(y []byte) [DerivedSize]byte { return derive(y, LabelPseudonym) }
 
 // RecordID names one app's record under an owner's index without revealing the app:
 // HKDF with ikm = y and info = "blindex v1 record id" || 0x00 || appID.
+// It panics if len(y) != OutputSize.
 func RecordID(y []byte, appID string) [DerivedSize]byte {
 	return derive(y, LabelRecordID+"\x00"+appID)
 }

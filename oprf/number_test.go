@@ -3,6 +3,7 @@ package oprf
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -110,4 +111,19 @@ func FuzzNormalizeNumber(f *testing.F) {
 			t.Fatalf("NormalizeNumber(%q) = %q, %v; not idempotent (from %q, %q)", got, again, err, s, region)
 		}
 	})
+}
+
+func TestNormalizeNumberConcurrent(t *testing.T) {
+	// Servers normalize on many goroutines; phonenumbers keeps global metadata.
+	var wg sync.WaitGroup
+	for _, region := range []string{"", "US", "GB", "FR", "DE", "JP", "BR", "IN"} {
+		wg.Go(func() {
+			for _, s := range []string{"+1 (415) 555-0100", "020 7946 0000", "+33 1 23 45 67 89"} {
+				if _, err := NormalizeNumber(s, region); err != nil && !errors.Is(err, ErrNumber) {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -32,8 +32,10 @@
 // # Derivations
 //
 // Index, RecordKey, Pseudonym and RecordID derive fixed-size values from an
-// OPRF output with HKDF-SHA256 under distinct labels. Nothing in blindex is
-// derived from a bare hash of a number.
+// OPRF output with HKDF-SHA256 (empty salt) under distinct labels
+// (LabelIndex, ...). Nothing in blindex is derived from a bare hash of a number.
+// They panic on anything but an OutputSize-byte output: a short value could only
+// come from a bug, and would give every number the same index and key.
 package oprf
 
 import (
@@ -46,6 +48,7 @@ import (
 	"github.com/cloudflare/circl/oprf"
 )
 
+// The suite and the sizes of its RFC 9497 serialized values.
 const (
 	SuiteID     = "ristretto255-SHA512"
 	MaxBatch    = 1024 // maximum elements per Evaluate/Blind call
@@ -56,6 +59,8 @@ const (
 	DerivedSize = 32 // size of Index, RecordKey, Pseudonym
 )
 
+// Errors. Returned errors wrap one of these, sometimes with a fixed reason or
+// the index of the offending batch element; none carries input bytes.
 var (
 	ErrIdentity      = errors.New("oprf: identity element")
 	ErrElement       = errors.New("oprf: invalid element encoding")

@@ -540,3 +540,9 @@ func FuzzParsePublicKey(f *testing.F) {
 		}
 	})
 }
+
+func TestZeroBlinding(t *testing.T) {
+	var b Blinding
+	_, err := b.Finalize(newTestKey(t).Public(), testInfo, nil, make([]byte, ProofSize))
+	wantErr(t, err, ErrBatchEmpty)
+}

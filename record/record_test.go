@@ -397,3 +397,20 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+func TestValidCiphertextSize(t *testing.T) {
+	for _, n := range []int{699, 1211, 2235, 4283} {
+		if !ValidCiphertextSize(n) {
+			t.Errorf("ValidCiphertextSize(%d) = false", n)
+		}
+		if ValidCiphertextSize(n-1) || ValidCiphertextSize(n+1) {
+			t.Errorf("ValidCiphertextSize accepts a neighbour of %d", n)
+		}
+	}
+	if ValidCiphertextSize(0) || ValidCiphertextSize(MaxCiphertext+SizeClasses[0]) {
+		t.Error("ValidCiphertextSize accepts 0 or an oversized length")
+	}
+	if n := len(mustSeal(t, testKey, testRecord())); !ValidCiphertextSize(n) {
+		t.Errorf("sealed record length %d not valid", n)
+	}
+}

@@ -38,6 +38,9 @@ type Config struct {
 	Directory directory.Config
 	// Logger receives the server's logs. Default: discard.
 	Logger *slog.Logger
+	// WrapStore, if set, wraps the store the directory uses (for
+	// instrumentation in tests).
+	WrapStore func(directory.Store) directory.Store
 }
 
 // Running is a started server.
@@ -80,6 +83,9 @@ func Start(ctx context.Context, cfg Config) (*Running, error) {
 	}
 	dc := cfg.Directory
 	dc.Store, dc.OPRFKey, dc.CA, dc.SMS, dc.Logger = node.Store, node.OPRFKey, node.CA, sender, cfg.Logger
+	if cfg.WrapStore != nil {
+		dc.Store = cfg.WrapStore(dc.Store)
+	}
 	srv, err := directory.New(ctx, dc)
 	if err != nil {
 		node.Store.Close()

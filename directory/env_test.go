@@ -1,0 +1,211 @@
+package directory_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/client"
+	"blindex.dev/blindex/directory"
+	"blindex.dev/blindex/internal/httpsig"
+	"blindex.dev/blindex/internal/serve"
+	"blindex.dev/blindex/internal/sms"
+)
+
+// Fictional but valid numbers.
+const (
+	bob   = "+14155550100"
+	carol = "+14155552671"
+	alice = "+12025550173"
+	dave  = "+12015550123" // never registers
+)
+
+// phones receives the codes the server sends.
+type phones struct {
+	mu    sync.Mutex
+	inbox map[string]string
+	fail  atomic.Bool
+}
+
+func (p *phones) Send(_ context.Context, m sms.Message) error {
+	if p.fail.Load() {
+		return io.ErrUnexpectedEOF
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inbox[m.To] = m.Code
+	return nil
+}
+
+func (p *phones) code(n string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inbox[n]
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// env is a real server on a loopback port over a temporary data directory.
+type env struct {
+	t      *testing.T
+	srv    *serve.Running
+	phones *phones
+	logs   *syncBuffer
+	skew   atomic.Int64 // added to the server clock, in nanoseconds
+	dir    string
+	store  *countingStore
+}
+
+func newEnv(t *testing.T, cfg directory.Config) *env {
+	t.Helper()
+	e := &env{t: t, phones: &phones{inbox: map[string]string{}}, logs: &syncBuffer{}, dir: t.TempDir()}
+	cfg.Now = func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
+	e.store = &countingStore{}
+	cfg.Observe = nil
+	srv, err := serve.Start(t.Context(), serve.Config{
+		DataDir:   filepath.Join(e.dir, "server"),
+		Addr:      "127.0.0.1:0",
+		Sender:    e.phones,
+		Directory: cfg,
+		Logger:    slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		WrapStore: e.store.wrap,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	e.srv = srv
+	return e
+}
+
+func (e *env) client(name string) *client.Client {
+	e.t.Helper()
+	c, err := client.New(client.Config{Server: e.srv.URL(), StateDir: filepath.Join(e.dir, name)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+// register verifies number and returns its client.
+func (e *env) register(number string) *client.Client {
+	e.t.Helper()
+	c := e.client(strings.TrimPrefix(number, "+"))
+	if _, err := c.Verify(e.t.Context(), number); err != nil {
+		e.t.Fatalf("verify %s: %v", number, err)
+	}
+	if err := c.Confirm(e.t.Context(), e.phones.code(number)); err != nil {
+		e.t.Fatalf("confirm %s: %v", number, err)
+	}
+	return c
+}
+
+// signer signs raw requests with a credential issued by the server's CA.
+type signer struct {
+	key  *ecdsa.PrivateKey
+	cert []byte
+}
+
+func (e *env) issue(number string, notBefore time.Time, validity time.Duration) signer {
+	e.t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := e.srv.CA.Issue(number, &key.PublicKey, validity, notBefore)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return signer{key: key, cert: cert}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) message() string {
+	var m struct{ Error string }
+	json.Unmarshal(r.body, &m)
+	return m.Error
+}
+
+// do sends a request, signed if s is non-nil, and returns the raw answer.
+func (e *env) do(method, path string, body any, s *signer) response {
+	e.t.Helper()
+	var b []byte
+	switch v := body.(type) {
+	case nil:
+	case []byte:
+		b = v
+	default:
+		b, _ = json.Marshal(v)
+	}
+	req, _ := http.NewRequest(method, e.srv.URL()+path, bytes.NewReader(b))
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if s != nil {
+		if err := httpsig.Sign(req, b, s.key, s.cert, time.Now().Add(time.Duration(e.skew.Load()))); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	return e.send(req)
+}
+
+func (e *env) send(req *http.Request) response {
+	e.t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, header: resp.Header, body: rb}
+}
+
+// countingStore wraps the real store and counts the rows Buckets touches.
+type countingStore struct {
+	directory.Store
+	rows atomic.Int64
+}
+
+func (c *countingStore) wrap(s directory.Store) directory.Store {
+	c.Store = s
+	return c
+}
+
+func (c *countingStore) Buckets(ctx context.Context, r []directory.BucketRange, p acl.Pseudonym, now time.Time) ([][]directory.Candidate, error) {
+	out, err := c.Store.Buckets(ctx, r, p, now)
+	for _, b := range out {
+		c.rows.Add(int64(len(b)))
+	}
+	return out, err
+}
