@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"crypto/x509"
@@ -227,7 +229,7 @@ func (c *Client) Delete(ctx context.Context, app string) error {
 type Result struct {
 	Number  string          // as given
 	E164    string          // normalized; empty if Err is set
-	Records []record.Record // visible, unexpired records, by priority
+	Records []record.Record // visible, unexpired records, by priority then app
 	Err     error           // this number could not be looked up (invalid)
 }
 
@@ -305,7 +307,9 @@ func (c *Client) Lookup(ctx context.Context, numbers ...string) ([]Result, error
 			}
 			found[i] = append(found[i], r)
 		}
-		slices.SortStableFunc(found[i], func(a, b record.Record) int { return a.Priority - b.Priority })
+		slices.SortFunc(found[i], func(a, b record.Record) int {
+			return cmp.Or(cmp.Compare(a.Priority, b.Priority), strings.Compare(a.App, b.App))
+		})
 	}
 	for i := range results {
 		if results[i].Err == nil {

@@ -204,6 +204,8 @@ func Run(ctx context.Context, w io.Writer, keep bool) (*Result, error) {
 		fmt.Fprintf(w, "       the two answers DIFFER\n")
 	}
 	fmt.Fprintf(w, "\nThe server never received a looked-up number: it saw blinded elements and bucket prefixes.\n")
+	fmt.Fprintf(w, "With this few owners the whole directory is one bucket (0-bit prefix); as owners join, the\n"+
+		"prefix grows so that each bucket keeps at least 16 owners, and a lookup hides among them.\n")
 	if keep {
 		fmt.Fprintf(w, "Data directory kept at %s\n", res.DataDir)
 	}
