@@ -56,9 +56,13 @@ type Config struct {
 }
 
 var (
-	ErrNoCredential  = errors.New("client: no credential: verify a number first")
-	ErrNoPending     = errors.New("client: no verification in progress: start one first")
-	ErrKeyChanged    = errors.New("client: the directory's OPRF key differs from the pinned key")
+	ErrNoCredential = errors.New("client: no credential: verify a number first")
+	ErrNoPending    = errors.New("client: no verification in progress: start one first")
+	// ErrKeyChanged means the directory now evaluates under a key other than
+	// the one pinned on first use. Lookups stop: answers under an unknown key
+	// could single this client out. Remove the pinned file only if the
+	// operator announced a new key.
+	ErrKeyChanged    = errors.New("client: the directory's OPRF key differs from the key pinned in directory.json")
 	ErrPrefixTooLong = errors.New("client: the directory's bucket prefix is longer than MaxPrefixBits")
 )
 

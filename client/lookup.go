@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -85,6 +86,10 @@ func (c *Client) evaluate(ctx context.Context, cred *identity, inputs [][]byte) 
 		}
 		out, err := blinding.Finalize(pk, info, resp.Evaluated, resp.Proof)
 		if errors.Is(err, oprf.ErrProof) {
+			var cfg api.Config
+			if c.do(ctx, "GET", api.PathConfig, nil, &cfg, nil) == nil && !bytes.Equal(cfg.PublicKey, pk.Bytes()) {
+				return nil, 0, ErrKeyChanged
+			}
 			return nil, 0, fmt.Errorf("client: the directory's evaluation proof does not verify against the pinned key: %w", err)
 		}
 		if err != nil {

@@ -285,7 +285,9 @@ func TestOTP(t *testing.T) {
 		if r.status != 200 {
 			t.Fatalf("start: %d %s", r.status, r.body)
 		}
-		var resp struct{ VerificationID string `json:"verification_id"` }
+		var resp struct {
+			VerificationID string `json:"verification_id"`
+		}
 		mustJSON(t, r.body, &resp)
 		return resp.VerificationID
 	}

@@ -312,4 +312,3 @@ func TestHelp(t *testing.T) {
 		t.Errorf("unknown command: %v %s", err, out)
 	}
 }
-

@@ -156,4 +156,3 @@ func generate(dir, identityPath string) (*Node, error) {
 	}
 	return &Node{OPRFKey: oprfKey, CA: ca, Created: true}, nil
 }
-

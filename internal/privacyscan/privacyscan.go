@@ -21,7 +21,9 @@ type Finding struct {
 	Spelling string
 }
 
-func (f Finding) String() string { return fmt.Sprintf("%s holds %s (as %q)", f.Where, f.Number, f.Spelling) }
+func (f Finding) String() string {
+	return fmt.Sprintf("%s holds %s (as %q)", f.Where, f.Number, f.Spelling)
+}
 
 // Spellings returns the forms in which e164 could appear: E.164, digits
 // only, national ("(415) 555-0100"), national significant number

@@ -1,0 +1,1223 @@
+// Package storetest is the conformance suite for directory.Store implementations.
+//
+// Every implementation runs the same suite from its own tests, so that the
+// SQLite and PostgreSQL stores are held to the one contract written on
+// directory.Store: results, errors (compared with errors.Is), expiry
+// boundaries, and the concurrency guarantees the server core relies on to
+// bound code guesses and to hand one verification to exactly one caller.
+//
+// The suite does not test durability, which needs a crash; implementations
+// test that themselves.
+package storetest
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/directory"
+)
+
+type opener = func(t *testing.T) directory.Store
+
+// Run runs every contract test. open returns a new, empty store; Run closes it.
+//
+// Each subtest calls open once with its own t, so open may use t.TempDir and
+// t.Cleanup. Subtests run one after another, never in parallel.
+func Run(t *testing.T, open func(t *testing.T) directory.Store) {
+	t.Run("CreateVerification", func(t *testing.T) { testCreateVerification(t, open) })
+	t.Run("ResendVerification", func(t *testing.T) { testResendVerification(t, open) })
+	t.Run("ClaimAttempt", func(t *testing.T) { testClaimAttempt(t, open) })
+	t.Run("DeleteVerification", func(t *testing.T) { testDeleteVerification(t, open) })
+	t.Run("DeleteExpiredVerifications", func(t *testing.T) { testDeleteExpiredVerifications(t, open) })
+	t.Run("PutRecord", func(t *testing.T) { testPutRecord(t, open) })
+	t.Run("SetACL", func(t *testing.T) { testSetACL(t, open) })
+	t.Run("DeleteRecord", func(t *testing.T) { testDeleteRecord(t, open) })
+	t.Run("Buckets", func(t *testing.T) { testBuckets(t, open) })
+	t.Run("CountOwners", func(t *testing.T) { testCountOwners(t, open) })
+	t.Run("Meta", func(t *testing.T) { testMeta(t, open) })
+	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open) })
+	t.Run("Close", func(t *testing.T) { testClose(t, open) })
+}
+
+// t0 is the suite's "now". It is a whole second, so that every store can
+// hold it exactly.
+var t0 = time.Unix(1_750_000_000, 0)
+
+// goroutines is how many callers race in the concurrency tests.
+const goroutines = 20
+
+// noLimit is the maxPerIndex of tests that are not about the limit.
+const noLimit = 1000
+
+var fullRange = directory.BucketRange{Lo: 0, Hi: math.MaxUint32}
+
+func newStore(t *testing.T, open opener) directory.Store {
+	t.Helper()
+	s := open(t)
+	if s == nil {
+		t.Fatal("open returned a nil Store")
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// concurrently runs f(0) to f(n-1) at once and returns their errors.
+func concurrently(n int, f func(i int) error) []error {
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+// tally counts the nil errors and those matching want, and reports any
+// other error.
+func tally(t *testing.T, errs []error, want error) (ok, matched int) {
+	t.Helper()
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case errors.Is(err, want):
+			matched++
+		default:
+			t.Errorf("caller %d: %v, want nil or %v", i, err, want)
+		}
+	}
+	return ok, matched
+}
+
+// Verifications.
+
+// verification returns a distinct valid verification for each n.
+func verification(n byte) directory.Verification {
+	v := directory.Verification{
+		// The zero and 0xff bytes catch a store that treats blobs as text.
+		CodeSalt: []byte{'s', n, 0x00, 0xff},
+		CodeHash: bytes.Repeat([]byte{'h', n}, 16),
+		Created:  t0,
+		Expires:  t0.Add(10 * time.Minute),
+		Sends:    1,
+	}
+	v.ID[0], v.ID[1], v.ID[15] = 'i', 0xff, n
+	v.NumberTag[0], v.NumberTag[1], v.NumberTag[31] = 't', 0x00, n
+	return v
+}
+
+func diffVerification(got, want directory.Verification) string {
+	var d []string
+	if got.ID != want.ID {
+		d = append(d, fmt.Sprintf("ID %x, want %x", got.ID, want.ID))
+	}
+	if got.NumberTag != want.NumberTag {
+		d = append(d, fmt.Sprintf("NumberTag %x, want %x", got.NumberTag, want.NumberTag))
+	}
+	if !bytes.Equal(got.CodeSalt, want.CodeSalt) {
+		d = append(d, fmt.Sprintf("CodeSalt %x, want %x", got.CodeSalt, want.CodeSalt))
+	}
+	if !bytes.Equal(got.CodeHash, want.CodeHash) {
+		d = append(d, fmt.Sprintf("CodeHash %x, want %x", got.CodeHash, want.CodeHash))
+	}
+	if !got.Created.Equal(want.Created) {
+		d = append(d, fmt.Sprintf("Created %v, want %v", got.Created, want.Created))
+	}
+	if !got.Expires.Equal(want.Expires) {
+		d = append(d, fmt.Sprintf("Expires %v, want %v", got.Expires, want.Expires))
+	}
+	if got.Attempts != want.Attempts {
+		d = append(d, fmt.Sprintf("Attempts %d, want %d", got.Attempts, want.Attempts))
+	}
+	if got.Sends != want.Sends {
+		d = append(d, fmt.Sprintf("Sends %d, want %d", got.Sends, want.Sends))
+	}
+	return strings.Join(d, "; ")
+}
+
+func createVerification(t *testing.T, s directory.Store, v directory.Verification) {
+	t.Helper()
+	if err := s.CreateVerification(t.Context(), v); err != nil {
+		t.Fatalf("CreateVerification(%x): %v", v.ID, err)
+	}
+}
+
+// checkVerification checks that the store holds exactly want under its tag.
+func checkVerification(t *testing.T, s directory.Store, want directory.Verification) {
+	t.Helper()
+	got, err := s.VerificationByTag(t.Context(), want.NumberTag)
+	if err != nil {
+		t.Errorf("VerificationByTag(%x): %v", want.NumberTag, err)
+		return
+	}
+	if d := diffVerification(got, want); d != "" {
+		t.Errorf("VerificationByTag(%x): %s", want.NumberTag, d)
+	}
+}
+
+func checkNoVerification(t *testing.T, s directory.Store, tag [32]byte) {
+	t.Helper()
+	v, err := s.VerificationByTag(t.Context(), tag)
+	if !errors.Is(err, directory.ErrNotFound) {
+		t.Errorf("VerificationByTag(%x) = %x, %v; want ErrNotFound", tag, v.ID, err)
+	}
+}
+
+func testCreateVerification(t *testing.T, open opener) {
+	t.Run("RoundTrip", func(t *testing.T) {
+		s := newStore(t, open)
+		v := verification(1)
+		v.Created = t0.Add(-time.Minute)
+		v.Expires = t0.Add(time.Hour)
+		v.Attempts, v.Sends = 2, 3
+		w := verification(2)
+		w.Sends = 0
+		createVerification(t, s, v)
+		checkVerification(t, s, v)
+		createVerification(t, s, w)
+		checkVerification(t, s, v)
+		checkVerification(t, s, w)
+	})
+
+	t.Run("NotFound", func(t *testing.T) {
+		s := newStore(t, open)
+		checkNoVerification(t, s, verification(1).NumberTag)
+		createVerification(t, s, verification(1))
+		checkNoVerification(t, s, verification(2).NumberTag)
+	})
+
+	t.Run("DuplicateTag", func(t *testing.T) {
+		s := newStore(t, open)
+		v := verification(1)
+		createVerification(t, s, v)
+		dup := verification(2)
+		dup.NumberTag = v.NumberTag
+		if err := s.CreateVerification(t.Context(), dup); !errors.Is(err, directory.ErrConflict) {
+			t.Fatalf("CreateVerification with a duplicate NumberTag: %v, want ErrConflict", err)
+		}
+		checkVerification(t, s, v)
+		if err := s.DeleteVerification(t.Context(), dup.ID); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("the refused verification was stored: DeleteVerification: %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("DuplicateID", func(t *testing.T) {
+		s := newStore(t, open)
+		v := verification(1)
+		createVerification(t, s, v)
+		dup := verification(2)
+		dup.ID = v.ID
+		if err := s.CreateVerification(t.Context(), dup); !errors.Is(err, directory.ErrConflict) {
+			t.Fatalf("CreateVerification with a duplicate ID: %v, want ErrConflict", err)
+		}
+		checkVerification(t, s, v)
+		checkNoVerification(t, s, dup.NumberTag)
+	})
+
+	t.Run("ConcurrentSameTag", func(t *testing.T) {
+		s := newStore(t, open)
+		vs := make([]directory.Verification, goroutines)
+		for i := range vs {
+			vs[i] = verification(byte(i))
+			vs[i].NumberTag = verification(0xee).NumberTag
+		}
+		errs := concurrently(goroutines, func(i int) error {
+			return s.CreateVerification(t.Context(), vs[i])
+		})
+		if ok, conflict := tally(t, errs, directory.ErrConflict); ok != 1 || conflict != goroutines-1 {
+			t.Fatalf("%d concurrent creates with one tag: %d succeeded, %d ErrConflict; want 1 and %d",
+				goroutines, ok, conflict, goroutines-1)
+		}
+		checkVerification(t, s, vs[slices.Index(errs, nil)])
+	})
+}
+
+func testResendVerification(t *testing.T, open opener) {
+	t.Run("Replace", func(t *testing.T) {
+		s := newStore(t, open)
+		v, other := verification(1), verification(2)
+		v.Attempts = 2
+		createVerification(t, s, v)
+		createVerification(t, s, other)
+		salt, hash := []byte("new salt\x00"), []byte("new hash, a different length")
+		if err := s.ResendVerification(t.Context(), v.ID, salt, hash, 3); err != nil {
+			t.Fatalf("ResendVerification: %v", err)
+		}
+		v.CodeSalt, v.CodeHash, v.Sends = salt, hash, v.Sends+1
+		checkVerification(t, s, v)
+		checkVerification(t, s, other)
+	})
+
+	t.Run("Exhausted", func(t *testing.T) {
+		s := newStore(t, open)
+		v := verification(1) // Sends 1
+		createVerification(t, s, v)
+		if err := s.ResendVerification(t.Context(), v.ID, []byte("salt 2"), []byte("hash 2"), 2); err != nil {
+			t.Fatalf("ResendVerification below maxSends: %v", err)
+		}
+		v.CodeSalt, v.CodeHash, v.Sends = []byte("salt 2"), []byte("hash 2"), 2
+		checkVerification(t, s, v)
+
+		err := s.ResendVerification(t.Context(), v.ID, []byte("salt 3"), []byte("hash 3"), 2)
+		if !errors.Is(err, directory.ErrExhausted) {
+			t.Errorf("ResendVerification at maxSends: %v, want ErrExhausted", err)
+		}
+		checkVerification(t, s, v)
+
+		err = s.ResendVerification(t.Context(), v.ID, []byte("salt 3"), []byte("hash 3"), 1)
+		if !errors.Is(err, directory.ErrExhausted) {
+			t.Errorf("ResendVerification above maxSends: %v, want ErrExhausted", err)
+		}
+		checkVerification(t, s, v)
+
+		// The limit is the caller's, not stored with the row.
+		if err := s.ResendVerification(t.Context(), v.ID, []byte("salt 3"), []byte("hash 3"), 3); err != nil {
+			t.Fatalf("ResendVerification with a higher maxSends: %v", err)
+		}
+		v.CodeSalt, v.CodeHash, v.Sends = []byte("salt 3"), []byte("hash 3"), 3
+		checkVerification(t, s, v)
+	})
+
+	t.Run("NotFound", func(t *testing.T) {
+		s := newStore(t, open)
+		v := verification(1)
+		if err := s.ResendVerification(t.Context(), v.ID, []byte("s"), []byte("h"), 5); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("ResendVerification on an empty store: %v, want ErrNotFound", err)
+		}
+		createVerification(t, s, v)
+		if err := s.DeleteVerification(t.Context(), v.ID); err != nil {
+			t.Fatalf("DeleteVerification: %v", err)
+		}
+		if err := s.ResendVerification(t.Context(), v.ID, []byte("s"), []byte("h"), 5); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("ResendVerification after DeleteVerification: %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("Concurrent", func(t *testing.T) {
+		s := newStore(t, open)
+		const maxSends = 5
+		v := verification(1)
+		v.Sends = 0
+		createVerification(t, s, v)
+		salt := func(i int) []byte { return []byte{'s', byte(i)} }
+		hash := func(i int) []byte { return []byte{'h', byte(i)} }
+		errs := concurrently(goroutines, func(i int) error {
+			return s.ResendVerification(t.Context(), v.ID, salt(i), hash(i), maxSends)
+		})
+		if ok, exhausted := tally(t, errs, directory.ErrExhausted); ok != maxSends || exhausted != goroutines-maxSends {
+			t.Fatalf("%d concurrent resends with maxSends %d: %d succeeded, %d ErrExhausted; want %d and %d",
+				goroutines, maxSends, ok, exhausted, maxSends, goroutines-maxSends)
+		}
+		got, err := s.VerificationByTag(t.Context(), v.NumberTag)
+		if err != nil {
+			t.Fatalf("VerificationByTag: %v", err)
+		}
+		if got.Sends != maxSends {
+			t.Errorf("Sends = %d, want %d", got.Sends, maxSends)
+		}
+		// The stored code is one successful caller's salt and hash, together.
+		i := -1
+		for j, err := range errs {
+			if err == nil && bytes.Equal(got.CodeSalt, salt(j)) {
+				i = j
+			}
+		}
+		if i < 0 || !bytes.Equal(got.CodeHash, hash(i)) {
+			t.Errorf("stored code (salt %x, hash %x) is not one successful caller's", got.CodeSalt, got.CodeHash)
+		}
+	})
+}
+
+func testClaimAttempt(t *testing.T, open opener) {
+	t.Run("Increments", func(t *testing.T) {
+		s := newStore(t, open)
+		const maxAttempts = 3
+		v, other := verification(1), verification(2)
+		v.Sends = 2
+		createVerification(t, s, v)
+		createVerification(t, s, other)
+		for i := 1; i <= maxAttempts; i++ {
+			got, err := s.ClaimAttempt(t.Context(), v.ID, maxAttempts)
+			if err != nil {
+				t.Fatalf("ClaimAttempt %d: %v", i, err)
+			}
+			v.Attempts = i
+			if d := diffVerification(got, v); d != "" {
+				t.Errorf("ClaimAttempt %d returned %s", i, d)
+			}
+			checkVerification(t, s, v)
+		}
+		if _, err := s.ClaimAttempt(t.Context(), v.ID, maxAttempts); !errors.Is(err, directory.ErrExhausted) {
+			t.Errorf("ClaimAttempt at maxAttempts: %v, want ErrExhausted", err)
+		}
+		checkVerification(t, s, v)
+		if _, err := s.ClaimAttempt(t.Context(), v.ID, maxAttempts-1); !errors.Is(err, directory.ErrExhausted) {
+			t.Errorf("ClaimAttempt above maxAttempts: %v, want ErrExhausted", err)
+		}
+		checkVerification(t, s, v)
+		checkVerification(t, s, other)
+	})
+
+	t.Run("NotFound", func(t *testing.T) {
+		s := newStore(t, open)
+		v := verification(1)
+		if _, err := s.ClaimAttempt(t.Context(), v.ID, 5); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("ClaimAttempt on an empty store: %v, want ErrNotFound", err)
+		}
+		createVerification(t, s, v)
+		if err := s.DeleteVerification(t.Context(), v.ID); err != nil {
+			t.Fatalf("DeleteVerification: %v", err)
+		}
+		if _, err := s.ClaimAttempt(t.Context(), v.ID, 5); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("ClaimAttempt after DeleteVerification: %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("Concurrent", func(t *testing.T) {
+		s := newStore(t, open)
+		const maxAttempts = 5
+		v := verification(1)
+		createVerification(t, s, v)
+		attempts := make([]int, goroutines)
+		errs := concurrently(goroutines, func(i int) error {
+			got, err := s.ClaimAttempt(t.Context(), v.ID, maxAttempts)
+			attempts[i] = got.Attempts
+			return err
+		})
+		if ok, exhausted := tally(t, errs, directory.ErrExhausted); ok != maxAttempts || exhausted != goroutines-maxAttempts {
+			t.Fatalf("%d concurrent claims with maxAttempts %d: %d succeeded, %d ErrExhausted; want %d and %d",
+				goroutines, maxAttempts, ok, exhausted, maxAttempts, goroutines-maxAttempts)
+		}
+		// Each successful caller saw its own increment.
+		var seen []int
+		for i, err := range errs {
+			if err == nil {
+				seen = append(seen, attempts[i])
+			}
+		}
+		slices.Sort(seen)
+		if want := []int{1, 2, 3, 4, 5}; !slices.Equal(seen, want) {
+			t.Errorf("successful claims returned Attempts %v, want %v", seen, want)
+		}
+		v.Attempts = maxAttempts
+		checkVerification(t, s, v)
+	})
+}
+
+func testDeleteVerification(t *testing.T, open opener) {
+	t.Run("Delete", func(t *testing.T) {
+		s := newStore(t, open)
+		a, b := verification(1), verification(2)
+		createVerification(t, s, a)
+		createVerification(t, s, b)
+		if err := s.DeleteVerification(t.Context(), a.ID); err != nil {
+			t.Fatalf("DeleteVerification: %v", err)
+		}
+		checkNoVerification(t, s, a.NumberTag)
+		checkVerification(t, s, b)
+		if err := s.DeleteVerification(t.Context(), a.ID); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("second DeleteVerification: %v, want ErrNotFound", err)
+		}
+		// The tag and the id are free again.
+		createVerification(t, s, a)
+		checkVerification(t, s, a)
+	})
+
+	t.Run("NotFound", func(t *testing.T) {
+		s := newStore(t, open)
+		if err := s.DeleteVerification(t.Context(), verification(1).ID); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("DeleteVerification on an empty store: %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("Concurrent", func(t *testing.T) {
+		s := newStore(t, open)
+		v := verification(1)
+		createVerification(t, s, v)
+		errs := concurrently(goroutines, func(int) error {
+			return s.DeleteVerification(t.Context(), v.ID)
+		})
+		if ok, notFound := tally(t, errs, directory.ErrNotFound); ok != 1 || notFound != goroutines-1 {
+			t.Errorf("%d concurrent deletes: %d succeeded, %d ErrNotFound; want 1 and %d",
+				goroutines, ok, notFound, goroutines-1)
+		}
+		checkNoVerification(t, s, v.NumberTag)
+	})
+}
+
+func testDeleteExpiredVerifications(t *testing.T, open opener) {
+	s := newStore(t, open)
+	deleteExpired := func(now time.Time, want int) {
+		t.Helper()
+		n, err := s.DeleteExpiredVerifications(t.Context(), now)
+		if err != nil {
+			t.Fatalf("DeleteExpiredVerifications(%v): %v", now, err)
+		}
+		if n != want {
+			t.Errorf("DeleteExpiredVerifications(%v) = %d, want %d", now, n, want)
+		}
+	}
+	deleteExpired(t0, 0) // empty store
+
+	past, atNow, soon, later := verification(1), verification(2), verification(3), verification(4)
+	past.Expires = t0.Add(-time.Hour)
+	atNow.Expires = t0
+	soon.Expires = t0.Add(time.Second)
+	later.Expires = t0.Add(time.Hour)
+	for _, v := range []directory.Verification{past, atNow, soon, later} {
+		createVerification(t, s, v)
+	}
+
+	deleteExpired(t0, 2)
+	checkNoVerification(t, s, past.NumberTag)
+	checkNoVerification(t, s, atNow.NumberTag)
+	checkVerification(t, s, soon)
+	checkVerification(t, s, later)
+	deleteExpired(t0, 0)
+
+	// A now between whole seconds: soon still expires after it.
+	deleteExpired(t0.Add(time.Second-time.Nanosecond), 0)
+	checkVerification(t, s, soon)
+	deleteExpired(t0.Add(time.Second), 1)
+	checkNoVerification(t, s, soon.NumberTag)
+	checkVerification(t, s, later)
+}
+
+// Records.
+
+// index returns an index in bucket whose bytes after the first four start
+// with tail and are zero after it.
+func index(bucket uint32, tail ...byte) [32]byte {
+	var idx [32]byte
+	binary.BigEndian.PutUint32(idx[:4], bucket)
+	copy(idx[4:], tail)
+	return idx
+}
+
+func recordID(tail ...byte) [32]byte {
+	var id [32]byte
+	id[0] = 'r'
+	copy(id[1:], tail)
+	return id
+}
+
+func pseudonym(n byte) acl.Pseudonym {
+	var p acl.Pseudonym
+	p[0], p[31] = 'p', n
+	return p
+}
+
+var p1, p2, p3, p4, p5 = pseudonym(1), pseudonym(2), pseudonym(3), pseudonym(4), pseudonym(5)
+
+var callers = []acl.Pseudonym{p1, p2, p3, p4, p5}
+
+// record returns a record expiring an hour after t0 with a ciphertext unique
+// to its index and record id.
+func record(idx, rid [32]byte, l acl.List) directory.Record {
+	return directory.Record{
+		Index:      idx,
+		RecordID:   rid,
+		Ciphertext: slices.Concat([]byte("sealed\x00\xff"), idx[:], rid[:]),
+		ACL:        l,
+		Expires:    t0.Add(time.Hour),
+		Updated:    t0,
+	}
+}
+
+func putRecord(t *testing.T, s directory.Store, r directory.Record, maxPerIndex int) {
+	t.Helper()
+	if err := s.PutRecord(t.Context(), r, maxPerIndex); err != nil {
+		t.Fatalf("PutRecord(%x, %x): %v", r.Index[:4], r.RecordID[:4], err)
+	}
+}
+
+// candidate returns what Buckets should return for r to caller.
+func candidate(r directory.Record, caller acl.Pseudonym) directory.Candidate {
+	return directory.Candidate{
+		Index:      r.Index,
+		RecordID:   r.RecordID,
+		Ciphertext: r.Ciphertext,
+		Visibility: r.ACL.Visibility,
+		Allowed:    slices.Contains(r.ACL.Allow, caller),
+		Denied:     slices.Contains(r.ACL.Deny, caller),
+	}
+}
+
+func candidates(caller acl.Pseudonym, rs ...directory.Record) []directory.Candidate {
+	var cs []directory.Candidate
+	for _, r := range rs {
+		cs = append(cs, candidate(r, caller))
+	}
+	return cs
+}
+
+func key(c directory.Candidate) string { return fmt.Sprintf("%x/%x", c.Index, c.RecordID) }
+
+func diffCandidates(got, want []directory.Candidate) string {
+	if len(got) != len(want) || !slices.EqualFunc(got, want, func(a, b directory.Candidate) bool {
+		return a.Index == b.Index && a.RecordID == b.RecordID
+	}) {
+		g, w := make([]string, len(got)), make([]string, len(want))
+		for i, c := range got {
+			g[i] = key(c)
+		}
+		for i, c := range want {
+			w[i] = key(c)
+		}
+		return fmt.Sprintf("got records (index/record id)\n\t%s\nwant\n\t%s",
+			strings.Join(g, "\n\t"), strings.Join(w, "\n\t"))
+	}
+	var d []string
+	for i := range got {
+		g, w := got[i], want[i]
+		if !bytes.Equal(g.Ciphertext, w.Ciphertext) {
+			d = append(d, fmt.Sprintf("%s: Ciphertext %q, want %q", key(g), g.Ciphertext, w.Ciphertext))
+		}
+		if g.Visibility != w.Visibility {
+			d = append(d, fmt.Sprintf("%s: Visibility %v, want %v", key(g), g.Visibility, w.Visibility))
+		}
+		if g.Allowed != w.Allowed || g.Denied != w.Denied {
+			d = append(d, fmt.Sprintf("%s: Allowed %v Denied %v, want %v %v", key(g), g.Allowed, g.Denied, w.Allowed, w.Denied))
+		}
+	}
+	return strings.Join(d, "\n")
+}
+
+func buckets(t *testing.T, s directory.Store, caller acl.Pseudonym, now time.Time, ranges ...directory.BucketRange) [][]directory.Candidate {
+	t.Helper()
+	got, err := s.Buckets(t.Context(), ranges, caller, now)
+	if err != nil {
+		t.Fatalf("Buckets(%v): %v", ranges, err)
+	}
+	if len(got) != len(ranges) {
+		t.Fatalf("Buckets(%v) returned %d slices, want one per range", ranges, len(got))
+	}
+	return got
+}
+
+// checkAll checks the whole directory as caller sees it at now.
+func checkAll(t *testing.T, s directory.Store, caller acl.Pseudonym, now time.Time, want ...directory.Record) {
+	t.Helper()
+	got := buckets(t, s, caller, now, fullRange)[0]
+	if d := diffCandidates(got, candidates(caller, want...)); d != "" {
+		t.Errorf("Buckets(full range, caller %x, %v):\n%s", caller[31], now.Unix(), d)
+	}
+}
+
+// checkAllCallers runs checkAll for every caller in callers.
+func checkAllCallers(t *testing.T, s directory.Store, now time.Time, want ...directory.Record) {
+	t.Helper()
+	for _, c := range callers {
+		checkAll(t, s, c, now, want...)
+	}
+}
+
+func countOwners(t *testing.T, s directory.Store, now time.Time, want int) {
+	t.Helper()
+	n, err := s.CountOwners(t.Context(), now)
+	if err != nil {
+		t.Fatalf("CountOwners: %v", err)
+	}
+	if n != want {
+		t.Errorf("CountOwners(%v) = %d, want %d", now.Unix(), n, want)
+	}
+}
+
+func testPutRecord(t *testing.T, open opener) {
+	t.Run("Insert", func(t *testing.T) {
+		s := newStore(t, open)
+		r := record(index(0x12345678, 1), recordID(1),
+			acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1, p3}, Deny: []acl.Pseudonym{p2, p3}})
+		putRecord(t, s, r, noLimit)
+		checkAllCallers(t, s, t0, r)
+		countOwners(t, s, t0, 1)
+	})
+
+	t.Run("Replace", func(t *testing.T) {
+		s := newStore(t, open)
+		idx := index(0x12345678, 1)
+		r1 := record(idx, recordID(1), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1, p2}, Deny: []acl.Pseudonym{p3}})
+		r2 := record(idx, recordID(2), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}})
+		putRecord(t, s, r1, noLimit)
+		putRecord(t, s, r2, noLimit)
+
+		// Ciphertext, visibility and both lists are replaced; no old entry survives.
+		r1.Ciphertext = []byte("replaced ciphertext, of another length")
+		r1.ACL = acl.List{Visibility: acl.Public, Deny: []acl.Pseudonym{p1, p4}}
+		r1.Updated = t0.Add(time.Minute)
+		putRecord(t, s, r1, noLimit)
+		checkAllCallers(t, s, t0, r1, r2)
+
+		// So is the expiry, both ways.
+		r1.Expires = t0
+		r1.ACL = acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p5}}
+		putRecord(t, s, r1, noLimit)
+		checkAllCallers(t, s, t0, r2)
+		r1.Expires = t0.Add(time.Second)
+		putRecord(t, s, r1, noLimit)
+		checkAllCallers(t, s, t0, r1, r2)
+
+		// An empty ACL removes every entry.
+		r1.ACL = acl.List{}
+		putRecord(t, s, r1, noLimit)
+		checkAllCallers(t, s, t0, r1, r2)
+		countOwners(t, s, t0, 1)
+	})
+
+	t.Run("MaxPerIndex", func(t *testing.T) {
+		s := newStore(t, open)
+		idx, other := index(0x01, 1), index(0x01, 2)
+		r1 := record(idx, recordID(1), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p2}})
+		r2 := record(idx, recordID(2), acl.List{Visibility: acl.Public})
+		r3 := record(idx, recordID(3), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}, Deny: []acl.Pseudonym{p2}})
+		putRecord(t, s, r1, 2)
+		putRecord(t, s, r2, 2)
+		if err := s.PutRecord(t.Context(), r3, 2); !errors.Is(err, directory.ErrExhausted) {
+			t.Fatalf("PutRecord of a third record with maxPerIndex 2: %v, want ErrExhausted", err)
+		}
+		checkAllCallers(t, s, t0, r1, r2)
+
+		// Replacing an existing record at, or over, the limit is not refused.
+		r1.Ciphertext = []byte("replaced at the limit")
+		r1.ACL = acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}}
+		putRecord(t, s, r1, 2)
+		r2.Ciphertext = []byte("replaced over the limit")
+		putRecord(t, s, r2, 1)
+		checkAllCallers(t, s, t0, r1, r2)
+
+		// The limit is per index.
+		o := record(other, recordID(3), acl.List{Visibility: acl.Public})
+		putRecord(t, s, o, 2)
+
+		// The refused put left no ACL entries behind.
+		r3.ACL = acl.List{Visibility: acl.Public}
+		putRecord(t, s, r3, 3)
+		checkAllCallers(t, s, t0, r1, r2, r3, o)
+	})
+
+	t.Run("MaxPerIndexCountsRecordsOnly", func(t *testing.T) {
+		s := newStore(t, open)
+		// ACL entries are not records: a record with many entries takes one slot.
+		many := acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1, p2, p3}, Deny: []acl.Pseudonym{p4, p5}}
+		r1 := record(index(0x01, 1), recordID(1), many)
+		r2 := record(index(0x01, 1), recordID(2), many)
+		putRecord(t, s, r1, 2)
+		putRecord(t, s, r2, 2)
+		checkAllCallers(t, s, t0, r1, r2)
+	})
+
+	t.Run("ConcurrentMaxPerIndex", func(t *testing.T) {
+		s := newStore(t, open)
+		const maxPerIndex = 5
+		idx := index(0x01, 1)
+		rs := make([]directory.Record, goroutines)
+		for i := range rs {
+			rs[i] = record(idx, recordID(byte(i)), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}})
+		}
+		errs := concurrently(goroutines, func(i int) error {
+			return s.PutRecord(t.Context(), rs[i], maxPerIndex)
+		})
+		if ok, exhausted := tally(t, errs, directory.ErrExhausted); ok != maxPerIndex || exhausted != goroutines-maxPerIndex {
+			t.Fatalf("%d concurrent new records with maxPerIndex %d: %d succeeded, %d ErrExhausted; want %d and %d",
+				goroutines, maxPerIndex, ok, exhausted, maxPerIndex, goroutines-maxPerIndex)
+		}
+		var won []directory.Record
+		for i, err := range errs {
+			if err == nil {
+				won = append(won, rs[i])
+			}
+		}
+		checkAll(t, s, p1, t0, won...)
+	})
+}
+
+func testSetACL(t *testing.T, open opener) {
+	t.Run("Replace", func(t *testing.T) {
+		s := newStore(t, open)
+		idx := index(0xabcdef01, 1)
+		r1 := record(idx, recordID(1), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1, p3}, Deny: []acl.Pseudonym{p2}})
+		r2 := record(idx, recordID(2), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}, Deny: []acl.Pseudonym{p3}})
+		putRecord(t, s, r1, noLimit)
+		putRecord(t, s, r2, noLimit)
+
+		for _, l := range []acl.List{
+			{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p2}, Deny: []acl.Pseudonym{p3}},
+			{Visibility: acl.Public},
+			{Visibility: acl.Nobody, Deny: []acl.Pseudonym{p1, p2, p3, p4}},
+			{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p5}},
+			{},
+		} {
+			if err := s.SetACL(t.Context(), r1.Index, r1.RecordID, l, t0.Add(time.Minute)); err != nil {
+				t.Fatalf("SetACL(%+v): %v", l, err)
+			}
+			r1.ACL = l
+			checkAllCallers(t, s, t0, r1, r2)
+		}
+	})
+
+	t.Run("NotFound", func(t *testing.T) {
+		s := newStore(t, open)
+		idx := index(0xabcdef01, 1)
+		l := acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}, Deny: []acl.Pseudonym{p2}}
+		if err := s.SetACL(t.Context(), idx, recordID(1), l, t0); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("SetACL on an empty store: %v, want ErrNotFound", err)
+		}
+		r := record(idx, recordID(1), acl.List{Visibility: acl.Public})
+		putRecord(t, s, r, noLimit)
+		if err := s.SetACL(t.Context(), idx, recordID(2), l, t0); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("SetACL of a missing record id: %v, want ErrNotFound", err)
+		}
+		if err := s.SetACL(t.Context(), index(0xabcdef01, 2), recordID(1), l, t0); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("SetACL of a record id under another index: %v, want ErrNotFound", err)
+		}
+		checkAllCallers(t, s, t0, r)
+
+		// The refused calls left no entries for the records they named.
+		a := record(idx, recordID(2), acl.List{Visibility: acl.Public})
+		b := record(index(0xabcdef01, 2), recordID(1), acl.List{Visibility: acl.Public})
+		putRecord(t, s, a, noLimit)
+		putRecord(t, s, b, noLimit)
+		checkAllCallers(t, s, t0, r, a, b)
+	})
+}
+
+func testDeleteRecord(t *testing.T, open opener) {
+	t.Run("Delete", func(t *testing.T) {
+		s := newStore(t, open)
+		i, j := index(0x55, 1), index(0x55, 2)
+		r1 := record(i, recordID(1), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}, Deny: []acl.Pseudonym{p2}})
+		r2 := record(i, recordID(2), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}, Deny: []acl.Pseudonym{p2}})
+		r3 := record(j, recordID(1), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}, Deny: []acl.Pseudonym{p2}})
+		for _, r := range []directory.Record{r1, r2, r3} {
+			putRecord(t, s, r, noLimit)
+		}
+		if err := s.DeleteRecord(t.Context(), r1.Index, r1.RecordID); err != nil {
+			t.Fatalf("DeleteRecord: %v", err)
+		}
+		checkAllCallers(t, s, t0, r2, r3)
+		if err := s.DeleteRecord(t.Context(), r1.Index, r1.RecordID); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("second DeleteRecord: %v, want ErrNotFound", err)
+		}
+
+		// Republished under the same ids, it has no stale ACL entries.
+		r1.ACL = acl.List{Visibility: acl.Public}
+		putRecord(t, s, r1, noLimit)
+		checkAllCallers(t, s, t0, r1, r2, r3)
+
+		for _, r := range []directory.Record{r1, r2, r3} {
+			if err := s.DeleteRecord(t.Context(), r.Index, r.RecordID); err != nil {
+				t.Fatalf("DeleteRecord: %v", err)
+			}
+		}
+		checkAllCallers(t, s, t0)
+		countOwners(t, s, t0, 0)
+	})
+
+	t.Run("NotFound", func(t *testing.T) {
+		s := newStore(t, open)
+		r := record(index(0x55, 1), recordID(1), acl.List{Visibility: acl.Public})
+		if err := s.DeleteRecord(t.Context(), r.Index, r.RecordID); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("DeleteRecord on an empty store: %v, want ErrNotFound", err)
+		}
+		putRecord(t, s, r, noLimit)
+		if err := s.DeleteRecord(t.Context(), r.Index, recordID(2)); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("DeleteRecord of a missing record id: %v, want ErrNotFound", err)
+		}
+		if err := s.DeleteRecord(t.Context(), index(0x55, 2), r.RecordID); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("DeleteRecord of a record id under another index: %v, want ErrNotFound", err)
+		}
+		checkAllCallers(t, s, t0, r)
+	})
+
+	t.Run("FreesSlot", func(t *testing.T) {
+		s := newStore(t, open)
+		r1 := record(index(0x55, 1), recordID(1), acl.List{Visibility: acl.Public})
+		r2 := record(index(0x55, 1), recordID(2), acl.List{Visibility: acl.Public})
+		putRecord(t, s, r1, 1)
+		if err := s.PutRecord(t.Context(), r2, 1); !errors.Is(err, directory.ErrExhausted) {
+			t.Fatalf("PutRecord over maxPerIndex: %v, want ErrExhausted", err)
+		}
+		if err := s.DeleteRecord(t.Context(), r1.Index, r1.RecordID); err != nil {
+			t.Fatalf("DeleteRecord: %v", err)
+		}
+		putRecord(t, s, r2, 1)
+		checkAllCallers(t, s, t0, r2)
+	})
+}
+
+func testBuckets(t *testing.T, open opener) {
+	public := acl.List{Visibility: acl.Public}
+
+	t.Run("Ranges", func(t *testing.T) {
+		s := newStore(t, open)
+		// The bucket is the first four bytes, big-endian, unsigned: a store
+		// that compares them as a signed 32-bit integer misplaces 0x80000000.
+		a := record(index(0x00000000, 1), recordID(1), public)
+		b := record(index(0x00000001, 1), recordID(1), public)
+		c := record(index(0x7fffffff, 1), recordID(1), public)
+		d := record(index(0x80000000, 1), recordID(1), public)
+		e := record(index(0x80000000, 2), recordID(1), public)
+		f := record(index(0xffffffff, 1), recordID(1), public)
+		for _, r := range []directory.Record{f, c, a, e, b, d} {
+			putRecord(t, s, r, noLimit)
+		}
+		tests := []struct {
+			r    directory.BucketRange
+			want []directory.Record
+		}{
+			{directory.BucketRange{Lo: 0, Hi: 0}, []directory.Record{a}},
+			{directory.BucketRange{Lo: 0xffffffff, Hi: 0xffffffff}, []directory.Record{f}},
+			{directory.BucketRange{Lo: 0x7fffffff, Hi: 0x80000000}, []directory.Record{c, d, e}},
+			{directory.BucketRange{Lo: 0x00000002, Hi: 0x7ffffffe}, nil},
+			{directory.BucketRange{Lo: 0x80000000, Hi: 0xffffffff}, []directory.Record{d, e, f}},
+			{fullRange, []directory.Record{a, b, c, d, e, f}},
+			{directory.BucketRange{Lo: 0, Hi: 0}, []directory.Record{a}}, // a range twice
+			{directory.BucketRange{Lo: 0x00000001, Hi: 0x7fffffff}, []directory.Record{b, c}},
+			{directory.BucketRange{Lo: 0x80000001, Hi: 0xfffffffe}, nil},
+			{directory.BucketRange{Lo: 0x7fffffff, Hi: 0x7fffffff}, []directory.Record{c}},
+			{directory.BucketRange{Lo: 0x80000000, Hi: 0x80000000}, []directory.Record{d, e}},
+		}
+		ranges := make([]directory.BucketRange, len(tests))
+		for i, tt := range tests {
+			ranges[i] = tt.r
+		}
+		got := buckets(t, s, p1, t0, ranges...)
+		for i, tt := range tests {
+			if len(tt.want) == 0 && len(got[i]) != 0 {
+				t.Errorf("range %d %#x: %d records, want none", i, tt.r, len(got[i]))
+				continue
+			}
+			if d := diffCandidates(got[i], candidates(p1, tt.want...)); d != "" {
+				t.Errorf("range %d %#x:\n%s", i, tt.r, d)
+			}
+		}
+		// Each range alone gives the same answer as in the batch.
+		for _, tt := range tests {
+			got := buckets(t, s, p1, t0, tt.r)[0]
+			if d := diffCandidates(got, candidates(p1, tt.want...)); d != "" {
+				t.Errorf("range %#x alone:\n%s", tt.r, d)
+			}
+		}
+	})
+
+	t.Run("Empty", func(t *testing.T) {
+		s := newStore(t, open)
+		got := buckets(t, s, p1, t0, fullRange, directory.BucketRange{Lo: 5, Hi: 9})
+		if len(got[0]) != 0 || len(got[1]) != 0 {
+			t.Errorf("Buckets on an empty store: %d and %d records, want none", len(got[0]), len(got[1]))
+		}
+		putRecord(t, s, record(index(7), recordID(1), public), noLimit)
+		if got := buckets(t, s, p1, t0); len(got) != 0 {
+			t.Errorf("Buckets with no ranges returned %d slices, want 0", len(got))
+		}
+	})
+
+	t.Run("Order", func(t *testing.T) {
+		s := newStore(t, open)
+		// Ordered by the whole index, bytewise unsigned, then by record id;
+		// not by insertion order, bucket alone, or signed bytes.
+		lo := record(index(0x3fffffff, 0xff, 0xff), recordID(1), public)
+		x := record(index(0x40000000, 0x05), recordID(1), public)
+		y1 := record(index(0x40000000, 0x05, 0x01), recordID(0x01), public)
+		y2 := record(index(0x40000000, 0x05, 0x01), recordID(0x01, 0xff), public)
+		y3 := record(index(0x40000000, 0x05, 0x01), recordID(0x10), public)
+		y4 := record(index(0x40000000, 0x05, 0x01), recordID(0x90), public)
+		w := record(index(0x40000000, 0x80), recordID(1), public)
+		z := record(index(0x40000001), recordID(1), public)
+		for _, r := range []directory.Record{w, y4, z, x, y3, lo, y2, y1} {
+			putRecord(t, s, r, noLimit)
+		}
+		got := buckets(t, s, p1, t0, directory.BucketRange{Lo: 0x3fffffff, Hi: 0x40000000}, fullRange)
+		want := []directory.Record{lo, x, y1, y2, y3, y4, w}
+		if d := diffCandidates(got[0], candidates(p1, want...)); d != "" {
+			t.Errorf("range [0x3fffffff, 0x40000000]:\n%s", d)
+		}
+		if d := diffCandidates(got[1], candidates(p1, append(want, z)...)); d != "" {
+			t.Errorf("full range:\n%s", d)
+		}
+	})
+
+	t.Run("Expiry", func(t *testing.T) {
+		s := newStore(t, open)
+		idx := index(0x99, 1)
+		past := record(idx, recordID(1), public)
+		past.Expires = t0.Add(-time.Hour)
+		atNow := record(idx, recordID(2), public)
+		atNow.Expires = t0
+		soon := record(idx, recordID(3), public)
+		soon.Expires = t0.Add(time.Second)
+		later := record(idx, recordID(4), public)
+		later.Expires = t0.Add(time.Hour)
+		for _, r := range []directory.Record{past, atNow, soon, later} {
+			putRecord(t, s, r, noLimit)
+		}
+		checkAll(t, s, p1, t0, soon, later)
+		checkAll(t, s, p1, t0.Add(time.Second-time.Nanosecond), soon, later)
+		checkAll(t, s, p1, t0.Add(time.Second), later)
+		checkAll(t, s, p1, t0.Add(time.Hour), []directory.Record{}...)
+		checkAll(t, s, p1, t0.Add(-time.Hour-time.Nanosecond), past, atNow, soon, later)
+		checkAll(t, s, p1, t0.Add(-time.Nanosecond), atNow, soon, later)
+	})
+
+	t.Run("Membership", func(t *testing.T) {
+		s := newStore(t, open)
+		i, j, k := index(0x77, 1), index(0x77, 2), index(0x78, 1)
+		r1 := record(i, recordID(1), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1, p3}, Deny: []acl.Pseudonym{p2, p3}})
+		// The same index with the lists swapped, the same record id under
+		// another index, and a record with no entries: membership belongs to
+		// one (index, record id) pair.
+		r2 := record(i, recordID(2), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p2}, Deny: []acl.Pseudonym{p1}})
+		r3 := record(j, recordID(1), acl.List{Visibility: acl.Public, Deny: []acl.Pseudonym{p4}})
+		r4 := record(k, recordID(1), acl.List{Visibility: acl.Nobody})
+		for _, r := range []directory.Record{r1, r2, r3, r4} {
+			putRecord(t, s, r, noLimit)
+		}
+
+		for _, tt := range []struct {
+			name            string
+			caller          acl.Pseudonym
+			allowed, denied bool
+		}{
+			{"allow list", p1, true, false},
+			{"deny list", p2, false, true},
+			{"both lists", p3, true, true},
+			{"neither list", p4, false, false},
+		} {
+			got := buckets(t, s, tt.caller, t0, directory.BucketRange{Lo: 0x77, Hi: 0x77})[0]
+			if len(got) != 3 || got[0].RecordID != r1.RecordID || got[0].Index != r1.Index {
+				t.Errorf("caller in %s: got %d records, want r1 first of 3", tt.name, len(got))
+				continue
+			}
+			if got[0].Allowed != tt.allowed || got[0].Denied != tt.denied {
+				t.Errorf("caller in %s: Allowed %v Denied %v, want %v %v",
+					tt.name, got[0].Allowed, got[0].Denied, tt.allowed, tt.denied)
+			}
+		}
+		checkAllCallers(t, s, t0, r1, r2, r3, r4)
+	})
+
+	t.Run("LargeACL", func(t *testing.T) {
+		s := newStore(t, open)
+		l := acl.List{Visibility: acl.Allowlist}
+		for n := range 1000 {
+			var p acl.Pseudonym
+			binary.BigEndian.PutUint32(p[:], uint32(n)+1)
+			if n%2 == 0 {
+				l.Allow = append(l.Allow, p)
+			} else {
+				l.Deny = append(l.Deny, p)
+			}
+		}
+		r := record(index(0x66, 1), recordID(1), l)
+		putRecord(t, s, r, noLimit)
+		for _, c := range []acl.Pseudonym{l.Allow[0], l.Allow[250], l.Allow[499], l.Deny[0], l.Deny[499], p1} {
+			checkAll(t, s, c, t0, r)
+		}
+	})
+}
+
+func testCountOwners(t *testing.T, open opener) {
+	s := newStore(t, open)
+	public := acl.List{Visibility: acl.Public}
+	countOwners(t, s, t0, 0)
+
+	a1 := record(index(0x10, 1), recordID(1), public)
+	a2 := record(index(0x10, 1), recordID(2), public)
+	putRecord(t, s, a1, noLimit)
+	putRecord(t, s, a2, noLimit)
+	countOwners(t, s, t0, 1) // two records under one index count once
+
+	b := record(index(0x10, 2), recordID(1), public)
+	b.Expires = t0
+	putRecord(t, s, b, noLimit)
+	countOwners(t, s, t0, 1) // an index whose only record expires at now does not count
+	countOwners(t, s, t0.Add(-time.Second), 2)
+
+	c1 := record(index(0x20, 1), recordID(1), public)
+	c1.Expires = t0.Add(-time.Hour)
+	c2 := record(index(0x20, 1), recordID(2), public)
+	putRecord(t, s, c1, noLimit)
+	putRecord(t, s, c2, noLimit)
+	countOwners(t, s, t0, 2)
+	countOwners(t, s, t0.Add(time.Hour), 0)
+
+	if err := s.DeleteRecord(t.Context(), a1.Index, a1.RecordID); err != nil {
+		t.Fatalf("DeleteRecord: %v", err)
+	}
+	countOwners(t, s, t0, 2)
+	if err := s.DeleteRecord(t.Context(), a2.Index, a2.RecordID); err != nil {
+		t.Fatalf("DeleteRecord: %v", err)
+	}
+	countOwners(t, s, t0, 1)
+}
+
+func testMeta(t *testing.T, open opener) {
+	meta := func(t *testing.T, s directory.Store, key string, want []byte) {
+		t.Helper()
+		got, err := s.Meta(t.Context(), key)
+		if err != nil {
+			t.Errorf("Meta(%q): %v", key, err)
+		} else if !bytes.Equal(got, want) {
+			t.Errorf("Meta(%q) = %x, want %x", key, got, want)
+		}
+	}
+
+	t.Run("InitMeta", func(t *testing.T) {
+		s := newStore(t, open)
+		if v, err := s.Meta(t.Context(), "k"); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("Meta on an empty store = %x, %v; want ErrNotFound", v, err)
+		}
+		v1 := []byte("value one\x00\xff")
+		if err := s.InitMeta(t.Context(), "k", v1); err != nil {
+			t.Fatalf("InitMeta: %v", err)
+		}
+		meta(t, s, "k", v1)
+		if err := s.InitMeta(t.Context(), "k", bytes.Clone(v1)); err != nil {
+			t.Errorf("InitMeta again with the same value: %v", err)
+		}
+		meta(t, s, "k", v1)
+		for _, v := range [][]byte{[]byte("value two"), v1[:len(v1)-1], append(bytes.Clone(v1), 0), {}} {
+			if err := s.InitMeta(t.Context(), "k", v); !errors.Is(err, directory.ErrConflict) {
+				t.Errorf("InitMeta with a different value %q: %v, want ErrConflict", v, err)
+			}
+			meta(t, s, "k", v1)
+		}
+		if v, err := s.Meta(t.Context(), "k2"); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("Meta of another key = %x, %v; want ErrNotFound", v, err)
+		}
+		v2 := []byte("value two")
+		if err := s.InitMeta(t.Context(), "k2", v2); err != nil {
+			t.Fatalf("InitMeta of another key: %v", err)
+		}
+		meta(t, s, "k", v1)
+		meta(t, s, "k2", v2)
+	})
+
+	t.Run("ConcurrentInitMeta", func(t *testing.T) {
+		s := newStore(t, open)
+		errs := concurrently(goroutines, func(i int) error {
+			return s.InitMeta(t.Context(), "k", []byte{'v', byte(i)})
+		})
+		if ok, conflict := tally(t, errs, directory.ErrConflict); ok != 1 || conflict != goroutines-1 {
+			t.Fatalf("%d concurrent InitMeta with different values: %d succeeded, %d ErrConflict; want 1 and %d",
+				goroutines, ok, conflict, goroutines-1)
+		}
+		meta(t, s, "k", []byte{'v', byte(slices.Index(errs, nil))})
+
+		errs = concurrently(goroutines, func(int) error {
+			return s.InitMeta(t.Context(), "same", []byte("same value"))
+		})
+		if ok, _ := tally(t, errs, directory.ErrConflict); ok != goroutines {
+			t.Errorf("%d concurrent InitMeta with one value: %d succeeded, want all", goroutines, ok)
+		}
+		meta(t, s, "same", []byte("same value"))
+	})
+}
+
+// testConcurrent mixes readers and writers, so that the race detector and
+// the implementation's own locking see them together.
+func testConcurrent(t *testing.T, open opener) {
+	s := newStore(t, open)
+	const writers, rounds = 8, 10
+	idx := index(0x42, 1)
+	errs := concurrently(2*writers, func(i int) error {
+		for n := range rounds {
+			if i >= writers {
+				got, err := s.Buckets(t.Context(), []directory.BucketRange{fullRange}, p1, t0)
+				if err != nil {
+					return err
+				}
+				if len(got) != 1 || !slices.IsSortedFunc(got[0], cmpCandidate) {
+					return fmt.Errorf("Buckets result malformed")
+				}
+				if _, err := s.CountOwners(t.Context(), t0); err != nil {
+					return err
+				}
+				continue
+			}
+			r := record(idx, recordID(byte(i)), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}})
+			if err := s.PutRecord(t.Context(), r, noLimit); err != nil {
+				return err
+			}
+			if err := s.SetACL(t.Context(), r.Index, r.RecordID, acl.List{Visibility: acl.Public}, t0); err != nil {
+				return err
+			}
+			if n%2 == 0 {
+				if err := s.DeleteRecord(t.Context(), r.Index, r.RecordID); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("goroutine %d: %v", i, err)
+		}
+	}
+	// Each writer's last round (odd) left its record in place.
+	var want []directory.Record
+	for i := range writers {
+		want = append(want, record(idx, recordID(byte(i)), acl.List{Visibility: acl.Public}))
+	}
+	checkAll(t, s, p1, t0, want...)
+}
+
+func cmpCandidate(a, b directory.Candidate) int {
+	if c := bytes.Compare(a.Index[:], b.Index[:]); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.RecordID[:], b.RecordID[:])
+}
+
+func testClose(t *testing.T, open opener) {
+	s := open(t)
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			s.Close()
+		}
+	})
+	v := verification(1)
+	createVerification(t, s, v)
+	if err := s.InitMeta(t.Context(), "k", []byte("v")); err != nil {
+		t.Fatalf("InitMeta: %v", err)
+	}
+	closed = true
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := s.VerificationByTag(t.Context(), v.NumberTag); err == nil {
+		t.Error("VerificationByTag after Close succeeded")
+	}
+	if _, err := s.Meta(t.Context(), "k"); err == nil {
+		t.Error("Meta after Close succeeded")
+	}
+	if err := s.CreateVerification(t.Context(), verification(2)); err == nil {
+		t.Error("CreateVerification after Close succeeded")
+	}
+	if err := s.PutRecord(t.Context(), record(index(1), recordID(1), acl.List{}), noLimit); err == nil {
+		t.Error("PutRecord after Close succeeded")
+	}
+	if _, err := s.Buckets(t.Context(), []directory.BucketRange{fullRange}, p1, t0); err == nil {
+		t.Error("Buckets after Close succeeded")
+	}
+}
