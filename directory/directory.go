@@ -131,8 +131,9 @@ type Server struct {
 	prefixValid time.Time // prefixBits is fresh until then
 }
 
-// Meta keys.
-const metaOPRFPublicKey = "oprf_public_key"
+// MetaOPRFPublicKey is the store meta key under which the OPRF public key
+// is recorded, so that a database is never served under another key.
+const MetaOPRFPublicKey = "oprf_public_key"
 
 // New checks cfg and returns a Server. It records the OPRF public key in the
 // store on first use and refuses a key that differs from the recorded one,
@@ -167,7 +168,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	for _, r := range cfg.Roots {
 		pool.AddCert(r)
 	}
-	if err := cfg.Store.InitMeta(ctx, metaOPRFPublicKey, cfg.OPRFKey.Public().Bytes()); errors.Is(err, ErrConflict) {
+	if err := cfg.Store.InitMeta(ctx, MetaOPRFPublicKey, cfg.OPRFKey.Public().Bytes()); errors.Is(err, ErrConflict) {
 		return nil, errors.New("directory: the OPRF key does not match the one this database was created with; restore the original key file")
 	} else if err != nil {
 		return nil, fmt.Errorf("directory: recording the OPRF public key: %w", err)

@@ -82,10 +82,15 @@ func loadKeys(ctx context.Context, dir, identityPath string, store *sqlite.Store
 			present++
 		}
 	}
-	_, metaErr := store.Meta(ctx, "oprf_public_key")
+	_, metaErr := store.Meta(ctx, directory.MetaOPRFPublicKey)
 	fresh := present == 0 && errors.Is(metaErr, directory.ErrNotFound)
 	if fresh {
-		return generate(dir, identityPath)
+		n, err := generate(dir, identityPath)
+		if err != nil {
+			return nil, err
+		}
+		// From now on this database belongs to these keys.
+		return n, store.InitMeta(ctx, directory.MetaOPRFPublicKey, n.OPRFKey.Public().Bytes())
 	}
 	if present != len(paths) {
 		return nil, fmt.Errorf("datadir: key files missing in %s (need %s, %s and %s); restore them from backup: "+
