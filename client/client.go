@@ -45,8 +45,9 @@ type Config struct {
 	StateDir string
 	// HTTPClient sends requests. Default: a client with a 30 second timeout.
 	HTTPClient *http.Client
-	// MaxPrefixBits is the longest bucket prefix the client accepts: a longer
-	// one would put each lookup in a smaller crowd. Default 24.
+	// MaxPrefixBits is the longest bucket prefix the client sends: a longer
+	// one would put each lookup in a smaller crowd. If the directory asks for
+	// more, the client fetches the wider buckets instead. Default 24.
 	MaxPrefixBits int
 	// DefaultRegion is the CLDR region ("US", "GB") for numbers written
 	// without a leading '+'. Default "": every number must be in E.164 form.
@@ -62,8 +63,7 @@ var (
 	// the one pinned on first use. Lookups stop: answers under an unknown key
 	// could single this client out. Remove the pinned file only if the
 	// operator announced a new key.
-	ErrKeyChanged    = errors.New("client: the directory's OPRF key differs from the key pinned in directory.json")
-	ErrPrefixTooLong = errors.New("client: the directory's bucket prefix is longer than MaxPrefixBits")
+	ErrKeyChanged = errors.New("client: the directory's OPRF key differs from the key pinned in directory.json")
 )
 
 // Error is an error answer from the directory.
@@ -170,8 +170,14 @@ func (c *Client) Confirm(ctx context.Context, code string) error {
 		return err
 	}
 	cert, err := x509.ParseCertificate(resp.Certificate)
-	if err != nil || !cert.PublicKey.(*ecdsa.PublicKey).Equal(&key.PublicKey) {
+	if err != nil {
+		return fmt.Errorf("client: the directory returned an unreadable credential: %w", err)
+	}
+	if k, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !k.Equal(&key.PublicKey) {
 		return errors.New("client: the directory returned a credential for another key")
+	}
+	if n, err := numberOf(cert); err != nil || n != p.Number {
+		return errors.New("client: the directory returned a credential for another number")
 	}
 	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {

@@ -3,8 +3,10 @@ package client_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,22 +67,94 @@ func TestKeyChanged(t *testing.T) {
 	}
 }
 
-func TestPrefixTooLong(t *testing.T) {
+// hookTransport runs after once the first answer from path arrives.
+type hookTransport struct {
+	path  string
+	after func()
+	once  sync.Once
+}
+
+func (h *hookTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && r.URL.Path == h.path && h.after != nil {
+		h.once.Do(h.after)
+	}
+	return resp, err
+}
+
+func publishPublic(t *testing.T, c *client.Client, endpoint string) {
+	t.Helper()
+	err := c.Publish(t.Context(), record.Record{App: "org.example.chat", Endpoint: endpoint,
+		Expires: time.Now().Add(time.Hour).UTC().Truncate(time.Second)}, client.Access{Visibility: acl.Public})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The client never sends a prefix longer than its MaxPrefixBits, and when
+// the directory's prefix shrinks between the two rounds it widens its own.
+func TestPrefixBits(t *testing.T) {
 	inbox := &phone{codes: map[string]string{}}
-	srv := startServer(t, inbox, directory.Config{MinBucketOwners: 1})
+	var mu sync.Mutex
+	var sent []int
+	srv := startServer(t, inbox, directory.Config{MinBucketOwners: 1, Observe: func(o directory.Observation) {
+		if o.Endpoint == "buckets" {
+			mu.Lock()
+			sent = append(sent, o.PrefixBits)
+			mu.Unlock()
+		}
+	}})
 	numbers := []string{"+14155550100", "+14155550101", "+14155550102", "+14155550103"}
-	var c *client.Client
+	owners := make([]*client.Client, len(numbers))
 	for i, n := range numbers {
-		c = register(t, srv, inbox, t.TempDir(), n, 1)
-		err := c.Publish(t.Context(), record.Record{App: "org.example.chat", Endpoint: "https://x.example/" + n,
-			Expires: time.Now().Add(time.Hour).UTC().Truncate(time.Second)}, client.Access{Visibility: acl.Public})
-		if err != nil {
-			t.Fatalf("publish %d: %v", i, err)
+		owners[i] = register(t, srv, inbox, t.TempDir(), n, 0)
+		publishPublic(t, owners[i], "https://x.example/"+n[1:])
+	}
+	// 4 owners, 1 per bucket: the directory asks for 2-bit prefixes.
+	narrow := register(t, srv, inbox, t.TempDir(), "+12015550123", 1)
+	res, err := narrow.Lookup(t.Context(), numbers[0])
+	if err != nil || len(res[0].Records) != 1 {
+		t.Fatalf("lookup with MaxPrefixBits 1: %+v, %v", res, err)
+	}
+	if full := register(t, srv, inbox, t.TempDir(), "+12015550124", 0); full != nil {
+		if _, err := full.Lookup(t.Context(), numbers[0]); err != nil {
+			t.Fatal(err)
 		}
 	}
-	// 4 owners, 1 per bucket: the server asks for 2-bit prefixes.
-	if _, err := c.Lookup(t.Context(), numbers[0]); !errors.Is(err, client.ErrPrefixTooLong) {
-		t.Errorf("lookup with MaxPrefixBits 1: %v, want ErrPrefixTooLong", err)
+	mu.Lock()
+	if len(sent) != 2 || sent[0] != 1 || sent[1] != 2 {
+		t.Errorf("prefix bits sent = %v, want [1 2]", sent)
+	}
+	sent = nil
+	mu.Unlock()
+
+	// Three owners leave between the evaluate and bucket rounds.
+	hook := &hookTransport{path: "/v1/evaluate"}
+	shrinking, err := client.New(client.Config{Server: srv.URL(), StateDir: t.TempDir(), HTTPClient: &http.Client{Transport: hook}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := shrinking.Verify(t.Context(), "+12015550125"); err != nil {
+		t.Fatal(err)
+	}
+	if err := shrinking.Confirm(t.Context(), inbox.code("+12015550125")); err != nil {
+		t.Fatal(err)
+	}
+	hook.after = func() {
+		for _, o := range owners[1:] {
+			if err := o.Delete(t.Context(), "org.example.chat"); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	res, err = shrinking.Lookup(t.Context(), numbers[0])
+	if err != nil || len(res[0].Records) != 1 {
+		t.Fatalf("lookup across a shrinking prefix: %+v, %v", res, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sent) != 1 || sent[0] != 0 {
+		t.Errorf("prefix bits after the retry = %v, want [0]", sent)
 	}
 }
 

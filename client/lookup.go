@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -192,7 +193,7 @@ func (c *Client) Publish(ctx context.Context, r record.Record, a Access) error {
 	}
 	idx, rid := oprf.Index(y), oprf.RecordID(y, r.App)
 	return c.do(ctx, "PUT", api.PathRecords, api.PublishRequest{
-		Index: idx[:], RecordID: rid[:], Ciphertext: ct, ACL: l, Expires: r.Expires,
+		Index: idx[:], RecordID: rid[:], Ciphertext: ct, ACL: &l, Expires: r.Expires,
 	}, nil, cred)
 }
 
@@ -211,7 +212,7 @@ func (c *Client) SetACL(ctx context.Context, app string, a Access) error {
 		return err
 	}
 	idx, rid := oprf.Index(y), oprf.RecordID(y, app)
-	return c.do(ctx, "PUT", api.PathRecordACL, api.SetACLRequest{Index: idx[:], RecordID: rid[:], ACL: l}, nil, cred)
+	return c.do(ctx, "PUT", api.PathRecordACL, api.SetACLRequest{Index: idx[:], RecordID: rid[:], ACL: &l}, nil, cred)
 }
 
 // Delete removes the record published for app.
@@ -268,9 +269,9 @@ func (c *Client) Lookup(ctx context.Context, numbers ...string) ([]Result, error
 	if err != nil {
 		return nil, err
 	}
-	if prefixBits > c.cfg.MaxPrefixBits {
-		return nil, fmt.Errorf("%w (%d > %d)", ErrPrefixTooLong, prefixBits, c.cfg.MaxPrefixBits)
-	}
+	// A prefix longer than MaxPrefixBits would put each lookup in a smaller
+	// crowd than the client accepts; a shorter one only fetches more.
+	prefixBits = min(prefixBits, c.cfg.MaxPrefixBits)
 
 	// Round 2: fetch each distinct bucket once.
 	indexes := make([][32]byte, len(ys))
@@ -286,8 +287,7 @@ func (c *Client) Lookup(ctx context.Context, numbers ...string) ([]Result, error
 	}
 	byIndex := map[[32]byte][][]byte{}
 	for chunk := range slices.Chunk(prefixes, oprf.MaxBatch) {
-		var resp api.BucketsResponse
-		err := c.do(ctx, "POST", api.PathBuckets, api.BucketsRequest{PrefixBits: prefixBits, Prefixes: chunk}, &resp, cred)
+		resp, err := c.fetchBuckets(ctx, cred, prefixBits, chunk)
 		if err != nil {
 			return nil, err
 		}
@@ -322,6 +322,37 @@ func (c *Client) Lookup(ctx context.Context, numbers ...string) ([]Result, error
 		}
 	}
 	return results, nil
+}
+
+// fetchBuckets fetches the buckets under prefixes of n bits. If owners left
+// between the two rounds the directory's prefix may have shrunk (409): the
+// client then widens its prefixes to the directory's current length, which
+// only merges buckets, and retries once.
+func (c *Client) fetchBuckets(ctx context.Context, cred *identity, n int, prefixes []uint32) (api.BucketsResponse, error) {
+	var resp api.BucketsResponse
+	err := c.do(ctx, "POST", api.PathBuckets, api.BucketsRequest{PrefixBits: n, Prefixes: prefixes}, &resp, cred)
+	var e *Error
+	if !errors.As(err, &e) || e.Status != http.StatusConflict {
+		return resp, err
+	}
+	var cfg api.Config
+	if err := c.do(ctx, "GET", api.PathConfig, nil, &cfg, nil); err != nil {
+		return resp, err
+	}
+	if cfg.PrefixBits >= n || cfg.PrefixBits < 0 {
+		return resp, err
+	}
+	var wider []uint32
+	seen := map[uint32]bool{}
+	for _, p := range prefixes {
+		if q := p >> (n - cfg.PrefixBits); !seen[q] {
+			seen[q] = true
+			wider = append(wider, q)
+		}
+	}
+	var again api.BucketsResponse
+	err = c.do(ctx, "POST", api.PathBuckets, api.BucketsRequest{PrefixBits: cfg.PrefixBits, Prefixes: wider}, &again, cred)
+	return again, err
 }
 
 // prefixOf is the first n bits of an index.

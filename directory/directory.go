@@ -11,6 +11,8 @@ package directory
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -91,20 +93,18 @@ type Observation struct {
 
 // Errors returned by the server's operations. statusOf maps them to HTTP.
 var (
-	ErrBadRequest      = errors.New("directory: bad request")
-	ErrNumber          = errors.New("directory: invalid phone number")
-	ErrUnauthenticated = errors.New("directory: request not authenticated")
-	ErrCredential      = errors.New("directory: credential not accepted")
-	ErrExpired         = errors.New("directory: credential expired")
-	ErrReplay          = errors.New("directory: request replayed or outside the time window")
-	ErrNotOwner        = errors.New("directory: index does not belong to this credential")
-	ErrWrongCode       = errors.New("directory: wrong code")
-	ErrVerification    = errors.New("directory: verification unknown, expired or out of attempts")
-	ErrTooManySends    = errors.New("directory: too many codes sent for this number")
-	ErrBusy            = errors.New("directory: verification already in progress")
-	ErrSMS             = errors.New("directory: could not send the code")
-	ErrStalePrefix     = errors.New("directory: prefix_bits above the current value")
-	ErrTooManyRecords  = errors.New("directory: too many records for this owner")
+	ErrBadRequest     = errors.New("directory: bad request")
+	ErrNumber         = errors.New("directory: invalid phone number")
+	ErrCredential     = errors.New("directory: credential not accepted")
+	ErrExpired        = errors.New("directory: credential expired")
+	ErrNotOwner       = errors.New("directory: index does not belong to this credential")
+	ErrWrongCode      = errors.New("directory: wrong code")
+	ErrVerification   = errors.New("directory: verification unknown, expired or out of attempts")
+	ErrTooManySends   = errors.New("directory: too many codes sent for this number")
+	ErrBusy           = errors.New("directory: verification already in progress")
+	ErrSMS            = errors.New("directory: could not send the code")
+	ErrStalePrefix    = errors.New("directory: prefix_bits above the current value")
+	ErrTooManyRecords = errors.New("directory: too many records for this owner")
 )
 
 // RetryError is an error after which the client may retry after a delay.
@@ -191,13 +191,13 @@ func setDefault[T comparable](p *T, v T) {
 }
 
 // Run does periodic housekeeping until ctx ends: it deletes expired
-// verifications (so no pending row outlives its code) and prunes the replay
-// cache.
+// verifications (so no pending row outlives its code) and expired records,
+// and prunes the replay cache.
 func (s *Server) Run(ctx context.Context) {
 	t := time.NewTicker(15 * time.Second)
 	defer t.Stop()
 	for {
-		s.housekeep(ctx)
+		s.Housekeep(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -206,13 +206,20 @@ func (s *Server) Run(ctx context.Context) {
 	}
 }
 
-func (s *Server) housekeep(ctx context.Context) {
+// Housekeep runs one round of the housekeeping Run does periodically.
+func (s *Server) Housekeep(ctx context.Context) {
 	now := s.cfg.Now()
 	n, err := s.cfg.Store.DeleteExpiredVerifications(ctx, now)
 	if err != nil && ctx.Err() == nil {
 		s.log.Error("deleting expired verifications", "err", err)
 	} else if n > 0 {
 		s.log.Info("deleted expired verifications", "count", n)
+	}
+	if n, err := s.cfg.Store.DeleteExpiredRecords(ctx, now); err != nil && ctx.Err() == nil {
+		s.log.Error("deleting expired records", "err", err)
+	} else if n > 0 {
+		s.log.Info("deleted expired records", "count", n)
+		s.invalidatePrefix()
 	}
 	s.sigs.Prune(now)
 }
@@ -337,7 +344,7 @@ func (s *Server) startVerification(ctx context.Context, req api.VerifyStartReque
 		}
 	case errors.Is(err, ErrNotFound):
 		v = Verification{NumberTag: tag, CodeSalt: salt, CodeHash: hash,
-			Created: now, Expires: now.Add(s.cfg.CodeTTL), Sends: 1}
+			Created: now.Truncate(time.Second), Expires: now.Add(s.cfg.CodeTTL).Truncate(time.Second), Sends: 1}
 		rand.Read(v.ID[:])
 		err := s.cfg.Store.CreateVerification(ctx, v)
 		if errors.Is(err, ErrConflict) {
@@ -381,8 +388,9 @@ func (s *Server) confirmVerification(ctx context.Context, req api.VerifyConfirmR
 		return api.VerifyConfirmResponse{}, fmt.Errorf("%w: %w", ErrNumber, err)
 	}
 	pub, err := x509.ParsePKIXPublicKey(req.PublicKey)
-	if err != nil {
-		return api.VerifyConfirmResponse{}, fmt.Errorf("%w: public_key", ErrBadRequest)
+	if k, ok := pub.(*ecdsa.PublicKey); err != nil || !ok || k.Curve != elliptic.P256() {
+		// Checked before an attempt is spent, so a bad key costs no try.
+		return api.VerifyConfirmResponse{}, fmt.Errorf("%w: public_key must be an ECDSA P-256 key in PKIX DER", ErrBadRequest)
 	}
 	tag, err := s.numberTag(number)
 	if err != nil {
@@ -418,9 +426,6 @@ func (s *Server) confirmVerification(ctx context.Context, req api.VerifyConfirmR
 		return api.VerifyConfirmResponse{}, err
 	}
 	cert, err := s.cfg.CA.Issue(number, pub, s.cfg.CredentialValidity, now)
-	if errors.Is(err, credential.ErrKey) {
-		return api.VerifyConfirmResponse{}, fmt.Errorf("%w: public_key must be ECDSA P-256", ErrBadRequest)
-	}
 	if err != nil {
 		return api.VerifyConfirmResponse{}, err
 	}
@@ -488,7 +493,7 @@ func prefixList(p []uint32) string {
 func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateRequest) (api.EvaluateResponse, error) {
 	evaluated, proof, err := s.eval.Evaluate(s.info, req.Elements)
 	if err != nil {
-		return api.EvaluateResponse{}, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return api.EvaluateResponse{}, fmt.Errorf("evaluate: %w", err) // statusOf maps the oprf input errors to 400
 	}
 	pb, err := s.currentPrefixBits(ctx)
 	if err != nil {
@@ -501,8 +506,11 @@ func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateReques
 // buckets returns the records in the requested buckets that admit the caller.
 // A record the caller may not see is left out exactly as if absent.
 func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest) (api.BucketsResponse, error) {
-	if len(req.Prefixes) == 0 || len(req.Prefixes) > oprf.MaxBatch {
-		return api.BucketsResponse{}, fmt.Errorf("%w: between 1 and %d prefixes", ErrBadRequest, oprf.MaxBatch)
+	if len(req.Prefixes) == 0 {
+		return api.BucketsResponse{}, oprf.ErrBatchEmpty
+	}
+	if len(req.Prefixes) > oprf.MaxBatch {
+		return api.BucketsResponse{}, oprf.ErrBatchTooLarge
 	}
 	if req.PrefixBits < 0 || req.PrefixBits > 32 {
 		return api.BucketsResponse{}, fmt.Errorf("%w: prefix_bits", ErrBadRequest)
@@ -582,11 +590,14 @@ func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest)
 	if !req.Expires.After(now) || req.Expires.After(now.Add(s.cfg.RecordMaxTTL)) {
 		return fmt.Errorf("%w: expires must be in the future and within %v", ErrBadRequest, s.cfg.RecordMaxTTL)
 	}
+	if req.ACL == nil {
+		return fmt.Errorf("%w: acl is required", ErrBadRequest)
+	}
 	if err := req.ACL.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
 	err = s.cfg.Store.PutRecord(ctx, Record{Index: idx, RecordID: rid, Ciphertext: req.Ciphertext,
-		ACL: req.ACL, Expires: req.Expires, Updated: now}, s.cfg.MaxRecordsPerOwner)
+		ACL: *req.ACL, Expires: req.Expires, Updated: now}, s.cfg.MaxRecordsPerOwner)
 	if errors.Is(err, ErrExhausted) {
 		return ErrTooManyRecords
 	}
@@ -604,10 +615,13 @@ func (s *Server) setACL(ctx context.Context, c *caller, req api.SetACLRequest) e
 	if err != nil {
 		return err
 	}
+	if req.ACL == nil {
+		return fmt.Errorf("%w: acl is required", ErrBadRequest)
+	}
 	if err := req.ACL.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadRequest, err)
 	}
-	if err := s.cfg.Store.SetACL(ctx, idx, rid, req.ACL, s.cfg.Now()); err != nil {
+	if err := s.cfg.Store.SetACL(ctx, idx, rid, *req.ACL, s.cfg.Now()); err != nil {
 		return err
 	}
 	s.log.Info("acl set", "caller", c.fingerprint(), "visibility", req.ACL.Visibility.String(),

@@ -2,6 +2,9 @@ package directory_test
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
@@ -251,14 +254,14 @@ func TestPublishUnderAnotherIndex(t *testing.T) {
 	}
 	mallory := e.issue(alice, time.Now(), time.Hour)
 	req := api.PublishRequest{Index: idx[:], RecordID: rid[:], Ciphertext: ct,
-		ACL: acl.List{Visibility: acl.Public}, Expires: time.Now().Add(time.Hour)}
+		ACL: &acl.List{Visibility: acl.Public}, Expires: time.Now().Add(time.Hour)}
 	if r := e.do("PUT", api.PathRecords, req, &mallory); r.status != 403 {
 		t.Errorf("publish under bob's index as alice: %d %q", r.status, r.message())
 	}
-	if r := e.do("PUT", api.PathRecordACL, api.SetACLRequest{Index: idx[:], RecordID: rid[:], ACL: acl.List{}}, &mallory); r.status != 403 {
+	if r := e.do("PUT", api.PathRecordACL, api.SetACLRequest{Index: idx[:], RecordID: rid[:], ACL: &acl.List{}}, &mallory); r.status != 403 {
 		t.Errorf("acl under bob's index as alice: %d %q", r.status, r.message())
 	}
-	bobSigner := e.issue(bob, time.Now(), time.Hour)
+	bobSigner := e.issue(bob, time.Now(), 24*time.Hour)
 	if r := e.do("PUT", api.PathRecords, req, &bobSigner); r.status != 200 {
 		t.Fatalf("bob's own publish: %d %q", r.status, r.message())
 	}
@@ -266,6 +269,24 @@ func TestPublishUnderAnotherIndex(t *testing.T) {
 	if r := e.do("DELETE", "/v1/records/"+hex.EncodeToString(rid[:]), nil, &mallory); r.status != 404 {
 		t.Errorf("alice deleting bob's record id: %d %q", r.status, r.message())
 	}
+	// The ACL is required, never defaulted.
+	noACL := req
+	noACL.ACL = nil
+	if r := e.do("PUT", api.PathRecords, noACL, &bobSigner); r.status != 400 {
+		t.Errorf("publish without acl: %d", r.status)
+	}
+	// An expired record disappears from lookups at once and from the
+	// database at the next sweep.
+	e.skew.Store(int64(2 * time.Hour))
+	if r := bucketsAnswer(t, e, &bobSigner, y, 0); strings.Contains(string(r.body), `"records":[{`) {
+		t.Errorf("expired record served: %s", r.body)
+	}
+	e.srv.Housekeep(t.Context())
+	e.skew.Store(0)
+	if r := bucketsAnswer(t, e, &bobSigner, y, 0); strings.Contains(string(r.body), `"records":[{`) {
+		t.Errorf("expired record not deleted: %s", r.body)
+	}
+
 	// An unpadded ciphertext is refused.
 	req.Ciphertext = ct[:len(ct)-1]
 	if r := e.do("PUT", api.PathRecords, req, &bobSigner); r.status != 400 {
@@ -316,8 +337,19 @@ func TestOTP(t *testing.T) {
 		t.Errorf("%d pending rows after running out of tries", n)
 	}
 
-	// The right code for the wrong number is a wrong code.
+	// A key that is not P-256 is refused before an attempt is spent.
 	id = start(carol)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	p384DER, _ := x509.MarshalPKIXPublicKey(&p384.PublicKey)
+	for range 6 {
+		r := e.do("POST", api.PathVerifyConfirm, api.VerifyConfirmRequest{VerificationID: id, Number: carol,
+			Code: e.phones.code(carol), PublicKey: p384DER}, nil)
+		if r.status != 400 || !strings.Contains(r.message(), "bad request") {
+			t.Fatalf("P-384 key: %d %q", r.status, r.message())
+		}
+	}
+
+	// The right code for the wrong number is a wrong code.
 	if r := confirm(id, alice, e.phones.code(carol)); r.status != 400 {
 		t.Errorf("code confirmed for another number: %d", r.status)
 	}

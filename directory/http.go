@@ -157,6 +157,9 @@ func (s *Server) authRequest(w http.ResponseWriter, r *http.Request) (*caller, [
 		cert, _ := x509.ParseCertificate(certDER) // parsed and verified by authenticate
 		return cert.PublicKey.(*ecdsa.PublicKey), nil
 	})
+	if errors.Is(err, httpsig.ErrBusy) {
+		return nil, nil, &RetryError{err, 5 * time.Second}
+	}
 	if err != nil {
 		return nil, nil, err
 	}

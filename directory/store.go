@@ -95,6 +95,10 @@ type Store interface {
 	// records.
 	PutRecord(ctx context.Context, r Record, maxPerIndex int) error
 
+	// DeleteExpiredRecords removes every record (and its ACL) whose Expires
+	// is not after now, and returns how many it removed.
+	DeleteExpiredRecords(ctx context.Context, now time.Time) (int, error)
+
 	// SetACL replaces the ACL of an existing record, or returns ErrNotFound.
 	SetACL(ctx context.Context, index, recordID [32]byte, l acl.List, now time.Time) error
 

@@ -87,14 +87,14 @@ type PublishRequest struct {
 	Index      []byte    `json:"index"`
 	RecordID   []byte    `json:"record_id"`
 	Ciphertext []byte    `json:"ciphertext"`
-	ACL        acl.List  `json:"acl"`
+	ACL        *acl.List `json:"acl"` // required
 	Expires    time.Time `json:"expires"`
 }
 
 type SetACLRequest struct {
-	Index    []byte   `json:"index"`
-	RecordID []byte   `json:"record_id"`
-	ACL      acl.List `json:"acl"`
+	Index    []byte    `json:"index"`
+	RecordID []byte    `json:"record_id"`
+	ACL      *acl.List `json:"acl"` // required
 }
 
 // Error is every non-2xx body. Messages are fixed strings; details stay in

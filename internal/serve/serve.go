@@ -49,6 +49,7 @@ type Running struct {
 	CA   *credential.CA
 	Node *datadir.Node
 
+	srv    *directory.Server
 	http   *http.Server
 	cancel context.CancelFunc
 	done   chan error
@@ -101,6 +102,7 @@ func Start(ctx context.Context, cfg Config) (*Running, error) {
 		Addr:   ln.Addr().String(),
 		CA:     node.CA,
 		Node:   node,
+		srv:    srv,
 		http:   directory.NewHTTPServer(srv.Handler(), cfg.Logger),
 		cancel: cancel,
 		done:   make(chan error, 1),
@@ -116,6 +118,9 @@ func Start(ctx context.Context, cfg Config) (*Running, error) {
 	cfg.Logger.Info("listening", "addr", r.Addr)
 	return r, nil
 }
+
+// Housekeep runs one round of housekeeping now (tests use it).
+func (r *Running) Housekeep(ctx context.Context) { r.srv.Housekeep(ctx) }
 
 // URL is the server's base URL.
 func (r *Running) URL() string { return "http://" + r.Addr }

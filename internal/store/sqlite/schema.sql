@@ -32,6 +32,7 @@ CREATE TABLE records (
 	PRIMARY KEY (idx, record_id)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX records_bucket ON records (bucket);
+CREATE INDEX records_expiry ON records (expires_at);
 
 -- ACL entries: kind 1 = allow, 2 = deny; pseudonym is a caller pseudonym.
 CREATE TABLE acl_entries (

@@ -295,6 +295,15 @@ func (s *Store) SetACL(ctx context.Context, index, recordID [32]byte, l acl.List
 	})
 }
 
+func (s *Store) DeleteExpiredRecords(ctx context.Context, now time.Time) (int, error) {
+	res, err := s.rw.ExecContext(ctx, `DELETE FROM records WHERE expires_at <= ?`, now.Unix())
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
 func (s *Store) DeleteRecord(ctx context.Context, index, recordID [32]byte) error {
 	res, err := s.rw.ExecContext(ctx, `DELETE FROM records WHERE idx = ? AND record_id = ?`, index[:], recordID[:])
 	return affected(res, err)

@@ -293,6 +293,26 @@ func TestDeletedDataGone(t *testing.T) {
 			},
 		},
 		{
+			name: "DeleteExpiredRecords",
+			markers: map[string][]byte{
+				"ciphertext":      marker("SECRETMARKER", 64),
+				"index":           index[:],
+				"allow pseudonym": allowed[:],
+				"deny pseudonym":  denied[:],
+			},
+			run: func(t *testing.T, s *sqlite.Store) {
+				r := directory.Record{Index: index, RecordID: recordID, Ciphertext: marker("SECRETMARKER", 64),
+					ACL:     acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{allowed}, Deny: []acl.Pseudonym{denied}},
+					Expires: now, Updated: now}
+				if err := s.PutRecord(t.Context(), r, 10); err != nil {
+					t.Fatal(err)
+				}
+				if n, err := s.DeleteExpiredRecords(t.Context(), now); err != nil || n != 1 {
+					t.Fatalf("DeleteExpiredRecords = %d, %v", n, err)
+				}
+			},
+		},
+		{
 			name: "ReplaceRecord",
 			markers: map[string][]byte{
 				"old ciphertext":      marker("SECRETMARKER", 64),
