@@ -221,6 +221,9 @@ func (s *Server) Housekeep(ctx context.Context) {
 		s.log.Info("deleted expired records", "count", n)
 		s.invalidatePrefix()
 	}
+	if err := s.cfg.Store.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("store checkpoint", "err", err)
+	}
 	s.sigs.Prune(now)
 }
 

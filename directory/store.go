@@ -115,6 +115,12 @@ type Store interface {
 	// record.
 	CountOwners(ctx context.Context, now time.Time) (int, error)
 
+	// Checkpoint makes past deletions physical where the store can: after
+	// it returns, deleted rows are gone from every file the store manages
+	// (for SQLite, the WAL is checkpointed and truncated). The server calls
+	// it after each housekeeping sweep.
+	Checkpoint(ctx context.Context) error
+
 	// Meta returns the value stored under key, or ErrNotFound.
 	Meta(ctx context.Context, key string) ([]byte, error)
 

@@ -52,6 +52,10 @@ func Open(path string) (*Store, error) {
 		return nil, err
 	}
 	rw.SetMaxOpenConns(1)
+	// Keep the single writer connection: closing it would checkpoint and
+	// drop per-connection settings.
+	rw.SetConnMaxIdleTime(0)
+	rw.SetMaxIdleConns(1)
 	if err := migrate(rw); err != nil {
 		rw.Close()
 		return nil, err
@@ -113,7 +117,22 @@ func (s *Store) IntegrityCheck(ctx context.Context) error {
 
 func isUnique(err error) bool {
 	var se sqlite3.Error
-	return errors.As(err, &se) && se.Code == sqlite3.ErrConstraint
+	return errors.As(err, &se) &&
+		(se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey)
+}
+
+// Checkpoint copies the WAL into the database (where secure_delete has
+// zeroed deleted rows) and truncates it, so deleted data does not linger in
+// WAL frames. A checkpoint blocked by a reader is retried at the next sweep.
+func (s *Store) Checkpoint(ctx context.Context) error {
+	var busy, logFrames, done int
+	if err := s.rw.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logFrames, &done); err != nil {
+		return err
+	}
+	if busy != 0 {
+		return fmt.Errorf("sqlite: checkpoint blocked by readers")
+	}
+	return nil
 }
 
 func (s *Store) CreateVerification(ctx context.Context, v directory.Verification) error {

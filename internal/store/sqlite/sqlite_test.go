@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"bytes"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -366,26 +367,34 @@ func TestDeletedDataGone(t *testing.T) {
 				}
 			}
 			tt.run(t, s)
-			closeStore(t, s)
-
-			files, err := filepath.Glob(path + "*")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(files) == 0 {
-				t.Fatal("no database files found")
-			}
-			for _, name := range files {
-				b, err := os.ReadFile(name)
+			scan := func(when string) {
+				files, err := filepath.Glob(path + "*")
 				if err != nil {
 					t.Fatal(err)
 				}
-				for what, m := range tt.markers {
-					if i := bytes.Index(b, m); i >= 0 {
-						t.Errorf("%s still holds the %s at offset %d", filepath.Base(name), what, i)
+				if len(files) == 0 {
+					t.Fatal("no database files found")
+				}
+				for _, name := range files {
+					b, err := os.ReadFile(name)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for what, m := range tt.markers {
+						if i := bytes.Index(b, m); i >= 0 {
+							t.Errorf("%s: %s still holds the %s at offset %d", when, filepath.Base(name), what, i)
+						}
 					}
 				}
 			}
+			// While the store is open (a snapshot of a live server), after
+			// the checkpoint the server runs with every sweep.
+			if err := s.Checkpoint(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			scan("open, after Checkpoint")
+			closeStore(t, s)
+			scan("closed")
 		})
 	}
 }
@@ -408,5 +417,17 @@ func TestMarkersFound(t *testing.T) {
 	}
 	if !bytes.Contains(b, secret) {
 		t.Error("a live record's ciphertext is not found in the closed database file")
+	}
+}
+
+// Only uniqueness violations are conflicts: a NOT NULL violation is a bug
+// and must not read as "a verification is already pending".
+func TestConstraintIsNotConflict(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "db"))
+	defer closeStore(t, s)
+	v := directory.Verification{CodeSalt: nil, CodeHash: []byte("h"), Created: now, Expires: now.Add(time.Hour), Sends: 1}
+	err := s.CreateVerification(t.Context(), v)
+	if err == nil || errors.Is(err, directory.ErrConflict) {
+		t.Errorf("NULL code_salt: %v, want a non-conflict error", err)
 	}
 }
