@@ -39,6 +39,9 @@ type Config struct {
 	// Server is the directory's base URL, such as "http://127.0.0.1:8390".
 	// Required.
 	Server string
+	// CA is the base URL of the CA that verifies the number and renews the
+	// credential. Default: Server (the directory's built-in CA).
+	CA string
 	// StateDir holds the credential key and certificate, a pending
 	// verification, and the pinned directory key. Created with mode 0700.
 	// Required.
@@ -88,6 +91,10 @@ func New(cfg Config) (*Client, error) {
 		return nil, errors.New("client: Server and StateDir are required")
 	}
 	cfg.Server = strings.TrimRight(cfg.Server, "/")
+	if cfg.CA == "" {
+		cfg.CA = cfg.Server
+	}
+	cfg.CA = strings.TrimRight(cfg.CA, "/")
 	if cfg.MaxPrefixBits == 0 {
 		cfg.MaxPrefixBits = 24
 	}
@@ -126,7 +133,7 @@ func (c *Client) Verify(ctx context.Context, number string) (time.Time, error) {
 		return time.Time{}, err
 	}
 	var resp api.VerifyStartResponse
-	if err := c.do(ctx, "POST", api.PathVerifyStart, api.VerifyStartRequest{Number: n}, &resp, nil); err != nil {
+	if err := c.doAt(ctx, c.cfg.CA, "POST", api.PathVerifyStart, api.VerifyStartRequest{Number: n}, &resp, nil); err != nil {
 		return time.Time{}, err
 	}
 	b, _ := json.Marshal(pending{Number: n, VerificationID: resp.VerificationID, Expires: resp.Expires})
@@ -159,7 +166,7 @@ func (c *Client) Confirm(ctx context.Context, code string) error {
 		return err
 	}
 	var resp api.VerifyConfirmResponse
-	err = c.do(ctx, "POST", api.PathVerifyConfirm, api.VerifyConfirmRequest{
+	err = c.doAt(ctx, c.cfg.CA, "POST", api.PathVerifyConfirm, api.VerifyConfirmRequest{
 		VerificationID: p.VerificationID, Number: p.Number, Code: strings.TrimSpace(code), PublicKey: pub,
 	}, &resp, nil)
 	if err != nil {
@@ -183,20 +190,86 @@ func (c *Client) Confirm(ctx context.Context, code string) error {
 	if err != nil {
 		return err
 	}
-	var certPEM bytes.Buffer
-	for _, der := range append([][]byte{resp.Certificate}, resp.Chain...) {
-		pem.Encode(&certPEM, &pem.Block{Type: "CERTIFICATE", Bytes: der})
-	}
 	// Key first, then certificate: a crash in between leaves an unused key,
 	// never a certificate without its key.
 	if err := writeFile(filepath.Join(c.cfg.StateDir, fileKey),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600); err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(c.cfg.StateDir, fileCert), certPEM.Bytes(), 0o600); err != nil {
+	if err := c.storeCert(resp); err != nil {
 		return err
 	}
 	return os.Remove(filepath.Join(c.cfg.StateDir, filePending))
+}
+
+func (c *Client) storeCert(resp api.VerifyConfirmResponse) error {
+	var certPEM bytes.Buffer
+	for _, der := range append([][]byte{resp.Certificate}, resp.Chain...) {
+		pem.Encode(&certPEM, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+	}
+	return writeFile(filepath.Join(c.cfg.StateDir, fileCert), certPEM.Bytes(), 0o600)
+}
+
+// Renew asks the CA for a fresh credential for the same number and key,
+// while the current one is still valid: no SMS is needed.
+func (c *Client) Renew(ctx context.Context) error {
+	cred, err := c.credential()
+	if err != nil {
+		return err
+	}
+	var resp api.VerifyConfirmResponse
+	if err := c.doAt(ctx, c.cfg.CA, "POST", api.PathRenew, struct{}{}, &resp, cred); err != nil {
+		return err
+	}
+	cert, err := x509.ParseCertificate(resp.Certificate)
+	if err != nil {
+		return fmt.Errorf("client: the CA returned an unreadable credential: %w", err)
+	}
+	if k, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !k.Equal(&cred.key.PublicKey) {
+		return errors.New("client: the CA returned a credential for another key")
+	}
+	if n, err := numberOf(cert); err != nil || n != mustNumber(cred) {
+		return errors.New("client: the CA returned a credential for another number")
+	}
+	return c.storeCert(resp)
+}
+
+// Revoke tells the directory to refuse the stored credential's key from now
+// on, for example after the device was lost. Verifying the number again
+// with a new key starts clean: the directory retires the old records.
+func (c *Client) Revoke(ctx context.Context) error {
+	cred, err := c.credential()
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, "POST", api.PathRevoke, struct{}{}, nil, cred)
+}
+
+func mustNumber(cred *identity) string {
+	n, _ := numberOf(cred.cert)
+	return n
+}
+
+// Chain returns the stored credential and its issuer chain (DER, leaf
+// first), and the credential's key: what a caller signs invites with.
+func (c *Client) Chain() ([][]byte, *ecdsa.PrivateKey, error) {
+	cred, err := c.credential()
+	if err != nil {
+		return nil, nil, err
+	}
+	certPEM, err := os.ReadFile(filepath.Join(c.cfg.StateDir, fileCert))
+	if err != nil {
+		return nil, nil, err
+	}
+	var chain [][]byte
+	for {
+		var b *pem.Block
+		if b, certPEM = pem.Decode(certPEM); b == nil {
+			break
+		}
+		chain = append(chain, b.Bytes)
+	}
+	return chain, cred.key, nil
 }
 
 // identity is the loaded key and certificate.
@@ -254,6 +327,10 @@ func (c *Client) Credential() (*x509.Certificate, error) {
 // do sends a JSON request and decodes a JSON answer into out (if non-nil).
 // With cred non-nil the request is signed with the credential key.
 func (c *Client) do(ctx context.Context, method, path string, in, out any, cred *identity) error {
+	return c.doAt(ctx, c.cfg.Server, method, path, in, out, cred)
+}
+
+func (c *Client) doAt(ctx context.Context, base, method, path string, in, out any, cred *identity) error {
 	var body []byte
 	if in != nil {
 		var err error
@@ -261,7 +338,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, cred 
 			return err
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.cfg.Server+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

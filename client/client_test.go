@@ -19,7 +19,7 @@ import (
 
 func startServer(t *testing.T, inbox *phone, cfg directory.Config) *serve.Running {
 	t.Helper()
-	srv, err := serve.Start(t.Context(), serve.Config{DataDir: t.TempDir(), Addr: "127.0.0.1:0", Sender: inbox, Directory: cfg})
+	srv, err := serve.Start(t.Context(), serve.Config{DataDir: t.TempDir(), Addr: "127.0.0.1:0", SMS: inbox, Directory: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}

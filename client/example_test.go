@@ -45,7 +45,7 @@ func Example() {
 
 	// A throwaway directory server on a loopback port.
 	inbox := &phone{codes: map[string]string{}}
-	srv, err := serve.Start(ctx, serve.Config{DataDir: filepath.Join(dir, "server"), Addr: "127.0.0.1:0", Sender: inbox})
+	srv, err := serve.Start(ctx, serve.Config{DataDir: filepath.Join(dir, "server"), Addr: "127.0.0.1:0", SMS: inbox})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -11,27 +11,25 @@ package directory
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/bits"
+	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
 	"blindex.dev/blindex/acl"
-	"blindex.dev/blindex/credential"
+	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/internal/httpapi"
 	"blindex.dev/blindex/internal/httpsig"
-	"blindex.dev/blindex/internal/sms"
 	"blindex.dev/blindex/oprf"
 	"blindex.dev/blindex/record"
 )
@@ -40,27 +38,18 @@ import (
 type Config struct {
 	Store   Store            // required
 	OPRFKey *oprf.PrivateKey // required: the lookup OPRF key
-	CA      *credential.CA   // required: the built-in CA that issues credentials
-	SMS     sms.Sender       // required: delivers verification codes
 
-	// Roots are the CA roots whose credentials authenticate requests.
-	// Default: the built-in CA's root only.
+	// CA, if set, is the built-in CA: its verification endpoints are served
+	// by this directory and its root is trusted.
+	CA *ca.Service
+	// Roots are further CA roots whose credentials the directory accepts.
+	// At least one root (here or the built-in CA's) is required.
 	Roots []*x509.Certificate
-	// Logger receives operational logs; it never gets a number, code (except
-	// from the log SMS sender), key or OPRF value. Default: discard.
+	// Logger receives operational logs; it never gets a number, key or OPRF
+	// value. Default: discard.
 	Logger *slog.Logger
 	// Info is the POPRF info string for lookups. Default "blindex lookup v1".
 	Info string
-	// CredentialValidity is the lifetime of issued credentials. Default 30 days.
-	CredentialValidity time.Duration
-	// CodeTTL is how long a verification code is valid. Default 10 minutes.
-	CodeTTL time.Duration
-	// MaxCodeAttempts is the number of confirmations allowed per
-	// verification. Default 5.
-	MaxCodeAttempts int
-	// MaxCodeSends is the number of codes sent per pending verification
-	// (the first plus resends). Default 3.
-	MaxCodeSends int
 	// MinBucketOwners is the number of registered owners the server aims to
 	// have in every bucket; it sets the prefix length. Default 16.
 	MinBucketOwners int
@@ -91,30 +80,15 @@ type Observation struct {
 	Prefixes   []uint32 // for buckets
 }
 
-// Errors returned by the server's operations. statusOf maps them to HTTP.
+// Errors, with the status and message a client sees.
 var (
-	ErrBadRequest     = errors.New("directory: bad request")
-	ErrNumber         = errors.New("directory: invalid phone number")
-	ErrCredential     = errors.New("directory: credential not accepted")
-	ErrExpired        = errors.New("directory: credential expired")
-	ErrNotOwner       = errors.New("directory: index does not belong to this credential")
-	ErrWrongCode      = errors.New("directory: wrong code")
-	ErrVerification   = errors.New("directory: verification unknown, expired or out of attempts")
-	ErrTooManySends   = errors.New("directory: too many codes sent for this number")
-	ErrBusy           = errors.New("directory: verification already in progress")
-	ErrSMS            = errors.New("directory: could not send the code")
-	ErrStalePrefix    = errors.New("directory: prefix_bits above the current value")
-	ErrTooManyRecords = errors.New("directory: too many records for this owner")
+	ErrNotOwner       = httpapi.New(http.StatusForbidden, "directory: index does not belong to this credential", "index does not belong to this credential's number")
+	ErrRevoked        = httpapi.New(http.StatusUnauthorized, "directory: credential revoked", "credential revoked: verify the number again")
+	ErrSuperseded     = httpapi.New(http.StatusUnauthorized, "directory: number verified again by another key", "credential superseded: this number has been verified again with another key")
+	ErrStalePrefix    = httpapi.New(http.StatusConflict, "directory: prefix_bits above the current value", "prefix_bits above the server's current value: fetch /v1/config and retry")
+	ErrTooManyRecords = httpapi.New(http.StatusConflict, "directory: too many records for this owner", "too many records for this number")
+	errNoRecord       = httpapi.New(http.StatusNotFound, "directory: no such record", "not found")
 )
-
-// RetryError is an error after which the client may retry after a delay.
-type RetryError struct {
-	Err   error
-	After time.Duration
-}
-
-func (e *RetryError) Error() string { return e.Err.Error() }
-func (e *RetryError) Unwrap() error { return e.Err }
 
 // Server is a blindex directory. Create it with New; it is safe for
 // concurrent use.
@@ -139,14 +113,10 @@ const MetaOPRFPublicKey = "oprf_public_key"
 // store on first use and refuses a key that differs from the recorded one,
 // so a lost key file is never silently replaced.
 func New(ctx context.Context, cfg Config) (*Server, error) {
-	if cfg.Store == nil || cfg.OPRFKey == nil || cfg.CA == nil || cfg.SMS == nil {
-		return nil, errors.New("directory: Store, OPRFKey, CA and SMS are required")
+	if cfg.Store == nil || cfg.OPRFKey == nil {
+		return nil, errors.New("directory: Store and OPRFKey are required")
 	}
 	setDefault(&cfg.Info, "blindex lookup v1")
-	setDefault(&cfg.CredentialValidity, 30*24*time.Hour)
-	setDefault(&cfg.CodeTTL, 10*time.Minute)
-	setDefault(&cfg.MaxCodeAttempts, 5)
-	setDefault(&cfg.MaxCodeSends, 3)
 	setDefault(&cfg.MinBucketOwners, 16)
 	setDefault(&cfg.MaxPrefixBits, 32)
 	setDefault(&cfg.AuthWindow, 60*time.Second)
@@ -161,11 +131,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.MaxPrefixBits < 0 || cfg.MaxPrefixBits > 32 {
 		return nil, errors.New("directory: MaxPrefixBits must be between 0 and 32")
 	}
-	if len(cfg.Roots) == 0 {
-		cfg.Roots = []*x509.Certificate{cfg.CA.Root()}
+	roots := slices.Clone(cfg.Roots)
+	if cfg.CA != nil {
+		roots = append([]*x509.Certificate{cfg.CA.Root()}, roots...)
 	}
+	if len(roots) == 0 {
+		return nil, errors.New("directory: no trusted CA root: enable the built-in CA or configure roots")
+	}
+	cfg.Roots = roots
 	pool := x509.NewCertPool()
-	for _, r := range cfg.Roots {
+	for _, r := range roots {
 		pool.AddCert(r)
 	}
 	if err := cfg.Store.InitMeta(ctx, MetaOPRFPublicKey, cfg.OPRFKey.Public().Bytes()); errors.Is(err, ErrConflict) {
@@ -190,9 +165,7 @@ func setDefault[T comparable](p *T, v T) {
 	}
 }
 
-// Run does periodic housekeeping until ctx ends: it deletes expired
-// verifications (so no pending row outlives its code) and expired records,
-// and prunes the replay cache.
+// Run does periodic housekeeping until ctx ends.
 func (s *Server) Run(ctx context.Context) {
 	t := time.NewTicker(15 * time.Second)
 	defer t.Stop()
@@ -206,15 +179,14 @@ func (s *Server) Run(ctx context.Context) {
 	}
 }
 
-// Housekeep runs one round of the housekeeping Run does periodically.
+// Housekeep runs one round of housekeeping: the built-in CA's (expired
+// verifications and counters), then expired records, then a store
+// checkpoint so deleted rows leave no trace on disk, and the replay cache.
 func (s *Server) Housekeep(ctx context.Context) {
-	now := s.cfg.Now()
-	n, err := s.cfg.Store.DeleteExpiredVerifications(ctx, now)
-	if err != nil && ctx.Err() == nil {
-		s.log.Error("deleting expired verifications", "err", err)
-	} else if n > 0 {
-		s.log.Info("deleted expired verifications", "count", n)
+	if s.cfg.CA != nil {
+		s.cfg.CA.Housekeep(ctx)
 	}
+	now := s.cfg.Now()
 	if n, err := s.cfg.Store.DeleteExpiredRecords(ctx, now); err != nil && ctx.Err() == nil {
 		s.log.Error("deleting expired records", "err", err)
 	} else if n > 0 {
@@ -282,192 +254,68 @@ func (s *Server) invalidatePrefix() {
 	s.mu.Unlock()
 }
 
-// numberTag names a pending verification without storing the number: it is
-// derived from the number's OPRF output, which only the key holder computes.
-func (s *Server) numberTag(number string) ([32]byte, error) {
-	y, err := s.eval.FullEvaluate(s.info, []byte(number))
-	if err != nil {
-		return [32]byte{}, err
-	}
-	h := sha256.New()
-	h.Write([]byte("blindex v1 verification tag\x00"))
-	h.Write(y)
-	var tag [32]byte
-	h.Sum(tag[:0])
-	return tag, nil
-}
-
-func newCode() (code string, salt, hash []byte) {
-	var b [8]byte
-	rand.Read(b[:])
-	// 2^64 mod 10^6 bias is below 2^-44: negligible.
-	code = fmt.Sprintf("%06d", binary.BigEndian.Uint64(b[:])%1_000_000)
-	salt = make([]byte, 16)
-	rand.Read(salt)
-	return code, salt, codeHash(salt, code)
-}
-
-func codeHash(salt []byte, code string) []byte {
-	h := sha256.New()
-	h.Write(salt)
-	h.Write([]byte(code))
-	return h.Sum(nil)
-}
-
-// startVerification sends a code to number. Its answer is the same whether
-// or not the number is registered.
-func (s *Server) startVerification(ctx context.Context, req api.VerifyStartRequest) (api.VerifyStartResponse, error) {
-	number, err := oprf.NormalizeNumber(req.Number, "")
-	if err != nil {
-		return api.VerifyStartResponse{}, fmt.Errorf("%w: %w", ErrNumber, err)
-	}
-	tag, err := s.numberTag(number)
-	if err != nil {
-		return api.VerifyStartResponse{}, err
-	}
-	now := s.cfg.Now()
-	code, salt, hash := newCode()
-
-	v, err := s.cfg.Store.VerificationByTag(ctx, tag)
-	if err == nil && !now.Before(v.Expires) {
-		// Expired but not yet swept: end it now and start afresh.
-		if err := s.cfg.Store.DeleteVerification(ctx, v.ID); err != nil && !errors.Is(err, ErrNotFound) {
-			return api.VerifyStartResponse{}, err
-		}
-		err = ErrNotFound
-	}
-	switch {
-	case err == nil:
-		err := s.cfg.Store.ResendVerification(ctx, v.ID, salt, hash, s.cfg.MaxCodeSends)
-		if errors.Is(err, ErrExhausted) {
-			return api.VerifyStartResponse{}, &RetryError{ErrTooManySends, v.Expires.Sub(now)}
-		}
-		if err != nil {
-			return api.VerifyStartResponse{}, err
-		}
-	case errors.Is(err, ErrNotFound):
-		v = Verification{NumberTag: tag, CodeSalt: salt, CodeHash: hash,
-			Created: now.Truncate(time.Second), Expires: now.Add(s.cfg.CodeTTL).Truncate(time.Second), Sends: 1}
-		rand.Read(v.ID[:])
-		err := s.cfg.Store.CreateVerification(ctx, v)
-		if errors.Is(err, ErrConflict) {
-			return api.VerifyStartResponse{}, &RetryError{ErrBusy, time.Second}
-		}
-		if err != nil {
-			return api.VerifyStartResponse{}, err
-		}
-	default:
-		return api.VerifyStartResponse{}, err
-	}
-
-	id := hex.EncodeToString(v.ID[:])
-	err = s.cfg.SMS.Send(ctx, sms.Message{
-		To:             number,
-		Code:           code,
-		Text:           "Your blindex code is " + code + ". It expires in " + s.cfg.CodeTTL.String() + ".",
-		VerificationID: id,
-	})
-	if err != nil {
-		s.log.Warn("sms send failed", "verification_id", id, "err", err)
-		return api.VerifyStartResponse{}, &RetryError{ErrSMS, 30 * time.Second}
-	}
-	s.log.Info("verification started", "verification_id", id, "send", v.Sends)
-	return api.VerifyStartResponse{VerificationID: id, Expires: v.Expires.UTC()}, nil
-}
-
-// confirmVerification checks a code and, on success, issues a credential.
-// The attempt is counted before the code is compared, so concurrent guesses
-// cannot exceed MaxCodeAttempts; the verification is deleted before the
-// credential is issued, so one code yields at most one credential.
-func (s *Server) confirmVerification(ctx context.Context, req api.VerifyConfirmRequest) (api.VerifyConfirmResponse, error) {
-	var id [16]byte
-	if b, err := hex.DecodeString(req.VerificationID); err != nil || len(b) != len(id) {
-		return api.VerifyConfirmResponse{}, fmt.Errorf("%w: verification_id", ErrBadRequest)
-	} else {
-		copy(id[:], b)
-	}
-	number, err := oprf.NormalizeNumber(req.Number, "")
-	if err != nil {
-		return api.VerifyConfirmResponse{}, fmt.Errorf("%w: %w", ErrNumber, err)
-	}
-	pub, err := x509.ParsePKIXPublicKey(req.PublicKey)
-	if k, ok := pub.(*ecdsa.PublicKey); err != nil || !ok || k.Curve != elliptic.P256() {
-		// Checked before an attempt is spent, so a bad key costs no try.
-		return api.VerifyConfirmResponse{}, fmt.Errorf("%w: public_key must be an ECDSA P-256 key in PKIX DER", ErrBadRequest)
-	}
-	tag, err := s.numberTag(number)
-	if err != nil {
-		return api.VerifyConfirmResponse{}, err
-	}
-	v, err := s.cfg.Store.ClaimAttempt(ctx, id, s.cfg.MaxCodeAttempts)
-	if errors.Is(err, ErrExhausted) {
-		s.endVerification(ctx, id, "out of attempts")
-		return api.VerifyConfirmResponse{}, ErrVerification
-	}
-	if errors.Is(err, ErrNotFound) {
-		return api.VerifyConfirmResponse{}, ErrVerification
-	}
-	if err != nil {
-		return api.VerifyConfirmResponse{}, err
-	}
-	now := s.cfg.Now()
-	if !now.Before(v.Expires) {
-		s.endVerification(ctx, id, "expired")
-		return api.VerifyConfirmResponse{}, ErrVerification
-	}
-	tagOK := subtle.ConstantTimeCompare(tag[:], v.NumberTag[:])
-	codeOK := subtle.ConstantTimeCompare(codeHash(v.CodeSalt, req.Code), v.CodeHash)
-	if tagOK&codeOK != 1 {
-		if v.Attempts >= s.cfg.MaxCodeAttempts {
-			s.endVerification(ctx, id, "out of attempts")
-		}
-		return api.VerifyConfirmResponse{}, ErrWrongCode
-	}
-	if err := s.cfg.Store.DeleteVerification(ctx, id); errors.Is(err, ErrNotFound) {
-		return api.VerifyConfirmResponse{}, ErrVerification // a concurrent confirm won
-	} else if err != nil {
-		return api.VerifyConfirmResponse{}, err
-	}
-	cert, err := s.cfg.CA.Issue(number, pub, s.cfg.CredentialValidity, now)
-	if err != nil {
-		return api.VerifyConfirmResponse{}, err
-	}
-	s.log.Info("credential issued", "verification_id", req.VerificationID,
-		"cert_sha256", fmt.Sprintf("%x", sha256.Sum256(cert)))
-	return api.VerifyConfirmResponse{Certificate: cert, Chain: [][]byte{s.cfg.CA.Root().Raw}}, nil
-}
-
-func (s *Server) endVerification(ctx context.Context, id [16]byte, why string) {
-	if err := s.cfg.Store.DeleteVerification(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
-		s.log.Error("ending verification", "verification_id", hex.EncodeToString(id[:]), "err", err)
-		return
-	}
-	s.log.Info("verification ended", "verification_id", hex.EncodeToString(id[:]), "reason", why)
-}
-
 // A caller is an authenticated request's identity. The number in its
 // credential is used to derive these and then dropped.
 type caller struct {
 	pseudonym acl.Pseudonym
 	index     [32]byte
+	keyHash   [32]byte
 }
 
 func (c caller) fingerprint() string { return hex.EncodeToString(c.pseudonym[:6]) }
 
-// authenticate verifies the request's credential and returns the caller.
-func (s *Server) authenticate(certDER []byte) (*caller, error) {
-	number, _, err := credential.Verify(certDER, s.roots, s.cfg.Now())
-	switch {
-	case errors.Is(err, credential.ErrExpired):
-		return nil, ErrExpired
-	case err != nil:
-		return nil, fmt.Errorf("%w: %w", ErrCredential, err)
+// authenticate verifies a signed request and its credential, and returns
+// the caller. The credential's key must not be revoked, and must be the
+// current holder of the number: a newer credential for another key (the
+// number was verified again) retires the previous holder.
+func (s *Server) authenticate(r *http.Request, body []byte) (*caller, error) {
+	ctx := r.Context()
+	now := s.cfg.Now()
+	number, leaf, err := httpapi.Authenticate(s.sigs, r, body, s.roots, now)
+	if err != nil {
+		return nil, err
+	}
+	keyHash := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	if revoked, err := s.cfg.Store.KeyRevoked(ctx, keyHash); err != nil {
+		return nil, err
+	} else if revoked {
+		return nil, ErrRevoked
 	}
 	y, err := s.eval.FullEvaluate(s.info, []byte(number))
 	if err != nil {
 		return nil, err
 	}
-	return &caller{pseudonym: oprf.Pseudonym(y), index: oprf.Index(y)}, nil
+	c := &caller{pseudonym: oprf.Pseudonym(y), index: oprf.Index(y), keyHash: keyHash}
+	h, err := s.cfg.Store.Holder(ctx, c.index)
+	switch {
+	case err == nil && h.KeyHash == keyHash && !leaf.NotBefore.After(h.NotBefore):
+		return c, nil // the common case: a read, no write
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return nil, err
+	}
+	reassigned := err == nil && h.KeyHash != keyHash
+	retired, err := s.cfg.Store.ClaimHolder(ctx, c.index, Holder{KeyHash: keyHash, NotBefore: leaf.NotBefore}, now)
+	if errors.Is(err, ErrConflict) {
+		return nil, ErrSuperseded
+	}
+	if err != nil {
+		return nil, err
+	}
+	if reassigned {
+		s.invalidatePrefix()
+		s.log.Info("number reassigned: previous holder retired", "caller", c.fingerprint(), "records_retired", retired)
+	}
+	return c, nil
+}
+
+// revoke revokes the caller's credential key. Every credential for it is
+// refused from now on; verifying the number again starts clean.
+func (s *Server) revoke(ctx context.Context, c *caller) error {
+	if err := s.cfg.Store.RevokeKey(ctx, c.keyHash, s.cfg.Now()); err != nil {
+		return err
+	}
+	s.log.Info("credential revoked", "caller", c.fingerprint())
+	return nil
 }
 
 func (s *Server) observe(o Observation) {
@@ -496,7 +344,7 @@ func prefixList(p []uint32) string {
 func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateRequest) (api.EvaluateResponse, error) {
 	evaluated, proof, err := s.eval.Evaluate(s.info, req.Elements)
 	if err != nil {
-		return api.EvaluateResponse{}, fmt.Errorf("evaluate: %w", err) // statusOf maps the oprf input errors to 400
+		return api.EvaluateResponse{}, fmt.Errorf("evaluate: %w", err) // httpapi maps the oprf input errors to 400
 	}
 	pb, err := s.currentPrefixBits(ctx)
 	if err != nil {
@@ -516,7 +364,7 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 		return api.BucketsResponse{}, oprf.ErrBatchTooLarge
 	}
 	if req.PrefixBits < 0 || req.PrefixBits > 32 {
-		return api.BucketsResponse{}, fmt.Errorf("%w: prefix_bits", ErrBadRequest)
+		return api.BucketsResponse{}, fmt.Errorf("%w: prefix_bits", httpapi.ErrBadRequest)
 	}
 	pb, err := s.currentPrefixBits(ctx)
 	if err != nil {
@@ -531,10 +379,10 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 	seen := make(map[uint32]bool, len(req.Prefixes))
 	for i, p := range req.Prefixes {
 		if req.PrefixBits < 32 && p>>req.PrefixBits != 0 {
-			return api.BucketsResponse{}, fmt.Errorf("%w: prefix out of range", ErrBadRequest)
+			return api.BucketsResponse{}, fmt.Errorf("%w: prefix out of range", httpapi.ErrBadRequest)
 		}
 		if seen[p] {
-			return api.BucketsResponse{}, fmt.Errorf("%w: duplicate prefix", ErrBadRequest)
+			return api.BucketsResponse{}, fmt.Errorf("%w: duplicate prefix", httpapi.ErrBadRequest)
 		}
 		seen[p] = true
 		ranges[i] = bucketRange(p, req.PrefixBits)
@@ -570,7 +418,7 @@ func bucketRange(prefix uint32, n int) BucketRange {
 
 func (s *Server) checkOwner(c *caller, index, recordID []byte) (idx, rid [32]byte, err error) {
 	if len(index) != 32 || len(recordID) != 32 {
-		return idx, rid, fmt.Errorf("%w: index and record_id are 32 bytes", ErrBadRequest)
+		return idx, rid, fmt.Errorf("%w: index and record_id are 32 bytes", httpapi.ErrBadRequest)
 	}
 	// Only the holder of the number's credential may write under its index.
 	if subtle.ConstantTimeCompare(index, c.index[:]) != 1 {
@@ -587,17 +435,17 @@ func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest)
 		return err
 	}
 	if !record.ValidCiphertextSize(len(req.Ciphertext)) {
-		return fmt.Errorf("%w: ciphertext is not a padded record", ErrBadRequest)
+		return fmt.Errorf("%w: ciphertext is not a padded record", httpapi.ErrBadRequest)
 	}
 	now := s.cfg.Now()
 	if !req.Expires.After(now) || req.Expires.After(now.Add(s.cfg.RecordMaxTTL)) {
-		return fmt.Errorf("%w: expires must be in the future and within %v", ErrBadRequest, s.cfg.RecordMaxTTL)
+		return fmt.Errorf("%w: expires must be in the future and within %v", httpapi.ErrBadRequest, s.cfg.RecordMaxTTL)
 	}
 	if req.ACL == nil {
-		return fmt.Errorf("%w: acl is required", ErrBadRequest)
+		return fmt.Errorf("%w: acl is required", httpapi.ErrBadRequest)
 	}
 	if err := req.ACL.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return fmt.Errorf("%w: %w", httpapi.ErrBadRequest, err)
 	}
 	err = s.cfg.Store.PutRecord(ctx, Record{Index: idx, RecordID: rid, Ciphertext: req.Ciphertext,
 		ACL: *req.ACL, Expires: req.Expires, Updated: now}, s.cfg.MaxRecordsPerOwner)
@@ -619,12 +467,14 @@ func (s *Server) setACL(ctx context.Context, c *caller, req api.SetACLRequest) e
 		return err
 	}
 	if req.ACL == nil {
-		return fmt.Errorf("%w: acl is required", ErrBadRequest)
+		return fmt.Errorf("%w: acl is required", httpapi.ErrBadRequest)
 	}
 	if err := req.ACL.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+		return fmt.Errorf("%w: %w", httpapi.ErrBadRequest, err)
 	}
-	if err := s.cfg.Store.SetACL(ctx, idx, rid, *req.ACL, s.cfg.Now()); err != nil {
+	if err := s.cfg.Store.SetACL(ctx, idx, rid, *req.ACL, s.cfg.Now()); errors.Is(err, ErrNotFound) {
+		return errNoRecord
+	} else if err != nil {
 		return err
 	}
 	s.log.Info("acl set", "caller", c.fingerprint(), "visibility", req.ACL.Visibility.String(),
@@ -637,7 +487,9 @@ func (s *Server) deleteRecord(ctx context.Context, c *caller, recordID []byte) e
 	if err != nil {
 		return err
 	}
-	if err := s.cfg.Store.DeleteRecord(ctx, idx, rid); err != nil {
+	if err := s.cfg.Store.DeleteRecord(ctx, idx, rid); errors.Is(err, ErrNotFound) {
+		return errNoRecord
+	} else if err != nil {
 		return err
 	}
 	s.invalidatePrefix()

@@ -20,6 +20,7 @@ import (
 	"blindex.dev/blindex/credential"
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/internal/httpapi"
 	"blindex.dev/blindex/oprf"
 	"blindex.dev/blindex/record"
 )
@@ -344,7 +345,7 @@ func TestOTP(t *testing.T) {
 	for range 6 {
 		r := e.do("POST", api.PathVerifyConfirm, api.VerifyConfirmRequest{VerificationID: id, Number: carol,
 			Code: e.phones.code(carol), PublicKey: p384DER}, nil)
-		if r.status != 400 || !strings.Contains(r.message(), "bad request") {
+		if r.status != 400 || !strings.Contains(r.message(), "P-256") {
 			t.Fatalf("P-384 key: %d %q", r.status, r.message())
 		}
 	}
@@ -449,7 +450,7 @@ func TestBadInput(t *testing.T) {
 	if r := e.do("POST", api.PathEvaluate, []byte(`{"elements":[]} {}`), &s); r.status != 400 {
 		t.Errorf("trailing data: %d", r.status)
 	}
-	if r := e.do("POST", api.PathEvaluate, bytes.Repeat([]byte(" "), directory.MaxBodySize+1), &s); r.status != 413 {
+	if r := e.do("POST", api.PathEvaluate, bytes.Repeat([]byte(" "), httpapi.MaxBodySize+1), &s); r.status != 413 {
 		t.Errorf("oversized body: %d", r.status)
 	}
 	req, _ := http.NewRequest("POST", e.srv.URL()+api.PathVerifyStart, strings.NewReader(`{"number":"+14155550100"}`))
@@ -478,7 +479,7 @@ func TestMinimalKeyErrors(t *testing.T) {
 	// The OPRF key recorded in the store cannot be swapped.
 	e := newEnv(t, directory.Config{})
 	other, _ := oprf.GenerateKey()
-	_, err := directory.New(t.Context(), directory.Config{Store: e.srv.Node.Store, OPRFKey: other, CA: e.srv.CA, SMS: e.phones})
+	_, err := directory.New(t.Context(), directory.Config{Store: e.srv.Node.Store, OPRFKey: other, Roots: []*x509.Certificate{e.srv.CA.Root()}})
 	if err == nil || !strings.Contains(err.Error(), "does not match") {
 		t.Errorf("swapped OPRF key: %v", err)
 	}

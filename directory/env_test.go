@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/client"
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/internal/httpsig"
@@ -94,8 +95,10 @@ func newEnv(t *testing.T, cfg directory.Config) *env {
 	srv, err := serve.Start(t.Context(), serve.Config{
 		DataDir:   filepath.Join(e.dir, "server"),
 		Addr:      "127.0.0.1:0",
-		Sender:    e.phones,
+		SMS:       e.phones,
 		Directory: cfg,
+		// One test client registers many numbers from one address.
+		CA:        ca.Config{Limits: ca.Limits{NetworkPerHour: 1000}},
 		Logger:    slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		WrapStore: e.store.wrap,
 	})

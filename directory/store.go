@@ -2,31 +2,32 @@ package directory
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/ca"
 )
 
-// Store errors. Implementations return these (possibly wrapped).
+// Store errors, shared with the CA's store. Implementations return these
+// (possibly wrapped).
 var (
-	ErrNotFound  = errors.New("directory: not found")
-	ErrConflict  = errors.New("directory: conflicting row exists")
-	ErrExhausted = errors.New("directory: limit reached")
+	ErrNotFound  = ca.ErrNotFound
+	ErrConflict  = ca.ErrConflict
+	ErrExhausted = ca.ErrExhausted
 )
 
-// A Verification is a pending SMS verification. It never holds the number:
-// NumberTag is a key derived from the number's OPRF output, so a pending row
-// on disk (or in a WAL frame) reveals no plaintext number.
-type Verification struct {
-	ID        [16]byte
-	NumberTag [32]byte
-	CodeSalt  []byte
-	CodeHash  []byte // SHA-256(salt || code)
-	Created   time.Time
-	Expires   time.Time
-	Attempts  int // confirmations tried
-	Sends     int // codes sent
+// A Holder is the credential key that currently holds a number's index.
+type Holder struct {
+	KeyHash   [32]byte  // SHA-256 of the credential's SubjectPublicKeyInfo
+	NotBefore time.Time // of the newest credential seen for this key
+}
+
+// A Tombstone records that a retired holder's record was removed.
+type Tombstone struct {
+	Index    [32]byte
+	RecordID [32]byte
+	KeyHash  [32]byte // the retired holder
+	Retired  time.Time
 }
 
 // A Record is one app's sealed record under an owner's index, with its ACL.
@@ -60,34 +61,34 @@ type BucketRange struct{ Lo, Hi uint32 }
 // concurrent use. A method that returns nil has made its change durable: it
 // survives a crash of the process and of the machine.
 type Store interface {
-	// CreateVerification inserts v. It returns ErrConflict if a
-	// verification with the same NumberTag (or ID) exists.
-	CreateVerification(ctx context.Context, v Verification) error
+	// The directory's built-in CA keeps its verifications and limit
+	// counters in the same store.
+	ca.Store
 
-	// VerificationByTag returns the pending verification for a number tag,
-	// or ErrNotFound.
-	VerificationByTag(ctx context.Context, tag [32]byte) (Verification, error)
+	// Holder returns the current holder of index, or ErrNotFound.
+	Holder(ctx context.Context, index [32]byte) (Holder, error)
 
-	// ResendVerification replaces the code of verification id and increments
-	// its send count, if that count is below maxSends. It returns ErrNotFound
-	// if id does not exist and ErrExhausted if the count is at maxSends.
-	ResendVerification(ctx context.Context, id [16]byte, salt, hash []byte, maxSends int) error
+	// ClaimHolder makes h the holder of index, in one transaction:
+	//   - if index has no holder, h becomes it;
+	//   - if h has the current holder's key, its NotBefore is raised to
+	//     h.NotBefore if later;
+	//   - if h has another key and h.NotBefore is after the current
+	//     holder's, the current holder is retired: each of index's records
+	//     is deleted with its ACL and a Tombstone is written, and h becomes
+	//     the holder. It returns the number of records retired.
+	// Otherwise (another key, not newer) it returns ErrConflict and changes
+	// nothing.
+	ClaimHolder(ctx context.Context, index [32]byte, h Holder, at time.Time) (int, error)
 
-	// ClaimAttempt atomically increments the attempt count of verification id
-	// if it is below maxAttempts, and returns the row as updated. It returns
-	// ErrNotFound if id does not exist and ErrExhausted if the count is
-	// already maxAttempts. Concurrent callers never together exceed
-	// maxAttempts.
-	ClaimAttempt(ctx context.Context, id [16]byte, maxAttempts int) (Verification, error)
+	// Tombstones returns the tombstones of index, oldest first.
+	Tombstones(ctx context.Context, index [32]byte) ([]Tombstone, error)
 
-	// DeleteVerification removes verification id. It returns ErrNotFound if
-	// it does not exist, so exactly one of several concurrent callers
-	// succeeds: that caller owns the verification's outcome.
-	DeleteVerification(ctx context.Context, id [16]byte) error
+	// RevokeKey records that every credential for keyHash is revoked. It is
+	// idempotent.
+	RevokeKey(ctx context.Context, keyHash [32]byte, at time.Time) error
 
-	// DeleteExpiredVerifications removes every verification whose Expires is
-	// not after now, and returns how many it removed.
-	DeleteExpiredVerifications(ctx context.Context, now time.Time) (int, error)
+	// KeyRevoked reports whether keyHash has been revoked.
+	KeyRevoked(ctx context.Context, keyHash [32]byte) (bool, error)
 
 	// PutRecord inserts or replaces the record (r.Index, r.RecordID) and
 	// replaces its ACL, in one transaction. It returns ErrExhausted, and
@@ -114,12 +115,6 @@ type Store interface {
 	// CountOwners returns the number of distinct indexes with an unexpired
 	// record.
 	CountOwners(ctx context.Context, now time.Time) (int, error)
-
-	// Checkpoint makes past deletions physical where the store can: after
-	// it returns, deleted rows are gone from every file the store manages
-	// (for SQLite, the WAL is checkpointed and truncated). The server calls
-	// it after each housekeeping sweep.
-	Checkpoint(ctx context.Context) error
 
 	// Meta returns the value stored under key, or ErrNotFound.
 	Meta(ctx context.Context, key string) ([]byte, error)

@@ -20,19 +20,20 @@ import (
 
 // clientFlags are the flags every client command takes.
 type clientFlags struct {
-	server, state, region *string
+	server, ca, state, region *string
 }
 
 func addClientFlags(fs *flag.FlagSet) clientFlags {
 	return clientFlags{
 		server: fs.String("server", "http://127.0.0.1:8390", "directory base `URL`"),
+		ca:     fs.String("ca", "", "CA base `URL` for verify and renew (default: the --server's built-in CA)"),
 		state:  fs.String("state", defaultStateDir(), "`directory` holding your credential and the directory's pinned key"),
 		region: fs.String("region", "", "`region` (such as US or GB) for numbers written without +country code"),
 	}
 }
 
 func (f clientFlags) client() (*client.Client, error) {
-	return client.New(client.Config{Server: *f.server, StateDir: *f.state, DefaultRegion: *f.region})
+	return client.New(client.Config{Server: *f.server, CA: *f.ca, StateDir: *f.state, DefaultRegion: *f.region})
 }
 
 func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -332,5 +333,50 @@ Shows the number and validity of your stored credential.`, stderr)
 		return err
 	}
 	fmt.Fprintf(stdout, "%s, credential valid until %s\n", n, exp.Local().Format(time.DateTime))
+	return nil
+}
+
+func cmdRenew(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("renew", "renew", `
+Asks the CA for a fresh credential for your number and key while the current
+one is still valid: no SMS code is needed. Renew before "whoami" shows the
+expiry; an expired credential needs "blindex verify" again.`, stderr)
+	cf := addClientFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if err := c.Renew(ctx); err != nil {
+		return err
+	}
+	_, exp, err := c.Identity()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Renewed. Your credential is valid until %s.\n", exp.Local().Format(time.DateOnly))
+	return nil
+}
+
+func cmdRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("revoke", "revoke", `
+Tells the directory to refuse your credential's key from now on, for example
+after losing a device that held it. To use the directory again, verify the
+number again: the directory then retires the records published under the
+old key, and you publish afresh.`, stderr)
+	cf := addClientFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	if err := c.Revoke(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "Revoked. The directory refuses this credential from now on.")
 	return nil
 }

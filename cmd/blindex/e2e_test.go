@@ -289,7 +289,8 @@ var update = flag.Bool("update", false, "rewrite the golden help files")
 // TestHelp pins the help text: it is the user's manual at each step.
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"serve", "-h"}, {"verify", "-h"}, {"publish", "-h"}, {"acl", "-h"},
-		{"unpublish", "-h"}, {"lookup", "-h"}, {"whoami", "-h"}, {"demo", "-h"}} {
+		{"unpublish", "-h"}, {"lookup", "-h"}, {"whoami", "-h"}, {"demo", "-h"},
+		{"ca", "-h"}, {"renew", "-h"}, {"revoke", "-h"}} {
 		cmd := exec.Command(binary, args...)
 		cmd.Env = append(os.Environ(), "HOME=/home/user", "XDG_CONFIG_HOME=")
 		out, _ := cmd.CombinedOutput()

@@ -20,6 +20,7 @@ const usage = `blindex is a phone-number directory that never sees the numbers i
 Usage:
   blindex demo [--keep]            play the whole story on a throwaway local server
   blindex serve [flags]            run a directory server (SQLite, keys made on first start)
+  blindex ca [flags]               run a standalone CA that directories can trust
   blindex verify start NUMBER      ask the directory to text a code to NUMBER
   blindex verify confirm CODE      finish verification; stores your credential
   blindex publish [flags]          publish or replace your record for one app
@@ -27,10 +28,13 @@ Usage:
   blindex unpublish --app APP      delete your record for one app
   blindex lookup NUMBER...         look numbers up without revealing them
   blindex whoami                   show your stored credential
+  blindex renew                    renew your credential before it expires (no SMS)
+  blindex revoke                   revoke your credential (after losing a device)
 
 Client commands talk to --server (env BLINDEX_SERVER, default
 http://127.0.0.1:8390) and keep your credential and the directory's pinned key
-in --state (env BLINDEX_STATE, default ~/.config/blindex).
+in --state (env BLINDEX_STATE, default ~/.config/blindex). verify and renew
+talk to --ca (env BLINDEX_CA), by default the directory's built-in CA.
 
 Numbers are E.164 ("+14155550100"), or national with --region (env
 BLINDEX_REGION), such as --region US "(415) 555-0100".
@@ -69,6 +73,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdDemo(ctx, rest, stdout, stderr)
 	case "serve":
 		return cmdServe(ctx, rest, stdout, stderr)
+	case "ca":
+		return cmdCA(ctx, rest, stdout, stderr)
+	case "renew":
+		return cmdRenew(ctx, rest, stdout, stderr)
+	case "revoke":
+		return cmdRevoke(ctx, rest, stdout, stderr)
 	case "verify":
 		return cmdVerify(ctx, rest, stdout, stderr)
 	case "publish":

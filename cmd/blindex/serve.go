@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"blindex.dev/blindex/directory"
@@ -12,23 +16,82 @@ import (
 	"blindex.dev/blindex/internal/serve"
 )
 
+// serverFlags are the flags blindex serve and blindex ca share.
+type serverFlags struct {
+	data, identity, addr, logFormat *string
+	sms                             smsFlags
+	validity                        *time.Duration
+}
+
+func addServerFlags(fs *flag.FlagSet, defaultData, defaultAddr string) serverFlags {
+	return serverFlags{
+		data:      fs.String("data", defaultData, "data `directory`: database and key files"),
+		identity:  fs.String("identity", "", "age identity `file` that decrypts the key files (default <data>/identity.age-key)"),
+		addr:      fs.String("addr", defaultAddr, "listen `address`"),
+		logFormat: fs.String("log-format", "text", "log format: text or json"),
+		sms:       addSMSFlags(fs),
+		validity:  fs.Duration("credential-validity", 30*24*time.Hour, "lifetime of issued credentials"),
+	}
+}
+
+// config validates the shared flags and returns the base server config.
+func (f serverFlags) config(stderr io.Writer) (serve.Config, error) {
+	var h slog.Handler
+	switch *f.logFormat {
+	case "text":
+		h = slog.NewTextHandler(stderr, nil)
+	case "json":
+		h = slog.NewJSONHandler(stderr, nil)
+	default:
+		return serve.Config{}, fmt.Errorf("--log-format must be text or json, not %q", *f.logFormat)
+	}
+	if *f.validity < time.Hour {
+		return serve.Config{}, fmt.Errorf("--credential-validity must be at least 1h")
+	}
+	logger := slog.New(h)
+	sender, err := f.sms.sender(logger)
+	if err != nil {
+		return serve.Config{}, err
+	}
+	cfg := serve.Config{DataDir: *f.data, IdentityPath: *f.identity, Addr: *f.addr, SMS: sender, Logger: logger}
+	cfg.CA.CredentialValidity = *f.validity
+	return cfg, nil
+}
+
+// run starts a server and waits for a signal or a failure.
+func runServer(ctx context.Context, start func(context.Context, serve.Config) (*serve.Running, error), cfg serve.Config) error {
+	r, err := start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		cfg.Logger.Info("shutting down")
+		return r.Close()
+	case err := <-r.Wait():
+		r.Close()
+		return err
+	}
+}
+
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", "serve [flags]", `
 Runs a directory server. With no flags it keeps a SQLite database and its keys
 under ./blindex-data, generating the keys on first start, listens on
-127.0.0.1:8390, and uses the "log" SMS sender, which writes verification codes
-to this output for development (never use it in production).
+127.0.0.1:8390, and runs the built-in CA with the "log" SMS sender, which
+writes verification codes to this output for development (never use it in
+production).
 
 The key files are age-encrypted to an identity file, by default inside the
 data directory. For production, keep the identity elsewhere (--identity) so a
-copy of the data directory alone does not reveal the keys.`, stderr)
-	data := fs.String("data", "blindex-data", "data `directory`: database and key files")
-	identity := fs.String("identity", "", "age identity `file` that decrypts the key files (default <data>/identity.age-key)")
-	addr := fs.String("addr", "127.0.0.1:8390", "listen `address`")
-	smsName := fs.String("sms", "log", "SMS sender: log (development only; codes go to the server log)")
-	validity := fs.Duration("credential-validity", 30*24*time.Hour, "lifetime of issued credentials")
+copy of the data directory alone does not reveal the keys.
+
+Credentials from other CAs (see "blindex ca") are accepted when their roots
+are given with --trust-ca.`, stderr)
+	sf := addServerFlags(fs, "blindex-data", "127.0.0.1:8390")
 	minBucket := fs.Int("min-bucket-owners", 16, "owners the server aims to keep in each lookup bucket (sets the prefix length)")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
+	trust := fs.String("trust-ca", "", "comma-separated PEM `files` of further CA roots whose credentials are accepted")
+	noBuiltin := fs.Bool("no-builtin-ca", false, "do not run the built-in CA: accept only the roots in --trust-ca")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -36,47 +99,70 @@ copy of the data directory alone does not reveal the keys.`, stderr)
 		fs.Usage()
 		return errUsage
 	}
-	var h slog.Handler
-	switch *logFormat {
-	case "text":
-		h = slog.NewTextHandler(stderr, nil)
-	case "json":
-		h = slog.NewJSONHandler(stderr, nil)
-	default:
-		return fmt.Errorf("--log-format must be text or json, not %q", *logFormat)
-	}
-	if *validity < time.Hour {
-		return fmt.Errorf("--credential-validity must be at least 1h")
+	cfg, err := sf.config(stderr)
+	if err != nil {
+		return err
 	}
 	if *minBucket < 1 {
 		return fmt.Errorf("--min-bucket-owners must be at least 1")
 	}
-	logger := slog.New(h)
-	if *smsName == "log" {
-		logger.Warn("using the log SMS sender: verification codes are written to this log (development only)")
-	}
-	r, err := serve.Start(ctx, serve.Config{
-		DataDir:      *data,
-		IdentityPath: *identity,
-		Addr:         *addr,
-		SMS:          *smsName,
-		Logger:       logger,
-		Directory: directory.Config{
-			CredentialValidity: *validity,
-			MinBucketOwners:    *minBucket,
-		},
-	})
+	roots, err := loadRootFiles(*trust)
 	if err != nil {
 		return err
 	}
-	select {
-	case <-ctx.Done():
-		logger.Info("shutting down")
-		return r.Close()
-	case err := <-r.Wait():
-		r.Close()
+	if *noBuiltin && len(roots) == 0 {
+		return fmt.Errorf("--no-builtin-ca needs at least one --trust-ca root")
+	}
+	cfg.NoBuiltinCA = *noBuiltin
+	cfg.Directory = directory.Config{MinBucketOwners: *minBucket, Roots: roots}
+	return runServer(ctx, serve.Start, cfg)
+}
+
+func loadRootFiles(list string) ([]*x509.Certificate, error) {
+	var pems [][]byte
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("--trust-ca: %w", err)
+		}
+		pems = append(pems, b)
+	}
+	if len(pems) == 0 {
+		return nil, nil
+	}
+	roots, err := serve.LoadRoots(pems...)
+	if err != nil {
+		return nil, fmt.Errorf("--trust-ca: %w", err)
+	}
+	return roots, nil
+}
+
+func cmdCA(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("ca", "ca [flags]", `
+Runs a standalone CA: it texts verification codes and issues number
+credentials, with its own key, database and port, so that no single operator
+holds everything. Directories accept its credentials when started with
+--trust-ca <data>/keys/ca.pem. Apps verify with it through
+"blindex verify --ca URL".
+
+With no flags it keeps its database and age-encrypted key under
+./blindex-ca-data and listens on 127.0.0.1:8391.`, stderr)
+	sf := addServerFlags(fs, "blindex-ca-data", "127.0.0.1:8391")
+	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := sf.config(stderr)
+	if err != nil {
+		return err
+	}
+	return runServer(ctx, serve.StartCA, cfg)
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {

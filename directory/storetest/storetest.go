@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/directory"
 )
 
@@ -45,6 +46,9 @@ func Run(t *testing.T, open func(t *testing.T) directory.Store) {
 	t.Run("Buckets", func(t *testing.T) { testBuckets(t, open) })
 	t.Run("CountOwners", func(t *testing.T) { testCountOwners(t, open) })
 	t.Run("Meta", func(t *testing.T) { testMeta(t, open) })
+	t.Run("Counters", func(t *testing.T) { testCounters(t, open) })
+	t.Run("Holders", func(t *testing.T) { testHolders(t, open) })
+	t.Run("Revocation", func(t *testing.T) { testRevocation(t, open) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open) })
 	t.Run("Close", func(t *testing.T) { testClose(t, open) })
 }
@@ -111,8 +115,8 @@ func tally(t *testing.T, errs []error, want error) (ok, matched int) {
 // Verifications.
 
 // verification returns a distinct valid verification for each n.
-func verification(n byte) directory.Verification {
-	v := directory.Verification{
+func verification(n byte) ca.Verification {
+	v := ca.Verification{
 		// The zero and 0xff bytes catch a store that treats blobs as text.
 		CodeSalt: []byte{'s', n, 0x00, 0xff},
 		CodeHash: bytes.Repeat([]byte{'h', n}, 16),
@@ -125,7 +129,7 @@ func verification(n byte) directory.Verification {
 	return v
 }
 
-func diffVerification(got, want directory.Verification) string {
+func diffVerification(got, want ca.Verification) string {
 	var d []string
 	if got.ID != want.ID {
 		d = append(d, fmt.Sprintf("ID %x, want %x", got.ID, want.ID))
@@ -154,7 +158,7 @@ func diffVerification(got, want directory.Verification) string {
 	return strings.Join(d, "; ")
 }
 
-func createVerification(t *testing.T, s directory.Store, v directory.Verification) {
+func createVerification(t *testing.T, s directory.Store, v ca.Verification) {
 	t.Helper()
 	if err := s.CreateVerification(t.Context(), v); err != nil {
 		t.Fatalf("CreateVerification(%x): %v", v.ID, err)
@@ -162,7 +166,7 @@ func createVerification(t *testing.T, s directory.Store, v directory.Verificatio
 }
 
 // checkVerification checks that the store holds exactly want under its tag.
-func checkVerification(t *testing.T, s directory.Store, want directory.Verification) {
+func checkVerification(t *testing.T, s directory.Store, want ca.Verification) {
 	t.Helper()
 	got, err := s.VerificationByTag(t.Context(), want.NumberTag)
 	if err != nil {
@@ -235,7 +239,7 @@ func testCreateVerification(t *testing.T, open opener) {
 
 	t.Run("ConcurrentSameTag", func(t *testing.T) {
 		s := newStore(t, open)
-		vs := make([]directory.Verification, goroutines)
+		vs := make([]ca.Verification, goroutines)
 		for i := range vs {
 			vs[i] = verification(byte(i))
 			vs[i].NumberTag = verification(0xee).NumberTag
@@ -483,7 +487,7 @@ func testDeleteExpiredVerifications(t *testing.T, open opener) {
 	atNow.Expires = t0
 	soon.Expires = t0.Add(time.Second)
 	later.Expires = t0.Add(time.Hour)
-	for _, v := range []directory.Verification{past, atNow, soon, later} {
+	for _, v := range []ca.Verification{past, atNow, soon, later} {
 		createVerification(t, s, v)
 	}
 

@@ -14,6 +14,9 @@ const (
 	PathConfig        = "/v1/config"
 	PathVerifyStart   = "/v1/verify/start"
 	PathVerifyConfirm = "/v1/verify/confirm"
+	PathRenew         = "/v1/credentials/renew"  // signed by the current credential
+	PathRevoke        = "/v1/credentials/revoke" // signed by the credential to revoke
+	PathCARoot        = "/v1/ca"
 	PathEvaluate      = "/v1/evaluate"
 	PathBuckets       = "/v1/buckets"
 	PathRecords       = "/v1/records"     // PUT publishes a record
@@ -52,6 +55,11 @@ type VerifyConfirmRequest struct {
 type VerifyConfirmResponse struct {
 	Certificate []byte   `json:"certificate"` // leaf DER
 	Chain       [][]byte `json:"chain"`       // issuer chain, root last
+}
+
+// CARoot is the answer to GET /v1/ca: the CA's root certificate.
+type CARoot struct {
+	Certificate []byte `json:"certificate"` // DER
 }
 
 type EvaluateRequest struct {

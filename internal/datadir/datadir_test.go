@@ -9,7 +9,7 @@ import (
 
 func TestFirstStartThenReopen(t *testing.T) {
 	dir := t.TempDir()
-	n, err := Open(t.Context(), dir, "")
+	n, err := Open(t.Context(), dir, "", Directory)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestFirstStartThenReopen(t *testing.T) {
 		}
 	}
 
-	n, err = Open(t.Context(), dir, "")
+	n, err = Open(t.Context(), dir, "", Directory)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,13 +62,13 @@ func TestLostOrDamagedKeys(t *testing.T) {
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			n, err := Open(t.Context(), dir, "")
+			n, err := Open(t.Context(), dir, "", Directory)
 			if err != nil {
 				t.Fatal(err)
 			}
 			n.Store.Close()
 			c.damage(dir)
-			n, err = Open(t.Context(), dir, "")
+			n, err = Open(t.Context(), dir, "", Directory)
 			if err == nil {
 				n.Store.Close()
 				t.Fatal("opened a damaged data directory")
@@ -83,7 +83,7 @@ func TestLostOrDamagedKeys(t *testing.T) {
 func TestIdentityElsewhere(t *testing.T) {
 	dir, secrets := t.TempDir(), t.TempDir()
 	id := filepath.Join(secrets, "id")
-	n, err := Open(t.Context(), dir, id)
+	n, err := Open(t.Context(), dir, id, Directory)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestIdentityElsewhere(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, IdentityFile)); err == nil {
 		t.Error("identity written into the data directory despite IdentityPath")
 	}
-	if _, err := Open(t.Context(), dir, ""); err == nil {
+	if _, err := Open(t.Context(), dir, "", Directory); err == nil {
 		t.Error("opened without the identity")
 	}
 }

@@ -100,7 +100,7 @@ func Run(ctx context.Context, w io.Writer, keep bool) (*Result, error) {
 	srv, err := serve.Start(ctx, serve.Config{
 		DataDir: res.DataDir,
 		Addr:    "127.0.0.1:0",
-		Sender:  ph,
+		SMS:     ph,
 		Directory: directory.Config{Observe: func(o directory.Observation) {
 			obsMu.Lock()
 			res.Observations = append(res.Observations, o)

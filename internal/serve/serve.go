@@ -1,11 +1,13 @@
-// Package serve runs a directory server over a data directory: it opens the
-// store and keys (internal/datadir), builds the directory.Server, listens,
-// runs housekeeping, and shuts down gracefully. cmd/blindex and the demo use
-// it, and tests start real servers on loopback with it.
+// Package serve runs blindex servers over a data directory: a directory
+// (with its built-in CA, by default) or a standalone CA. It opens the store
+// and keys (internal/datadir), builds the services, listens, runs
+// housekeeping, and shuts down gracefully. cmd/blindex and the demo use it,
+// and tests start real servers on loopback with it.
 package serve
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,9 +15,11 @@ import (
 	"net/http"
 	"time"
 
+	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/credential"
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/internal/datadir"
+	"blindex.dev/blindex/internal/httpapi"
 	"blindex.dev/blindex/internal/sms"
 )
 
@@ -28,13 +32,17 @@ type Config struct {
 	IdentityPath string
 	// Addr is the listen address. Default "127.0.0.1:8390"; port 0 picks one.
 	Addr string
-	// SMS names the code sender: "log" (development: codes go to the log).
-	// Default "log". Ignored when Sender is set.
-	SMS string
-	// Sender, if set, delivers codes instead of the named SMS sender.
-	Sender sms.Sender
-	// Directory holds the directory settings; its Store, OPRFKey, CA, SMS
-	// and Logger are filled in from the data directory and the fields above.
+	// SMS delivers verification codes. Default: the log sender, which writes
+	// codes to Logger (development only).
+	SMS sms.Sender
+	// CA holds the CA settings (validity, code limits, abuse limits); its
+	// Store, CA, SMS and Logger are filled in.
+	CA ca.Config
+	// NoBuiltinCA serves a directory without the built-in CA: credentials
+	// then come only from the CAs in Directory.Roots.
+	NoBuiltinCA bool
+	// Directory holds the directory settings; its Store, OPRFKey, CA and
+	// Logger are filled in. Directory.Roots adds trusted CA roots.
 	Directory directory.Config
 	// Logger receives the server's logs. Default: discard.
 	Logger *slog.Logger
@@ -45,53 +53,104 @@ type Config struct {
 
 // Running is a started server.
 type Running struct {
-	Addr string // the address it listens on
-	CA   *credential.CA
+	Addr string         // the address it listens on
+	CA   *credential.CA // the CA key of the data directory
 	Node *datadir.Node
 
-	srv    *directory.Server
-	http   *http.Server
-	cancel context.CancelFunc
-	done   chan error
+	housekeep func(context.Context)
+	http      *http.Server
+	cancel    context.CancelFunc
+	done      chan error
 }
 
-// Start opens the data directory and starts serving.
+func (c *Config) defaults() error {
+	if c.DataDir == "" {
+		return errors.New("serve: a data directory is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8390"
+	}
+	if c.SMS == nil {
+		c.SMS = sms.Log{Logger: c.Logger}
+	}
+	return nil
+}
+
+// Start opens the data directory and starts a directory server.
 func Start(ctx context.Context, cfg Config) (*Running, error) {
-	if cfg.DataDir == "" {
-		return nil, errors.New("serve: a data directory is required")
+	if err := cfg.defaults(); err != nil {
+		return nil, err
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:8390"
-	}
-	sender := cfg.Sender
-	if sender == nil {
-		switch cfg.SMS {
-		case "", "log":
-			sender = sms.Log{Logger: cfg.Logger}
-		default:
-			return nil, fmt.Errorf("serve: unknown SMS sender %q (available: log)", cfg.SMS)
-		}
-	}
-	node, err := datadir.Open(ctx, cfg.DataDir, cfg.IdentityPath)
+	node, err := datadir.Open(ctx, cfg.DataDir, cfg.IdentityPath, datadir.Directory)
 	if err != nil {
 		return nil, err
 	}
 	if node.Created {
 		cfg.Logger.Info("generated new keys", "data", cfg.DataDir)
 	}
-	dc := cfg.Directory
-	dc.Store, dc.OPRFKey, dc.CA, dc.SMS, dc.Logger = node.Store, node.OPRFKey, node.CA, sender, cfg.Logger
+	var store directory.Store = node.Store
 	if cfg.WrapStore != nil {
-		dc.Store = cfg.WrapStore(dc.Store)
+		store = cfg.WrapStore(store)
+	}
+	dc := cfg.Directory
+	dc.Store, dc.OPRFKey, dc.Logger = store, node.OPRFKey, cfg.Logger
+	if !cfg.NoBuiltinCA {
+		cc := cfg.CA
+		cc.Store, cc.CA, cc.SMS, cc.Logger = store, node.CA, cfg.SMS, cfg.Logger
+		if cc.Now == nil {
+			cc.Now = dc.Now
+		}
+		if dc.CA, err = ca.New(cc); err != nil {
+			node.Store.Close()
+			return nil, err
+		}
 	}
 	srv, err := directory.New(ctx, dc)
 	if err != nil {
 		node.Store.Close()
 		return nil, err
 	}
+	return listen(cfg, node, srv.Handler(), srv.Run, srv.Housekeep)
+}
+
+// StartCA opens a CA-only data directory and starts a standalone CA.
+func StartCA(ctx context.Context, cfg Config) (*Running, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	node, err := datadir.Open(ctx, cfg.DataDir, cfg.IdentityPath, datadir.CAOnly)
+	if err != nil {
+		return nil, err
+	}
+	if node.Created {
+		cfg.Logger.Info("generated new CA key", "data", cfg.DataDir)
+	}
+	cc := cfg.CA
+	cc.Store, cc.CA, cc.SMS, cc.Logger = node.Store, node.CA, cfg.SMS, cfg.Logger
+	svc, err := ca.New(cc)
+	if err != nil {
+		node.Store.Close()
+		return nil, err
+	}
+	run := func(ctx context.Context) {
+		t := time.NewTicker(15 * time.Second)
+		defer t.Stop()
+		for {
+			svc.Housekeep(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}
+	return listen(cfg, node, svc.Handler(), run, svc.Housekeep)
+}
+
+func listen(cfg Config, node *datadir.Node, h http.Handler, run, housekeep func(context.Context)) (*Running, error) {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		node.Store.Close()
@@ -99,15 +158,15 @@ func Start(ctx context.Context, cfg Config) (*Running, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	r := &Running{
-		Addr:   ln.Addr().String(),
-		CA:     node.CA,
-		Node:   node,
-		srv:    srv,
-		http:   directory.NewHTTPServer(srv.Handler(), cfg.Logger),
-		cancel: cancel,
-		done:   make(chan error, 1),
+		Addr:      ln.Addr().String(),
+		CA:        node.CA,
+		Node:      node,
+		housekeep: housekeep,
+		http:      httpapi.NewServer(h, cfg.Logger),
+		cancel:    cancel,
+		done:      make(chan error, 1),
 	}
-	go srv.Run(runCtx)
+	go run(runCtx)
 	go func() {
 		err := r.http.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -119,8 +178,21 @@ func Start(ctx context.Context, cfg Config) (*Running, error) {
 	return r, nil
 }
 
+// LoadRoots parses PEM files of CA root certificates.
+func LoadRoots(pems ...[]byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for i, b := range pems {
+		certs, err := parsePEMCerts(b)
+		if err != nil || len(certs) == 0 {
+			return nil, fmt.Errorf("serve: CA root file %d: no PEM certificate", i+1)
+		}
+		out = append(out, certs...)
+	}
+	return out, nil
+}
+
 // Housekeep runs one round of housekeeping now (tests use it).
-func (r *Running) Housekeep(ctx context.Context) { r.srv.Housekeep(ctx) }
+func (r *Running) Housekeep(ctx context.Context) { r.housekeep(ctx) }
 
 // URL is the server's base URL.
 func (r *Running) URL() string { return "http://" + r.Addr }

@@ -43,3 +43,35 @@ CREATE TABLE acl_entries (
 	PRIMARY KEY (idx, record_id, kind, pseudonym),
 	FOREIGN KEY (idx, record_id) REFERENCES records (idx, record_id) ON DELETE CASCADE
 ) STRICT, WITHOUT ROWID;
+
+-- Abuse-limit counters: key is an HMAC of the limited subject (a number,
+-- a client network, or nothing for global limits) under a CA secret.
+CREATE TABLE counters (
+	key          BLOB NOT NULL,
+	window_start INTEGER NOT NULL, -- Unix seconds
+	count        INTEGER NOT NULL,
+	expires_at   INTEGER NOT NULL, -- Unix seconds
+	PRIMARY KEY (key, window_start)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX counters_expiry ON counters (expires_at);
+
+-- The credential key that currently holds each index.
+CREATE TABLE holders (
+	idx        BLOB PRIMARY KEY,
+	key_hash   BLOB NOT NULL,
+	not_before INTEGER NOT NULL -- Unix seconds
+) STRICT, WITHOUT ROWID;
+
+-- Records of retired holders: kept as evidence, without their contents.
+CREATE TABLE tombstones (
+	idx        BLOB NOT NULL,
+	record_id  BLOB NOT NULL,
+	key_hash   BLOB NOT NULL,
+	retired_at INTEGER NOT NULL, -- Unix seconds
+	PRIMARY KEY (idx, retired_at, record_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE revoked_keys (
+	key_hash   BLOB PRIMARY KEY,
+	revoked_at INTEGER NOT NULL -- Unix seconds
+) STRICT, WITHOUT ROWID;

@@ -16,6 +16,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/directory"
 )
 
@@ -135,7 +136,7 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) CreateVerification(ctx context.Context, v directory.Verification) error {
+func (s *Store) CreateVerification(ctx context.Context, v ca.Verification) error {
 	_, err := s.rw.ExecContext(ctx, `INSERT INTO verifications
 		(id, number_tag, code_salt, code_hash, created_at, expires_at, attempts, sends)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -148,8 +149,8 @@ func (s *Store) CreateVerification(ctx context.Context, v directory.Verification
 
 const verificationCols = `id, number_tag, code_salt, code_hash, created_at, expires_at, attempts, sends`
 
-func scanVerification(row interface{ Scan(...any) error }) (directory.Verification, error) {
-	var v directory.Verification
+func scanVerification(row interface{ Scan(...any) error }) (ca.Verification, error) {
+	var v ca.Verification
 	var id, tag []byte
 	var created, expires int64
 	err := row.Scan(&id, &tag, &v.CodeSalt, &v.CodeHash, &created, &expires, &v.Attempts, &v.Sends)
@@ -168,7 +169,7 @@ func scanVerification(row interface{ Scan(...any) error }) (directory.Verificati
 	return v, nil
 }
 
-func (s *Store) VerificationByTag(ctx context.Context, tag [32]byte) (directory.Verification, error) {
+func (s *Store) VerificationByTag(ctx context.Context, tag [32]byte) (ca.Verification, error) {
 	return scanVerification(s.rw.QueryRowContext(ctx,
 		`SELECT `+verificationCols+` FROM verifications WHERE number_tag = ?`, tag[:]))
 }
@@ -192,8 +193,8 @@ func (s *Store) ResendVerification(ctx context.Context, id [16]byte, salt, hash 
 	})
 }
 
-func (s *Store) ClaimAttempt(ctx context.Context, id [16]byte, maxAttempts int) (directory.Verification, error) {
-	var v directory.Verification
+func (s *Store) ClaimAttempt(ctx context.Context, id [16]byte, maxAttempts int) (ca.Verification, error) {
+	var v ca.Verification
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
 		v, err = scanVerification(tx.QueryRowContext(ctx,
@@ -410,4 +411,141 @@ func (s *Store) InitMeta(ctx context.Context, key string, value []byte) error {
 		}
 		return nil
 	})
+}
+
+func (s *Store) Count(ctx context.Context, key [32]byte, window, expires time.Time, limit int) (int, error) {
+	var n int
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT count FROM counters WHERE key = ? AND window_start = ?`,
+			key[:], window.Unix()).Scan(&n)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if n >= limit {
+			return directory.ErrExhausted
+		}
+		n++
+		_, err = tx.ExecContext(ctx, `INSERT INTO counters (key, window_start, count, expires_at) VALUES (?, ?, 1, ?)
+			ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1`, key[:], window.Unix(), expires.Unix())
+		return err
+	})
+	return n, err
+}
+
+func (s *Store) Counted(ctx context.Context, key [32]byte, window time.Time) (int, error) {
+	var n int
+	err := s.rw.QueryRowContext(ctx, `SELECT count FROM counters WHERE key = ? AND window_start = ?`,
+		key[:], window.Unix()).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return n, err
+}
+
+func (s *Store) DeleteExpiredCounters(ctx context.Context, now time.Time) (int, error) {
+	res, err := s.rw.ExecContext(ctx, `DELETE FROM counters WHERE expires_at <= ?`, now.Unix())
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+func (s *Store) Holder(ctx context.Context, index [32]byte) (directory.Holder, error) {
+	var h directory.Holder
+	var key []byte
+	var nb int64
+	err := s.ro.QueryRowContext(ctx, `SELECT key_hash, not_before FROM holders WHERE idx = ?`, index[:]).Scan(&key, &nb)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, directory.ErrNotFound
+	}
+	if err != nil {
+		return h, err
+	}
+	if len(key) != len(h.KeyHash) {
+		return h, fmt.Errorf("sqlite: corrupt holder row")
+	}
+	copy(h.KeyHash[:], key)
+	h.NotBefore = time.Unix(nb, 0)
+	return h, nil
+}
+
+func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Holder, at time.Time) (int, error) {
+	retired := 0
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var key []byte
+		var nb int64
+		err := tx.QueryRowContext(ctx, `SELECT key_hash, not_before FROM holders WHERE idx = ?`, index[:]).Scan(&key, &nb)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			_, err = tx.ExecContext(ctx, `INSERT INTO holders (idx, key_hash, not_before) VALUES (?, ?, ?)`,
+				index[:], h.KeyHash[:], h.NotBefore.Unix())
+			return err
+		case err != nil:
+			return err
+		case string(key) == string(h.KeyHash[:]):
+			_, err = tx.ExecContext(ctx, `UPDATE holders SET not_before = MAX(not_before, ?) WHERE idx = ?`,
+				h.NotBefore.Unix(), index[:])
+			return err
+		case h.NotBefore.Unix() <= nb:
+			return directory.ErrConflict
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO tombstones (idx, record_id, key_hash, retired_at)
+			SELECT idx, record_id, ?, ? FROM records WHERE idx = ?`, key, at.Unix(), index[:])
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		retired = int(n)
+		if _, err := tx.ExecContext(ctx, `DELETE FROM records WHERE idx = ?`, index[:]); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE holders SET key_hash = ?, not_before = ? WHERE idx = ?`,
+			h.KeyHash[:], h.NotBefore.Unix(), index[:])
+		return err
+	})
+	return retired, err
+}
+
+func (s *Store) Tombstones(ctx context.Context, index [32]byte) ([]directory.Tombstone, error) {
+	rows, err := s.ro.QueryContext(ctx, `SELECT record_id, key_hash, retired_at FROM tombstones
+		WHERE idx = ? ORDER BY retired_at, record_id`, index[:])
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []directory.Tombstone
+	for rows.Next() {
+		var rid, key []byte
+		var at int64
+		if err := rows.Scan(&rid, &key, &at); err != nil {
+			return nil, err
+		}
+		t := directory.Tombstone{Index: index, Retired: time.Unix(at, 0)}
+		if len(rid) != 32 || len(key) != 32 {
+			return nil, fmt.Errorf("sqlite: corrupt tombstone row")
+		}
+		copy(t.RecordID[:], rid)
+		copy(t.KeyHash[:], key)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) RevokeKey(ctx context.Context, keyHash [32]byte, at time.Time) error {
+	_, err := s.rw.ExecContext(ctx, `INSERT INTO revoked_keys (key_hash, revoked_at) VALUES (?, ?)
+		ON CONFLICT (key_hash) DO NOTHING`, keyHash[:], at.Unix())
+	return err
+}
+
+func (s *Store) KeyRevoked(ctx context.Context, keyHash [32]byte) (bool, error) {
+	var one int
+	err := s.ro.QueryRowContext(ctx, `SELECT 1 FROM revoked_keys WHERE key_hash = ?`, keyHash[:]).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/directory/storetest"
 	"blindex.dev/blindex/internal/store/sqlite"
@@ -51,7 +52,7 @@ func pseudonym(n byte) acl.Pseudonym {
 
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
-	v := directory.Verification{
+	v := ca.Verification{
 		CodeSalt: []byte("salt"),
 		CodeHash: []byte("hash"),
 		Created:  now,
@@ -243,7 +244,7 @@ func TestDeletedDataGone(t *testing.T) {
 				"code hash":  marker("HASHMARKER", 32),
 			},
 			run: func(t *testing.T, s *sqlite.Store) {
-				v := directory.Verification{NumberTag: tag, CodeSalt: marker("SALTMARKER", 64),
+				v := ca.Verification{NumberTag: tag, CodeSalt: marker("SALTMARKER", 64),
 					CodeHash: marker("HASHMARKER", 32), Created: now, Expires: now.Add(time.Hour), Sends: 1}
 				v.ID[0] = 1
 				if err := s.CreateVerification(t.Context(), v); err != nil {
@@ -261,7 +262,7 @@ func TestDeletedDataGone(t *testing.T) {
 				"code salt":  marker("SALTMARKER", 64),
 			},
 			run: func(t *testing.T, s *sqlite.Store) {
-				v := directory.Verification{NumberTag: tag, CodeSalt: marker("SALTMARKER", 64),
+				v := ca.Verification{NumberTag: tag, CodeSalt: marker("SALTMARKER", 64),
 					CodeHash: []byte("hash"), Created: now, Expires: now, Sends: 1}
 				v.ID[0] = 1
 				if err := s.CreateVerification(t.Context(), v); err != nil {
@@ -425,7 +426,7 @@ func TestMarkersFound(t *testing.T) {
 func TestConstraintIsNotConflict(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "db"))
 	defer closeStore(t, s)
-	v := directory.Verification{CodeSalt: nil, CodeHash: []byte("h"), Created: now, Expires: now.Add(time.Hour), Sends: 1}
+	v := ca.Verification{CodeSalt: nil, CodeHash: []byte("h"), Created: now, Expires: now.Add(time.Hour), Sends: 1}
 	err := s.CreateVerification(t.Context(), v)
 	if err == nil || errors.Is(err, directory.ErrConflict) {
 		t.Errorf("NULL code_salt: %v, want a non-conflict error", err)

@@ -1,0 +1,444 @@
+// Package ca is the number-verification service: it texts one-time codes,
+// enforces the abuse limits on verification, and issues and renews number
+// credentials (credential package). It runs inside a directory (the default,
+// built-in CA) or on its own (blindex ca), with its own key and store.
+//
+// The CA never stores a number: pending verifications and limit counters
+// are keyed by HMACs of the number under a secret derived from the CA key.
+// Starting a verification answers the same whether or not the number is
+// registered anywhere.
+package ca
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"blindex.dev/blindex/credential"
+	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/internal/httpapi"
+	"blindex.dev/blindex/internal/httpsig"
+	"blindex.dev/blindex/internal/sms"
+	"blindex.dev/blindex/oprf"
+)
+
+// Limits are the abuse limits on verification. Zero fields take the
+// defaults given; the reasoning is in docs/operations.md.
+type Limits struct {
+	NumberPerHour     int // starts per number per hour; default 5
+	NumberPerDay      int // starts per number per day; default 10
+	NetworkPerHour    int // starts per client network (IPv4 address, IPv6 /64) per hour; default 30
+	GlobalPerMinute   int // starts per minute, all clients; default 600
+	GlobalPerDay      int // starts per day, all clients: the daily SMS cap; default 50,000
+	FailuresPerNumber int // failed confirmations per number per 30 days; default 20
+	RenewalsPerDay    int // renewals per credential key per day; default 5
+}
+
+// Config configures a Service. Zero values take the defaults given.
+type Config struct {
+	Store Store          // required
+	CA    *credential.CA // required: the signing CA
+	SMS   sms.Sender     // required: delivers codes
+
+	// Logger receives operational logs; never a number or code (except
+	// from the log SMS sender). Default: discard.
+	Logger *slog.Logger
+	// CredentialValidity is the lifetime of issued credentials. Default 30 days.
+	CredentialValidity time.Duration
+	// CodeTTL is how long a code is valid. Default 10 minutes.
+	CodeTTL time.Duration
+	// MaxCodeAttempts is the number of confirmations per verification. Default 5.
+	MaxCodeAttempts int
+	// MaxCodeSends is the number of codes sent per verification (the first
+	// plus resends). Default 3.
+	MaxCodeSends int
+	// Limits are the abuse limits.
+	Limits Limits
+	// AuthWindow is how far a signed request's timestamp may be from the
+	// clock. Default 60 seconds.
+	AuthWindow time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Errors, with the status and message a client sees.
+var (
+	ErrNumber          = httpapi.New(http.StatusBadRequest, "ca: invalid phone number", "invalid phone number: give a valid number in international E.164 form: +, country code, number")
+	ErrPublicKey       = httpapi.New(http.StatusBadRequest, "ca: bad public key", "public_key must be an ECDSA P-256 key in PKIX DER")
+	ErrWrongCode       = httpapi.New(http.StatusBadRequest, "ca: wrong code", "wrong code")
+	ErrVerification    = httpapi.New(http.StatusNotFound, "ca: verification unknown, expired or out of attempts", "verification unknown, expired or out of attempts: start again")
+	ErrTooManySends    = httpapi.New(http.StatusTooManyRequests, "ca: too many codes sent", "too many codes sent for this number: wait for the current code to expire")
+	ErrRateLimited     = httpapi.New(http.StatusTooManyRequests, "ca: rate limited", "too many verification requests: retry later")
+	ErrTooManyFailures = httpapi.New(http.StatusTooManyRequests, "ca: too many failed confirmations", "too many failed confirmations for this number: retry later")
+	ErrTooManyRenewals = httpapi.New(http.StatusTooManyRequests, "ca: too many renewals", "too many renewals for this credential today: retry later")
+	ErrBusy            = httpapi.New(http.StatusTooManyRequests, "ca: verification already in progress", "busy: retry shortly")
+	ErrSMS             = httpapi.New(http.StatusServiceUnavailable, "ca: sms not sent", "could not send the code: retry later")
+)
+
+// Service is a running CA. It is safe for concurrent use.
+type Service struct {
+	cfg    Config
+	log    *slog.Logger
+	roots  *x509.CertPool
+	sigs   *httpsig.Verifier
+	tagKey []byte
+}
+
+// New checks cfg and returns a Service.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.CA == nil || cfg.SMS == nil {
+		return nil, errors.New("ca: Store, CA and SMS are required")
+	}
+	setDefault(&cfg.CredentialValidity, 30*24*time.Hour)
+	setDefault(&cfg.CodeTTL, 10*time.Minute)
+	setDefault(&cfg.MaxCodeAttempts, 5)
+	setDefault(&cfg.MaxCodeSends, 3)
+	setDefault(&cfg.AuthWindow, 60*time.Second)
+	l := &cfg.Limits
+	setDefault(&l.NumberPerHour, 5)
+	setDefault(&l.NumberPerDay, 10)
+	setDefault(&l.NetworkPerHour, 30)
+	setDefault(&l.GlobalPerMinute, 600)
+	setDefault(&l.GlobalPerDay, 50_000)
+	setDefault(&l.FailuresPerNumber, 20)
+	setDefault(&l.RenewalsPerDay, 5)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	keyDER, err := cfg.CA.MarshalKey()
+	if err != nil {
+		return nil, err
+	}
+	// Tags need a secret so that a copy of the database cannot be checked
+	// against guessed numbers; the CA key is that secret already.
+	tagKey, err := hkdf.Key(sha256.New, keyDER, nil, "blindex v1 ca tag key", 32)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cfg.CA.Root())
+	return &Service{cfg: cfg, log: cfg.Logger, roots: roots, sigs: httpsig.NewVerifier(cfg.AuthWindow), tagKey: tagKey}, nil
+}
+
+func setDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+// Root is the CA's root certificate.
+func (s *Service) Root() *x509.Certificate { return s.cfg.CA.Root() }
+
+// Routes mounts the CA's endpoints on r.
+func (s *Service) Routes(r *mux.Router) {
+	r.Handle(api.PathVerifyStart, httpapi.JSON(s.log, s.serveStart)).Methods("POST")
+	r.Handle(api.PathVerifyConfirm, httpapi.JSON(s.log, s.serveConfirm)).Methods("POST")
+	r.Handle(api.PathRenew, httpapi.Serve(s.log, s.serveRenew)).Methods("POST")
+	r.Handle(api.PathCARoot, httpapi.Serve(s.log, func(*http.Request, []byte) (api.CARoot, error) {
+		return api.CARoot{Certificate: s.Root().Raw}, nil
+	})).Methods("GET")
+}
+
+// Handler is the standalone CA's HTTP API.
+func (s *Service) Handler() http.Handler {
+	r := mux.NewRouter()
+	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }).Methods("GET")
+	s.Routes(r)
+	r.NotFoundHandler = http.HandlerFunc(httpapi.NotFound)
+	r.MethodNotAllowedHandler = http.HandlerFunc(httpapi.MethodNotAllowed)
+	return r
+}
+
+// Housekeep deletes expired verifications and counters, then checkpoints
+// the store so deleted rows leave no trace on disk.
+func (s *Service) Housekeep(ctx context.Context) {
+	now := s.cfg.Now()
+	if n, err := s.cfg.Store.DeleteExpiredVerifications(ctx, now); err != nil && ctx.Err() == nil {
+		s.log.Error("deleting expired verifications", "err", err)
+	} else if n > 0 {
+		s.log.Info("deleted expired verifications", "count", n)
+	}
+	if _, err := s.cfg.Store.DeleteExpiredCounters(ctx, now); err != nil && ctx.Err() == nil {
+		s.log.Error("deleting expired counters", "err", err)
+	}
+	if err := s.cfg.Store.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("store checkpoint", "err", err)
+	}
+	s.sigs.Prune(now)
+}
+
+// tag is an HMAC of number for one purpose.
+func (s *Service) tag(purpose, number string) [32]byte {
+	m := hmac.New(sha256.New, s.tagKey)
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write([]byte(number))
+	var t [32]byte
+	m.Sum(t[:0])
+	return t
+}
+
+// limit counts one event against (purpose, subject) in a fixed window of
+// period, and refuses with err and a Retry-After at the window's end.
+func (s *Service) limit(ctx context.Context, purpose, subject string, period time.Duration, n int, err error) error {
+	now := s.cfg.Now()
+	window := now.Truncate(period)
+	_, cerr := s.cfg.Store.Count(ctx, s.tag(purpose, subject), window, window.Add(period), n)
+	if errors.Is(cerr, ErrExhausted) {
+		return httpapi.Retry(err, window.Add(period).Sub(now))
+	}
+	return cerr
+}
+
+const failureWindow = 30 * 24 * time.Hour
+
+// network is the client's IPv4 address or IPv6 /64: a per-client limit on
+// single IPv6 addresses would be trivial to evade.
+func network(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return host
+	}
+	if ip4 := ip.To4(); ip4 != nil {
+		return ip4.String()
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}
+
+func newCode() (code string, salt, hash []byte) {
+	var b [8]byte
+	rand.Read(b[:])
+	// The bias of 2^64 mod 10^6 is below 2^-44: negligible.
+	code = fmt.Sprintf("%06d", binary.BigEndian.Uint64(b[:])%1_000_000)
+	salt = make([]byte, 16)
+	rand.Read(salt)
+	return code, salt, codeHash(salt, code)
+}
+
+func codeHash(salt []byte, code string) []byte {
+	h := sha256.New()
+	h.Write(salt)
+	h.Write([]byte(code))
+	return h.Sum(nil)
+}
+
+func (s *Service) serveStart(r *http.Request, req api.VerifyStartRequest) (api.VerifyStartResponse, error) {
+	ctx := r.Context()
+	number, err := oprf.NormalizeNumber(req.Number, "")
+	if err != nil {
+		return api.VerifyStartResponse{}, fmt.Errorf("%w: %w", ErrNumber, err)
+	}
+	l := s.cfg.Limits
+	// Global limits first, so one number or network cannot use up another's.
+	for _, c := range []struct {
+		purpose, subject string
+		period           time.Duration
+		n                int
+	}{
+		{"start/global/minute", "", time.Minute, l.GlobalPerMinute},
+		{"start/global/day", "", 24 * time.Hour, l.GlobalPerDay},
+		{"start/network/hour", network(r), time.Hour, l.NetworkPerHour},
+		{"start/number/hour", number, time.Hour, l.NumberPerHour},
+		{"start/number/day", number, 24 * time.Hour, l.NumberPerDay},
+	} {
+		if err := s.limit(ctx, c.purpose, c.subject, c.period, c.n, ErrRateLimited); err != nil {
+			return api.VerifyStartResponse{}, err
+		}
+	}
+	now := s.cfg.Now()
+	fw := now.Truncate(failureWindow)
+	if n, err := s.cfg.Store.Counted(ctx, s.tag("confirm/failures", number), fw); err != nil {
+		return api.VerifyStartResponse{}, err
+	} else if n >= l.FailuresPerNumber {
+		return api.VerifyStartResponse{}, httpapi.Retry(ErrTooManyFailures, fw.Add(failureWindow).Sub(now))
+	}
+
+	tag := s.tag("verification", number)
+	code, salt, hash := newCode()
+	v, err := s.cfg.Store.VerificationByTag(ctx, tag)
+	if err == nil && !now.Before(v.Expires) {
+		// Expired but not yet swept: end it now and start afresh.
+		if err := s.cfg.Store.DeleteVerification(ctx, v.ID); err != nil && !errors.Is(err, ErrNotFound) {
+			return api.VerifyStartResponse{}, err
+		}
+		err = ErrNotFound
+	}
+	created := false
+	switch {
+	case err == nil:
+		if v.Sends >= s.cfg.MaxCodeSends {
+			return api.VerifyStartResponse{}, httpapi.Retry(ErrTooManySends, v.Expires.Sub(now))
+		}
+	case errors.Is(err, ErrNotFound):
+		v = Verification{NumberTag: tag, CodeSalt: salt, CodeHash: hash,
+			Created: now.Truncate(time.Second), Expires: now.Add(s.cfg.CodeTTL).Truncate(time.Second), Sends: 1}
+		rand.Read(v.ID[:])
+		err := s.cfg.Store.CreateVerification(ctx, v)
+		if errors.Is(err, ErrConflict) {
+			return api.VerifyStartResponse{}, httpapi.Retry(ErrBusy, time.Second)
+		}
+		if err != nil {
+			return api.VerifyStartResponse{}, err
+		}
+		created = true
+	default:
+		return api.VerifyStartResponse{}, err
+	}
+
+	id := hex.EncodeToString(v.ID[:])
+	err = s.cfg.SMS.Send(ctx, sms.Message{
+		To:             number,
+		Code:           code,
+		Text:           "Your blindex code is " + code + ". It expires in " + s.cfg.CodeTTL.String() + ".",
+		VerificationID: id,
+	})
+	if err != nil {
+		// The code was never delivered: forget a new verification, and keep
+		// a pending one's current code valid.
+		if created {
+			if derr := s.cfg.Store.DeleteVerification(ctx, v.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
+				s.log.Error("forgetting unsent verification", "verification_id", id, "err", derr)
+			}
+		}
+		s.log.Warn("sms send failed", "verification_id", id, "err", err)
+		return api.VerifyStartResponse{}, httpapi.Retry(ErrSMS, 30*time.Second)
+	}
+	if !created {
+		err := s.cfg.Store.ResendVerification(ctx, v.ID, salt, hash, s.cfg.MaxCodeSends)
+		if errors.Is(err, ErrExhausted) {
+			return api.VerifyStartResponse{}, httpapi.Retry(ErrTooManySends, v.Expires.Sub(now))
+		}
+		if errors.Is(err, ErrNotFound) {
+			return api.VerifyStartResponse{}, httpapi.Retry(ErrBusy, time.Second)
+		}
+		if err != nil {
+			return api.VerifyStartResponse{}, err
+		}
+	}
+	s.log.Info("verification started", "verification_id", id)
+	return api.VerifyStartResponse{VerificationID: id, Expires: v.Expires.UTC()}, nil
+}
+
+// serveConfirm checks a code and, on success, issues a credential. The
+// attempt is counted before the code is compared, so concurrent guesses
+// cannot exceed MaxCodeAttempts; the verification is deleted before the
+// credential is issued, so one code yields at most one credential.
+func (s *Service) serveConfirm(r *http.Request, req api.VerifyConfirmRequest) (api.VerifyConfirmResponse, error) {
+	ctx := r.Context()
+	var id [16]byte
+	if b, err := hex.DecodeString(req.VerificationID); err != nil || len(b) != len(id) {
+		return api.VerifyConfirmResponse{}, fmt.Errorf("%w: verification_id", httpapi.ErrBadRequest)
+	} else {
+		copy(id[:], b)
+	}
+	number, err := oprf.NormalizeNumber(req.Number, "")
+	if err != nil {
+		return api.VerifyConfirmResponse{}, fmt.Errorf("%w: %w", ErrNumber, err)
+	}
+	// Checked before an attempt is spent, so a bad key costs no try.
+	pub, err := parseP256(req.PublicKey)
+	if err != nil {
+		return api.VerifyConfirmResponse{}, err
+	}
+	v, err := s.cfg.Store.ClaimAttempt(ctx, id, s.cfg.MaxCodeAttempts)
+	if errors.Is(err, ErrExhausted) {
+		s.end(ctx, id, "out of attempts")
+		return api.VerifyConfirmResponse{}, ErrVerification
+	}
+	if errors.Is(err, ErrNotFound) {
+		return api.VerifyConfirmResponse{}, ErrVerification
+	}
+	if err != nil {
+		return api.VerifyConfirmResponse{}, err
+	}
+	now := s.cfg.Now()
+	if !now.Before(v.Expires) {
+		s.end(ctx, id, "expired")
+		return api.VerifyConfirmResponse{}, ErrVerification
+	}
+	tag := s.tag("verification", number)
+	tagOK := subtle.ConstantTimeCompare(tag[:], v.NumberTag[:])
+	codeOK := subtle.ConstantTimeCompare(codeHash(v.CodeSalt, req.Code), v.CodeHash)
+	if tagOK&codeOK != 1 {
+		if v.Attempts >= s.cfg.MaxCodeAttempts {
+			s.end(ctx, id, "out of attempts")
+		}
+		fw := now.Truncate(failureWindow)
+		_, err := s.cfg.Store.Count(ctx, s.tag("confirm/failures", number), fw, fw.Add(failureWindow), s.cfg.Limits.FailuresPerNumber)
+		if errors.Is(err, ErrExhausted) {
+			s.end(ctx, id, "too many failures for the number")
+			return api.VerifyConfirmResponse{}, httpapi.Retry(ErrTooManyFailures, fw.Add(failureWindow).Sub(now))
+		}
+		if err != nil {
+			return api.VerifyConfirmResponse{}, err
+		}
+		return api.VerifyConfirmResponse{}, ErrWrongCode
+	}
+	if err := s.cfg.Store.DeleteVerification(ctx, id); errors.Is(err, ErrNotFound) {
+		return api.VerifyConfirmResponse{}, ErrVerification // a concurrent confirm won
+	} else if err != nil {
+		return api.VerifyConfirmResponse{}, err
+	}
+	cert, err := s.cfg.CA.Issue(number, pub, s.cfg.CredentialValidity, now)
+	if err != nil {
+		return api.VerifyConfirmResponse{}, err
+	}
+	s.log.Info("credential issued", "verification_id", req.VerificationID, "cert_sha256", fmt.Sprintf("%x", sha256.Sum256(cert)))
+	return api.VerifyConfirmResponse{Certificate: cert, Chain: [][]byte{s.Root().Raw}}, nil
+}
+
+// serveRenew issues a fresh credential for the same number and key to the
+// holder of a valid credential from this CA: no new SMS while the current
+// credential is valid. The key stays the same, so directories see the same
+// holder.
+func (s *Service) serveRenew(r *http.Request, body []byte) (api.VerifyConfirmResponse, error) {
+	ctx := r.Context()
+	now := s.cfg.Now()
+	number, leaf, err := httpapi.Authenticate(s.sigs, r, body, s.roots, now)
+	if err != nil {
+		return api.VerifyConfirmResponse{}, err
+	}
+	if err := httpapi.Decode(body, &struct{}{}); err != nil {
+		return api.VerifyConfirmResponse{}, err
+	}
+	keyHash := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	if err := s.limit(ctx, "renew/key/day", string(keyHash[:]), 24*time.Hour, s.cfg.Limits.RenewalsPerDay, ErrTooManyRenewals); err != nil {
+		return api.VerifyConfirmResponse{}, err
+	}
+	cert, err := s.cfg.CA.Issue(number, leaf.PublicKey, s.cfg.CredentialValidity, now)
+	if err != nil {
+		return api.VerifyConfirmResponse{}, err
+	}
+	s.log.Info("credential renewed", "cert_sha256", fmt.Sprintf("%x", sha256.Sum256(cert)))
+	return api.VerifyConfirmResponse{Certificate: cert, Chain: [][]byte{s.Root().Raw}}, nil
+}
+
+func (s *Service) end(ctx context.Context, id [16]byte, why string) {
+	if err := s.cfg.Store.DeleteVerification(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
+		s.log.Error("ending verification", "verification_id", hex.EncodeToString(id[:]), "err", err)
+		return
+	}
+	s.log.Info("verification ended", "verification_id", hex.EncodeToString(id[:]), "reason", why)
+}

@@ -1,0 +1,79 @@
+package ca
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Store errors. Implementations return these (possibly wrapped).
+var (
+	ErrNotFound  = errors.New("store: not found")
+	ErrConflict  = errors.New("store: conflicting row exists")
+	ErrExhausted = errors.New("store: limit reached")
+)
+
+// A Verification is a pending SMS verification. It never holds the number:
+// NumberTag is an HMAC of the number under a CA secret, so a pending row on
+// disk (or in a WAL frame) reveals no plaintext number.
+type Verification struct {
+	ID        [16]byte
+	NumberTag [32]byte
+	CodeSalt  []byte
+	CodeHash  []byte // SHA-256(salt || code)
+	Created   time.Time
+	Expires   time.Time
+	Attempts  int // confirmations tried
+	Sends     int // codes sent
+}
+
+// Store is the CA's persistent state. All methods are safe for concurrent
+// use. A method that returns nil has made its change durable: it survives a
+// crash of the process and of the machine.
+type Store interface {
+	// CreateVerification inserts v. It returns ErrConflict if a
+	// verification with the same NumberTag (or ID) exists.
+	CreateVerification(ctx context.Context, v Verification) error
+
+	// VerificationByTag returns the pending verification for a number tag,
+	// or ErrNotFound.
+	VerificationByTag(ctx context.Context, tag [32]byte) (Verification, error)
+
+	// ResendVerification replaces the code of verification id and increments
+	// its send count, if that count is below maxSends. It returns ErrNotFound
+	// if id does not exist and ErrExhausted if the count is at maxSends.
+	ResendVerification(ctx context.Context, id [16]byte, salt, hash []byte, maxSends int) error
+
+	// ClaimAttempt atomically increments the attempt count of verification id
+	// if it is below maxAttempts, and returns the row as updated. It returns
+	// ErrNotFound if id does not exist and ErrExhausted if the count is
+	// already maxAttempts. Concurrent callers never together exceed
+	// maxAttempts.
+	ClaimAttempt(ctx context.Context, id [16]byte, maxAttempts int) (Verification, error)
+
+	// DeleteVerification removes verification id. It returns ErrNotFound if
+	// it does not exist, so exactly one of several concurrent callers
+	// succeeds: that caller owns the verification's outcome.
+	DeleteVerification(ctx context.Context, id [16]byte) error
+
+	// DeleteExpiredVerifications removes every verification whose Expires is
+	// not after now, and returns how many it removed.
+	DeleteExpiredVerifications(ctx context.Context, now time.Time) (int, error)
+
+	// Count increments the counter (key, window) if it is below limit and
+	// returns the new value; a new counter starts at 1 and is kept until
+	// expires. It returns ErrExhausted, and changes nothing, if the counter
+	// is at limit. Concurrent callers never together exceed limit.
+	Count(ctx context.Context, key [32]byte, window, expires time.Time, limit int) (int, error)
+
+	// Counted returns the value of counter (key, window), 0 if absent.
+	Counted(ctx context.Context, key [32]byte, window time.Time) (int, error)
+
+	// DeleteExpiredCounters removes counters whose expiry is not after now.
+	DeleteExpiredCounters(ctx context.Context, now time.Time) (int, error)
+
+	// Checkpoint makes past deletions physical where the store can: after
+	// it returns, deleted rows are gone from every file the store manages
+	// (for SQLite, the WAL is checkpointed and truncated).
+	Checkpoint(ctx context.Context) error
+}

@@ -1,0 +1,41 @@
+package httpapi
+
+import (
+	"crypto/ecdsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"blindex.dev/blindex/credential"
+	"blindex.dev/blindex/internal/httpsig"
+)
+
+// Credential errors, shared by every service that authenticates requests.
+var (
+	ErrCredentialExpired   = New(http.StatusUnauthorized, "credential expired", "credential expired: renew it or verify the number again")
+	ErrCredentialUntrusted = New(http.StatusUnauthorized, "credential not accepted", "credential not accepted: not issued by a CA this server trusts")
+)
+
+// Authenticate verifies the request signature (httpsig) and the credential
+// that made it, and returns the credential's number and certificate.
+func Authenticate(v *httpsig.Verifier, r *http.Request, body []byte, roots *x509.CertPool, now time.Time) (string, *x509.Certificate, error) {
+	var number string
+	var leaf *x509.Certificate
+	_, err := v.Verify(r, body, now, func(certDER []byte) (*ecdsa.PublicKey, error) {
+		var err error
+		number, leaf, err = credential.Verify(certDER, roots, now)
+		switch {
+		case errors.Is(err, credential.ErrExpired):
+			return nil, ErrCredentialExpired
+		case err != nil:
+			return nil, fmt.Errorf("%w: %w", ErrCredentialUntrusted, err)
+		}
+		return leaf.PublicKey.(*ecdsa.PublicKey), nil // credential.Verify checked it is P-256
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return number, leaf, nil
+}
