@@ -30,33 +30,48 @@ import (
 // later answers with another key is refused, since its proofs would prove
 // evaluations under a key the client never agreed to.
 type pinned struct {
-	PublicKey []byte `json:"public_key"`
-	Info      string `json:"info"`
+	PublicKey []byte   `json:"public_key"`
+	Info      string   `json:"info"`
+	CARoots   [][]byte `json:"ca_roots"`
 }
 
-func (c *Client) params(ctx context.Context) (*oprf.PublicKey, []byte, error) {
+// pinned returns the directory parameters, fetching and pinning them on
+// first use.
+func (c *Client) pinned() (*pinned, error) {
+	return c.pinnedCtx(context.Background())
+}
+
+func (c *Client) pinnedCtx(ctx context.Context) (*pinned, error) {
 	path := filepath.Join(c.cfg.StateDir, filePinned)
 	var p pinned
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(b, &p); err != nil {
-			return nil, nil, fmt.Errorf("client: %s is corrupt: %w", filePinned, err)
+			return nil, fmt.Errorf("client: %s is corrupt: %w", filePinned, err)
 		}
 	case errors.Is(err, fs.ErrNotExist):
 		var cfg api.Config
 		if err := c.do(ctx, "GET", api.PathConfig, nil, &cfg, nil); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if cfg.Suite != oprf.SuiteID || cfg.Mode != "POPRF" {
-			return nil, nil, fmt.Errorf("client: directory speaks %s %s, want %s POPRF", cfg.Suite, cfg.Mode, oprf.SuiteID)
+			return nil, fmt.Errorf("client: directory speaks %s %s, want %s POPRF", cfg.Suite, cfg.Mode, oprf.SuiteID)
 		}
-		p = pinned{PublicKey: cfg.PublicKey, Info: cfg.Info}
+		p = pinned{PublicKey: cfg.PublicKey, Info: cfg.Info, CARoots: cfg.CARoots}
 		b, _ := json.Marshal(p)
 		if err := writeFile(path, b, 0o600); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	default:
+		return nil, err
+	}
+	return &p, nil
+}
+
+func (c *Client) params(ctx context.Context) (*oprf.PublicKey, []byte, error) {
+	p, err := c.pinnedCtx(ctx)
+	if err != nil {
 		return nil, nil, err
 	}
 	pk, err := oprf.ParsePublicKey(p.PublicKey)

@@ -88,8 +88,20 @@ type env struct {
 
 func newEnv(t *testing.T, cfg directory.Config) *env {
 	t.Helper()
+	// One test client registers many numbers from one address.
+	return newEnvFull(t, cfg, ca.Limits{NetworkPerHour: 1000})
+}
+
+func newEnvCA(t *testing.T, limits ca.Limits) *env {
+	t.Helper()
+	return newEnvFull(t, directory.Config{}, limits)
+}
+
+func newEnvFull(t *testing.T, cfg directory.Config, limits ca.Limits) *env {
+	t.Helper()
 	e := &env{t: t, phones: &phones{inbox: map[string]string{}}, logs: &syncBuffer{}, dir: t.TempDir()}
 	cfg.Now = func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
+	caCfg := ca.Config{Limits: limits, Now: cfg.Now}
 	e.store = &countingStore{}
 	cfg.Observe = nil
 	srv, err := serve.Start(t.Context(), serve.Config{
@@ -97,8 +109,7 @@ func newEnv(t *testing.T, cfg directory.Config) *env {
 		Addr:      "127.0.0.1:0",
 		SMS:       e.phones,
 		Directory: cfg,
-		// One test client registers many numbers from one address.
-		CA:        ca.Config{Limits: ca.Limits{NetworkPerHour: 1000}},
+		CA:        caCfg,
 		Logger:    slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		WrapStore: e.store.wrap,
 	})
@@ -112,7 +123,8 @@ func newEnv(t *testing.T, cfg directory.Config) *env {
 
 func (e *env) client(name string) *client.Client {
 	e.t.Helper()
-	c, err := client.New(client.Config{Server: e.srv.URL(), StateDir: filepath.Join(e.dir, name)})
+	c, err := client.New(client.Config{Server: e.srv.URL(), StateDir: filepath.Join(e.dir, name),
+		Now: func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }})
 	if err != nil {
 		e.t.Fatal(err)
 	}

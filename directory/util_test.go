@@ -1,6 +1,10 @@
 package directory_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
@@ -39,4 +43,14 @@ func pendingRows(t *testing.T, e *env) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+func publicKeyDER(t *testing.T) []byte {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	return b
 }

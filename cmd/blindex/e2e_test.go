@@ -47,10 +47,17 @@ type server struct {
 	done chan struct{}
 }
 
-func startServer(t *testing.T, data string) *server {
+func startServer(t *testing.T, data string, extra ...string) *server {
+	t.Helper()
+	return startProcess(t, append([]string{"serve", "--data", data}, extra...)...)
+}
+
+// startProcess starts "blindex args... --addr 127.0.0.1:0 --log-format json"
+// and waits until it listens.
+func startProcess(t *testing.T, args ...string) *server {
 	t.Helper()
 	s := &server{done: make(chan struct{})}
-	s.cmd = exec.Command(binary, "serve", "--data", data, "--addr", "127.0.0.1:0", "--log-format", "json")
+	s.cmd = exec.Command(binary, append(args, "--addr", "127.0.0.1:0", "--log-format", "json")...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +139,7 @@ func cli(t *testing.T, s *server, user string, args ...string) string {
 func cliErr(t *testing.T, s *server, user string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(os.Environ(), "BLINDEX_SERVER="+s.url, "BLINDEX_STATE="+filepath.Join(statesDir(t), user))
+	cmd.Env = append(os.Environ(), "BLINDEX_SERVER="+s.url, "BLINDEX_STATE="+filepath.Join(statesDir(t), user), "BLINDEX_CA=")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -290,7 +297,7 @@ var update = flag.Bool("update", false, "rewrite the golden help files")
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"serve", "-h"}, {"verify", "-h"}, {"publish", "-h"}, {"acl", "-h"},
 		{"unpublish", "-h"}, {"lookup", "-h"}, {"whoami", "-h"}, {"demo", "-h"},
-		{"ca", "-h"}, {"renew", "-h"}, {"revoke", "-h"}} {
+		{"ca", "-h"}, {"renew", "-h"}, {"revoke", "-h"}, {"invite", "-h"}} {
 		cmd := exec.Command(binary, args...)
 		cmd.Env = append(os.Environ(), "HOME=/home/user", "XDG_CONFIG_HOME=")
 		out, _ := cmd.CombinedOutput()

@@ -27,6 +27,8 @@ Usage:
   blindex acl [flags]              change who may see your record for one app
   blindex unpublish --app APP      delete your record for one app
   blindex lookup NUMBER...         look numbers up without revealing them
+  blindex invite sign DEST         prove your number to the person you call
+  blindex invite verify TOKEN      check a caller's proof
   blindex whoami                   show your stored credential
   blindex renew                    renew your credential before it expires (no SMS)
   blindex revoke                   revoke your credential (after losing a device)
@@ -89,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdUnpublish(ctx, rest, stdout, stderr)
 	case "lookup":
 		return cmdLookup(ctx, rest, stdout, stderr)
+	case "invite":
+		return cmdInvite(ctx, rest, stdout, stderr)
 	case "whoami":
 		return cmdWhoami(ctx, rest, stdout, stderr)
 	default:
@@ -115,13 +119,27 @@ func newFlags(name, synopsis, description string, stderr io.Writer) *flag.FlagSe
 
 // parse parses args, then fills every flag not given from its environment
 // variable: --min-bucket-owners from BLINDEX_MIN_BUCKET_OWNERS.
+//
+// Flags may come before, between or after the arguments
+// ("verify start --ca URL +1..."), unless separated by "--".
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return errUsage // the flag package has printed why, and the usage
 		}
-		return errUsage
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			positional = append(positional, rest...) // everything after "--"
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
+	fs.Parse(append([]string{"--"}, positional...))
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var err error

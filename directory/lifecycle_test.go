@@ -1,0 +1,209 @@
+package directory_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/ca"
+	"blindex.dev/blindex/client"
+	"blindex.dev/blindex/directory"
+	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/oprf"
+)
+
+func clientError(err error) *client.Error {
+	var e *client.Error
+	errors.As(err, &e)
+	return e
+}
+
+func TestRenewAndRevoke(t *testing.T) {
+	e := newEnv(t, directory.Config{})
+	b := e.register(bob)
+	c := e.register(carol)
+	if err := b.Publish(t.Context(), rec("org.example.chat"), client.Access{Visibility: acl.Public}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := b.Credential()
+	e.skew.Store(int64(time.Hour))
+	if err := b.Renew(t.Context()); err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+	after, _ := b.Credential()
+	if !after.NotAfter.After(before.NotAfter) || after.SerialNumber.Cmp(before.SerialNumber) == 0 {
+		t.Errorf("renewal did not issue a fresher credential: %v -> %v", before.NotAfter, after.NotAfter)
+	}
+	if e.phones.code(bob) == "" {
+		t.Fatal("test broken: no code was ever sent")
+	}
+	// The renewed credential keeps the holding: records stay.
+	if got := apps(t, c, bob); !slices.Equal(got, []string{"org.example.chat"}) {
+		t.Errorf("after bob renewed, carol sees %v", got)
+	}
+	// An expired credential cannot renew.
+	e.skew.Store(int64(40 * 24 * time.Hour))
+	if err := c.Renew(t.Context()); clientError(err) == nil || clientError(err).Status != 401 || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("renewing an expired credential: %v", err)
+	}
+	e.skew.Store(int64(time.Hour))
+
+	if err := b.Revoke(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.Lookup(t.Context(), carol)
+	if ce := clientError(err); ce == nil || ce.Status != 401 || !strings.Contains(ce.Message, "revoked") {
+		t.Errorf("request with a revoked credential: %v", err)
+	}
+	if err := b.Renew(t.Context()); err != nil {
+		t.Logf("renewal of a revoked key at the CA: %v", err)
+	}
+	if _, err := b.Lookup(t.Context(), carol); clientError(err) == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("a renewal does not resurrect a revoked key: %v", err)
+	}
+}
+
+// TestReassignment: a new holder verifies Bob's number (a recycled number,
+// or an SMS hijack). The previous holder's records are retired as
+// tombstones, callers never see them again, the new holder starts clean,
+// and the old credential is refused.
+func TestReassignment(t *testing.T) {
+	e := newEnv(t, directory.Config{})
+	oldBob := e.register(bob)
+	c := e.register(carol)
+	if err := oldBob.Publish(t.Context(), rec("org.example.chat"), client.Access{Visibility: acl.Public}); err != nil {
+		t.Fatal(err)
+	}
+	if err := oldBob.Publish(t.Context(), rec("org.example.video"), client.Access{Visibility: acl.Allowlist, Allow: []string{carol}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := apps(t, c, bob); len(got) != 2 {
+		t.Fatalf("carol sees %v before reassignment", got)
+	}
+
+	e.skew.Store(int64(2 * time.Second)) // the new credential is strictly newer
+	newBob := e.client("newbob")
+	if _, err := newBob.Verify(t.Context(), bob); err != nil {
+		t.Fatal(err)
+	}
+	if err := newBob.Confirm(t.Context(), e.phones.code(bob)); err != nil {
+		t.Fatal(err)
+	}
+	// The first request under the new credential retires the old holder.
+	if got := apps(t, newBob, bob); len(got) != 0 {
+		t.Errorf("the new holder sees the old holder's records: %v", got)
+	}
+	if got := apps(t, c, bob); len(got) != 0 {
+		t.Errorf("carol still sees the old holder's records: %v", got)
+	}
+	y, _ := oprf.NewEvaluator(e.srv.Node.OPRFKey).FullEvaluate([]byte("blindex lookup v1"), []byte(bob))
+	ts, err := e.srv.Node.Store.Tombstones(t.Context(), oprf.Index(y))
+	if err != nil || len(ts) != 2 {
+		t.Errorf("tombstones = %d, %v, want 2", len(ts), err)
+	}
+	_, err = oldBob.Lookup(t.Context(), carol)
+	if ce := clientError(err); ce == nil || ce.Status != 401 || !strings.Contains(ce.Message, "superseded") {
+		t.Errorf("the old holder's credential: %v", err)
+	}
+	if err := newBob.Publish(t.Context(), rec("org.example.chat"), client.Access{Visibility: acl.Public}); err != nil {
+		t.Fatal(err)
+	}
+	if got := apps(t, c, bob); !slices.Equal(got, []string{"org.example.chat"}) {
+		t.Errorf("carol sees %v from the new holder", got)
+	}
+}
+
+func TestVerificationLimits(t *testing.T) {
+	e := newEnv(t, directory.Config{})
+	start := func(n string) response {
+		return e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: n}, nil)
+	}
+	// Per number per hour (default 5): every start counts, even after the
+	// earlier verification ended; the 6th within the hour is refused with
+	// Retry-After.
+	for i := range 5 {
+		if i == 3 {
+			e.skew.Add(int64(11 * time.Minute)) // the first verification (3 sends) expires
+		}
+		if r := start(bob); r.status != 200 {
+			t.Fatalf("start %d: %d %s", i+1, r.status, r.body)
+		}
+	}
+	r := start(bob)
+	if r.status != 429 || r.header.Get("Retry-After") == "" || !strings.Contains(r.message(), "too many verification requests") {
+		t.Errorf("6th start in an hour: %d %q Retry-After %q", r.status, r.message(), r.header.Get("Retry-After"))
+	}
+}
+
+func TestLimitsAreConfigurable(t *testing.T) {
+	e := newEnvCA(t, ca.Limits{NetworkPerHour: 2, GlobalPerDay: 1000})
+	for i, n := range []string{bob, carol} {
+		if r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: n}, nil); r.status != 200 {
+			t.Fatalf("start %d: %d", i, r.status)
+		}
+	}
+	if r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: alice}, nil); r.status != 429 {
+		t.Errorf("3rd start from one network with NetworkPerHour 2: %d", r.status)
+	}
+
+	g := newEnvCA(t, ca.Limits{GlobalPerDay: 1, NetworkPerHour: 100})
+	g.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: bob}, nil)
+	if r := g.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: carol}, nil); r.status != 429 {
+		t.Errorf("start beyond the daily cap: %d", r.status)
+	}
+}
+
+// Failed confirmations are limited per number over 30 days, across
+// verifications.
+func TestFailureLimit(t *testing.T) {
+	e := newEnvCA(t, ca.Limits{FailuresPerNumber: 3, NetworkPerHour: 100})
+	pub := publicKeyDER(t)
+	var last response
+	for i := range 2 {
+		r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: bob}, nil)
+		var s api.VerifyStartResponse
+		mustJSON(t, r.body, &s)
+		for range 2 {
+			last = e.do("POST", api.PathVerifyConfirm, api.VerifyConfirmRequest{VerificationID: s.VerificationID,
+				Number: bob, Code: "not-a-code", PublicKey: pub}, nil)
+		}
+		_ = i
+	}
+	if last.status != 429 || !strings.Contains(last.message(), "failed confirmations") {
+		t.Errorf("4th failure for the number: %d %q", last.status, last.message())
+	}
+	e.skew.Add(int64(time.Hour))
+	if r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: bob}, nil); r.status != 429 {
+		t.Errorf("start after too many failures: %d", r.status)
+	}
+	if r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: carol}, nil); r.status != 200 {
+		t.Errorf("another number is not affected: %d", r.status)
+	}
+}
+
+// Starting verification answers the same for a registered number as for a
+// new one: the same status and the same fields.
+func TestStartDoesNotRevealRegistration(t *testing.T) {
+	e := newEnv(t, directory.Config{})
+	b := e.register(bob)
+	if err := b.Publish(t.Context(), rec("org.example.chat"), client.Access{Visibility: acl.Public}); err != nil {
+		t.Fatal(err)
+	}
+	shape := func(n string) string {
+		r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: n}, nil)
+		var m map[string]any
+		mustJSON(t, r.body, &m)
+		var keys []string
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		return strings.Join(append(keys, r.header.Get("Content-Type")), ",") + " " + r.header.Get("Retry-After") + string(rune('0'+r.status/100))
+	}
+	if a, b := shape(bob), shape(dave); a != b {
+		t.Errorf("start for a registered number %q differs from a new one %q", a, b)
+	}
+}
