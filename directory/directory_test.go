@@ -404,10 +404,23 @@ func TestOTP(t *testing.T) {
 		t.Errorf("%d concurrent confirms succeeded, want 1", ok)
 	}
 
-	// A gateway failure is a retryable 503.
+	// A gateway failure is a retryable 503, and consumes no code: after a
+	// failed resend the code already delivered still works.
 	e.phones.fail.Store(true)
-	if r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: "+14155550198"}, nil); r.status != 503 {
-		t.Errorf("sms failure: %d", r.status)
+	if r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: "+14155550198"}, nil); r.status != 503 || r.header.Get("Retry-After") == "" {
+		t.Errorf("sms failure: %d, Retry-After %q", r.status, r.header.Get("Retry-After"))
+	}
+	e.phones.fail.Store(false)
+	n = "+14155550197"
+	id = start(n)
+	delivered := e.phones.code(n)
+	e.phones.fail.Store(true)
+	if r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: n}, nil); r.status != 503 {
+		t.Errorf("failed resend: %d", r.status)
+	}
+	e.phones.fail.Store(false)
+	if r := confirm(id, n, delivered); r.status != 200 {
+		t.Errorf("the delivered code after a failed resend: %d %q", r.status, r.message())
 	}
 }
 
