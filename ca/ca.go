@@ -322,7 +322,11 @@ func (s *Service) serveStart(r *http.Request, req api.VerifyStartRequest) (api.V
 				s.log.Error("forgetting unsent verification", "verification_id", id, "err", derr)
 			}
 		}
-		s.log.Warn("sms send failed", "verification_id", id, "err", err)
+		level := slog.LevelWarn
+		if errors.Is(err, sms.ErrRejected) {
+			level = slog.LevelError // a refusal usually means misconfiguration: alert on it
+		}
+		s.log.Log(ctx, level, "sms send failed", "verification_id", id, "err", err)
 		return api.VerifyStartResponse{}, httpapi.Retry(ErrSMS, 30*time.Second)
 	}
 	if !created {

@@ -1,6 +1,13 @@
 package main
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,4 +83,48 @@ func TestTwoCAsAndInvites(t *testing.T) {
 	// And the CA holds no number at rest either.
 	ca.stop(t)
 	scanForNumbers(t, filepath.Join(tmp, "ca"), ca.log(), alice)
+}
+
+// TestWebhookSMS runs verification through the real binary with the webhook
+// SMS sender, against a local HTTP server standing in for the operator's
+// gateway: it checks the signature the way docs/operations.md says to.
+func TestWebhookSMS(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef-webhook")
+	secretFile := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secretFile, append(secret, '\n'), 0o600)
+	codes := make(chan string, 4)
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		ts := r.Header.Get("Blindex-Timestamp")
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte(ts + "." + string(body)))
+		if r.Header.Get("Blindex-Signature") != "v1="+hex.EncodeToString(m.Sum(nil)) {
+			t.Errorf("webhook signature does not verify")
+			w.WriteHeader(401)
+			return
+		}
+		var msg struct{ To, Code string }
+		json.Unmarshal(body, &msg)
+		if msg.To != bob {
+			t.Errorf("webhook to %q", msg.To)
+		}
+		codes <- msg.Code
+	}))
+	defer gw.Close()
+	s := startServer(t, filepath.Join(t.TempDir(), "data"), "--sms", "webhook", "--sms-webhook-url", gw.URL,
+		"--sms-webhook-secret-file", secretFile)
+	cli(t, s, "bob", "verify", "start", bob)
+	if out := cli(t, s, "bob", "verify", "confirm", <-codes); !strings.Contains(out, "Verified.") {
+		t.Errorf("confirm: %s", out)
+	}
+	if strings.Contains(s.log(), `"code"`) {
+		t.Errorf("the webhook sender logged a code")
+	}
+
+	// A gateway that keeps failing gives the app a clear, retryable error.
+	gw.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
+	out, err := cliErr(t, s, "carol", "verify", "start", carol)
+	if err == nil || !strings.Contains(out, "could not send the code: retry later (HTTP 503)") {
+		t.Errorf("failing gateway: %v %s", err, out)
+	}
 }

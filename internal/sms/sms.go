@@ -1,12 +1,30 @@
 // Package sms delivers one-time verification codes to phones.
 //
-// Senders never log the destination number or, outside development, the
-// code: a log line is tied to its verification by the verification id.
+// Three senders implement [Sender]: [Log] for development, [Webhook] for an
+// operator's own gateway, and [Twilio] for the Twilio Messages API (or a
+// compatible one). The gateway necessarily learns the number and the code;
+// the server's log does not. Senders never log the destination number, the
+// text or, outside development, the code: a log line is tied to its
+// verification by the verification id. Errors returned by the HTTP senders
+// never contain the number, the code or a credential, because callers log
+// them.
 package sms
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+)
+
+var (
+	// ErrTemporary means the message was not accepted after every allowed
+	// attempt (5xx, 429, network errors, timeouts) or before the caller's
+	// context ended. Asking again later may succeed.
+	ErrTemporary = errors.New("sms: temporary delivery failure")
+	// ErrRejected means the gateway refused the message with a 4xx (or
+	// other non-retryable) status. It was not retried: the same request
+	// would be refused again.
+	ErrRejected = errors.New("sms: gateway rejected the message")
 )
 
 // Message is one code to deliver.
