@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -93,7 +94,12 @@ func TestWebhookSMS(t *testing.T) {
 	secretFile := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(secretFile, append(secret, '\n'), 0o600)
 	codes := make(chan string, 4)
+	var down atomic.Bool
 	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		ts := r.Header.Get("Blindex-Timestamp")
 		m := hmac.New(sha256.New, secret)
@@ -122,7 +128,7 @@ func TestWebhookSMS(t *testing.T) {
 	}
 
 	// A gateway that keeps failing gives the app a clear, retryable error.
-	gw.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
+	down.Store(true)
 	out, err := cliErr(t, s, "carol", "verify", "start", carol)
 	if err == nil || !strings.Contains(out, "could not send the code: retry later (HTTP 503)") {
 		t.Errorf("failing gateway: %v %s", err, out)
