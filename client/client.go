@@ -76,7 +76,12 @@ type Error struct {
 	RetryAfter time.Duration // from Retry-After, if any
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("directory: %s (HTTP %d)", e.Message, e.Status) }
+func (e *Error) Error() string {
+	if e.RetryAfter > 0 {
+		return fmt.Sprintf("directory: %s (HTTP %d, retry after %v)", e.Message, e.Status, e.RetryAfter)
+	}
+	return fmt.Sprintf("directory: %s (HTTP %d)", e.Message, e.Status)
+}
 
 // Client talks to one directory. It is safe for concurrent lookups; the
 // credential-changing calls (Verify, Confirm) must not run concurrently.

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"blindex.dev/blindex/acl"
+	"golang.org/x/time/rate"
+
 	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/internal/api"
 	"blindex.dev/blindex/internal/httpapi"
@@ -63,6 +65,8 @@ type Config struct {
 	RecordMaxTTL time.Duration
 	// MaxRecordsPerOwner bounds the records (apps) under one index. Default 32.
 	MaxRecordsPerOwner int
+	// Budget bounds evaluations per caller and overall.
+	Budget Budget
 	// Observe, if set, receives what the server observed for each lookup
 	// request: never a number, only what the protocol discloses.
 	Observe func(Observation)
@@ -100,6 +104,9 @@ type Server struct {
 	roots *x509.CertPool
 	sigs  *httpsig.Verifier
 
+	ceiling *rate.Limiter
+	metrics *metrics
+
 	mu          sync.Mutex
 	prefixBits  int
 	prefixValid time.Time // prefixBits is fresh until then
@@ -122,6 +129,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	setDefault(&cfg.AuthWindow, 60*time.Second)
 	setDefault(&cfg.RecordMaxTTL, 365*24*time.Hour)
 	setDefault(&cfg.MaxRecordsPerOwner, 32)
+	setDefault(&cfg.Budget.Burst, 5000)
+	setDefault(&cfg.Budget.PerDay, 1000)
+	setDefault(&cfg.Budget.GlobalPerSecond, 50_000)
+	if cfg.Budget.Burst < oprf.MaxBatch || cfg.Budget.GlobalPerSecond < oprf.MaxBatch {
+		return nil, fmt.Errorf("directory: Budget.Burst and Budget.GlobalPerSecond must be at least %d, a full batch", oprf.MaxBatch)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -155,6 +168,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		info:  []byte(cfg.Info),
 		roots: pool,
 		sigs:  httpsig.NewVerifier(cfg.AuthWindow),
+		// Per process: the ceiling protects this server's CPU.
+		ceiling: rate.NewLimiter(rate.Limit(cfg.Budget.GlobalPerSecond), cfg.Budget.GlobalPerSecond),
+		metrics: newMetrics(),
 	}, nil
 }
 
@@ -342,6 +358,14 @@ func prefixList(p []uint32) string {
 
 // evaluate runs the blinded batch evaluation for an authenticated caller.
 func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateRequest) (api.EvaluateResponse, error) {
+	if n := len(req.Elements); n == 0 {
+		return api.EvaluateResponse{}, oprf.ErrBatchEmpty
+	} else if n > oprf.MaxBatch {
+		return api.EvaluateResponse{}, oprf.ErrBatchTooLarge
+	}
+	if err := s.spendEvaluations(ctx, c, len(req.Elements)); err != nil {
+		return api.EvaluateResponse{}, err
+	}
 	evaluated, proof, err := s.eval.Evaluate(s.info, req.Elements)
 	if err != nil {
 		return api.EvaluateResponse{}, fmt.Errorf("evaluate: %w", err) // httpapi maps the oprf input errors to 400
@@ -350,6 +374,10 @@ func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateReques
 	if err != nil {
 		return api.EvaluateResponse{}, err
 	}
+	if err := s.grantBuckets(ctx, c, len(req.Elements)); err != nil {
+		return api.EvaluateResponse{}, err
+	}
+	s.metrics.evaluations.Add(float64(len(req.Elements)))
 	s.observe(Observation{Time: s.cfg.Now(), Endpoint: "evaluate", Caller: c.fingerprint(), Count: len(req.Elements)})
 	return api.EvaluateResponse{Evaluated: evaluated, Proof: proof, PrefixBits: pb}, nil
 }
@@ -386,6 +414,9 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 		}
 		seen[p] = true
 		ranges[i] = bucketRange(p, req.PrefixBits)
+	}
+	if err := s.spendBuckets(ctx, c, len(ranges)); err != nil {
+		return api.BucketsResponse{}, err
 	}
 	now := s.cfg.Now()
 	found, err := s.cfg.Store.Buckets(ctx, ranges, c.pseudonym, now)

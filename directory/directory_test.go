@@ -93,6 +93,11 @@ func bucketsAnswer(t *testing.T, e *env, s *signer, y []byte, prefixBits int) re
 		p = uint32(idx[0])<<24 | uint32(idx[1])<<16 | uint32(idx[2])<<8 | uint32(idx[3])
 		p >>= 32 - prefixBits
 	}
+	// Each bucket fetch is paid for by an evaluation.
+	_, blinded, _ := oprf.Blind([][]byte{[]byte(dave)})
+	if r := e.do("POST", api.PathEvaluate, api.EvaluateRequest{Elements: blinded}, s); r.status != 200 {
+		t.Fatalf("evaluate: %d %s", r.status, r.body)
+	}
 	r := e.do("POST", api.PathBuckets, api.BucketsRequest{PrefixBits: prefixBits, Prefixes: []uint32{p}}, s)
 	if r.status != 200 {
 		t.Fatalf("buckets: %d %s", r.status, r.body)

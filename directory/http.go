@@ -16,6 +16,7 @@ import (
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }).Methods("GET")
+	r.Handle("/metrics", s.metrics.handler()).Methods("GET")
 	r.Handle(api.PathConfig, httpapi.Serve(s.log, func(r *http.Request, _ []byte) (api.Config, error) {
 		return s.config(r.Context())
 	})).Methods("GET")
@@ -42,6 +43,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	r.NotFoundHandler = http.HandlerFunc(httpapi.NotFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(httpapi.MethodNotAllowed)
+	r.Use(s.metrics.middleware)
 	return r
 }
 

@@ -116,6 +116,14 @@ type Store interface {
 	// record.
 	CountOwners(ctx context.Context, now time.Time) (int, error)
 
+	// Tokens updates the token bucket key: it first refills the bucket at
+	// refill tokens per second since its last update (a new bucket starts
+	// at start), capped at capacity, then adds delta (negative to spend). It
+	// returns the new level, or ErrExhausted and the level before the
+	// change if the result would be negative. The result is capped at
+	// capacity. Concurrent callers never spend more than the bucket holds.
+	Tokens(ctx context.Context, key [32]byte, delta, start, capacity, refill float64, now time.Time) (float64, error)
+
 	// Meta returns the value stored under key, or ErrNotFound.
 	Meta(ctx context.Context, key string) ([]byte, error)
 

@@ -130,7 +130,7 @@ func TestWebhookSMS(t *testing.T) {
 	// A gateway that keeps failing gives the app a clear, retryable error.
 	down.Store(true)
 	out, err := cliErr(t, s, "carol", "verify", "start", carol)
-	if err == nil || !strings.Contains(out, "could not send the code: retry later (HTTP 503)") {
+	if err == nil || !strings.Contains(out, "could not send the code: retry later (HTTP 503, retry after 30s)") {
 		t.Errorf("failing gateway: %v %s", err, out)
 	}
 }

@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) directory.Store) {
 	t.Run("Counters", func(t *testing.T) { testCounters(t, open) })
 	t.Run("Holders", func(t *testing.T) { testHolders(t, open) })
 	t.Run("Revocation", func(t *testing.T) { testRevocation(t, open) })
+	t.Run("Tokens", func(t *testing.T) { testTokens(t, open) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open) })
 	t.Run("Close", func(t *testing.T) { testClose(t, open) })
 }

@@ -75,3 +75,11 @@ CREATE TABLE revoked_keys (
 	key_hash   BLOB PRIMARY KEY,
 	revoked_at INTEGER NOT NULL -- Unix seconds
 ) STRICT, WITHOUT ROWID;
+
+-- Token buckets for evaluation budgets; key is a hash of the budget's
+-- purpose and the caller pseudonym.
+CREATE TABLE token_buckets (
+	key        BLOB PRIMARY KEY,
+	tokens     REAL NOT NULL,
+	updated_ms INTEGER NOT NULL -- Unix milliseconds
+) STRICT, WITHOUT ROWID;

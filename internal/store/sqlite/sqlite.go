@@ -549,3 +549,32 @@ func (s *Store) KeyRevoked(ctx context.Context, keyHash [32]byte) (bool, error) 
 	}
 	return err == nil, err
 }
+
+func (s *Store) Tokens(ctx context.Context, key [32]byte, delta, start, capacity, refill float64, now time.Time) (float64, error) {
+	var level float64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var tokens float64
+		var updated int64
+		err := tx.QueryRowContext(ctx, `SELECT tokens, updated_ms FROM token_buckets WHERE key = ?`, key[:]).Scan(&tokens, &updated)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			tokens, updated = start, now.UnixMilli()
+		case err != nil:
+			return err
+		}
+		if elapsed := now.UnixMilli() - updated; elapsed > 0 {
+			tokens += float64(elapsed) / 1000 * refill
+		}
+		tokens = min(tokens, capacity)
+		if tokens+delta < 0 {
+			level = tokens
+			return directory.ErrExhausted
+		}
+		level = min(tokens+delta, capacity)
+		_, err = tx.ExecContext(ctx, `INSERT INTO token_buckets (key, tokens, updated_ms) VALUES (?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_ms = excluded.updated_ms`,
+			key[:], level, max(now.UnixMilli(), updated))
+		return err
+	})
+	return level, err
+}

@@ -1,0 +1,85 @@
+package directory
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"math"
+	"net/http"
+	"time"
+
+	"blindex.dev/blindex/internal/httpapi"
+)
+
+// Budget bounds how many numbers a caller can evaluate, the defence against
+// enumeration: the E.164 space is small, so anyone who may ask for
+// evaluations without limit can walk it. Zero fields take the defaults; the
+// reasoning is in docs/operations.md.
+type Budget struct {
+	// Burst is how many evaluations a caller may make at once: room for a
+	// first address-book sync. Default 5,000.
+	Burst int
+	// PerDay is how many evaluations a caller regains per day. Default 1,000.
+	PerDay int
+	// GlobalPerSecond is the ceiling on evaluations per second across all
+	// callers, per server process. Default 50,000.
+	GlobalPerSecond int
+}
+
+// Each evaluated element buys one bucket fetch, so bucket fetches cannot
+// scrape ciphertexts wholesale; unspent fetches are capped at this many
+// times Burst.
+const bucketCreditFactor = 2
+
+var (
+	ErrBudget       = httpapi.New(http.StatusTooManyRequests, "directory: evaluation budget exhausted", "evaluation budget exhausted: retry later")
+	ErrCeiling      = httpapi.New(http.StatusTooManyRequests, "directory: global evaluation ceiling reached", "server busy: retry shortly")
+	ErrBucketCredit = httpapi.New(http.StatusTooManyRequests, "directory: bucket fetches exceed evaluations bought", "bucket fetches exceed the evaluations bought: evaluate first")
+)
+
+func budgetKey(purpose string, c *caller) [32]byte {
+	h := sha256.New()
+	h.Write([]byte("blindex budget\x00" + purpose + "\x00"))
+	h.Write(c.pseudonym[:])
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// spendEvaluations charges n evaluations to the caller and the global
+// ceiling, or refuses with Retry-After.
+func (s *Server) spendEvaluations(ctx context.Context, c *caller, n int) error {
+	now := s.cfg.Now()
+	if !s.ceiling.AllowN(now, n) {
+		s.metrics.refusals.WithLabelValues("global").Inc()
+		return httpapi.Retry(ErrCeiling, time.Second)
+	}
+	b := s.cfg.Budget
+	rate := float64(b.PerDay) / 86400
+	level, err := s.cfg.Store.Tokens(ctx, budgetKey("evaluate", c), -float64(n), float64(b.Burst), float64(b.Burst), rate, now)
+	if errors.Is(err, ErrExhausted) {
+		s.metrics.refusals.WithLabelValues("caller").Inc()
+		wait := time.Duration(math.Ceil((float64(n)-level)/rate)) * time.Second
+		return httpapi.Retry(ErrBudget, wait)
+	}
+	return err
+}
+
+// grantBuckets lets the caller fetch n more buckets.
+func (s *Server) grantBuckets(ctx context.Context, c *caller, n int) error {
+	capacity := float64(bucketCreditFactor * s.cfg.Budget.Burst)
+	_, err := s.cfg.Store.Tokens(ctx, budgetKey("buckets", c), float64(n), 0, capacity, 0, s.cfg.Now())
+	return err
+}
+
+// spendBuckets charges n bucket fetches against the evaluations bought.
+func (s *Server) spendBuckets(ctx context.Context, c *caller, n int) error {
+	// A caller that never evaluated has no credit: the bucket starts empty.
+	capacity := float64(bucketCreditFactor * s.cfg.Budget.Burst)
+	_, err := s.cfg.Store.Tokens(ctx, budgetKey("buckets", c), -float64(n), 0, capacity, 0, s.cfg.Now())
+	if errors.Is(err, ErrExhausted) {
+		s.metrics.refusals.WithLabelValues("buckets").Inc()
+		return ErrBucketCredit
+	}
+	return err
+}
