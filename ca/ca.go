@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -71,6 +72,14 @@ type Config struct {
 	// AuthWindow is how far a signed request's timestamp may be from the
 	// clock. Default 60 seconds.
 	AuthWindow time.Duration
+	// ForwardedFor takes the client address for the per-network limit from
+	// the last X-Forwarded-For entry. Set it only behind a reverse proxy that
+	// appends that header; otherwise clients could choose their network.
+	ForwardedFor bool
+	// Revoked, if set, reports whether a credential key (SHA-256 of its
+	// SubjectPublicKeyInfo) is revoked or retired; renewal refuses such keys.
+	// The built-in CA asks its directory.
+	Revoked func(ctx context.Context, keyHash [32]byte) (bool, error)
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -87,6 +96,7 @@ var (
 	ErrTooManyRenewals = httpapi.New(http.StatusTooManyRequests, "ca: too many renewals", "too many renewals for this credential today: retry later")
 	ErrBusy            = httpapi.New(http.StatusTooManyRequests, "ca: verification already in progress", "busy: retry shortly")
 	ErrSMS             = httpapi.New(http.StatusServiceUnavailable, "ca: sms not sent", "could not send the code: retry later")
+	ErrRevoked         = httpapi.New(http.StatusUnauthorized, "ca: key revoked or retired", "credential revoked or superseded: verify the number again")
 )
 
 // Service is a running CA. It is safe for concurrent use.
@@ -210,12 +220,26 @@ func (s *Service) limit(ctx context.Context, purpose, subject string, period tim
 
 const failureWindow = 30 * 24 * time.Hour
 
+// failureKey counts failed confirmations of a number, named by its
+// verification tag.
+func (s *Service) failureKey(tag [32]byte) [32]byte {
+	return s.tag("confirm/failures", string(tag[:]))
+}
+
 // network is the client's IPv4 address or IPv6 /64: a per-client limit on
-// single IPv6 addresses would be trivial to evade.
-func network(r *http.Request) string {
+// single IPv6 addresses would be trivial to evade. Behind a reverse proxy
+// (Config.ForwardedFor) it is the address the proxy appended last to
+// X-Forwarded-For: the one entry a client cannot forge.
+func (s *Service) network(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
+	}
+	if s.cfg.ForwardedFor {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			hops := strings.Split(xff[len(xff)-1], ",")
+			host = strings.TrimSpace(hops[len(hops)-1])
+		}
 	}
 	ip := net.ParseIP(host)
 	if ip == nil {
@@ -251,17 +275,18 @@ func (s *Service) serveStart(r *http.Request, req api.VerifyStartRequest) (api.V
 		return api.VerifyStartResponse{}, fmt.Errorf("%w: %w", ErrNumber, err)
 	}
 	l := s.cfg.Limits
-	// Global limits first, so one number or network cannot use up another's.
+	// Per-subject limits first: a flood from one network, or at one number,
+	// is refused before it can spend the global budget everyone shares.
 	for _, c := range []struct {
 		purpose, subject string
 		period           time.Duration
 		n                int
 	}{
-		{"start/global/minute", "", time.Minute, l.GlobalPerMinute},
-		{"start/global/day", "", 24 * time.Hour, l.GlobalPerDay},
-		{"start/network/hour", network(r), time.Hour, l.NetworkPerHour},
+		{"start/network/hour", s.network(r), time.Hour, l.NetworkPerHour},
 		{"start/number/hour", number, time.Hour, l.NumberPerHour},
 		{"start/number/day", number, 24 * time.Hour, l.NumberPerDay},
+		{"start/global/minute", "", time.Minute, l.GlobalPerMinute},
+		{"start/global/day", "", 24 * time.Hour, l.GlobalPerDay},
 	} {
 		if err := s.limit(ctx, c.purpose, c.subject, c.period, c.n, ErrRateLimited); err != nil {
 			return api.VerifyStartResponse{}, err
@@ -269,13 +294,13 @@ func (s *Service) serveStart(r *http.Request, req api.VerifyStartRequest) (api.V
 	}
 	now := s.cfg.Now()
 	fw := now.Truncate(failureWindow)
-	if n, err := s.cfg.Store.Counted(ctx, s.tag("confirm/failures", number), fw); err != nil {
+	tag := s.tag("verification", number)
+	if n, err := s.cfg.Store.Counted(ctx, s.failureKey(tag), fw); err != nil {
 		return api.VerifyStartResponse{}, err
 	} else if n >= l.FailuresPerNumber {
 		return api.VerifyStartResponse{}, httpapi.Retry(ErrTooManyFailures, fw.Add(failureWindow).Sub(now))
 	}
 
-	tag := s.tag("verification", number)
 	code, salt, hash := newCode()
 	v, err := s.cfg.Store.VerificationByTag(ctx, tag)
 	if err == nil && !now.Before(v.Expires) {
@@ -390,7 +415,9 @@ func (s *Service) serveConfirm(r *http.Request, req api.VerifyConfirmRequest) (a
 			s.end(ctx, id, "out of attempts")
 		}
 		fw := now.Truncate(failureWindow)
-		_, err := s.cfg.Store.Count(ctx, s.tag("confirm/failures", number), fw, fw.Add(failureWindow), s.cfg.Limits.FailuresPerNumber)
+		// Charged to the verification's own number, never to the number a
+		// request names: nobody can spend another number's failures.
+		_, err := s.cfg.Store.Count(ctx, s.failureKey(v.NumberTag), fw, fw.Add(failureWindow), s.cfg.Limits.FailuresPerNumber)
 		if errors.Is(err, ErrExhausted) {
 			s.end(ctx, id, "too many failures for the number")
 			return api.VerifyConfirmResponse{}, httpapi.Retry(ErrTooManyFailures, fw.Add(failureWindow).Sub(now))
@@ -428,6 +455,13 @@ func (s *Service) serveRenew(r *http.Request, body []byte) (api.VerifyConfirmRes
 		return api.VerifyConfirmResponse{}, err
 	}
 	keyHash := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	if s.cfg.Revoked != nil {
+		if revoked, err := s.cfg.Revoked(ctx, keyHash); err != nil {
+			return api.VerifyConfirmResponse{}, err
+		} else if revoked {
+			return api.VerifyConfirmResponse{}, ErrRevoked
+		}
+	}
 	if err := s.limit(ctx, "renew/key/day", string(keyHash[:]), 24*time.Hour, s.cfg.Limits.RenewalsPerDay, ErrTooManyRenewals); err != nil {
 		return api.VerifyConfirmResponse{}, err
 	}

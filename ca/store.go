@@ -27,6 +27,15 @@ type Verification struct {
 	Sends     int // codes sent
 }
 
+// An Outcome is a stored answer to an idempotent request. Body is sealed
+// under a key derived from the client's idempotency key, which the store
+// never sees: a stored credential reveals no number at rest.
+type Outcome struct {
+	RequestHash [32]byte // SHA-256 of method, path and body
+	Status      int
+	Body        []byte // sealed
+}
+
 // Store is the CA's persistent state. All methods are safe for concurrent
 // use. A method that returns nil has made its change durable: it survives a
 // crash of the process and of the machine.
@@ -71,6 +80,18 @@ type Store interface {
 
 	// DeleteExpiredCounters removes counters whose expiry is not after now.
 	DeleteExpiredCounters(ctx context.Context, now time.Time) (int, error)
+
+	// SaveOutcome stores the outcome of a request made with an idempotency
+	// key, under a lookup key derived from it, until expires. It returns
+	// ErrConflict if an outcome is already stored under key.
+	SaveOutcome(ctx context.Context, key [32]byte, o Outcome, expires time.Time) error
+
+	// Outcome returns the unexpired outcome stored under key, or
+	// ErrNotFound.
+	Outcome(ctx context.Context, key [32]byte, now time.Time) (Outcome, error)
+
+	// DeleteExpiredOutcomes removes outcomes whose expiry is not after now.
+	DeleteExpiredOutcomes(ctx context.Context, now time.Time) (int, error)
 
 	// Checkpoint makes past deletions physical where the store can: after
 	// it returns, deleted rows are gone from every file the store manages

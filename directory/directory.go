@@ -87,7 +87,7 @@ type Observation struct {
 // Errors, with the status and message a client sees.
 var (
 	ErrNotOwner       = httpapi.New(http.StatusForbidden, "directory: index does not belong to this credential", "index does not belong to this credential's number")
-	ErrRevoked        = httpapi.New(http.StatusUnauthorized, "directory: credential revoked", "credential revoked: verify the number again")
+	ErrRevoked        = httpapi.New(http.StatusUnauthorized, "directory: credential revoked", "credential revoked or superseded: verify the number again")
 	ErrSuperseded     = httpapi.New(http.StatusUnauthorized, "directory: number verified again by another key", "credential superseded: this number has been verified again with another key")
 	ErrStalePrefix    = httpapi.New(http.StatusConflict, "directory: prefix_bits above the current value", "prefix_bits above the server's current value: fetch /v1/config and retry")
 	ErrTooManyRecords = httpapi.New(http.StatusConflict, "directory: too many records for this owner", "too many records for this number")

@@ -108,6 +108,11 @@ func TestReassignment(t *testing.T) {
 	if ce := clientError(err); ce == nil || ce.Status != 401 || !strings.Contains(ce.Message, "superseded") {
 		t.Errorf("the old holder's credential: %v", err)
 	}
+	// Nor can the old holder renew its way back (a newer credential for the
+	// retired key would otherwise win the number again).
+	if err := oldBob.Renew(t.Context()); clientError(err) == nil || clientError(err).Status != 401 {
+		t.Errorf("the retired holder renewed: %v", err)
+	}
 	if err := newBob.Publish(t.Context(), rec("org.example.chat"), client.Access{Visibility: acl.Public}); err != nil {
 		t.Fatal(err)
 	}
@@ -181,6 +186,22 @@ func TestFailureLimit(t *testing.T) {
 	}
 	if r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: carol}, nil); r.status != 200 {
 		t.Errorf("another number is not affected: %d", r.status)
+	}
+
+	// A stranger's failures on its own verification, naming Alice's number,
+	// are charged to the stranger's number, not Alice's.
+	for range 2 {
+		r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: dave}, nil)
+		var s api.VerifyStartResponse
+		mustJSON(t, r.body, &s)
+		for range 2 {
+			e.do("POST", api.PathVerifyConfirm, api.VerifyConfirmRequest{VerificationID: s.VerificationID,
+				Number: alice, Code: "000000", PublicKey: pub}, nil)
+		}
+		e.skew.Add(int64(11 * time.Minute))
+	}
+	if r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: alice}, nil); r.status != 200 {
+		t.Errorf("alice locked out by failures on someone else's verification: %d %q", r.status, r.message())
 	}
 }
 

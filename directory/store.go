@@ -74,8 +74,10 @@ type Store interface {
 	//     h.NotBefore if later;
 	//   - if h has another key and h.NotBefore is after the current
 	//     holder's, the current holder is retired: each of index's records
-	//     is deleted with its ACL and a Tombstone is written, and h becomes
-	//     the holder. It returns the number of records retired.
+	//     is deleted with its ACL and a Tombstone is written, the retired
+	//     key is revoked (as by RevokeKey), so a renewal cannot take the
+	//     number back, and h becomes the holder. It returns the number of
+	//     records retired.
 	// Otherwise (another key, not newer) it returns ErrConflict and changes
 	// nothing.
 	ClaimHolder(ctx context.Context, index [32]byte, h Holder, at time.Time) (int, error)

@@ -21,6 +21,7 @@ type serverFlags struct {
 	data, identity, addr, logFormat *string
 	sms                             smsFlags
 	validity                        *time.Duration
+	forwardedFor                    *bool
 }
 
 func addServerFlags(fs *flag.FlagSet, defaultData, defaultAddr string) serverFlags {
@@ -31,6 +32,8 @@ func addServerFlags(fs *flag.FlagSet, defaultData, defaultAddr string) serverFla
 		logFormat: fs.String("log-format", "text", "log format: text or json"),
 		sms:       addSMSFlags(fs),
 		validity:  fs.Duration("credential-validity", 30*24*time.Hour, "lifetime of issued credentials"),
+		forwardedFor: fs.Bool("trust-forwarded-for", false,
+			"take the client address for verification limits from the last X-Forwarded-For entry (only behind a reverse proxy that sets it)"),
 	}
 }
 
@@ -55,6 +58,7 @@ func (f serverFlags) config(stderr io.Writer) (serve.Config, error) {
 	}
 	cfg := serve.Config{DataDir: *f.data, IdentityPath: *f.identity, Addr: *f.addr, SMS: sender, Logger: logger}
 	cfg.CA.CredentialValidity = *f.validity
+	cfg.CA.ForwardedFor = *f.forwardedFor
 	return cfg, nil
 }
 

@@ -104,6 +104,12 @@ func testHolders(t *testing.T, open opener) {
 		t.Fatalf("reassigning ClaimHolder = %d, %v, want 2 retired", n, err)
 	}
 	checkAllCallers(t, s, t0, other)
+	if revoked, err := s.KeyRevoked(ctx, keyA); err != nil || !revoked {
+		t.Errorf("the retired key is not revoked: %v, %v", revoked, err)
+	}
+	if revoked, _ := s.KeyRevoked(ctx, keyB); revoked {
+		t.Errorf("the new holder's key is revoked")
+	}
 	if h, err := s.Holder(ctx, idx); err != nil || h.KeyHash != keyB || !h.NotBefore.Equal(at) {
 		t.Errorf("Holder after reassignment = %+v, %v", h, err)
 	}

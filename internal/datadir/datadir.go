@@ -97,8 +97,9 @@ func loadKeys(ctx context.Context, dir, identityPath string, store *sqlite.Store
 			present++
 		}
 	}
-	_, metaErr := store.Meta(ctx, metaCARoot)
-	if present == 0 && errors.Is(metaErr, directory.ErrNotFound) {
+	_, caErr := store.Meta(ctx, metaCARoot)
+	_, oprfErr := store.Meta(ctx, directory.MetaOPRFPublicKey)
+	if present == 0 && errors.Is(caErr, directory.ErrNotFound) && errors.Is(oprfErr, directory.ErrNotFound) {
 		n, err := generate(dir, identityPath, role)
 		if err != nil {
 			return nil, err

@@ -14,7 +14,7 @@ import (
 
 // Credential errors, shared by every service that authenticates requests.
 var (
-	ErrCredentialExpired   = New(http.StatusUnauthorized, "credential expired", "credential expired: renew it or verify the number again")
+	ErrCredentialExpired   = New(http.StatusUnauthorized, "credential expired", "credential expired: verify the number again")
 	ErrCredentialUntrusted = New(http.StatusUnauthorized, "credential not accepted", "credential not accepted: not issued by a CA this server trusts")
 )
 

@@ -100,6 +100,7 @@ func Start(ctx context.Context, cfg Config) (*Running, error) {
 	if !cfg.NoBuiltinCA {
 		cc := cfg.CA
 		cc.Store, cc.CA, cc.SMS, cc.Logger = store, node.CA, cfg.SMS, cfg.Logger
+		cc.Revoked = store.KeyRevoked // the built-in CA never renews a key its directory refuses
 		if cc.Now == nil {
 			cc.Now = dc.Now
 		}

@@ -83,3 +83,14 @@ CREATE TABLE token_buckets (
 	tokens     REAL NOT NULL,
 	updated_ms INTEGER NOT NULL -- Unix milliseconds
 ) STRICT, WITHOUT ROWID;
+
+-- Answers to requests made with an idempotency key, sealed under a key the
+-- server does not keep; key is derived from the client's idempotency key.
+CREATE TABLE outcomes (
+	key          BLOB PRIMARY KEY,
+	request_hash BLOB NOT NULL,
+	status       INTEGER NOT NULL,
+	body         BLOB NOT NULL,
+	expires_at   INTEGER NOT NULL -- Unix seconds
+) STRICT, WITHOUT ROWID;
+CREATE INDEX outcomes_expiry ON outcomes (expires_at);

@@ -490,8 +490,13 @@ func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Hol
 		case h.NotBefore.Unix() <= nb:
 			return directory.ErrConflict
 		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO revoked_keys (key_hash, revoked_at) VALUES (?, ?)
+			ON CONFLICT (key_hash) DO NOTHING`, key, at.Unix()); err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO tombstones (idx, record_id, key_hash, retired_at)
-			SELECT idx, record_id, ?, ? FROM records WHERE idx = ?`, key, at.Unix(), index[:])
+			SELECT idx, record_id, ?, ? FROM records WHERE idx = ?
+			ON CONFLICT DO NOTHING`, key, at.Unix(), index[:])
 		if err != nil {
 			return err
 		}
@@ -577,4 +582,40 @@ func (s *Store) Tokens(ctx context.Context, key [32]byte, delta, start, capacity
 		return err
 	})
 	return level, err
+}
+
+func (s *Store) SaveOutcome(ctx context.Context, key [32]byte, o ca.Outcome, expires time.Time) error {
+	_, err := s.rw.ExecContext(ctx, `INSERT INTO outcomes (key, request_hash, status, body, expires_at) VALUES (?, ?, ?, ?, ?)`,
+		key[:], o.RequestHash[:], o.Status, o.Body, expires.Unix())
+	if isUnique(err) {
+		return directory.ErrConflict
+	}
+	return err
+}
+
+func (s *Store) Outcome(ctx context.Context, key [32]byte, now time.Time) (ca.Outcome, error) {
+	var o ca.Outcome
+	var rh []byte
+	err := s.rw.QueryRowContext(ctx, `SELECT request_hash, status, body FROM outcomes WHERE key = ? AND expires_at > ?`,
+		key[:], now.Unix()).Scan(&rh, &o.Status, &o.Body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return o, directory.ErrNotFound
+	}
+	if err != nil {
+		return o, err
+	}
+	if len(rh) != len(o.RequestHash) {
+		return o, fmt.Errorf("sqlite: corrupt outcome row")
+	}
+	copy(o.RequestHash[:], rh)
+	return o, nil
+}
+
+func (s *Store) DeleteExpiredOutcomes(ctx context.Context, now time.Time) (int, error) {
+	res, err := s.rw.ExecContext(ctx, `DELETE FROM outcomes WHERE expires_at <= ?`, now.Unix())
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
