@@ -159,8 +159,10 @@ func (s *Service) Root() *x509.Certificate { return s.cfg.CA.Root() }
 
 // Routes mounts the CA's endpoints on r.
 func (s *Service) Routes(r *mux.Router) {
-	r.Handle(api.PathVerifyStart, httpapi.JSON(s.log, s.serveStart)).Methods("POST")
-	r.Handle(api.PathVerifyConfirm, httpapi.JSON(s.log, s.serveConfirm)).Methods("POST")
+	// Retrying a start must not text a second code; retrying a confirm
+	// after a lost answer must return the credential, not "code used".
+	r.Handle(api.PathVerifyStart, httpapi.Serve(s.log, httpapi.Idempotent(s.cfg.Store, s.cfg.Now, httpapi.Decoded(s.serveStart)))).Methods("POST")
+	r.Handle(api.PathVerifyConfirm, httpapi.Serve(s.log, httpapi.Idempotent(s.cfg.Store, s.cfg.Now, httpapi.Decoded(s.serveConfirm)))).Methods("POST")
 	r.Handle(api.PathRenew, httpapi.Serve(s.log, s.serveRenew)).Methods("POST")
 	r.Handle(api.PathCARoot, httpapi.Serve(s.log, func(*http.Request, []byte) (api.CARoot, error) {
 		return api.CARoot{Certificate: s.Root().Raw}, nil
@@ -177,7 +179,8 @@ func (s *Service) Handler() http.Handler {
 	return r
 }
 
-// Housekeep deletes expired verifications and counters, then checkpoints
+// Housekeep deletes expired verifications, counters and stored outcomes,
+// then checkpoints
 // the store so deleted rows leave no trace on disk.
 func (s *Service) Housekeep(ctx context.Context) {
 	now := s.cfg.Now()
@@ -188,6 +191,9 @@ func (s *Service) Housekeep(ctx context.Context) {
 	}
 	if _, err := s.cfg.Store.DeleteExpiredCounters(ctx, now); err != nil && ctx.Err() == nil {
 		s.log.Error("deleting expired counters", "err", err)
+	}
+	if _, err := s.cfg.Store.DeleteExpiredOutcomes(ctx, now); err != nil && ctx.Err() == nil {
+		s.log.Error("deleting expired outcomes", "err", err)
 	}
 	if err := s.cfg.Store.Checkpoint(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("store checkpoint", "err", err)
@@ -445,7 +451,6 @@ func (s *Service) serveConfirm(r *http.Request, req api.VerifyConfirmRequest) (a
 // credential is valid. The key stays the same, so directories see the same
 // holder.
 func (s *Service) serveRenew(r *http.Request, body []byte) (api.VerifyConfirmResponse, error) {
-	ctx := r.Context()
 	now := s.cfg.Now()
 	number, leaf, err := httpapi.Authenticate(s.sigs, r, body, s.roots, now)
 	if err != nil {
@@ -454,6 +459,12 @@ func (s *Service) serveRenew(r *http.Request, body []byte) (api.VerifyConfirmRes
 	if err := httpapi.Decode(body, &struct{}{}); err != nil {
 		return api.VerifyConfirmResponse{}, err
 	}
+	return httpapi.Idempotent(s.cfg.Store, s.cfg.Now, func(r *http.Request, _ []byte) (api.VerifyConfirmResponse, error) {
+		return s.renew(r.Context(), number, leaf, now)
+	})(r, body)
+}
+
+func (s *Service) renew(ctx context.Context, number string, leaf *x509.Certificate, now time.Time) (api.VerifyConfirmResponse, error) {
 	keyHash := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
 	if s.cfg.Revoked != nil {
 		if revoked, err := s.cfg.Revoked(ctx, keyHash); err != nil {

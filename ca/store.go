@@ -2,15 +2,17 @@ package ca
 
 import (
 	"context"
-	"errors"
 	"time"
+
+	"blindex.dev/blindex/internal/httpapi"
+	"blindex.dev/blindex/internal/storeerr"
 )
 
 // Store errors. Implementations return these (possibly wrapped).
 var (
-	ErrNotFound  = errors.New("store: not found")
-	ErrConflict  = errors.New("store: conflicting row exists")
-	ErrExhausted = errors.New("store: limit reached")
+	ErrNotFound  = storeerr.ErrNotFound
+	ErrConflict  = storeerr.ErrConflict
+	ErrExhausted = storeerr.ErrExhausted
 )
 
 // A Verification is a pending SMS verification. It never holds the number:
@@ -27,14 +29,8 @@ type Verification struct {
 	Sends     int // codes sent
 }
 
-// An Outcome is a stored answer to an idempotent request. Body is sealed
-// under a key derived from the client's idempotency key, which the store
-// never sees: a stored credential reveals no number at rest.
-type Outcome struct {
-	RequestHash [32]byte // SHA-256 of method, path and body
-	Status      int
-	Body        []byte // sealed
-}
+// An Outcome is a stored answer to an idempotent request.
+type Outcome = httpapi.Outcome
 
 // Store is the CA's persistent state. All methods are safe for concurrent
 // use. A method that returns nil has made its change durable: it survives a

@@ -17,6 +17,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -335,6 +336,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, cred 
 	return c.doAt(ctx, c.cfg.Server, method, path, in, out, cred)
 }
 
+// Writes carry a fresh Idempotency-Key and are retried, with the same key,
+// when their outcome is unknown (no answer, or 502/504 from a proxy): the
+// directory answers a retry with the first answer, so a retry neither
+// repeats a write nor loses one. Reads are not retried: each evaluation
+// costs budget.
 func (c *Client) doAt(ctx context.Context, base, method, path string, in, out any, cred *identity) error {
 	var body []byte
 	if in != nil {
@@ -343,23 +349,56 @@ func (c *Client) doAt(ctx context.Context, base, method, path string, in, out an
 			return err
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
+	write := method != http.MethodGet && path != api.PathEvaluate && path != api.PathBuckets
+	var idemKey string
+	if write {
+		var k [24]byte
+		rand.Read(k[:])
+		idemKey = base64.RawURLEncoding.EncodeToString(k[:])
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if cred != nil {
-		if err := httpsig.Sign(req, body, cred.key, cred.der, c.cfg.Now()); err != nil {
+	const attempts = 3
+	for attempt := 1; ; attempt++ {
+		resp, err := c.send(ctx, base, method, path, body, in != nil, idemKey, cred)
+		unknown := err != nil || resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout
+		if write && unknown && attempt < attempts && ctx.Err() == nil {
+			if resp != nil {
+				resp.Body.Close()
+			}
+			select {
+			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		if err != nil {
 			return err
 		}
+		defer resp.Body.Close()
+		return decodeAnswer(resp, out)
 	}
-	resp, err := c.http.Do(req)
+}
+
+func (c *Client) send(ctx context.Context, base, method, path string, body []byte, isJSON bool, idemKey string, cred *identity) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer resp.Body.Close()
+	if isJSON {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if idemKey != "" {
+		req.Header.Set("Idempotency-Key", idemKey)
+	}
+	if cred != nil {
+		// Signed per attempt: each retry has a fresh nonce and timestamp.
+		if err := httpsig.Sign(req, body, cred.key, cred.der, c.cfg.Now()); err != nil {
+			return nil, err
+		}
+	}
+	return c.http.Do(req)
+}
+
+func decodeAnswer(resp *http.Response, out any) error {
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err

@@ -32,11 +32,13 @@ func (s *Server) Handler() http.Handler {
 		if err != nil {
 			return struct{}{}, err
 		}
-		rid, err := hex.DecodeString(mux.Vars(r)["record_id"])
-		if err != nil {
-			return struct{}{}, httpapi.ErrBadRequest
-		}
-		return struct{}{}, s.deleteRecord(r.Context(), c, rid)
+		return httpapi.Idempotent(s.cfg.Store, s.cfg.Now, func(r *http.Request, _ []byte) (struct{}, error) {
+			rid, err := hex.DecodeString(mux.Vars(r)["record_id"])
+			if err != nil {
+				return struct{}{}, httpapi.ErrBadRequest
+			}
+			return struct{}{}, s.deleteRecord(r.Context(), c, rid)
+		})(r, body)
 	})).Methods("DELETE")
 	if s.cfg.CA != nil {
 		s.cfg.CA.Routes(r)
@@ -56,11 +58,15 @@ func authed[Req, Resp any](s *Server, process func(context.Context, *caller, Req
 		if err != nil {
 			return zero, err
 		}
-		var req Req
-		if err := httpapi.Decode(body, &req); err != nil {
-			return zero, err
-		}
-		return process(r.Context(), c, req)
+		// Authenticated first, so a captured idempotency key alone fetches
+		// nothing; writes then honour Idempotency-Key.
+		return httpapi.Idempotent(s.cfg.Store, s.cfg.Now, func(r *http.Request, body []byte) (Resp, error) {
+			var req Req
+			if err := httpapi.Decode(body, &req); err != nil {
+				return zero, err
+			}
+			return process(r.Context(), c, req)
+		})(r, body)
 	})
 }
 

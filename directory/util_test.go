@@ -54,3 +54,15 @@ func publicKeyDER(t *testing.T) []byte {
 	b, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
 	return b
 }
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	if v == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -173,7 +173,12 @@ func Serve[Resp any](log *slog.Logger, process func(r *http.Request, body []byte
 
 // JSON serves an unauthenticated endpoint whose body decodes into Req.
 func JSON[Req, Resp any](log *slog.Logger, process func(r *http.Request, req Req) (Resp, error)) http.Handler {
-	return Serve(log, func(r *http.Request, body []byte) (Resp, error) {
+	return Serve(log, Decoded(process))
+}
+
+// Decoded adapts a function of a decoded request to one of the raw body.
+func Decoded[Req, Resp any](process func(r *http.Request, req Req) (Resp, error)) func(r *http.Request, body []byte) (Resp, error) {
+	return func(r *http.Request, body []byte) (Resp, error) {
 		var req Req
 		if r.Method != http.MethodGet && r.Method != http.MethodDelete {
 			if err := Decode(body, &req); err != nil {
@@ -182,7 +187,7 @@ func JSON[Req, Resp any](log *slog.Logger, process func(r *http.Request, req Req
 			}
 		}
 		return process(r, req)
-	})
+	}
 }
 
 // NewServer wraps h with the timeouts a public server needs.
