@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -249,6 +251,17 @@ func TestStoryThroughCLI(t *testing.T) {
 		}
 	}
 
+	// The metrics are part of what the server discloses.
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Contains(metrics, []byte("blindex_evaluations_total")) {
+		t.Fatalf("metrics output lacks blindex metrics")
+	}
+
 	// A restart keeps keys and records.
 	s.stop(t)
 	s2 := startServer(t, data)
@@ -257,7 +270,7 @@ func TestStoryThroughCLI(t *testing.T) {
 	}
 	s2.stop(t)
 
-	scanForNumbers(t, data, s.log()+s2.log(), bob, carol, alice, dave)
+	scanForNumbers(t, data, s.log()+s2.log()+string(metrics), bob, carol, alice, dave)
 
 	// A lost key file is an error, not a new key.
 	os.Remove(filepath.Join(data, "keys", "oprf.key.age"))
