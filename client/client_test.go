@@ -171,3 +171,32 @@ func TestNoCredential(t *testing.T) {
 		t.Errorf("Confirm: %v", err)
 	}
 }
+
+func TestPublishedState(t *testing.T) {
+	inbox := &phone{codes: map[string]string{}}
+	srv := startServer(t, inbox, directory.Config{})
+	c := register(t, srv, inbox, t.TempDir(), "+14155550100", 0)
+	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+	err := c.Publish(t.Context(), record.Record{App: "org.example.chat", Endpoint: "https://x.example/", Expires: exp},
+		client.Access{Visibility: acl.Allowlist, Allow: []string{"+1 415 555 2671"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetACL(t.Context(), "org.example.chat", client.Access{Visibility: acl.Public, Deny: []string{"+12025550173"}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Published()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := p.Records["org.example.chat"]
+	if r.Visibility != "public" || len(r.Allow) != 0 || len(r.Deny) != 1 || r.Deny[0] != "+12025550173" || !r.Expires.Equal(exp) {
+		t.Errorf("published.json = %+v", r)
+	}
+	if err := c.Delete(t.Context(), "org.example.chat"); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := c.Published(); len(p.Records) != 0 {
+		t.Errorf("published.json after delete = %+v", p.Records)
+	}
+}

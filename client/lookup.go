@@ -207,9 +207,13 @@ func (c *Client) Publish(ctx context.Context, r record.Record, a Access) error {
 		return err
 	}
 	idx, rid := oprf.Index(y), oprf.RecordID(y, r.App)
-	return c.do(ctx, "PUT", api.PathRecords, api.PublishRequest{
+	err = c.do(ctx, "PUT", api.PathRecords, api.PublishRequest{
 		Index: idx[:], RecordID: rid[:], Ciphertext: ct, ACL: &l, Expires: r.Expires,
 	}, nil, cred)
+	if err != nil {
+		return err
+	}
+	return c.notePublished(r.App, &a, r.Expires)
 }
 
 // SetACL replaces the access list of the record published for app.
@@ -227,7 +231,10 @@ func (c *Client) SetACL(ctx context.Context, app string, a Access) error {
 		return err
 	}
 	idx, rid := oprf.Index(y), oprf.RecordID(y, app)
-	return c.do(ctx, "PUT", api.PathRecordACL, api.SetACLRequest{Index: idx[:], RecordID: rid[:], ACL: &l}, nil, cred)
+	if err := c.do(ctx, "PUT", api.PathRecordACL, api.SetACLRequest{Index: idx[:], RecordID: rid[:], ACL: &l}, nil, cred); err != nil {
+		return err
+	}
+	return c.notePublished(app, &a, time.Time{})
 }
 
 // Delete removes the record published for app.
@@ -241,7 +248,10 @@ func (c *Client) Delete(ctx context.Context, app string) error {
 		return err
 	}
 	rid := oprf.RecordID(y, app)
-	return c.do(ctx, "DELETE", "/v1/records/"+hex.EncodeToString(rid[:]), nil, nil, cred)
+	if err := c.do(ctx, "DELETE", "/v1/records/"+hex.EncodeToString(rid[:]), nil, nil, cred); err != nil {
+		return err
+	}
+	return c.notePublished(app, nil, time.Time{})
 }
 
 // A Result is what a lookup found for one number. Records is empty both when
