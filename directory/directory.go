@@ -15,8 +15,10 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/bits"
 	"net/http"
@@ -74,14 +76,36 @@ type Config struct {
 	Now func() time.Time
 }
 
-// An Observation is what the server learns from one lookup-side request.
+// An Observation is what the server learns from one request: never a
+// number, only what the protocol discloses. The transcript (NewTranscript)
+// writes one per request.
 type Observation struct {
-	Time       time.Time
-	Endpoint   string   // "evaluate" or "buckets"
-	Caller     string   // short hex fingerprint of the caller pseudonym
-	Count      int      // elements evaluated or buckets fetched
-	PrefixBits int      // for buckets
-	Prefixes   []uint32 // for buckets
+	Time       time.Time `json:"time"`
+	Endpoint   string    `json:"endpoint"`              // evaluate, buckets, publish, acl, delete, revoke
+	Caller     string    `json:"caller"`                // short hex fingerprint of the caller pseudonym
+	Pseudonym  string    `json:"pseudonym"`             // the caller pseudonym, hex
+	Count      int       `json:"count,omitempty"`       // elements evaluated or buckets fetched
+	PrefixBits int       `json:"prefix_bits,omitempty"` // for buckets
+	Prefixes   []uint32  `json:"prefixes,omitempty"`    // for buckets
+	Index      string    `json:"index,omitempty"`       // for writes: the owner's index, hex
+	RecordID   string    `json:"record_id,omitempty"`   // for writes, hex
+	Size       int       `json:"ciphertext_size,omitempty"`
+	Visibility string    `json:"visibility,omitempty"`
+	Allow      int       `json:"allow,omitempty"` // allowlist entries (pseudonyms)
+	Deny       int       `json:"deny,omitempty"`  // denylist entries (pseudonyms)
+	Expires    time.Time `json:"expires,omitzero"`
+}
+
+// NewTranscript returns an Observe function that writes each observation
+// to w as one JSON line, for reviewers to check what the server saw.
+func NewTranscript(w io.Writer) func(Observation) {
+	var mu sync.Mutex
+	enc := json.NewEncoder(w)
+	return func(o Observation) {
+		mu.Lock()
+		defer mu.Unlock()
+		enc.Encode(o)
+	}
 }
 
 // Errors, with the status and message a client sees.
@@ -280,6 +304,11 @@ type caller struct {
 
 func (c caller) fingerprint() string { return hex.EncodeToString(c.pseudonym[:6]) }
 
+// observation starts an Observation of a request by c.
+func (s *Server) observation(c *caller, endpoint string) Observation {
+	return Observation{Time: s.cfg.Now(), Endpoint: endpoint, Caller: c.fingerprint(), Pseudonym: hex.EncodeToString(c.pseudonym[:])}
+}
+
 // authenticate verifies a signed request and its credential, and returns
 // the caller. The credential's key must not be revoked, and must be the
 // current holder of the number: a newer credential for another key (the
@@ -330,16 +359,19 @@ func (s *Server) revoke(ctx context.Context, c *caller) error {
 	if err := s.cfg.Store.RevokeKey(ctx, c.keyHash, s.cfg.Now()); err != nil {
 		return err
 	}
+	s.observe(s.observation(c, "revoke"))
 	s.log.Info("credential revoked", "caller", c.fingerprint())
 	return nil
 }
 
 func (s *Server) observe(o Observation) {
-	attrs := []any{"endpoint", o.Endpoint, "caller", o.Caller, "count", o.Count}
-	if o.Endpoint == "buckets" {
-		attrs = append(attrs, "prefix_bits", o.PrefixBits, "prefixes", prefixList(o.Prefixes))
+	switch o.Endpoint {
+	case "evaluate":
+		s.log.Info("observed", "endpoint", o.Endpoint, "caller", o.Caller, "count", o.Count)
+	case "buckets":
+		s.log.Info("observed", "endpoint", o.Endpoint, "caller", o.Caller, "count", o.Count,
+			"prefix_bits", o.PrefixBits, "prefixes", prefixList(o.Prefixes))
 	}
-	s.log.Info("observed", attrs...)
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(o)
 	}
@@ -378,7 +410,9 @@ func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateReques
 		return api.EvaluateResponse{}, err
 	}
 	s.metrics.evaluations.Add(float64(len(req.Elements)))
-	s.observe(Observation{Time: s.cfg.Now(), Endpoint: "evaluate", Caller: c.fingerprint(), Count: len(req.Elements)})
+	o := s.observation(c, "evaluate")
+	o.Count = len(req.Elements)
+	s.observe(o)
 	return api.EvaluateResponse{Evaluated: evaluated, Proof: proof, PrefixBits: pb}, nil
 }
 
@@ -433,8 +467,9 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 		}
 		resp.Buckets[i] = b
 	}
-	s.observe(Observation{Time: now, Endpoint: "buckets", Caller: c.fingerprint(), Count: len(req.Prefixes),
-		PrefixBits: req.PrefixBits, Prefixes: req.Prefixes})
+	o := s.observation(c, "buckets")
+	o.Count, o.PrefixBits, o.Prefixes = len(req.Prefixes), req.PrefixBits, req.Prefixes
+	s.observe(o)
 	return resp, nil
 }
 
@@ -487,6 +522,10 @@ func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest)
 		return err
 	}
 	s.invalidatePrefix()
+	o := s.observation(c, "publish")
+	o.Index, o.RecordID, o.Size = hex.EncodeToString(idx[:]), hex.EncodeToString(rid[:]), len(req.Ciphertext)
+	o.Visibility, o.Allow, o.Deny, o.Expires = req.ACL.Visibility.String(), len(req.ACL.Allow), len(req.ACL.Deny), req.Expires.UTC()
+	s.observe(o)
 	s.log.Info("record published", "caller", c.fingerprint(), "visibility", req.ACL.Visibility.String(),
 		"allow", len(req.ACL.Allow), "deny", len(req.ACL.Deny))
 	return nil
@@ -508,6 +547,10 @@ func (s *Server) setACL(ctx context.Context, c *caller, req api.SetACLRequest) e
 	} else if err != nil {
 		return err
 	}
+	o := s.observation(c, "acl")
+	o.Index, o.RecordID = hex.EncodeToString(idx[:]), hex.EncodeToString(rid[:])
+	o.Visibility, o.Allow, o.Deny = req.ACL.Visibility.String(), len(req.ACL.Allow), len(req.ACL.Deny)
+	s.observe(o)
 	s.log.Info("acl set", "caller", c.fingerprint(), "visibility", req.ACL.Visibility.String(),
 		"allow", len(req.ACL.Allow), "deny", len(req.ACL.Deny))
 	return nil
@@ -524,6 +567,9 @@ func (s *Server) deleteRecord(ctx context.Context, c *caller, recordID []byte) e
 		return err
 	}
 	s.invalidatePrefix()
+	o := s.observation(c, "delete")
+	o.Index, o.RecordID = hex.EncodeToString(idx[:]), hex.EncodeToString(rid[:])
+	s.observe(o)
 	s.log.Info("record deleted", "caller", c.fingerprint())
 	return nil
 }

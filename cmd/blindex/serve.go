@@ -96,6 +96,7 @@ are given with --trust-ca.`, stderr)
 	minBucket := fs.Int("min-bucket-owners", 16, "owners the server aims to keep in each lookup bucket (sets the prefix length)")
 	trust := fs.String("trust-ca", "", "comma-separated PEM `files` of further CA roots whose credentials are accepted")
 	noBuiltin := fs.Bool("no-builtin-ca", false, "do not run the built-in CA: accept only the roots in --trust-ca")
+	transcript := fs.String("transcript", "", "append what the server observes for each request (caller pseudonym, endpoint, counts, bucket prefixes) to this JSON-lines `file`, for review")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -119,6 +120,14 @@ are given with --trust-ca.`, stderr)
 	}
 	cfg.NoBuiltinCA = *noBuiltin
 	cfg.Directory = directory.Config{MinBucketOwners: *minBucket, Roots: roots}
+	if *transcript != "" {
+		f, err := os.OpenFile(*transcript, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("--transcript: %w", err)
+		}
+		defer f.Close()
+		cfg.Directory.Observe = directory.NewTranscript(f)
+	}
 	return runServer(ctx, serve.Start, cfg)
 }
 

@@ -223,7 +223,9 @@ func describeObservation(o directory.Observation) string {
 	switch o.Endpoint {
 	case "evaluate":
 		return fmt.Sprintf("caller %s evaluated %d blinded element(s)", o.Caller, o.Count)
-	default:
+	case "buckets":
 		return fmt.Sprintf("caller %s fetched %d bucket(s) with %d-bit prefixes %v", o.Caller, o.Count, o.PrefixBits, o.Prefixes)
+	default:
+		return fmt.Sprintf("caller %s: %s", o.Caller, o.Endpoint)
 	}
 }
