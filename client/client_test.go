@@ -14,10 +14,11 @@ import (
 	"blindex.dev/blindex/client"
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/internal/serve"
+	"blindex.dev/blindex/internal/sms"
 	"blindex.dev/blindex/record"
 )
 
-func startServer(t *testing.T, inbox *phone, cfg directory.Config) *serve.Running {
+func startServer(t *testing.T, inbox *sms.Inbox, cfg directory.Config) *serve.Running {
 	t.Helper()
 	srv, err := serve.Start(t.Context(), serve.Config{DataDir: t.TempDir(), Addr: "127.0.0.1:0", SMS: inbox, Directory: cfg})
 	if err != nil {
@@ -27,7 +28,7 @@ func startServer(t *testing.T, inbox *phone, cfg directory.Config) *serve.Runnin
 	return srv
 }
 
-func register(t *testing.T, srv *serve.Running, inbox *phone, dir, number string, maxBits int) *client.Client {
+func register(t *testing.T, srv *serve.Running, inbox *sms.Inbox, dir, number string, maxBits int) *client.Client {
 	t.Helper()
 	c, err := client.New(client.Config{Server: srv.URL(), StateDir: dir, MaxPrefixBits: maxBits})
 	if err != nil {
@@ -36,14 +37,14 @@ func register(t *testing.T, srv *serve.Running, inbox *phone, dir, number string
 	if _, err := c.Verify(t.Context(), number); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Confirm(t.Context(), inbox.code(number)); err != nil {
+	if err := c.Confirm(t.Context(), inbox.Code(number)); err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
 func TestKeyChanged(t *testing.T) {
-	inbox := &phone{codes: map[string]string{}}
+	inbox := sms.NewInbox()
 	a := startServer(t, inbox, directory.Config{})
 	state := t.TempDir()
 	c := register(t, a, inbox, state, "+14155550100", 0)
@@ -94,7 +95,7 @@ func publishPublic(t *testing.T, c *client.Client, endpoint string) {
 // The client never sends a prefix longer than its MaxPrefixBits, and when
 // the directory's prefix shrinks between the two rounds it widens its own.
 func TestPrefixBits(t *testing.T) {
-	inbox := &phone{codes: map[string]string{}}
+	inbox := sms.NewInbox()
 	var mu sync.Mutex
 	var sent []int
 	srv := startServer(t, inbox, directory.Config{MinBucketOwners: 1, Observe: func(o directory.Observation) {
@@ -137,7 +138,7 @@ func TestPrefixBits(t *testing.T) {
 	if _, err := shrinking.Verify(t.Context(), "+12015550125"); err != nil {
 		t.Fatal(err)
 	}
-	if err := shrinking.Confirm(t.Context(), inbox.code("+12015550125")); err != nil {
+	if err := shrinking.Confirm(t.Context(), inbox.Code("+12015550125")); err != nil {
 		t.Fatal(err)
 	}
 	hook.after = func() {
@@ -173,7 +174,7 @@ func TestNoCredential(t *testing.T) {
 }
 
 func TestPublishedState(t *testing.T) {
-	inbox := &phone{codes: map[string]string{}}
+	inbox := sms.NewInbox()
 	srv := startServer(t, inbox, directory.Config{})
 	c := register(t, srv, inbox, t.TempDir(), "+14155550100", 0)
 	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Second)

@@ -6,7 +6,6 @@ import (
 	"log"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"blindex.dev/blindex/acl"
@@ -15,25 +14,6 @@ import (
 	"blindex.dev/blindex/internal/sms"
 	"blindex.dev/blindex/record"
 )
-
-// phone stands in for the handsets that receive verification codes.
-type phone struct {
-	mu    sync.Mutex
-	codes map[string]string
-}
-
-func (p *phone) Send(_ context.Context, m sms.Message) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.codes[m.To] = m.Code
-	return nil
-}
-
-func (p *phone) code(number string) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.codes[number]
-}
 
 // Example plays the whole story: Bob verifies his number and publishes a
 // record that only Carol may see; Carol finds it, and Alice finds nothing,
@@ -44,7 +24,7 @@ func Example() {
 	defer os.RemoveAll(dir)
 
 	// A throwaway directory server on a loopback port.
-	inbox := &phone{codes: map[string]string{}}
+	inbox := sms.NewInbox() // the phones that receive the codes
 	srv, err := serve.Start(ctx, serve.Config{DataDir: filepath.Join(dir, "server"), Addr: "127.0.0.1:0", SMS: inbox})
 	if err != nil {
 		log.Fatal(err)
@@ -60,7 +40,7 @@ func Example() {
 		if _, err := c.Verify(ctx, number); err != nil {
 			log.Fatal(err)
 		}
-		if err := c.Confirm(ctx, inbox.code(number)); err != nil {
+		if err := c.Confirm(ctx, inbox.Code(number)); err != nil {
 			log.Fatal(err)
 		}
 		return c

@@ -34,25 +34,6 @@ const (
 	Dave  = "+12015550123" // never registers
 )
 
-// phones stands in for the handsets: the server's SMS sender delivers here.
-type phones struct {
-	mu    sync.Mutex
-	inbox map[string]string
-}
-
-func (p *phones) Send(_ context.Context, m sms.Message) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.inbox[m.To] = m.Code
-	return nil
-}
-
-func (p *phones) code(number string) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.inbox[number]
-}
-
 // recorder keeps the bodies of bucket-fetch answers, to compare them.
 type recorder struct {
 	mu   sync.Mutex
@@ -96,7 +77,7 @@ func Run(ctx context.Context, w io.Writer, keep bool) (*Result, error) {
 	}
 	res := &Result{DataDir: filepath.Join(dir, "server"), Seen: map[string]map[string][]string{}}
 	var obsMu sync.Mutex
-	ph := &phones{inbox: map[string]string{}}
+	ph := sms.NewInbox() // the cast's phones
 	srv, err := serve.Start(ctx, serve.Config{
 		DataDir: res.DataDir,
 		Addr:    "127.0.0.1:0",
@@ -128,7 +109,7 @@ func Run(ctx context.Context, w io.Writer, keep bool) (*Result, error) {
 		if _, err := c.Verify(ctx, n); err != nil {
 			return nil, fmt.Errorf("%s: verify: %w", names[n], err)
 		}
-		if err := c.Confirm(ctx, ph.code(n)); err != nil {
+		if err := c.Confirm(ctx, ph.Code(n)); err != nil {
 			return nil, fmt.Errorf("%s: confirm: %w", names[n], err)
 		}
 		clients[n] = c

@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,18 +68,6 @@ const (
 	minOwner = 4
 )
 
-type phones struct {
-	mu    sync.Mutex
-	codes map[string]string
-}
-
-func (p *phones) Send(_ context.Context, m sms.Message) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.codes[m.To] = m.Code
-	return nil
-}
-
 // rowCounter counts the rows Buckets returns to the server core.
 type rowCounter struct {
 	directory.Store
@@ -117,7 +104,7 @@ func Run(t *testing.T, opts Options) *Result {
 	}
 	defer transcript.Close()
 
-	ph := &phones{codes: map[string]string{}}
+	ph := sms.NewInbox()
 	counter := &rowCounter{}
 	cfg := serve.Config{
 		DataDir:   filepath.Join(dir, "server"),
@@ -147,10 +134,7 @@ func Run(t *testing.T, opts Options) *Result {
 		if _, err := c.Verify(ctx, number); err != nil {
 			t.Fatalf("verify %s: %v", number, err)
 		}
-		ph.mu.Lock()
-		code := ph.codes[number]
-		ph.mu.Unlock()
-		if err := c.Confirm(ctx, code); err != nil {
+		if err := c.Confirm(ctx, ph.Code(number)); err != nil {
 			t.Fatalf("confirm %s: %v", number, err)
 		}
 		return c

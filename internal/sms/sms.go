@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 )
 
 var (
@@ -52,4 +53,37 @@ func (l Log) Send(ctx context.Context, m Message) error {
 	l.Logger.LogAttrs(ctx, slog.LevelInfo, "sms (log sender, development only)",
 		slog.String("verification_id", m.VerificationID), slog.String("code", m.Code))
 	return nil
+}
+
+// Inbox keeps the last code sent to each number in memory: the phones of
+// the demo and of tests. It never leaves the process.
+type Inbox struct {
+	mu    sync.Mutex
+	codes map[string]string
+	sent  int
+}
+
+// NewInbox returns an empty Inbox.
+func NewInbox() *Inbox { return &Inbox{codes: map[string]string{}} }
+
+func (in *Inbox) Send(_ context.Context, m Message) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.codes[m.To] = m.Code
+	in.sent++
+	return nil
+}
+
+// Code returns the last code sent to number ("" if none).
+func (in *Inbox) Code(number string) string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.codes[number]
+}
+
+// Sent returns how many messages were sent.
+func (in *Inbox) Sent() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.sent
 }
