@@ -146,23 +146,37 @@ type Access struct {
 	Deny       []string
 }
 
-func (c *Client) aclFor(ctx context.Context, cred *identity, a Access) (acl.List, error) {
-	allow, err := c.normalizeAll(a.Allow)
+// owner loads the credential and evaluates, in one blinded batch, the
+// owner's own number (for its index and record key) and the numbers of a
+// (for its pseudonyms). a may be nil.
+func (c *Client) owner(ctx context.Context, a *Access) (*identity, []byte, acl.List, error) {
+	cred, err := c.credential()
 	if err != nil {
-		return acl.List{}, fmt.Errorf("allowlist: %w", err)
+		return nil, nil, acl.List{}, err
 	}
-	deny, err := c.normalizeAll(a.Deny)
+	number, err := credentialNumber(cred)
 	if err != nil {
-		return acl.List{}, fmt.Errorf("denylist: %w", err)
+		return nil, nil, acl.List{}, err
 	}
-	l := acl.List{Visibility: a.Visibility}
-	all := append(slices.Clone(allow), deny...)
-	if len(all) > 0 {
-		ys, _, err := c.evaluate(ctx, cred, all)
-		if err != nil {
-			return acl.List{}, err
+	inputs := [][]byte{[]byte(number)}
+	var allow, deny [][]byte
+	if a != nil {
+		if allow, err = c.normalizeAll(a.Allow); err != nil {
+			return nil, nil, acl.List{}, fmt.Errorf("allowlist: %w", err)
 		}
-		for i, y := range ys {
+		if deny, err = c.normalizeAll(a.Deny); err != nil {
+			return nil, nil, acl.List{}, fmt.Errorf("denylist: %w", err)
+		}
+		inputs = append(append(inputs, allow...), deny...)
+	}
+	ys, _, err := c.evaluate(ctx, cred, inputs)
+	if err != nil {
+		return nil, nil, acl.List{}, err
+	}
+	var l acl.List
+	if a != nil {
+		l.Visibility = a.Visibility
+		for i, y := range ys[1:] {
 			p := acl.Pseudonym(oprf.Pseudonym(y))
 			if i < len(allow) {
 				l.Allow = append(l.Allow, p)
@@ -170,35 +184,17 @@ func (c *Client) aclFor(ctx context.Context, cred *identity, a Access) (acl.List
 				l.Deny = append(l.Deny, p)
 			}
 		}
+		if err := l.Validate(); err != nil {
+			return nil, nil, acl.List{}, err
+		}
 	}
-	return l, l.Validate()
-}
-
-// self is the owner's own OPRF output, computed like any lookup.
-func (c *Client) self(ctx context.Context, cred *identity) ([]byte, error) {
-	number, err := credentialNumber(cred)
-	if err != nil {
-		return nil, err
-	}
-	ys, _, err := c.evaluate(ctx, cred, [][]byte{[]byte(number)})
-	if err != nil {
-		return nil, err
-	}
-	return ys[0], nil
+	return cred, ys[0], l, nil
 }
 
 // Publish seals r and publishes it under the credential's number with the
 // given access. Publishing again for the same app replaces the record.
 func (c *Client) Publish(ctx context.Context, r record.Record, a Access) error {
-	cred, err := c.credential()
-	if err != nil {
-		return err
-	}
-	y, err := c.self(ctx, cred)
-	if err != nil {
-		return err
-	}
-	l, err := c.aclFor(ctx, cred, a)
+	cred, y, l, err := c.owner(ctx, &a)
 	if err != nil {
 		return err
 	}
@@ -218,15 +214,7 @@ func (c *Client) Publish(ctx context.Context, r record.Record, a Access) error {
 
 // SetACL replaces the access list of the record published for app.
 func (c *Client) SetACL(ctx context.Context, app string, a Access) error {
-	cred, err := c.credential()
-	if err != nil {
-		return err
-	}
-	y, err := c.self(ctx, cred)
-	if err != nil {
-		return err
-	}
-	l, err := c.aclFor(ctx, cred, a)
+	cred, y, l, err := c.owner(ctx, &a)
 	if err != nil {
 		return err
 	}
@@ -239,11 +227,7 @@ func (c *Client) SetACL(ctx context.Context, app string, a Access) error {
 
 // Delete removes the record published for app.
 func (c *Client) Delete(ctx context.Context, app string) error {
-	cred, err := c.credential()
-	if err != nil {
-		return err
-	}
-	y, err := c.self(ctx, cred)
+	cred, y, _, err := c.owner(ctx, nil)
 	if err != nil {
 		return err
 	}

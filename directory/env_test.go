@@ -121,6 +121,15 @@ func newEnvFull(t *testing.T, cfg directory.Config, limits ca.Limits) *env {
 	return e
 }
 
+// alignClock moves the server clock to five minutes into a fixed window
+// (hour, day and 30-day windows all start there), so tests of windowed
+// limits never straddle a window boundary.
+func (e *env) alignClock() {
+	now := time.Now()
+	start := now.Truncate(30 * 24 * time.Hour).Add(5 * time.Minute)
+	e.skew.Store(int64(start.Sub(now)))
+}
+
 func (e *env) client(name string) *client.Client {
 	e.t.Helper()
 	c, err := client.New(client.Config{Server: e.srv.URL(), StateDir: filepath.Join(e.dir, name),

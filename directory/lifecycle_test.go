@@ -123,6 +123,7 @@ func TestReassignment(t *testing.T) {
 
 func TestVerificationLimits(t *testing.T) {
 	e := newEnv(t, directory.Config{})
+	e.alignClock()
 	start := func(n string) response {
 		return e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: n}, nil)
 	}
@@ -145,6 +146,7 @@ func TestVerificationLimits(t *testing.T) {
 
 func TestLimitsAreConfigurable(t *testing.T) {
 	e := newEnvCA(t, ca.Limits{NetworkPerHour: 2, GlobalPerDay: 1000})
+	e.alignClock()
 	for i, n := range []string{bob, carol} {
 		if r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: n}, nil); r.status != 200 {
 			t.Fatalf("start %d: %d", i, r.status)
@@ -155,6 +157,7 @@ func TestLimitsAreConfigurable(t *testing.T) {
 	}
 
 	g := newEnvCA(t, ca.Limits{GlobalPerDay: 1, NetworkPerHour: 100})
+	g.alignClock()
 	g.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: bob}, nil)
 	if r := g.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: carol}, nil); r.status != 429 {
 		t.Errorf("start beyond the daily cap: %d", r.status)
@@ -165,6 +168,7 @@ func TestLimitsAreConfigurable(t *testing.T) {
 // verifications.
 func TestFailureLimit(t *testing.T) {
 	e := newEnvCA(t, ca.Limits{FailuresPerNumber: 3, NetworkPerHour: 100})
+	e.alignClock()
 	pub := publicKeyDER(t)
 	var last response
 	for i := range 2 {
