@@ -65,6 +65,15 @@ func (s *Server) spendEvaluations(ctx context.Context, c *caller, n int) error {
 	return err
 }
 
+// refundEvaluations returns n evaluations to a caller whose batch was
+// refused before anything was evaluated.
+func (s *Server) refundEvaluations(ctx context.Context, c *caller, n int) error {
+	b := s.cfg.Budget
+	_, err := s.cfg.Store.Tokens(ctx, budgetKey("evaluate", c), float64(n), float64(b.Burst), float64(b.Burst),
+		float64(b.PerDay)/86400, s.cfg.Now())
+	return err
+}
+
 // grantBuckets lets the caller fetch n more buckets.
 func (s *Server) grantBuckets(ctx context.Context, c *caller, n int) error {
 	capacity := float64(bucketCreditFactor * s.cfg.Budget.Burst)

@@ -400,6 +400,10 @@ func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateReques
 	}
 	evaluated, proof, err := s.eval.Evaluate(s.info, req.Elements)
 	if err != nil {
+		// Nothing was evaluated: give the budget back.
+		if rerr := s.refundEvaluations(ctx, c, len(req.Elements)); rerr != nil {
+			s.log.Error("refunding evaluations", "err", rerr)
+		}
 		return api.EvaluateResponse{}, fmt.Errorf("evaluate: %w", err) // httpapi maps the oprf input errors to 400
 	}
 	pb, err := s.currentPrefixBits(ctx)

@@ -502,3 +502,26 @@ func TestMinimalKeyErrors(t *testing.T) {
 		t.Errorf("swapped OPRF key: %v", err)
 	}
 }
+
+// A batch refused for a bad element evaluates nothing and costs nothing.
+func TestRefusedBatchIsFree(t *testing.T) {
+	e := newEnv(t, directory.Config{Budget: directory.Budget{Burst: oprf.MaxBatch}})
+	s := e.issue(alice, time.Now(), time.Hour)
+	bad := make([][]byte, oprf.MaxBatch)
+	for i := range bad {
+		bad[i] = make([]byte, 32) // the identity
+	}
+	for range 3 {
+		if r := e.do("POST", api.PathEvaluate, api.EvaluateRequest{Elements: bad}, &s); r.status != 400 {
+			t.Fatalf("identity batch: %d", r.status)
+		}
+	}
+	inputs := make([][]byte, oprf.MaxBatch)
+	for i := range inputs {
+		inputs[i] = []byte(fmt.Sprintf("+1415555%04d", i))
+	}
+	_, good, _ := oprf.Blind(inputs)
+	if r := e.do("POST", api.PathEvaluate, api.EvaluateRequest{Elements: good}, &s); r.status != 200 {
+		t.Errorf("a full batch after refused ones: %d %s", r.status, r.body)
+	}
+}

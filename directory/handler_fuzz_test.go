@@ -92,7 +92,12 @@ func newFuzzDirectory(f testing.TB, inbox *fuzzInbox) *fuzzDirectory {
 	if err != nil {
 		f.Fatal(err)
 	}
-	svc, err := ca.New(ca.Config{Store: store, CA: caKey, SMS: inbox})
+	// Limits and budgets far above what a run spends, so that inputs reach
+	// decoding and the operations instead of a 429.
+	const many = 1 << 30
+	svc, err := ca.New(ca.Config{Store: store, CA: caKey, SMS: inbox, Limits: ca.Limits{
+		NumberPerHour: many, NumberPerDay: many, NetworkPerHour: many, GlobalPerMinute: many,
+		GlobalPerDay: many, FailuresPerNumber: many, RenewalsPerDay: many}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -100,7 +105,8 @@ func newFuzzDirectory(f testing.TB, inbox *fuzzInbox) *fuzzDirectory {
 	if err != nil {
 		f.Fatal(err)
 	}
-	srv, err := directory.New(ctx, directory.Config{Store: store, OPRFKey: key, CA: svc})
+	srv, err := directory.New(ctx, directory.Config{Store: store, OPRFKey: key, CA: svc,
+		Budget: directory.Budget{Burst: many, PerDay: many, GlobalPerSecond: many}})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -14,8 +14,9 @@ import (
 
 // Credential errors, shared by every service that authenticates requests.
 var (
-	ErrCredentialExpired   = New(http.StatusUnauthorized, "credential expired", "credential expired: verify the number again")
-	ErrCredentialUntrusted = New(http.StatusUnauthorized, "credential not accepted", "credential not accepted: not issued by a CA this server trusts")
+	ErrCredentialExpired     = New(http.StatusUnauthorized, "credential expired", "credential expired: verify the number again")
+	ErrCredentialNotYetValid = New(http.StatusUnauthorized, "credential not yet valid", "credential not yet valid: check this device's clock")
+	ErrCredentialUntrusted   = New(http.StatusUnauthorized, "credential not accepted", "credential not accepted: not issued by a CA this server trusts")
 )
 
 // Authenticate verifies the request signature (httpsig) and the credential
@@ -28,6 +29,9 @@ func Authenticate(v *httpsig.Verifier, r *http.Request, body []byte, roots *x509
 		number, leaf, err = credential.Verify(certDER, roots, now)
 		switch {
 		case errors.Is(err, credential.ErrExpired):
+			if c, perr := x509.ParseCertificate(certDER); perr == nil && now.Before(c.NotBefore) {
+				return nil, ErrCredentialNotYetValid
+			}
 			return nil, ErrCredentialExpired
 		case err != nil:
 			return nil, fmt.Errorf("%w: %w", ErrCredentialUntrusted, err)
