@@ -152,3 +152,16 @@ func TestEnumeration(t *testing.T) {
 	}
 	t.Logf("enumeration rate: %d numbers per day per credential after a one-time burst of %d (defaults: 1,000 and 5,000)", perDay, burst)
 }
+
+// Requests to unknown paths are counted too, so probing shows in metrics.
+func TestUnmatchedRequestsCounted(t *testing.T) {
+	e := newEnv(t, directory.Config{})
+	e.do("GET", "/v1/nope", nil, nil)
+	e.do("DELETE", api.PathConfig, nil, nil)
+	m := string(e.do("GET", "/metrics", nil, nil).body)
+	for _, want := range []string{`blindex_http_requests_total{code="404",route="unmatched"} 1`, `blindex_http_requests_total{code="405",route="unmatched"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

@@ -43,8 +43,10 @@ func (s *Server) Handler() http.Handler {
 	if s.cfg.CA != nil {
 		s.cfg.CA.Routes(r)
 	}
-	r.NotFoundHandler = http.HandlerFunc(httpapi.NotFound)
-	r.MethodNotAllowedHandler = http.HandlerFunc(httpapi.MethodNotAllowed)
+	// Unmatched requests skip mux middleware: count them too (as "unmatched"),
+	// so scanners probing random paths show up.
+	r.NotFoundHandler = s.metrics.middleware(http.HandlerFunc(httpapi.NotFound))
+	r.MethodNotAllowedHandler = s.metrics.middleware(http.HandlerFunc(httpapi.MethodNotAllowed))
 	r.Use(s.metrics.middleware)
 	return r
 }
