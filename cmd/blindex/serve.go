@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/internal/demo"
 	"blindex.dev/blindex/internal/serve"
@@ -22,10 +23,11 @@ type serverFlags struct {
 	sms                             smsFlags
 	validity                        *time.Duration
 	forwardedFor                    *bool
+	limits                          ca.Limits
 }
 
-func addServerFlags(fs *flag.FlagSet, defaultData, defaultAddr string) serverFlags {
-	return serverFlags{
+func addServerFlags(fs *flag.FlagSet, defaultData, defaultAddr string) *serverFlags {
+	f := &serverFlags{
 		data:      fs.String("data", defaultData, "data `directory`: database and key files"),
 		identity:  fs.String("identity", "", "age identity `file` that decrypts the key files (default <data>/identity.age-key)"),
 		addr:      fs.String("addr", defaultAddr, "listen `address`"),
@@ -35,10 +37,20 @@ func addServerFlags(fs *flag.FlagSet, defaultData, defaultAddr string) serverFla
 		forwardedFor: fs.Bool("trust-forwarded-for", false,
 			"take the client address for verification limits from the last X-Forwarded-For entry (only behind a reverse proxy that sets it)"),
 	}
+	// Verification limits (docs/operations.md explains the defaults).
+	l := &f.limits
+	fs.IntVar(&l.NetworkPerHour, "limit-network-per-hour", 30, "verification starts per client network (IPv4 address, IPv6 /64) per hour")
+	fs.IntVar(&l.NumberPerHour, "limit-number-per-hour", 5, "verification starts per number per hour")
+	fs.IntVar(&l.NumberPerDay, "limit-number-per-day", 10, "verification starts per number per day")
+	fs.IntVar(&l.GlobalPerMinute, "limit-global-per-minute", 600, "verification starts per minute, all clients")
+	fs.IntVar(&l.GlobalPerDay, "limit-global-per-day", 50_000, "verification starts per day, all clients (the daily SMS cap)")
+	fs.IntVar(&l.FailuresPerNumber, "limit-failures-per-number", 20, "failed confirmations per number per 30 days")
+	fs.IntVar(&l.RenewalsPerDay, "limit-renewals-per-day", 5, "renewals per credential key per day")
+	return f
 }
 
 // config validates the shared flags and returns the base server config.
-func (f serverFlags) config(stderr io.Writer) (serve.Config, error) {
+func (f *serverFlags) config(stderr io.Writer) (serve.Config, error) {
 	var h slog.Handler
 	switch *f.logFormat {
 	case "text":
@@ -59,6 +71,13 @@ func (f serverFlags) config(stderr io.Writer) (serve.Config, error) {
 	cfg := serve.Config{DataDir: *f.data, IdentityPath: *f.identity, Addr: *f.addr, SMS: sender, Logger: logger}
 	cfg.CA.CredentialValidity = *f.validity
 	cfg.CA.ForwardedFor = *f.forwardedFor
+	for _, v := range []int{f.limits.NetworkPerHour, f.limits.NumberPerHour, f.limits.NumberPerDay, f.limits.GlobalPerMinute,
+		f.limits.GlobalPerDay, f.limits.FailuresPerNumber, f.limits.RenewalsPerDay} {
+		if v < 1 {
+			return serve.Config{}, fmt.Errorf("--limit-* values must be at least 1")
+		}
+	}
+	cfg.CA.Limits = f.limits
 	return cfg, nil
 }
 
@@ -96,6 +115,9 @@ are given with --trust-ca.`, stderr)
 	minBucket := fs.Int("min-bucket-owners", 16, "owners the server aims to keep in each lookup bucket (sets the prefix length)")
 	trust := fs.String("trust-ca", "", "comma-separated PEM `files` of further CA roots whose credentials are accepted")
 	noBuiltin := fs.Bool("no-builtin-ca", false, "do not run the built-in CA: accept only the roots in --trust-ca")
+	burst := fs.Int("budget-burst", 5000, "evaluations a caller may make at once (a first address-book sync)")
+	perDay := fs.Int("budget-per-day", 1000, "evaluations a caller regains per day: one credential's enumeration rate")
+	global := fs.Int("budget-global-per-second", 50_000, "evaluations per second across all callers, per process")
 	transcript := fs.String("transcript", "", "append what the server observes for each request (caller pseudonym, endpoint, counts, bucket prefixes) to this JSON-lines `file`, for review")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -119,7 +141,11 @@ are given with --trust-ca.`, stderr)
 		return fmt.Errorf("--no-builtin-ca needs at least one --trust-ca root")
 	}
 	cfg.NoBuiltinCA = *noBuiltin
-	cfg.Directory = directory.Config{MinBucketOwners: *minBucket, Roots: roots}
+	cfg.Directory = directory.Config{MinBucketOwners: *minBucket, Roots: roots,
+		Budget: directory.Budget{Burst: *burst, PerDay: *perDay, GlobalPerSecond: *global}}
+	if *burst < 1024 || *global < 1024 || *perDay < 1 {
+		return fmt.Errorf("--budget-burst and --budget-global-per-second must be at least 1024 (a full batch), --budget-per-day at least 1")
+	}
 	if *transcript != "" {
 		f, err := os.OpenFile(*transcript, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
