@@ -1,0 +1,413 @@
+package postgres_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/ca"
+	"blindex.dev/blindex/directory"
+	"blindex.dev/blindex/directory/storetest"
+	"blindex.dev/blindex/internal/store/postgres"
+)
+
+// serverDSN returns the DSN of the PostgreSQL server the tests use. Without
+// one the tests fail, so that a run that was meant to cover PostgreSQL
+// cannot pass without it; BLINDEX_SKIP_POSTGRES=1 skips them instead.
+func serverDSN(t *testing.T) string {
+	t.Helper()
+	dsn := os.Getenv("BLINDEX_TEST_POSTGRES")
+	if dsn != "" {
+		return dsn
+	}
+	if os.Getenv("BLINDEX_SKIP_POSTGRES") == "1" {
+		t.Skip("SKIPPING the PostgreSQL store tests (BLINDEX_SKIP_POSTGRES=1): this run does NOT test " +
+			"the PostgreSQL store. Run scripts/test.sh to test it against a throwaway server.")
+	}
+	t.Fatal("BLINDEX_TEST_POSTGRES is unset: run scripts/test.sh, which starts a throwaway PostgreSQL " +
+		"and sets it, or set it to the DSN of a server where the user may create schemas " +
+		"(BLINDEX_SKIP_POSTGRES=1 skips these tests)")
+	return ""
+}
+
+// admin runs sql on the test server outside any store.
+func admin(t *testing.T, dsn, sql string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connecting to the test server: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// freshDSN creates an empty schema, dropped when the test ends, and returns
+// a DSN whose search_path is that schema: a new, empty database as far as a
+// store can tell, much cheaper than CREATE DATABASE.
+func freshDSN(t *testing.T) string {
+	t.Helper()
+	dsn := serverDSN(t)
+	b := make([]byte, 8)
+	rand.Read(b)
+	schema := "blindex_test_" + hex.EncodeToString(b)
+	admin(t, dsn, "CREATE SCHEMA "+schema)
+	t.Cleanup(func() { admin(t, dsn, "DROP SCHEMA "+schema+" CASCADE") })
+	return withParam(t, dsn, "search_path", schema)
+}
+
+// withParam sets a connection parameter in a URL or key=value DSN.
+func withParam(t *testing.T, dsn, key, value string) string {
+	t.Helper()
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatalf("BLINDEX_TEST_POSTGRES is not a valid URL: %v", err)
+		}
+		q := u.Query()
+		q.Set(key, value)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return dsn + " " + key + "=" + value
+}
+
+// open opens a store on dsn with a connection for each of storetest's
+// concurrent callers, so that they meet in the database rather than queue
+// for the pool.
+func open(t *testing.T, dsn string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(t.Context(), withParam(t, dsn, "pool_max_conns", "24"))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func closeStore(t *testing.T, s *postgres.Store) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+func TestStore(t *testing.T) {
+	serverDSN(t) // skip or fail once, not in every subtest
+	start := time.Now()
+	storetest.Run(t, func(t *testing.T) directory.Store {
+		return open(t, freshDSN(t))
+	})
+	t.Logf("conformance suite took %v", time.Since(start).Round(time.Millisecond))
+}
+
+var now = time.Unix(1_750_000_000, 0)
+
+func pseudonym(n byte) acl.Pseudonym {
+	var p acl.Pseudonym
+	p[0], p[31] = 'p', n
+	return p
+}
+
+func TestReopen(t *testing.T) {
+	dsn := freshDSN(t)
+	r := directory.Record{
+		Ciphertext: []byte("sealed\x00\xff"),
+		ACL:        acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{pseudonym(1)}, Deny: []acl.Pseudonym{pseudonym(2)}},
+		Expires:    now.Add(time.Hour),
+		Updated:    now,
+	}
+	r.Index[0], r.RecordID[0] = 3, 4
+	s := open(t, dsn)
+	if err := s.InitMeta(t.Context(), "k", []byte("value")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutRecord(t.Context(), r, 10); err != nil {
+		t.Fatal(err)
+	}
+	closeStore(t, s)
+
+	s = open(t, dsn)
+	defer closeStore(t, s)
+	if got, err := s.Meta(t.Context(), "k"); err != nil || string(got) != "value" {
+		t.Errorf("Meta after reopening = %q, %v; want \"value\"", got, err)
+	}
+	bs, err := s.Buckets(t.Context(), []directory.BucketRange{{Lo: 0, Hi: 0xffffffff}}, pseudonym(2), now)
+	if err != nil || len(bs[0]) != 1 {
+		t.Fatalf("Buckets after reopening = %v, %v; want one record", bs, err)
+	}
+	if c := bs[0][0]; c.Index != r.Index || c.RecordID != r.RecordID || !bytes.Equal(c.Ciphertext, r.Ciphertext) ||
+		c.Visibility != acl.Allowlist || c.Allowed || !c.Denied {
+		t.Errorf("Buckets after reopening = %+v", c)
+	}
+}
+
+func schemaVersions(t *testing.T, dsn string) []int {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, _ := conn.Query(t.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
+	vs, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+func TestFutureSchemaVersion(t *testing.T) {
+	dsn := freshDSN(t)
+	closeStore(t, open(t, dsn))
+
+	future := postgres.SchemaVersion + 41
+	admin(t, dsn, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 0)`, future)
+	s, err := postgres.Open(t.Context(), dsn)
+	if err == nil {
+		s.Close()
+		t.Fatalf("Open of a database with schema version %d succeeded", future)
+	}
+	// The message names the database's version and the one this binary supports.
+	for _, v := range []int{future, postgres.SchemaVersion} {
+		if !regexp.MustCompile(`\b` + strconv.Itoa(v) + `\b`).MatchString(err.Error()) {
+			t.Errorf("Open error %q does not name version %d", err, v)
+		}
+	}
+	if got := schemaVersions(t, dsn); got[len(got)-1] != future {
+		t.Errorf("refused database now has versions %v, want %d left as the newest", got, future)
+	}
+}
+
+// TestConcurrentOpen starts several servers on one empty database at once:
+// exactly one creates the schema, and all of them open it.
+func TestConcurrentOpen(t *testing.T) {
+	dsn := freshDSN(t)
+	const n = 6
+	stores := make([]*postgres.Store, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			stores[i], errs[i] = postgres.Open(t.Context(), dsn)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("concurrent Open %d: %v", i, err)
+			continue
+		}
+		defer closeStore(t, stores[i])
+	}
+	want := make([]int, postgres.SchemaVersion)
+	for i := range want {
+		want[i] = i + 1
+	}
+	if got := schemaVersions(t, dsn); !slices.Equal(got, want) {
+		t.Errorf("schema_migrations after concurrent opens = %v, want %v", got, want)
+	}
+	// Every store works on the one schema.
+	for i, s := range stores {
+		if s == nil {
+			continue
+		}
+		if err := s.InitMeta(t.Context(), "k", []byte("v")); err != nil {
+			t.Errorf("store %d: InitMeta: %v", i, err)
+		}
+	}
+}
+
+// TestRefusesLossyCommits checks that Open refuses a session whose commits
+// return before they are durable: the Store contract promises durability.
+func TestRefusesLossyCommits(t *testing.T) {
+	dsn := withParam(t, freshDSN(t), "synchronous_commit", "off")
+	s, err := postgres.Open(t.Context(), dsn)
+	if err == nil {
+		s.Close()
+		t.Fatal("Open with synchronous_commit=off succeeded")
+	}
+	if !strings.Contains(err.Error(), "synchronous_commit") {
+		t.Errorf("Open error %q does not name synchronous_commit", err)
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	serverDSN(t) // these tests run together or not at all
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	s, err := postgres.Open(ctx, "postgres://nobody:secret-password@/none?host="+t.TempDir()+"&connect_timeout=5")
+	if err == nil {
+		s.Close()
+		t.Fatal("Open of a server that does not exist succeeded")
+	}
+	if strings.Contains(err.Error(), "secret-password") {
+		t.Errorf("Open error reveals the password: %v", err)
+	}
+}
+
+// TestOutcomes covers the idempotency outcome store, which the conformance
+// suite does not.
+func TestOutcomes(t *testing.T) {
+	s := open(t, freshDSN(t))
+	defer closeStore(t, s)
+	ctx := t.Context()
+	var k1, k2 [32]byte
+	k1[0], k2[0] = 1, 2
+	o := ca.Outcome{Status: 201, Body: []byte("sealed\x00\xff")}
+	o.RequestHash[0], o.RequestHash[31] = 'h', 0xff
+	if _, err := s.Outcome(ctx, k1, now); !errors.Is(err, directory.ErrNotFound) {
+		t.Errorf("Outcome on an empty store: %v, want ErrNotFound", err)
+	}
+	if err := s.SaveOutcome(ctx, k1, o, now.Add(time.Second)); err != nil {
+		t.Fatalf("SaveOutcome: %v", err)
+	}
+	if err := s.SaveOutcome(ctx, k1, ca.Outcome{Status: 500, Body: []byte("other")}, now.Add(time.Hour)); !errors.Is(err, directory.ErrConflict) {
+		t.Errorf("second SaveOutcome: %v, want ErrConflict", err)
+	}
+	for _, at := range []time.Time{now, now.Add(time.Second - time.Nanosecond)} {
+		got, err := s.Outcome(ctx, k1, at)
+		if err != nil || got.Status != o.Status || got.RequestHash != o.RequestHash || !bytes.Equal(got.Body, o.Body) {
+			t.Errorf("Outcome at %v = %+v, %v; want %+v", at, got, err, o)
+		}
+	}
+	if _, err := s.Outcome(ctx, k1, now.Add(time.Second)); !errors.Is(err, directory.ErrNotFound) {
+		t.Errorf("Outcome at its expiry: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Outcome(ctx, k2, now); !errors.Is(err, directory.ErrNotFound) {
+		t.Errorf("Outcome of another key: %v, want ErrNotFound", err)
+	}
+	if err := s.SaveOutcome(ctx, k2, o, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.DeleteExpiredOutcomes(ctx, now.Add(time.Second-time.Nanosecond)); err != nil || n != 0 {
+		t.Errorf("DeleteExpiredOutcomes before expiry = %d, %v", n, err)
+	}
+	if n, err := s.DeleteExpiredOutcomes(ctx, now.Add(time.Second)); err != nil || n != 1 {
+		t.Errorf("DeleteExpiredOutcomes = %d, %v, want 1", n, err)
+	}
+	if err := s.SaveOutcome(ctx, k1, o, now.Add(time.Hour)); err != nil {
+		t.Errorf("SaveOutcome after its predecessor expired: %v", err)
+	}
+	if _, err := s.Outcome(ctx, k2, now); err != nil {
+		t.Errorf("unexpired outcome: %v", err)
+	}
+}
+
+// Only uniqueness violations are conflicts: a NOT NULL violation is a bug
+// and must not read as "a verification is already pending".
+func TestConstraintIsNotConflict(t *testing.T) {
+	s := open(t, freshDSN(t))
+	defer closeStore(t, s)
+	v := ca.Verification{CodeSalt: nil, CodeHash: []byte("h"), Created: now, Expires: now.Add(time.Hour), Sends: 1}
+	err := s.CreateVerification(t.Context(), v)
+	if err == nil || errors.Is(err, directory.ErrConflict) {
+		t.Errorf("NULL code_salt: %v, want a non-conflict error", err)
+	}
+}
+
+// TestTombstonesSameSecond retires two holders of one index in the same
+// second, both with a record under the same id: each keeps its tombstone.
+func TestTombstonesSameSecond(t *testing.T) {
+	s := open(t, freshDSN(t))
+	defer closeStore(t, s)
+	ctx := t.Context()
+	var idx, rid, a, b, c [32]byte
+	idx[0], rid[0], a[0], b[0], c[0] = 1, 2, 0xa, 0xb, 0xc
+	put := func() {
+		t.Helper()
+		r := directory.Record{Index: idx, RecordID: rid, Ciphertext: []byte("x"),
+			ACL: acl.List{Visibility: acl.Public}, Expires: now.Add(time.Hour), Updated: now}
+		if err := s.PutRecord(ctx, r, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.ClaimHolder(ctx, idx, directory.Holder{KeyHash: a, NotBefore: now}, now); err != nil {
+		t.Fatal(err)
+	}
+	put()
+	at := now.Add(time.Minute)
+	for i, k := range [][32]byte{b, c} {
+		h := directory.Holder{KeyHash: k, NotBefore: now.Add(time.Duration(i+1) * time.Second)}
+		if n, err := s.ClaimHolder(ctx, idx, h, at); err != nil || n != 1 {
+			t.Fatalf("ClaimHolder by key %x = %d, %v; want 1 retired", k[0], n, err)
+		}
+		put()
+	}
+	ts, err := s.Tombstones(ctx, idx)
+	if err != nil || len(ts) != 2 {
+		t.Fatalf("Tombstones = %+v, %v; want two", ts, err)
+	}
+	if ts[0].KeyHash != a || ts[1].KeyHash != b {
+		t.Errorf("tombstones name keys %x and %x, want %x and %x", ts[0].KeyHash[0], ts[1].KeyHash[0], a[0], b[0])
+	}
+}
+
+// TestConcurrentClaimHolder races claims of one index by keys with distinct
+// NotBefore times. In any serial order the newest key ends up holding the
+// index, and every other key that succeeded was retired, and so revoked,
+// by a newer one. (The conformance suite has no concurrent ClaimHolder
+// test; this one belongs there.)
+func TestConcurrentClaimHolder(t *testing.T) {
+	s := open(t, freshDSN(t))
+	defer closeStore(t, s)
+	const n = 20
+	var idx [32]byte
+	idx[0] = 0x42
+	keys := make([][32]byte, n)
+	for i := range keys {
+		keys[i][0], keys[i][1] = 0xee, byte(i)
+	}
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			h := directory.Holder{KeyHash: keys[i], NotBefore: now.Add(time.Duration(i) * time.Second)}
+			_, errs[i] = s.ClaimHolder(t.Context(), idx, h, now.Add(time.Hour))
+		})
+	}
+	close(start)
+	wg.Wait()
+	h, err := s.Holder(t.Context(), idx)
+	if err != nil || h.KeyHash != keys[n-1] {
+		t.Fatalf("Holder after concurrent claims = %x, %v; want the newest key %x", h.KeyHash[:2], err, keys[n-1][:2])
+	}
+	if errs[n-1] != nil {
+		t.Errorf("the newest claim failed: %v", errs[n-1])
+	}
+	for i, err := range errs[:n-1] {
+		if err != nil {
+			if !errors.Is(err, directory.ErrConflict) {
+				t.Errorf("claim %d: %v, want nil or ErrConflict", i, err)
+			}
+			continue
+		}
+		if revoked, err := s.KeyRevoked(t.Context(), keys[i]); err != nil || !revoked {
+			t.Errorf("claim %d succeeded and was superseded, but its key is not revoked (%v)", i, err)
+		}
+	}
+	if revoked, _ := s.KeyRevoked(t.Context(), keys[n-1]); revoked {
+		t.Error("the holder's key is revoked")
+	}
+}
