@@ -2,6 +2,7 @@ package directory
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
 	"math"
@@ -37,12 +38,16 @@ var (
 	ErrBucketCredit = httpapi.New(http.StatusTooManyRequests, "directory: bucket fetches exceed evaluations bought", "bucket fetches exceed the evaluations bought: evaluate first")
 )
 
-func budgetKey(purpose string, c *caller) [32]byte {
-	h := sha256.New()
-	h.Write([]byte("blindex budget\x00" + purpose + "\x00"))
-	h.Write(c.pseudonym[:])
+// budgetKey names a caller's budget row. It is an HMAC under a secret of
+// the server's, not a plain hash of the pseudonym: a copy of the database
+// alone must not link budget rows (when a caller last looked up, how much)
+// to the pseudonyms in owners' allowlists.
+func (s *Server) budgetKey(purpose string, c *caller) [32]byte {
+	m := hmac.New(sha256.New, s.budgetSecret)
+	m.Write([]byte(purpose + "\x00"))
+	m.Write(c.pseudonym[:])
 	var k [32]byte
-	h.Sum(k[:0])
+	m.Sum(k[:0])
 	return k
 }
 
@@ -56,7 +61,7 @@ func (s *Server) spendEvaluations(ctx context.Context, c *caller, n int) error {
 	}
 	b := s.cfg.Budget
 	rate := float64(b.PerDay) / 86400
-	level, err := s.cfg.Store.Tokens(ctx, budgetKey("evaluate", c), -float64(n), float64(b.Burst), float64(b.Burst), rate, now)
+	level, err := s.cfg.Store.Tokens(ctx, s.budgetKey("evaluate", c), -float64(n), float64(b.Burst), float64(b.Burst), rate, now)
 	if errors.Is(err, ErrExhausted) {
 		s.metrics.refusals.WithLabelValues("caller").Inc()
 		wait := time.Duration(math.Ceil((float64(n)-level)/rate)) * time.Second
@@ -69,7 +74,7 @@ func (s *Server) spendEvaluations(ctx context.Context, c *caller, n int) error {
 // refused before anything was evaluated.
 func (s *Server) refundEvaluations(ctx context.Context, c *caller, n int) error {
 	b := s.cfg.Budget
-	_, err := s.cfg.Store.Tokens(ctx, budgetKey("evaluate", c), float64(n), float64(b.Burst), float64(b.Burst),
+	_, err := s.cfg.Store.Tokens(ctx, s.budgetKey("evaluate", c), float64(n), float64(b.Burst), float64(b.Burst),
 		float64(b.PerDay)/86400, s.cfg.Now())
 	return err
 }
@@ -77,7 +82,7 @@ func (s *Server) refundEvaluations(ctx context.Context, c *caller, n int) error 
 // grantBuckets lets the caller fetch n more buckets.
 func (s *Server) grantBuckets(ctx context.Context, c *caller, n int) error {
 	capacity := float64(bucketCreditFactor * s.cfg.Budget.Burst)
-	_, err := s.cfg.Store.Tokens(ctx, budgetKey("buckets", c), float64(n), 0, capacity, 0, s.cfg.Now())
+	_, err := s.cfg.Store.Tokens(ctx, s.budgetKey("buckets", c), float64(n), 0, capacity, 0, s.cfg.Now())
 	return err
 }
 
@@ -85,7 +90,7 @@ func (s *Server) grantBuckets(ctx context.Context, c *caller, n int) error {
 func (s *Server) spendBuckets(ctx context.Context, c *caller, n int) error {
 	// A caller that never evaluated has no credit: the bucket starts empty.
 	capacity := float64(bucketCreditFactor * s.cfg.Budget.Burst)
-	_, err := s.cfg.Store.Tokens(ctx, budgetKey("buckets", c), -float64(n), 0, capacity, 0, s.cfg.Now())
+	_, err := s.cfg.Store.Tokens(ctx, s.budgetKey("buckets", c), -float64(n), 0, capacity, 0, s.cfg.Now())
 	if errors.Is(err, ErrExhausted) {
 		s.metrics.refusals.WithLabelValues("buckets").Inc()
 		return ErrBucketCredit

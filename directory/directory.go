@@ -11,6 +11,7 @@ package directory
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
@@ -128,8 +129,9 @@ type Server struct {
 	roots *x509.CertPool
 	sigs  *httpsig.Verifier
 
-	ceiling *rate.Limiter
-	metrics *metrics
+	ceiling      *rate.Limiter
+	metrics      *metrics
+	budgetSecret []byte
 
 	mu          sync.Mutex
 	prefixBits  int
@@ -195,7 +197,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		// Per process: the ceiling protects this server's CPU.
 		ceiling: rate.NewLimiter(rate.Limit(cfg.Budget.GlobalPerSecond), cfg.Budget.GlobalPerSecond),
 		metrics: newMetrics(),
+		// Derived from the OPRF key, which the database thief lacks.
+		budgetSecret: hkdfKey(cfg.OPRFKey.Bytes(), "blindex v1 budget key"),
 	}, nil
+}
+
+func hkdfKey(secret []byte, label string) []byte {
+	k, err := hkdf.Key(sha256.New, secret, nil, label, 32)
+	if err != nil {
+		panic(err) // only for an impossible length
+	}
+	return k
 }
 
 func setDefault[T comparable](p *T, v T) {

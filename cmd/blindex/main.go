@@ -21,6 +21,7 @@ Usage:
   blindex demo [--keep]            play the whole story on a throwaway local server
   blindex serve [flags]            run a directory server (SQLite, keys made on first start)
   blindex ca [flags]               run a standalone CA that directories can trust
+  blindex disclose [flags]         report what a directory's data reveals (Markdown + HTML)
   blindex verify start NUMBER      ask the directory to text a code to NUMBER
   blindex verify confirm CODE      finish verification; stores your credential
   blindex publish [flags]          publish or replace your record for one app
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdServe(ctx, rest, stdout, stderr)
 	case "ca":
 		return cmdCA(ctx, rest, stdout, stderr)
+	case "disclose":
+		return cmdDisclose(ctx, rest, stdout, stderr)
 	case "renew":
 		return cmdRenew(ctx, rest, stdout, stderr)
 	case "revoke":

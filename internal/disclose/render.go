@@ -1,0 +1,509 @@
+package disclose
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// WriteMarkdown writes the report as Markdown.
+func (r *Report) WriteMarkdown(w io.Writer) error { return r.document().writeMarkdown(w) }
+
+// WriteHTML writes the report as one self-contained HTML page: inline CSS
+// and SVG, no script, nothing loaded from elsewhere.
+func (r *Report) WriteHTML(w io.Writer) error { return r.document().writeHTML(w) }
+
+// Summary returns the report's key findings, one sentence each.
+func (r *Report) Summary() []string {
+	var out []string
+	for _, l := range r.summary() {
+		var sb strings.Builder
+		for _, s := range l {
+			sb.WriteString(s.s)
+		}
+		out = append(out, sb.String())
+	}
+	return out
+}
+
+func (r *Report) document() *document {
+	d := &document{title: "blindex disclosure report"}
+	cfg := r.Config
+	mode := "while no server had it open (read as an immutable file: no lock taken, no file created)"
+	if r.Opened == OpenedLive {
+		mode = "while a server had it open (read as one more write-ahead-log reader, in one snapshot)"
+	}
+	d.add(para{line(tf("Generated %s from the data directory ", r.Generated.Format(time.RFC3339)), c(r.DataDir),
+		tf(", schema version %d. The database was read %s. Nothing in the directory was written.", r.SchemaVersion, mode))})
+	d.add(heading{2, "summary", "Summary"})
+	d.add(list{r.summary()})
+
+	r.ownersSection(d)
+	r.anonymitySection(d)
+	r.enumerationSection(d)
+	r.logSection(d)
+	r.databaseSection(d)
+	if r.Owner != nil || r.ACLDiff != nil {
+		od := &ownerData{}
+		if r.Owner != nil {
+			r.ownerSection(od)
+		}
+		if r.ACLDiff != nil {
+			r.diffSection(od)
+		}
+		d.add(od)
+	}
+	d.add(heading{2, "parameters", "Parameters"})
+	d.add(&table{head: []string{"parameter", "value", "flag"}, right: []bool{false, true, false}, rows: [][][]span{
+		{cell("target owners per bucket"), cell(fmtInt(cfg.MinBucketOwners)), line(c("--min-bucket-owners"))},
+		{cell("evaluation burst per credential"), cell(fmtInt(cfg.Budget.Burst)), line(c("--budget-burst"))},
+		{cell("evaluations per credential per day"), cell(fmtInt(cfg.Budget.PerDay)), line(c("--budget-per-day"))},
+		{cell("evaluations per second per server process"), cell(fmtInt(cfg.Budget.GlobalPerSecond)), line(c("--budget-global-per-second"))},
+		{cell("verification starts per day at the CA"), cell(fmtInt(cfg.VerificationsPerDay)), line(c("--limit-global-per-day"))},
+		{cell("verification starts per client network per hour"), cell(fmtInt(cfg.NetworkPerHour)), line(c("--limit-network-per-hour"))},
+		{cell("credentials of the many-credential attacker"), cell(fmtInt(cfg.Credentials)), line(c("--credentials"))},
+		{cell("numbering plan"), cell(cfg.Region), line(c("--country"))},
+		{cell("samples per number length"), cell(fmtInt(cfg.Samples)), line(c("--samples"))},
+	}})
+	d.add(para{line(t("The budgets and limits are the server's configuration, which the data directory does not record: give disclose the values "),
+		c("blindex serve"), t(" runs with (the flags have the same names, and the same BLINDEX_ environment variables set both)."))})
+	return d
+}
+
+func (r *Report) summary() [][]span {
+	e := r.Enumeration
+	var out [][]span
+	out = append(out, line(bf("%s %s", fmtInt(r.Owners), plural(r.Owners, "owner", "owners")),
+		tf(" with unexpired records (%s verified %s hold a credential); %s public, %s allowlist and %s nobody %s; %s allowlist %s.",
+			fmtInt(r.Holders), plural(r.Holders, "number", "numbers"), fmtInt(r.Public), fmtInt(r.Allowlist), fmtInt(r.Nobody),
+			plural(r.Public+r.Allowlist+r.Nobody, "record", "records"), fmtInt(r.AllowEdges), plural(r.AllowEdges, "edge", "edges"))))
+	out = append(out, r.anonymitySentence())
+	if len(e.Rows) > 0 {
+		one := e.Rows[0]
+		many := e.Rows[slices.IndexFunc(e.Rows, func(x EnumRow) bool { return x.Credentials == r.Config.Credentials })]
+		out = append(out, line(tf("Evaluating the ~%s valid %s numbers takes one credential ", fmtBig(e.Valid), e.Space.Region),
+			b(fmtDuration(one.Seconds)), tf(" and %s credentials ", fmtInt(many.Credentials)), b(fmtDuration(many.Seconds)),
+			tf(" under the budgets (%s at once, then %s a day each).", fmtInt(r.Config.Budget.Burst), fmtInt(r.Config.Budget.PerDay))))
+	}
+	out = append(out, line(t("There is no transparency log in this version: "), b("no labels are published, so none can be resolved"), t(".")))
+	keys := "Without the key files the database reveals no number and no record content, only pseudorandom indexes, pseudonyms, ciphertexts and times."
+	if r.Database.IdentityInDir {
+		keys += " The age identity that decrypts the key files is inside the data directory, so a copy of the directory includes the keys."
+	}
+	out = append(out, line(t(keys)))
+	return out
+}
+
+func (r *Report) anonymitySentence() []span {
+	a := r.Anonymity
+	switch {
+	case r.Owners == 0:
+		return line(t("No owner is registered, so there is no crowd for a lookup to hide in yet."))
+	case a.PrefixBits == 0:
+		return line(tf("Lookups fetch the whole directory (a 0-bit prefix): "),
+			bf("a lookup hides its target among at least %s %s", fmtInt(a.Min), plural(a.Min, "owner", "owners")),
+			tf(", every registered owner, and the server learns nothing from the fetch itself."))
+	default:
+		return line(tf("At the %d-bit prefix the server uses, ", a.PrefixBits),
+			bf("a lookup hides its target among at least %s %s", fmtInt(a.Min), plural(a.Min, "owner", "owners")),
+			tf("; in 95%% of buckets among at least %s, and in half among at least %s.", fmtInt(a.P5), fmtInt(a.Median)))
+	}
+}
+
+func (r *Report) ownersSection(d *document) {
+	d.add(heading{2, "owners", "Owners and records"})
+	records := r.Public + r.Allowlist + r.Nobody + r.UnknownVis
+	rows := [][][]span{
+		{cell("registered owners (indexes with an unexpired record)"), cell(fmtInt(r.Owners))},
+		{cell("verified numbers (current credential holders)"), cell(fmtInt(r.Holders))},
+		{cell("… of which have published nothing"), cell(fmtInt(r.PendingHolders))},
+		{cell("records, visibility public"), cell(fmtInt(r.Public))},
+		{cell("records, visibility allowlist"), cell(fmtInt(r.Allowlist))},
+		{cell("records, visibility nobody"), cell(fmtInt(r.Nobody))},
+		{cell("owners with at least one public record"), cell(fmtInt(r.PublicOwners))},
+		{cell("allowlist edges (record → caller pseudonym)"), cell(fmtInt(r.AllowEdges))},
+		{cell("distinct caller pseudonyms in allowlists"), cell(fmtInt(r.AllowCallers))},
+		{cell("owners with an allowlist entry"), cell(fmtInt(r.AllowOwners))},
+		{cell("denylist entries"), cell(fmtInt(r.DenyEntries))},
+		{cell("records past expiry, awaiting deletion"), cell(fmtInt(r.Expired))},
+		{cell("pending SMS verifications"), cell(fmtInt(r.Verifications))},
+	}
+	if r.UnknownVis > 0 {
+		rows = append(rows, [][]span{cell("records with an unknown visibility code"), cell(fmtInt(r.UnknownVis))})
+	}
+	d.add(row{[]block{&table{head: []string{"what", "count"}, right: []bool{false, true}, rows: rows}, &chart{id: "chart-visibility", title: "Records by visibility class", xLabel: "visibility", yLabel: "records",
+		bars: []bar{
+			{label: "public", value: float64(r.Public), text: fmtInt(r.Public)},
+			{label: "allowlist", value: float64(r.Allowlist), text: fmtInt(r.Allowlist)},
+			{label: "nobody", value: float64(r.Nobody), text: fmtInt(r.Nobody)},
+		},
+		caption: fmt.Sprintf("%s unexpired %s under %s %s.", fmtInt(records), plural(records, "record", "records"), fmtInt(r.Owners), plural(r.Owners, "owner", "owners"))}}})
+	d.add(para{line(tf("A public record is visible to anyone with a credential who names the number; %s %s have one. "+
+		"An owner whose records are all allowlist or nobody answers exactly like an unregistered number to every caller it has not listed.",
+		fmtInt(r.PublicOwners), plural(r.PublicOwners, "owner", "owners")))})
+	if r.BadBuckets > 0 {
+		d.add(callout{line(bf("%s %s", fmtInt(r.BadBuckets), plural(r.BadBuckets, "record has", "records have")),
+			t(" a bucket that disagrees with its index: the database is inconsistent, and bucket fetches may miss them."))})
+	}
+}
+
+func (r *Report) anonymitySection(d *document) {
+	a, cfg := r.Anonymity, r.Config
+	d.add(heading{2, "anonymity", "Lookup anonymity"})
+	d.add(para{line(t("A caller fetches whole buckets: the server sees only the first "), c("p"),
+		t(" bits of the index it asks for (pseudorandom, derived from the OPRF output), so a lookup for a registered number hides among the owners in its bucket. "+
+			"The server picks "), c("p = floor(log2(owners / min_bucket_owners))"),
+		tf(", 0 below two buckets' worth, at most 32. With %s %s and a target of %s owners per bucket, ", fmtInt(r.Owners), plural(r.Owners, "owner", "owners"), fmtInt(cfg.MinBucketOwners)),
+		bf("p = %d", a.PrefixBits), tf(": %s %s.", fmtInt(a.Buckets), plural(int(min(a.Buckets, 2)), "bucket", "buckets")))})
+	d.add(para{r.anonymitySentence()})
+	rows := [][][]span{
+		{cell("prefix bits"), cell(fmt.Sprint(a.PrefixBits))},
+		{cell("buckets"), cell(fmtInt(a.Buckets))},
+		{cell("empty buckets"), cell(fmtInt(a.Empty()))},
+		{cell("smallest bucket (k)"), cell(fmtInt(a.Min))},
+		{cell("5th percentile (95% of buckets hold at least)"), cell(fmtInt(a.P5))},
+		{cell("median"), cell(fmtInt(a.Median))},
+		{cell("mean"), cellf("%.1f", a.Mean)},
+		{cell("largest bucket"), cell(fmtInt(a.Max))},
+		{cell(fmt.Sprintf("owners in buckets under the target of %d", cfg.MinBucketOwners)), cellf("%s (%s)", fmtInt(a.OwnersBelowTarget), fmtPct(a.OwnersBelowTarget, r.Owners))},
+	}
+	tb := &table{head: []string{"bucket size (owners)", "value"}, right: []bool{false, true}, rows: rows}
+	if r.Owners > 0 {
+		d.add(row{[]block{tb, r.bucketChart()}})
+	} else {
+		d.add(tb)
+	}
+	notes := []string{
+		"This is k-anonymity, not private information retrieval: the server learns the prefix, and the owners in the bucket are the crowd.",
+		"The figure counts owners, not numbers: a lookup for an unregistered number lands in a bucket too, and the server cannot tell it from a lookup for an owner.",
+		fmt.Sprintf("Clients send at most %d bits (client.Config.MaxPrefixBits) and fetch wider buckets if the server asks for more; that only happens above %s owners.",
+			clientMaxPrefixBits, fmtBig(float64(cfg.MinBucketOwners)*math.Pow(2, clientMaxPrefixBits+1))),
+	}
+	var items [][]span
+	for _, n := range notes {
+		items = append(items, line(t(n)))
+	}
+	d.add(list{items})
+}
+
+// bucketChart is the histogram of bucket sizes; at most about 40 bars.
+func (r *Report) bucketChart() *chart {
+	a, target := r.Anonymity, r.Config.MinBucketOwners
+	width := max(1, (a.Max-a.Min+1+39)/40)
+	// Bins start on the target, so none straddles it.
+	start := target - (target-a.Min+width-1)/width*width
+	if a.Min >= target {
+		start = target + (a.Min-target)/width*width
+	}
+	var bars []bar
+	for lo := start; lo <= a.Max; lo += width {
+		hi := lo + width - 1
+		n := 0
+		for k := lo; k <= hi; k++ {
+			n += a.Sizes[k]
+		}
+		label := fmtInt(lo)
+		if hi > lo {
+			label = fmtInt(lo) + "–" + fmtInt(hi)
+		}
+		bars = append(bars, bar{label: label, value: float64(n), text: fmtInt(n), warn: lo < target})
+	}
+	legend := ""
+	if a.Min < target {
+		legend = fmt.Sprintf("buckets with fewer owners than the target of %d", target)
+	}
+	return &chart{id: "chart-buckets", title: fmt.Sprintf("Bucket sizes at the %d-bit prefix", a.PrefixBits),
+		xLabel: "owners in the bucket", yLabel: "buckets", bars: bars, legend: legend,
+		caption: fmt.Sprintf("%s non-empty %s; smallest %d, 5th percentile %d, median %d, largest %d.",
+			fmtInt(a.NonEmpty), plural(a.NonEmpty, "bucket", "buckets"), a.Min, a.P5, a.Median, a.Max)}
+}
+
+func (r *Report) enumerationSection(d *document) {
+	e, cfg := r.Enumeration, r.Config
+	sp := e.Space
+	d.add(heading{2, "enumeration", "Enumeration cost"})
+	d.add(para{line(t("An OPRF alone does not stop enumeration: whoever may ask for evaluations without limit can walk every valid number. " +
+		"Every evaluated element costs budget, keyed by the caller's number, so a new credential for the same number does not reset it. " +
+		"How long walking a whole country takes depends on the size of its numbering space and on how many credentials (numbers, each verified by SMS) the attacker holds."))})
+
+	d.add(heading{3, "space", fmt.Sprintf("The numbering space of %s (+%d)", sp.Region, sp.CountryCode)})
+	d.add(para{line(tf("Estimated by deterministic Monte-Carlo sampling of libphonenumber's metadata: for each possible national-number length, %s uniformly random national numbers (fixed seed, so the figures are reproducible) are checked with ",
+		fmtInt(sp.Samples)), c("IsValidNumberForRegion"), tf("; the valid fraction times 10^length estimates the count. ± is 1.96 standard errors (95%%)."))})
+	var rows [][][]span
+	for _, l := range sp.Lengths {
+		est, se := l.Estimate(sp.Samples)
+		estCell := cellf("%s ± %s", fmtBig(est), fmtBig(1.96*se))
+		if l.Valid == 0 {
+			estCell = cellf("0 (under %s at 95%%)", fmtBig(l.UpperBound95(sp.Samples)))
+		}
+		m, _ := estimate(l.Mobile, sp.Samples, l.Length)
+		rows = append(rows, [][]span{cell(fmt.Sprint(l.Length)), cell(fmtInt(l.Valid)), cellf("%.2f%%", 100*float64(l.Valid)/float64(sp.Samples)), estCell, cell(fmtBig(m))})
+	}
+	rows = append(rows, [][]span{line(b("all")), cell(""), cell(""), line(bf("%s ± %s", fmtBig(e.Valid), fmtBig(1.96*e.ValidErr))), line(b(fmtBig(e.Mobile)))})
+	d.add(&table{head: []string{"national length", "valid samples", "valid fraction", "valid numbers", "of which mobile (or may be)"},
+		right: []bool{true, true, true, true, true}, rows: rows})
+	d.add(para{line(tf("libphonenumber's patterns describe the numbering plan, not the numbers in service, so this counts what an enumerator must try. "+
+		"An attacker after messaging users may walk only the mobile part (~%s).", fmtBig(e.Mobile)))})
+
+	d.add(heading{3, "budgets", "Time to evaluate the whole space"})
+	d.add(para{line(tf("Each credential evaluates %s numbers at once, then %s a day. N credentials walk the space in (space − N × burst) / (N × per-day) days; "+
+		"no walk is faster than the space divided by the ceiling of %s evaluations per second per server process (%s here).",
+		fmtInt(cfg.Budget.Burst), fmtInt(cfg.Budget.PerDay), fmtInt(cfg.Budget.GlobalPerSecond), fmtDuration(e.CeilingSeconds)))})
+	rows = nil
+	var bars []bar
+	for _, row := range e.Rows {
+		bound := "budgets"
+		if row.CeilingBound {
+			bound = "server ceiling"
+		}
+		name := fmtInt(row.Credentials)
+		if row.Credentials == cfg.Credentials {
+			name += " (--credentials)"
+		}
+		rows = append(rows, [][]span{cell(name), line(b(fmtDuration(row.Seconds))), cell(bound), cell(fmtDuration(row.VerifyDays * day))})
+		bars = append(bars, bar{label: fmtInt(row.Credentials), value: row.Seconds / day, text: fmtDuration(row.Seconds), warn: row.Credentials == cfg.Credentials})
+	}
+	if k := r.Database.Keys; k != nil && k.Err == "" && k.PerEval > 0 {
+		sec := e.Valid * k.PerEval.Seconds()
+		rows = append(rows, [][]span{cell("the OPRF key's holder, one core"), line(b(fmtDuration(sec))), cell("CPU"), cell("none")})
+		bars = append(bars, bar{label: "key holder", value: sec / day, text: fmtDuration(sec), warn: true})
+	}
+	d.add(&table{head: []string{"credentials", "time to evaluate every valid number", "bound by", "time to verify that many numbers at the CA's overall cap"},
+		right: []bool{true, true, false, true}, rows: rows})
+	d.add(&chart{id: "chart-enumeration", title: fmt.Sprintf("Time to evaluate every valid %s number", sp.Region),
+		xLabel: "credentials held by the attacker", yLabel: "time (log scale)", bars: bars, log: true, ticks: durationTicks,
+		legend:  enumLegend(r.Database.Keys),
+		caption: "Bars on a logarithmic scale; each step on the axis is a factor of ten or a named unit."})
+	items := [][]span{
+		line(tf("To walk the space within a year an attacker needs about %s credentials, each for a distinct number it controls, and as many SMS verifications: "+
+			"at the CA's overall cap of %s verification starts a day those alone take %s, and the CA allows %s per client network per hour.",
+			fmtInt(e.CredentialsForAYear), fmtInt(cfg.VerificationsPerDay), fmtDuration(e.VerifyDaysForAYear*day), fmtInt(cfg.NetworkPerHour))),
+		line(tf("What a complete walk finds: the owners with a public record (%s here). Allowlist and nobody records answer like unregistered numbers to every caller the owner has not listed.",
+			fmtInt(e.PublicOwnersReachable))),
+		line(t("The real bound is the cost of numbers (SIMs, virtual numbers) and of their verifications; the budgets make each one worth a fixed, small number of evaluations a day.")),
+	}
+	d.add(list{items})
+}
+
+func enumLegend(k *KeyFindings) string {
+	if k != nil && k.Err == "" && k.PerEval > 0 {
+		return "highlighted: the configured attacker (--credentials) and the OPRF key's holder"
+	}
+	return "highlighted: the configured attacker (--credentials)"
+}
+
+// durationTicks label the enumeration chart's axis (values in days).
+var durationTicks = []tick{
+	{1.0 / 24, "1 hour"}, {1, "1 day"}, {30, "1 month"}, {365.25, "1 year"}, {3652.5, "10 years"},
+	{36525, "100 years"}, {365250, "1,000 years"}, {3652500, "10,000 years"}, {36525000, "100,000 years"},
+	{365250000, "1M years"}, {3652500000, "10M years"},
+}
+
+func (r *Report) logSection(d *document) {
+	d.add(heading{2, "log", "Log exposure"})
+	d.add(para{line(t("This version of blindex has no transparency log, so "), b("no labels are published, so none can be resolved"),
+		t(": an adversary with any evaluation budget resolves 0 labels a day. When the log lands, this section will give how many log labels an adversary with a given label budget can resolve per day."))})
+}
+
+func (r *Report) databaseSection(d *document) {
+	db := r.Database
+	d.add(heading{2, "database", "What the data directory reveals"})
+	var rows [][][]span
+	for _, f := range db.Files {
+		if !f.Present {
+			rows = append(rows, [][]span{line(c(f.Path)), cell("absent"), cell(""), cell(""), cell(f.What)})
+			continue
+		}
+		rows = append(rows, [][]span{line(c(f.Path)), cell("present"), cell(fmtInt(f.Size) + " B"), line(c(f.Mode.String())), cell(f.What)})
+	}
+	d.add(&table{head: []string{"file", "", "size", "mode", "what it is"}, right: []bool{false, false, true, false, false}, rows: rows})
+	if db.IdentityInDir {
+		d.add(callout{line(b("The age identity is inside the data directory"),
+			t(": a copy of the directory (a backup, a snapshot, a stolen disk) is a copy of the keys, and the \"with the key files\" column below applies to whoever holds it. "+
+				"Keep the identity elsewhere: "), c("blindex serve --identity /run/secrets/blindex-identity"), t("."))})
+	} else {
+		d.add(para{line(t("The age identity is not in the data directory: a copy of the directory alone reveals no key, and the \"without the key files\" column applies to it."))})
+	}
+
+	d.add(heading{3, "tables", "Tables"})
+	rows = nil
+	for _, tb := range db.Tables {
+		holds, with := tb.Holds, tb.WithKeys
+		if !tb.Known {
+			holds, with = "not described by this version of disclose (a newer schema?)", "unknown"
+		}
+		rows = append(rows, [][]span{line(c(tb.Name)), cell(fmtInt(tb.Rows)), cell(holds), cell(with)})
+	}
+	d.add(&table{head: []string{"table", "rows", "without the key files", "what the key files add"}, right: []bool{false, true, false, false}, rows: rows})
+	if len(r.SizeClasses) > 0 {
+		var parts []string
+		for _, s := range r.SizeClasses {
+			parts = append(parts, fmt.Sprintf("%s %s of %s bytes", fmtInt(s.Records), plural(s.Records, "record", "records"), fmtInt(s.Bytes)))
+		}
+		d.add(para{line(t("Ciphertext sizes: " + strings.Join(parts, ", ") + ". Records are padded to a few size classes, so a length reveals the class, not the content."))})
+	}
+
+	d.add(heading{3, "without-keys", "Without the key files"})
+	items := [][]span{
+		line(t("No phone number: the tables hold indexes, pseudonyms and tags derived from numbers under keys, never a number (the project's privacy scans check every file of the directory for five spellings of every number).")),
+		line(t("No record content: records are age ciphertexts under keys derived from the OPRF output.")),
+		line(tf("Structure: %s %s, which of their records are public, allowlist or nobody, and a pseudonymous graph of %s allowlist %s between owners' records and %s distinct caller %s.",
+			fmtInt(r.Owners), plural(r.Owners, "owner", "owners"), fmtInt(r.AllowEdges), plural(r.AllowEdges, "edge", "edges"),
+			fmtInt(r.AllowCallers), plural(r.AllowCallers, "pseudonym", "pseudonyms"))),
+		line(tf("Activity: when each record last changed and when each number was verified. Budget rows are keyed by an HMAC under a server secret, so they should not link to the allowlisted pseudonyms; a check with the plain-hash construction links %s of the %s allowlisted pseudonyms to lookup activity (anything but 0 is a finding).",
+			fmtInt(r.LinkedBudgets), fmtInt(r.AllowCallers))),
+	}
+	if !r.OldestUpdate.IsZero() {
+		items = append(items, line(tf("Record updates span %s to %s.", r.OldestUpdate.Format(time.DateOnly), r.NewestUpdate.Format(time.DateOnly))))
+	}
+	d.add(list{items})
+	if len(r.metaKeys) > 0 {
+		d.add(para{line(t("The meta table holds: "), c(strings.Join(r.metaKeys, ", ")), t(" (public values)."))})
+	}
+	if len(r.OPRFPublicKey) > 0 {
+		// The OPRF public key is public (GET /v1/config serves it): printing
+		// it lets a reviewer match this directory to a running server.
+		d.add(para{line(t("The database belongs to the OPRF public key "), c(hex.EncodeToString(r.OPRFPublicKey)), t(", the key a server on it serves at "), c("GET /v1/config"), t("."))})
+	}
+
+	d.add(heading{3, "with-keys", "With the key files"})
+	d.add(para{line(t("Whoever holds the key files and the identity has the operator's power: it can evaluate the OPRF on any number it chooses. " +
+		"Evaluating a candidate gives its index (is it registered, with which visibility), its pseudonym (whose allowlists name it) and its record key (the record's plaintext). " +
+		"With the CA key it can also issue a credential for any number without an SMS, so the per-credential budgets do not bind it."))})
+	k := db.Keys
+	switch {
+	case k == nil:
+		d.add(para{line(t("The key files were not opened (run with "), c("--with-keys"), t(" to check that they open and to time an evaluation)."))})
+	case k.Err != "":
+		d.add(callout{line(t("--with-keys: "), t(k.Err))})
+	default:
+		match := "matches"
+		if !k.OPRFMatches {
+			match = "does NOT match"
+		}
+		ca := "decrypts and matches its root certificate"
+		if !k.CAKeyOK {
+			ca = "does not open or does not match its root"
+		}
+		sec := r.Enumeration.Valid * k.PerEval.Seconds()
+		d.add(para{line(t("With the identity "), c(k.IdentityPath), tf(" the key files open (in memory; nothing was decrypted into this report). The OPRF key %s the public key the database records; the CA key %s. ", match, ca),
+			tf("One full OPRF evaluation took %s on this machine (the mean of %d, on inputs that are not numbers), so evaluating all ~%s valid %s numbers takes ",
+				k.PerEval.Round(time.Microsecond), k.Evaluations, fmtBig(r.Enumeration.Valid), r.Enumeration.Space.Region),
+			b(fmtDuration(sec)+" on one core"), tf(" (%s on this machine's %d %s), after which every index, pseudonym and record key in the database is known.",
+				fmtDuration(sec/float64(max(1, k.Cores))), k.Cores, plural(k.Cores, "core", "cores")))})
+	}
+}
+
+func (r *Report) ownerSection(od *ownerData) {
+	od.blocks = append(od.blocks,
+		heading{2, "owner-view", "Owner view"},
+		para{line(t("From the owner's own client state ("), c(joinPath(r.Config.OwnerState, PublishedFile)),
+			t("). "), span{bold, "This section shows the owner's own contacts' numbers: share it only with the owner."})},
+	)
+	if len(r.Owner) == 0 {
+		od.blocks = append(od.blocks, para{line(t("The owner has published no record."))})
+		return
+	}
+	var rows [][][]span
+	for _, o := range r.Owner {
+		exp := "—"
+		if !o.Expires.IsZero() {
+			exp = o.Expires.UTC().Format(time.DateOnly)
+		}
+		rows = append(rows, [][]span{line(c(o.App)), cell(o.Visibility), cell(exp), who(o.Audience), cell(strings.Join(o.Notes, "; "))})
+	}
+	od.blocks = append(od.blocks, &table{head: []string{"app", "visibility", "expires", "who can see it", "notes"}, rows: rows})
+}
+
+// who describes an audience in words, with its numbers.
+func who(a Audience) []span {
+	switch {
+	case a.Everyone && len(a.Numbers) == 0:
+		return line(b("everyone with a credential"))
+	case a.Everyone:
+		return line(b("everyone with a credential"), tf(" except %d denied: ", len(a.Numbers)), t(strings.Join(a.Numbers, ", ")))
+	case len(a.Numbers) == 0:
+		return line(b("no one"))
+	default:
+		return line(bf("only %d %s", len(a.Numbers), plural(len(a.Numbers), "number", "numbers")), t(": "+strings.Join(a.Numbers, ", ")))
+	}
+}
+
+func (r *Report) diffSection(od *ownerData) {
+	od.blocks = append(od.blocks,
+		heading{2, "acl-diff", "ACL changes"},
+		para{line(t("From "), c(r.Config.ACLOld), t(" to "), c(r.Config.ACLNew),
+			t(", per app: who gains and who loses visibility of the record. "), span{bold, "This section shows the owner's own contacts' numbers."})},
+	)
+	var rows [][][]span
+	for _, ch := range r.ACLDiff {
+		vis := func(v string) string {
+			if v == "" {
+				return "(no record)"
+			}
+			return v
+		}
+		var gain, lose []span
+		if ch.GainEveryone {
+			gain = append(gain, b("everyone with a credential who could not see it"))
+			if len(ch.GainExcept) > 0 {
+				gain = append(gain, t(", except "+strings.Join(ch.GainExcept, ", ")))
+			}
+		}
+		if len(ch.Gain) > 0 {
+			if len(gain) > 0 {
+				gain = append(gain, t("; "))
+			}
+			gain = append(gain, t(strings.Join(ch.Gain, ", ")))
+		}
+		if ch.LoseEveryone {
+			lose = append(lose, b("everyone with a credential who could see it"))
+			if len(ch.LoseExcept) > 0 {
+				lose = append(lose, t(", except "+strings.Join(ch.LoseExcept, ", ")))
+			}
+		}
+		if len(ch.Lose) > 0 {
+			if len(lose) > 0 {
+				lose = append(lose, t("; "))
+			}
+			lose = append(lose, t(strings.Join(ch.Lose, ", ")))
+		}
+		if len(gain) == 0 {
+			gain = cell("no one")
+		}
+		if len(lose) == 0 {
+			lose = cell("no one")
+		}
+		note := ""
+		if ch.ExpiresChanged {
+			note = fmt.Sprintf("expiry %s → %s", fmtDate(ch.OldExpires), fmtDate(ch.NewExpires))
+		}
+		if !ch.Changed() && note == "" {
+			note = "unchanged"
+		}
+		rows = append(rows, [][]span{line(c(ch.App)), cellf("%s → %s", vis(ch.Old), vis(ch.New)), gain, lose, cell(note)})
+	}
+	if len(rows) == 0 {
+		od.blocks = append(od.blocks, para{line(t("Neither file has a record."))})
+		return
+	}
+	od.blocks = append(od.blocks, &table{head: []string{"app", "visibility", "gain visibility", "lose visibility", "notes"}, rows: rows})
+}
+
+func fmtDate(t time.Time) string {
+	if t.IsZero() {
+		return "none"
+	}
+	return t.UTC().Format(time.DateOnly)
+}
+
+func joinPath(dir, name string) string {
+	if dir == "" {
+		return name
+	}
+	return strings.TrimRight(dir, "/") + "/" + name
+}
