@@ -20,6 +20,7 @@ import (
 // serverFlags are the flags blindex serve and blindex ca share.
 type serverFlags struct {
 	data, identity, addr, logFormat *string
+	db                              *string
 	sms                             smsFlags
 	validity                        *time.Duration
 	forwardedFor                    *bool
@@ -28,9 +29,11 @@ type serverFlags struct {
 
 func addServerFlags(fs *flag.FlagSet, defaultData, defaultAddr string) *serverFlags {
 	f := &serverFlags{
-		data:      fs.String("data", defaultData, "data `directory`: database and key files"),
-		identity:  fs.String("identity", "", "age identity `file` that decrypts the key files (default <data>/identity.age-key)"),
-		addr:      fs.String("addr", defaultAddr, "listen `address`"),
+		data:     fs.String("data", defaultData, "data `directory`: database and key files"),
+		identity: fs.String("identity", "", "age identity `file` that decrypts the key files (default <data>/identity.age-key)"),
+		addr:     fs.String("addr", defaultAddr, "listen `address`"),
+		db: fs.String("db", "", "PostgreSQL `URL` (postgres://...) to use instead of the SQLite database in the data directory;\n"+
+			"keys stay in the data directory. Put the password in PGPASSWORD or ~/.pgpass, not here"),
 		logFormat: fs.String("log-format", "text", "log format: text or json"),
 		sms:       addSMSFlags(fs),
 		validity:  fs.Duration("credential-validity", 30*24*time.Hour, "lifetime of issued credentials"),
@@ -68,7 +71,7 @@ func (f *serverFlags) config(stderr io.Writer) (serve.Config, error) {
 	if err != nil {
 		return serve.Config{}, err
 	}
-	cfg := serve.Config{DataDir: *f.data, IdentityPath: *f.identity, Addr: *f.addr, SMS: sender, Logger: logger}
+	cfg := serve.Config{DataDir: *f.data, IdentityPath: *f.identity, DB: *f.db, Addr: *f.addr, SMS: sender, Logger: logger}
 	cfg.CA.CredentialValidity = *f.validity
 	cfg.CA.ForwardedFor = *f.forwardedFor
 	for _, v := range []int{f.limits.NetworkPerHour, f.limits.NumberPerHour, f.limits.NumberPerDay, f.limits.GlobalPerMinute,

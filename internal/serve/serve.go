@@ -30,6 +30,9 @@ type Config struct {
 	// IdentityPath is the age identity that decrypts the key files.
 	// Default: <DataDir>/identity.age-key.
 	IdentityPath string
+	// DB is the database: "" for SQLite in DataDir, or a postgres:// URL
+	// (its password may come from PGPASSWORD or ~/.pgpass instead).
+	DB string
 	// Addr is the listen address. Default "127.0.0.1:8390"; port 0 picks one.
 	Addr string
 	// SMS delivers verification codes. Default: the log sender, which writes
@@ -84,7 +87,7 @@ func Start(ctx context.Context, cfg Config) (*Running, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	node, err := datadir.Open(ctx, cfg.DataDir, cfg.IdentityPath, datadir.Directory)
+	node, err := datadir.OpenDB(ctx, cfg.DataDir, cfg.IdentityPath, cfg.DB, datadir.Directory)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +125,7 @@ func StartCA(ctx context.Context, cfg Config) (*Running, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	node, err := datadir.Open(ctx, cfg.DataDir, cfg.IdentityPath, datadir.CAOnly)
+	node, err := datadir.OpenDB(ctx, cfg.DataDir, cfg.IdentityPath, cfg.DB, datadir.CAOnly)
 	if err != nil {
 		return nil, err
 	}

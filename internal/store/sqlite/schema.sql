@@ -68,7 +68,7 @@ CREATE TABLE tombstones (
 	record_id  BLOB NOT NULL,
 	key_hash   BLOB NOT NULL,
 	retired_at INTEGER NOT NULL, -- Unix seconds
-	PRIMARY KEY (idx, retired_at, record_id)
+	PRIMARY KEY (idx, retired_at, record_id, key_hash)
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE revoked_keys (

@@ -494,9 +494,11 @@ func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Hol
 			ON CONFLICT (key_hash) DO NOTHING`, key, at.Unix()); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO tombstones (idx, record_id, key_hash, retired_at)
-			SELECT idx, record_id, ?, ? FROM records WHERE idx = ?
-			ON CONFLICT DO NOTHING`, key, at.Unix(), index[:])
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tombstones (idx, record_id, key_hash, retired_at)
+			SELECT idx, record_id, ?, ? FROM records WHERE idx = ?`, key, at.Unix(), index[:]); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM records WHERE idx = ?`, index[:])
 		if err != nil {
 			return err
 		}
@@ -505,9 +507,6 @@ func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Hol
 			return err
 		}
 		retired = int(n)
-		if _, err := tx.ExecContext(ctx, `DELETE FROM records WHERE idx = ?`, index[:]); err != nil {
-			return err
-		}
 		_, err = tx.ExecContext(ctx, `UPDATE holders SET key_hash = ?, not_before = ? WHERE idx = ?`,
 			h.KeyHash[:], h.NotBefore.Unix(), index[:])
 		return err

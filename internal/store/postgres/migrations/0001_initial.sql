@@ -87,7 +87,7 @@ CREATE TABLE holders (
 );
 
 -- Records of retired holders: kept as evidence, without their contents.
--- Unlike SQLite's, the key includes key_hash: two holders retired in the
+-- The key includes key_hash: two holders retired in the
 -- same second with a record id in common each keep their tombstone.
 CREATE TABLE tombstones (
 	idx        BYTEA NOT NULL,
