@@ -12,10 +12,21 @@ import (
 )
 
 // Handler returns the HTTP API: the directory's endpoints, and the built-in
-// CA's if there is one. Every path is under /v1 except /healthz.
+// CA's if there is one. Every path is under /v1 except /healthz (the
+// process is up), /readyz (its store answers) and /metrics.
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }).Methods("GET")
+	// Ready when the store answers: a load balancer stops sending lookups
+	// to a server whose database is gone.
+	r.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := s.cfg.Store.Meta(r.Context(), MetaOPRFPublicKey); err != nil {
+			s.log.Error("not ready", "err", err)
+			http.Error(w, "store unavailable\n", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	}).Methods("GET")
 	r.Handle("/metrics", s.metrics.handler()).Methods("GET")
 	r.Handle(api.PathConfig, httpapi.Serve(s.log, func(r *http.Request, _ []byte) (api.Config, error) {
 		return s.config(r.Context())

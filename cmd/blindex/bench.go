@@ -106,6 +106,11 @@ server's defaults keep small: start a benchmark server with a large budget
 	for i := range inputs {
 		inputs[i] = []byte(synth.Number(b.seed, i%b.owners))
 	}
+	// Reach the server before spending time on the calibration.
+	var cfg api.Config
+	if err := b.getConfig(ctx, &cfg); err != nil {
+		return err
+	}
 
 	// The in-process rate first, while the server (if it shares this
 	// machine) is idle: every core evaluates the same batch size.
@@ -117,11 +122,13 @@ server's defaults keep small: start a benchmark server with a large budget
 	if isTerminal(stdout) {
 		bar = newProgressBar(stdout, b.requests, b.duration)
 	}
-	rep, err := b.run(ctx, inputs, bar)
+	rep, err := b.run(ctx, cfg, inputs, bar)
 	bar.stop()
 	if err != nil {
 		return err
 	}
+	// An interrupt (ctx) ends the run early; the report covers what ran.
+	rep.Interrupted = ctx.Err() != nil
 	rep.InProcessNumbersPerSecond = inproc
 	rep.InProcessWorkers = runtime.GOMAXPROCS(0)
 	if inproc > 0 {
@@ -228,15 +235,15 @@ type benchReport struct {
 	InProcessNumbersPerSecond float64        `json:"inprocess_numbers_per_second"`
 	InProcessWorkers          int            `json:"inprocess_workers"`
 	Ratio                     float64        `json:"ratio"` // numbers_per_second / inprocess_numbers_per_second
+	Interrupted               bool           `json:"interrupted,omitempty"`
 }
 
 // run sends requests from b.conc workers until b.requests have been sent or
 // b.duration has passed.
-func (b *bench) run(ctx context.Context, inputs [][]byte, bar *progressBar) (*benchReport, error) {
+func (b *bench) run(ctx context.Context, cfg api.Config, inputs [][]byte, bar *progressBar) (*benchReport, error) {
 	rep := &benchReport{Server: b.server, Op: b.op, Batch: b.batch, Concurrency: b.conc, ErrorKinds: map[string]int{}}
 	var evalBody []byte
 	var blinding *oprf.Blinding
-	var cfg api.Config
 	if b.op == "evaluate" {
 		var blinded [][]byte
 		var err error
@@ -244,9 +251,6 @@ func (b *bench) run(ctx context.Context, inputs [][]byte, bar *progressBar) (*be
 			return nil, err
 		}
 		if evalBody, err = json.Marshal(api.EvaluateRequest{Elements: blinded}); err != nil {
-			return nil, err
-		}
-		if err := b.getConfig(ctx, &cfg); err != nil {
 			return nil, err
 		}
 	}
@@ -327,7 +331,7 @@ func (b *bench) run(ctx context.Context, inputs [][]byte, bar *progressBar) (*be
 	if len(rep.ErrorKinds) == 0 {
 		rep.ErrorKinds = nil
 	}
-	return rep, ctx.Err()
+	return rep, nil
 }
 
 func mustPublicKey(b []byte) *oprf.PublicKey {
@@ -443,6 +447,9 @@ func (r *benchReport) print(w io.Writer, remote bool) {
 	fmt.Fprintf(w, "  ratio       %.2f of the in-process rate\n", r.Ratio)
 	if remote {
 		fmt.Fprintln(w, "  (the in-process rate is this machine's; the server may run on another)")
+	}
+	if r.Interrupted {
+		fmt.Fprintln(w, "  (interrupted: the figures cover the requests made until then)")
 	}
 	if r.ErrorKinds != nil && strings.Contains(strings.Join(kinds, " "), "HTTP 429") {
 		fmt.Fprintln(w, "  (HTTP 429: the server's evaluation budget or ceiling refused requests; raise them on a benchmark server: serve --budget-*)")

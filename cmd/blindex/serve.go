@@ -21,6 +21,7 @@ import (
 type serverFlags struct {
 	data, identity, addr, logFormat *string
 	db                              *string
+	tlsCert, tlsKey                 *string
 	sms                             smsFlags
 	validity                        *time.Duration
 	forwardedFor                    *bool
@@ -71,7 +72,8 @@ func (f *serverFlags) config(stderr io.Writer) (serve.Config, error) {
 	if err != nil {
 		return serve.Config{}, err
 	}
-	cfg := serve.Config{DataDir: *f.data, IdentityPath: *f.identity, DB: *f.db, Addr: *f.addr, SMS: sender, Logger: logger}
+	cfg := serve.Config{DataDir: *f.data, IdentityPath: *f.identity, DB: *f.db, Addr: *f.addr, SMS: sender, Logger: logger,
+		TLSCert: *f.tlsCert, TLSKey: *f.tlsKey}
 	cfg.CA.CredentialValidity = *f.validity
 	cfg.CA.ForwardedFor = *f.forwardedFor
 	for _, v := range []int{f.limits.NetworkPerHour, f.limits.NumberPerHour, f.limits.NumberPerDay, f.limits.GlobalPerMinute,

@@ -32,7 +32,7 @@ already present (same number and app) are left as they are. At most %d
 owners; a build holds about 72 bytes per owner in memory.`, synth.MaxOwners), stderr)
 	data := fs.String("data", "blindex-data", "data `directory` to fill")
 	identity := fs.String("identity", "", "age identity `file` that decrypts the key files (default <data>/identity.age-key)")
-	owners := fs.Int("owners", 0, "number of synthetic owners to add (required)")
+	owners := fs.Int("owners", 0, "`N`, the number of synthetic owners to add (required)")
 	seed := fs.Uint64("seed", 1, "seed of the numbers and every other choice")
 	friends := fs.String("friend", "", "comma-separated `numbers` added to every allowlist")
 	asJSON := fs.Bool("json", false, "print the result as JSON")

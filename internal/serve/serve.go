@@ -7,6 +7,7 @@ package serve
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -33,6 +34,9 @@ type Config struct {
 	// DB is the database: "" for SQLite in DataDir, or a postgres:// URL
 	// (its password may come from PGPASSWORD or ~/.pgpass instead).
 	DB string
+	// TLSCert and TLSKey are PEM files; with both set the server speaks
+	// HTTPS only. Both empty: plain HTTP (behind a TLS-terminating proxy).
+	TLSCert, TLSKey string
 	// Addr is the listen address. Default "127.0.0.1:8390"; port 0 picks one.
 	Addr string
 	// SMS delivers verification codes. Default: the log sender, which writes
@@ -61,6 +65,7 @@ type Running struct {
 	Node *datadir.Node
 
 	housekeep func(context.Context)
+	tls       bool
 	http      *http.Server
 	cancel    context.CancelFunc
 	done      chan error
@@ -69,6 +74,14 @@ type Running struct {
 func (c *Config) defaults() error {
 	if c.DataDir == "" {
 		return errors.New("serve: a data directory is required")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("serve: give both a TLS certificate and its key, or neither")
+	}
+	if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			return fmt.Errorf("serve: TLS certificate and key: %w", err)
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -166,13 +179,19 @@ func listen(cfg Config, node *datadir.Node, h http.Handler, run, housekeep func(
 		CA:        node.CA,
 		Node:      node,
 		housekeep: housekeep,
+		tls:       cfg.TLSCert != "",
 		http:      httpapi.NewServer(h, cfg.Logger),
 		cancel:    cancel,
 		done:      make(chan error, 1),
 	}
 	go run(runCtx)
 	go func() {
-		err := r.http.Serve(ln)
+		var err error
+		if cfg.TLSCert != "" {
+			err = r.http.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			err = r.http.Serve(ln)
+		}
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
@@ -199,7 +218,12 @@ func LoadRoots(pems ...[]byte) ([]*x509.Certificate, error) {
 func (r *Running) Housekeep(ctx context.Context) { r.housekeep(ctx) }
 
 // URL is the server's base URL.
-func (r *Running) URL() string { return "http://" + r.Addr }
+func (r *Running) URL() string {
+	if r.tls {
+		return "https://" + r.Addr
+	}
+	return "http://" + r.Addr
+}
 
 // Wait blocks until the server stops serving on its own (an error).
 func (r *Running) Wait() <-chan error { return r.done }
