@@ -22,6 +22,8 @@ Usage:
   blindex serve [flags]            run a directory server (SQLite, keys made on first start)
   blindex ca [flags]               run a standalone CA that directories can trust
   blindex disclose [flags]         report what a directory's data reveals (Markdown + HTML)
+  blindex synth --owners N         fill a data directory with N synthetic owners (for benchmarks)
+  blindex bench [flags]            measure a live server's lookup throughput and latency
   blindex verify start NUMBER      ask the directory to text a code to NUMBER
   blindex verify confirm CODE      finish verification; stores your credential
   blindex publish [flags]          publish or replace your record for one app
@@ -80,6 +82,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdCA(ctx, rest, stdout, stderr)
 	case "disclose":
 		return cmdDisclose(ctx, rest, stdout, stderr)
+	case "synth":
+		return cmdSynth(ctx, rest, stdout, stderr)
+	case "bench":
+		return cmdBench(ctx, rest, stdout, stderr)
 	case "renew":
 		return cmdRenew(ctx, rest, stdout, stderr)
 	case "revoke":
