@@ -161,8 +161,8 @@ func (s *Service) Root() *x509.Certificate { return s.cfg.CA.Root() }
 func (s *Service) Routes(r *mux.Router) {
 	// Retrying a start must not text a second code; retrying a confirm
 	// after a lost answer must return the credential, not "code used".
-	r.Handle(api.PathVerifyStart, httpapi.Serve(s.log, httpapi.Idempotent(s.cfg.Store, s.cfg.Now, httpapi.Decoded(s.serveStart)))).Methods("POST")
-	r.Handle(api.PathVerifyConfirm, httpapi.Serve(s.log, httpapi.Idempotent(s.cfg.Store, s.cfg.Now, httpapi.Decoded(s.serveConfirm)))).Methods("POST")
+	r.Handle(api.PathVerifyStart, httpapi.Serve(s.log, httpapi.Idempotent(s.cfg.Store, s.cfg.Now, "", httpapi.Decoded(s.serveStart)))).Methods("POST")
+	r.Handle(api.PathVerifyConfirm, httpapi.Serve(s.log, httpapi.Idempotent(s.cfg.Store, s.cfg.Now, "", httpapi.Decoded(s.serveConfirm)))).Methods("POST")
 	r.Handle(api.PathRenew, httpapi.Serve(s.log, s.serveRenew)).Methods("POST")
 	r.Handle(api.PathCARoot, httpapi.Serve(s.log, func(*http.Request, []byte) (api.CARoot, error) {
 		return api.CARoot{Certificate: s.Root().Raw}, nil
@@ -459,7 +459,7 @@ func (s *Service) serveRenew(r *http.Request, body []byte) (api.VerifyConfirmRes
 	if err := httpapi.Decode(body, &struct{}{}); err != nil {
 		return api.VerifyConfirmResponse{}, err
 	}
-	return httpapi.Idempotent(s.cfg.Store, s.cfg.Now, func(r *http.Request, _ []byte) (api.VerifyConfirmResponse, error) {
+	return httpapi.Idempotent(s.cfg.Store, s.cfg.Now, string(keyHashOf(leaf)), func(r *http.Request, _ []byte) (api.VerifyConfirmResponse, error) {
 		return s.renew(r.Context(), number, leaf, now)
 	})(r, body)
 }
@@ -482,6 +482,11 @@ func (s *Service) renew(ctx context.Context, number string, leaf *x509.Certifica
 	}
 	s.log.Info("credential renewed", "cert_sha256", fmt.Sprintf("%x", sha256.Sum256(cert)))
 	return api.VerifyConfirmResponse{Certificate: cert, Chain: [][]byte{s.Root().Raw}}, nil
+}
+
+func keyHashOf(leaf *x509.Certificate) []byte {
+	h := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	return h[:]
 }
 
 func (s *Service) end(ctx context.Context, id [16]byte, why string) {

@@ -51,14 +51,11 @@ func (s *Server) budgetKey(purpose string, c *caller) [32]byte {
 	return k
 }
 
-// spendEvaluations charges n evaluations to the caller and the global
-// ceiling, or refuses with Retry-After.
+// spendEvaluations charges n evaluations to the caller and then to the
+// global ceiling, or refuses with Retry-After. The caller's own budget comes
+// first, so a caller who has none left cannot drain the shared ceiling.
 func (s *Server) spendEvaluations(ctx context.Context, c *caller, n int) error {
 	now := s.cfg.Now()
-	if !s.ceiling.AllowN(now, n) {
-		s.metrics.refusals.WithLabelValues("global").Inc()
-		return httpapi.Retry(ErrCeiling, time.Second)
-	}
 	b := s.cfg.Budget
 	rate := float64(b.PerDay) / 86400
 	level, err := s.cfg.Store.Tokens(ctx, s.budgetKey("evaluate", c), -float64(n), float64(b.Burst), float64(b.Burst), rate, now)
@@ -67,7 +64,17 @@ func (s *Server) spendEvaluations(ctx context.Context, c *caller, n int) error {
 		wait := time.Duration(math.Ceil((float64(n)-level)/rate)) * time.Second
 		return httpapi.Retry(ErrBudget, wait)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if !s.ceiling.AllowN(now, n) {
+		s.metrics.refusals.WithLabelValues("global").Inc()
+		if err := s.refundEvaluations(ctx, c, n); err != nil {
+			s.log.Error("refunding evaluations", "err", err)
+		}
+		return httpapi.Retry(ErrCeiling, time.Second)
+	}
+	return nil
 }
 
 // refundEvaluations returns n evaluations to a caller whose batch was
@@ -93,7 +100,8 @@ func (s *Server) spendBuckets(ctx context.Context, c *caller, n int) error {
 	_, err := s.cfg.Store.Tokens(ctx, s.budgetKey("buckets", c), -float64(n), 0, capacity, 0, s.cfg.Now())
 	if errors.Is(err, ErrExhausted) {
 		s.metrics.refusals.WithLabelValues("buckets").Inc()
-		return ErrBucketCredit
+		// Every 429 says when to come back; credit comes from evaluating.
+		return httpapi.Retry(ErrBucketCredit, time.Minute)
 	}
 	return err
 }

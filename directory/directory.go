@@ -239,6 +239,13 @@ func (s *Server) Housekeep(ctx context.Context) {
 		s.cfg.CA.Housekeep(ctx)
 	}
 	now := s.cfg.Now()
+	// Idempotency answers and counters expire whether or not a CA runs here.
+	if _, err := s.cfg.Store.DeleteExpiredOutcomes(ctx, now); err != nil && ctx.Err() == nil {
+		s.log.Error("deleting expired outcomes", "err", err)
+	}
+	if _, err := s.cfg.Store.DeleteExpiredCounters(ctx, now); err != nil && ctx.Err() == nil {
+		s.log.Error("deleting expired counters", "err", err)
+	}
 	if n, err := s.cfg.Store.DeleteExpiredRecords(ctx, now); err != nil && ctx.Err() == nil {
 		s.log.Error("deleting expired records", "err", err)
 	} else if n > 0 {
@@ -325,7 +332,7 @@ func (s *Server) observation(c *caller, endpoint string) Observation {
 // the caller. The credential's key must not be revoked, and must be the
 // current holder of the number: a newer credential for another key (the
 // number was verified again) retires the previous holder.
-func (s *Server) authenticate(r *http.Request, body []byte) (*caller, error) {
+func (s *Server) authenticate(r *http.Request, body []byte, allowRevoked bool) (*caller, error) {
 	ctx := r.Context()
 	now := s.cfg.Now()
 	number, leaf, err := httpapi.Authenticate(s.sigs, r, body, s.roots, now)
@@ -335,8 +342,16 @@ func (s *Server) authenticate(r *http.Request, body []byte) (*caller, error) {
 	keyHash := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
 	if revoked, err := s.cfg.Store.KeyRevoked(ctx, keyHash); err != nil {
 		return nil, err
-	} else if revoked {
+	} else if revoked && !allowRevoked {
 		return nil, ErrRevoked
+	} else if revoked {
+		// Only revoke may act with a revoked key, and only to revoke it
+		// again: the holder check below must not let it take a number.
+		y, err := s.eval.FullEvaluate(s.info, []byte(number))
+		if err != nil {
+			return nil, err
+		}
+		return &caller{pseudonym: oprf.Pseudonym(y), index: oprf.Index(y), keyHash: keyHash}, nil
 	}
 	y, err := s.eval.FullEvaluate(s.info, []byte(number))
 	if err != nil {

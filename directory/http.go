@@ -31,19 +31,21 @@ func (s *Server) Handler() http.Handler {
 	r.Handle(api.PathConfig, httpapi.Serve(s.log, func(r *http.Request, _ []byte) (api.Config, error) {
 		return s.config(r.Context())
 	})).Methods("GET")
-	r.Handle(api.PathEvaluate, authed(s, s.evaluate)).Methods("POST")
-	r.Handle(api.PathBuckets, authed(s, s.buckets)).Methods("POST")
-	r.Handle(api.PathRecords, authed(s, noReply(s.publish))).Methods("PUT")
-	r.Handle(api.PathRecordACL, authed(s, noReply(s.setACL))).Methods("PUT")
-	r.Handle(api.PathRevoke, authed(s, func(ctx context.Context, c *caller, _ struct{}) (struct{}, error) {
+	// Reads are not idempotent-keyed: a repeat must pay and see fresh buckets.
+	r.Handle(api.PathEvaluate, authed(s, read, s.evaluate)).Methods("POST")
+	r.Handle(api.PathBuckets, authed(s, read, s.buckets)).Methods("POST")
+	r.Handle(api.PathRecords, authed(s, write, noReply(s.publish))).Methods("PUT")
+	r.Handle(api.PathRecordACL, authed(s, write, noReply(s.setACL))).Methods("PUT")
+	// Revoking a revoked key succeeds again, so a retry is not an error.
+	r.Handle(api.PathRevoke, authed(s, revokeOp, func(ctx context.Context, c *caller, _ struct{}) (struct{}, error) {
 		return struct{}{}, s.revoke(ctx, c)
 	})).Methods("POST")
 	r.Handle(api.PathRecord, httpapi.Serve(s.log, func(r *http.Request, body []byte) (struct{}, error) {
-		c, err := s.authenticate(r, body)
+		c, err := s.authenticate(r, body, false)
 		if err != nil {
 			return struct{}{}, err
 		}
-		return httpapi.Idempotent(s.cfg.Store, s.cfg.Now, func(r *http.Request, _ []byte) (struct{}, error) {
+		return httpapi.Idempotent(s.cfg.Store, s.cfg.Now, string(c.keyHash[:]), func(r *http.Request, _ []byte) (struct{}, error) {
 			rid, err := hex.DecodeString(mux.Vars(r)["record_id"])
 			if err != nil {
 				return struct{}{}, httpapi.ErrBadRequest
@@ -62,24 +64,36 @@ func (s *Server) Handler() http.Handler {
 	return r
 }
 
+type op int
+
+const (
+	read     op = iota // no idempotency key: a repeat pays and sees fresh data
+	write              // honours Idempotency-Key
+	revokeOp           // a write that a revoked key may still make
+)
+
 // authed serves an endpoint that acts for the caller's credential: the
 // request is authenticated before its body is processed.
-func authed[Req, Resp any](s *Server, process func(context.Context, *caller, Req) (Resp, error)) http.Handler {
+func authed[Req, Resp any](s *Server, kind op, process func(context.Context, *caller, Req) (Resp, error)) http.Handler {
 	return httpapi.Serve(s.log, func(r *http.Request, body []byte) (Resp, error) {
 		var zero Resp
-		c, err := s.authenticate(r, body)
+		c, err := s.authenticate(r, body, kind == revokeOp)
 		if err != nil {
 			return zero, err
 		}
-		// Authenticated first, so a captured idempotency key alone fetches
-		// nothing; writes then honour Idempotency-Key.
-		return httpapi.Idempotent(s.cfg.Store, s.cfg.Now, func(r *http.Request, body []byte) (Resp, error) {
+		run := func(r *http.Request, body []byte) (Resp, error) {
 			var req Req
 			if err := httpapi.Decode(body, &req); err != nil {
 				return zero, err
 			}
 			return process(r.Context(), c, req)
-		})(r, body)
+		}
+		if kind == read {
+			return run(r, body)
+		}
+		// Authenticated first and scoped to the caller's key, so another
+		// caller's key and body fetch nothing.
+		return httpapi.Idempotent(s.cfg.Store, s.cfg.Now, string(c.keyHash[:]), run)(r, body)
 	})
 }
 

@@ -85,6 +85,36 @@ func TestIdempotentRetries(t *testing.T) {
 	if d1.status != 200 || d2.status != 200 {
 		t.Errorf("retried delete: %d / %d", d1.status, d2.status)
 	}
+	// Another caller with the same key and body gets nothing of the first
+	// caller's answer.
+	third := e.register(alice)
+	ochain, okey, err := third.Chain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	thirdSig := signer{key: okey, cert: ochain[0]}
+	if r := send("DELETE", path, nil, "delete-key-0123456789", &thirdSig); r.status != 404 {
+		t.Errorf("another caller replaying a key: %d %s", r.status, r.body)
+	}
+	// Reads ignore the key: a repeat is a fresh evaluation, and another
+	// body with the same key is no conflict.
+	_, b1, _ := oprf.Blind([][]byte{[]byte(dave)})
+	_, b2, _ := oprf.Blind([][]byte{[]byte(dave)})
+	e1 := send("POST", api.PathEvaluate, api.EvaluateRequest{Elements: b1}, "read-key-0123456789ab", &s)
+	e2 := send("POST", api.PathEvaluate, api.EvaluateRequest{Elements: b2}, "read-key-0123456789ab", &s)
+	if e1.status != 200 || e2.status != 200 || bytes.Equal(e1.body, e2.body) {
+		t.Errorf("evaluate with a reused key: %d / %d, same answer %v", e1.status, e2.status, bytes.Equal(e1.body, e2.body))
+	}
+	// Revoking twice succeeds twice (a client retry after a lost answer).
+	for i := range 2 {
+		if r := send("POST", api.PathRevoke, struct{}{}, "revoke-key-012345678"+string(rune('a'+i)), &s); r.status != 200 {
+			t.Errorf("revoke #%d: %d %s", i+1, r.status, r.body)
+		}
+	}
+	if r := send("POST", api.PathEvaluate, api.EvaluateRequest{Elements: b1}, "read-key-after-revoke", &s); r.status != 401 {
+		t.Errorf("evaluate with a revoked key: %d", r.status)
+	}
+
 	// A key alone, without a valid signature, fetches nothing.
 	req, _ := http.NewRequest("DELETE", e.srv.URL()+path, nil)
 	req.Header.Set("Idempotency-Key", "delete-key-0123456789")

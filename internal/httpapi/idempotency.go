@@ -64,7 +64,11 @@ func validIdempotencyKey(k string) bool {
 // rest. Requests without the header run as usual. Authenticated endpoints
 // authenticate before calling the wrapped function, so a captured key alone
 // does not fetch an answer.
-func Idempotent[Resp any](store OutcomeStore, now func() time.Time, process func(r *http.Request, body []byte) (Resp, error)) func(r *http.Request, body []byte) (Resp, error) {
+//
+// scope names who is asking (the caller's credential key for authenticated
+// endpoints, "" otherwise): a stored answer goes only to the same scope, so
+// another caller with the same key and body gets nothing of the first's.
+func Idempotent[Resp any](store OutcomeStore, now func() time.Time, scope string, process func(r *http.Request, body []byte) (Resp, error)) func(r *http.Request, body []byte) (Resp, error) {
 	return func(r *http.Request, body []byte) (Resp, error) {
 		var zero Resp
 		key := r.Header.Get(HeaderIdempotencyKey)
@@ -74,7 +78,7 @@ func Idempotent[Resp any](store OutcomeStore, now func() time.Time, process func
 		if !validIdempotencyKey(key) {
 			return zero, ErrIdempotencyKey
 		}
-		lookup := sha256.Sum256([]byte("blindex idempotency lookup\x00" + key + "\x00" + r.Method + " " + r.URL.Path))
+		lookup := sha256.Sum256([]byte("blindex idempotency lookup\x00" + scope + "\x00" + key + "\x00" + r.Method + " " + r.URL.Path))
 		reqHash := sha256.Sum256(body)
 		o, err := store.Outcome(r.Context(), lookup, now())
 		switch {
