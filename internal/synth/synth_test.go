@@ -66,7 +66,7 @@ const (
 
 func TestBuildLookups(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	const owners, seed = 400, 9
+	const owners, seed = 200, 9
 	var phases sync.Map
 	st, err := synth.Build(t.Context(), dir, synth.Config{Owners: owners, Seed: seed, Friends: []string{friend},
 		TxOwners: 100, Progress: func(phase string, done, total int) {
