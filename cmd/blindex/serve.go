@@ -35,6 +35,8 @@ func addServerFlags(fs *flag.FlagSet, defaultData, defaultAddr string) *serverFl
 		addr:     fs.String("addr", defaultAddr, "listen `address`"),
 		db: fs.String("db", "", "PostgreSQL `URL` (postgres://...) to use instead of the SQLite database in the data directory;\n"+
 			"keys stay in the data directory. Put the password in PGPASSWORD or ~/.pgpass, not here"),
+		tlsCert:   fs.String("tls-cert", "", "PEM certificate `file` (chain): serve HTTPS (with --tls-key)"),
+		tlsKey:    fs.String("tls-key", "", "PEM private key `file` for --tls-cert"),
 		logFormat: fs.String("log-format", "text", "log format: text or json"),
 		sms:       addSMSFlags(fs),
 		validity:  fs.Duration("credential-validity", 30*24*time.Hour, "lifetime of issued credentials"),

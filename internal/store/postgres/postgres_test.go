@@ -3,11 +3,7 @@ package postgres_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -23,78 +19,15 @@ import (
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/directory/storetest"
 	"blindex.dev/blindex/internal/store/postgres"
+	"blindex.dev/blindex/internal/store/postgres/pgtest"
 )
-
-// serverDSN returns the DSN of the PostgreSQL server the tests use. Without
-// one the tests fail, so that a run that was meant to cover PostgreSQL
-// cannot pass without it; BLINDEX_SKIP_POSTGRES=1 skips them instead.
-func serverDSN(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("BLINDEX_TEST_POSTGRES")
-	if dsn != "" {
-		return dsn
-	}
-	if os.Getenv("BLINDEX_SKIP_POSTGRES") == "1" {
-		t.Skip("SKIPPING the PostgreSQL store tests (BLINDEX_SKIP_POSTGRES=1): this run does NOT test " +
-			"the PostgreSQL store. Run scripts/test.sh to test it against a throwaway server.")
-	}
-	t.Fatal("BLINDEX_TEST_POSTGRES is unset: run scripts/test.sh, which starts a throwaway PostgreSQL " +
-		"and sets it, or set it to the DSN of a server where the user may create schemas " +
-		"(BLINDEX_SKIP_POSTGRES=1 skips these tests)")
-	return ""
-}
-
-// admin runs sql on the test server outside any store.
-func admin(t *testing.T, dsn, sql string, args ...any) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connecting to the test server: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, sql, args...); err != nil {
-		t.Fatalf("%s: %v", sql, err)
-	}
-}
-
-// freshDSN creates an empty schema, dropped when the test ends, and returns
-// a DSN whose search_path is that schema: a new, empty database as far as a
-// store can tell, much cheaper than CREATE DATABASE.
-func freshDSN(t *testing.T) string {
-	t.Helper()
-	dsn := serverDSN(t)
-	b := make([]byte, 8)
-	rand.Read(b)
-	schema := "blindex_test_" + hex.EncodeToString(b)
-	admin(t, dsn, "CREATE SCHEMA "+schema)
-	t.Cleanup(func() { admin(t, dsn, "DROP SCHEMA "+schema+" CASCADE") })
-	return withParam(t, dsn, "search_path", schema)
-}
-
-// withParam sets a connection parameter in a URL or key=value DSN.
-func withParam(t *testing.T, dsn, key, value string) string {
-	t.Helper()
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatalf("BLINDEX_TEST_POSTGRES is not a valid URL: %v", err)
-		}
-		q := u.Query()
-		q.Set(key, value)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	return dsn + " " + key + "=" + value
-}
 
 // open opens a store on dsn with a connection for each of storetest's
 // concurrent callers, so that they meet in the database rather than queue
 // for the pool.
 func open(t *testing.T, dsn string) *postgres.Store {
 	t.Helper()
-	s, err := postgres.Open(t.Context(), withParam(t, dsn, "pool_max_conns", "24"))
+	s, err := postgres.Open(t.Context(), pgtest.WithParam(t, dsn, "pool_max_conns", "24"))
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -109,10 +42,10 @@ func closeStore(t *testing.T, s *postgres.Store) {
 }
 
 func TestStore(t *testing.T) {
-	serverDSN(t) // skip or fail once, not in every subtest
+	pgtest.ServerDSN(t) // skip or fail once, not in every subtest
 	start := time.Now()
 	storetest.Run(t, func(t *testing.T) directory.Store {
-		return open(t, freshDSN(t))
+		return open(t, pgtest.FreshDSN(t))
 	})
 	t.Logf("conformance suite took %v", time.Since(start).Round(time.Millisecond))
 }
@@ -126,7 +59,7 @@ func pseudonym(n byte) acl.Pseudonym {
 }
 
 func TestReopen(t *testing.T) {
-	dsn := freshDSN(t)
+	dsn := pgtest.FreshDSN(t)
 	r := directory.Record{
 		Ciphertext: []byte("sealed\x00\xff"),
 		ACL:        acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{pseudonym(1)}, Deny: []acl.Pseudonym{pseudonym(2)}},
@@ -174,11 +107,11 @@ func schemaVersions(t *testing.T, dsn string) []int {
 }
 
 func TestFutureSchemaVersion(t *testing.T) {
-	dsn := freshDSN(t)
+	dsn := pgtest.FreshDSN(t)
 	closeStore(t, open(t, dsn))
 
 	future := postgres.SchemaVersion + 41
-	admin(t, dsn, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 0)`, future)
+	pgtest.Admin(t, dsn, `INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, 'future', 0)`, future)
 	s, err := postgres.Open(t.Context(), dsn)
 	if err == nil {
 		s.Close()
@@ -198,7 +131,7 @@ func TestFutureSchemaVersion(t *testing.T) {
 // TestConcurrentOpen starts several servers on one empty database at once:
 // exactly one creates the schema, and all of them open it.
 func TestConcurrentOpen(t *testing.T) {
-	dsn := freshDSN(t)
+	dsn := pgtest.FreshDSN(t)
 	const n = 6
 	stores := make([]*postgres.Store, n)
 	errs := make([]error, n)
@@ -240,7 +173,7 @@ func TestConcurrentOpen(t *testing.T) {
 // TestRefusesLossyCommits checks that Open refuses a session whose commits
 // return before they are durable: the Store contract promises durability.
 func TestRefusesLossyCommits(t *testing.T) {
-	dsn := withParam(t, freshDSN(t), "synchronous_commit", "off")
+	dsn := pgtest.WithParam(t, pgtest.FreshDSN(t), "synchronous_commit", "off")
 	s, err := postgres.Open(t.Context(), dsn)
 	if err == nil {
 		s.Close()
@@ -252,7 +185,7 @@ func TestRefusesLossyCommits(t *testing.T) {
 }
 
 func TestOpenUnreachable(t *testing.T) {
-	serverDSN(t) // these tests run together or not at all
+	pgtest.ServerDSN(t) // these tests run together or not at all
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	s, err := postgres.Open(ctx, "postgres://nobody:secret-password@/none?host="+t.TempDir()+"&connect_timeout=5")
@@ -268,7 +201,7 @@ func TestOpenUnreachable(t *testing.T) {
 // TestOutcomes covers the idempotency outcome store, which the conformance
 // suite does not.
 func TestOutcomes(t *testing.T) {
-	s := open(t, freshDSN(t))
+	s := open(t, pgtest.FreshDSN(t))
 	defer closeStore(t, s)
 	ctx := t.Context()
 	var k1, k2 [32]byte
@@ -316,7 +249,7 @@ func TestOutcomes(t *testing.T) {
 // Only uniqueness violations are conflicts: a NOT NULL violation is a bug
 // and must not read as "a verification is already pending".
 func TestConstraintIsNotConflict(t *testing.T) {
-	s := open(t, freshDSN(t))
+	s := open(t, pgtest.FreshDSN(t))
 	defer closeStore(t, s)
 	v := ca.Verification{CodeSalt: nil, CodeHash: []byte("h"), Created: now, Expires: now.Add(time.Hour), Sends: 1}
 	err := s.CreateVerification(t.Context(), v)
@@ -328,7 +261,7 @@ func TestConstraintIsNotConflict(t *testing.T) {
 // TestTombstonesSameSecond retires two holders of one index in the same
 // second, both with a record under the same id: each keeps its tombstone.
 func TestTombstonesSameSecond(t *testing.T) {
-	s := open(t, freshDSN(t))
+	s := open(t, pgtest.FreshDSN(t))
 	defer closeStore(t, s)
 	ctx := t.Context()
 	var idx, rid, a, b, c [32]byte
@@ -368,7 +301,7 @@ func TestTombstonesSameSecond(t *testing.T) {
 // by a newer one. (The conformance suite has no concurrent ClaimHolder
 // test; this one belongs there.)
 func TestConcurrentClaimHolder(t *testing.T) {
-	s := open(t, freshDSN(t))
+	s := open(t, pgtest.FreshDSN(t))
 	defer closeStore(t, s)
 	const n = 20
 	var idx [32]byte
