@@ -82,8 +82,8 @@ type Config struct {
 	Progress func(phase string, done, total int)
 }
 
-// MaxOwners bounds Config.Owners: a build holds 72 bytes per owner in
-// memory (its OPRF output and a sort key) before writing.
+// MaxOwners bounds Config.Owners: a build holds about 80 bytes per owner
+// in memory (its OPRF output and sort keys) before writing.
 const MaxOwners = 50_000_000
 
 // The default lookup info: directory.Config's default Info.

@@ -79,4 +79,3 @@ func WithParam(t *testing.T, dsn, key, value string) string {
 	}
 	return dsn + " " + key + "=" + value
 }
-
