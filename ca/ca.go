@@ -80,6 +80,9 @@ type Config struct {
 	// SubjectPublicKeyInfo) is revoked or retired; renewal refuses such keys.
 	// The built-in CA asks its directory.
 	Revoked func(ctx context.Context, keyHash [32]byte) (bool, error)
+	// SharedReplayCache records accepted request nonces in the store too,
+	// so CA processes on one database refuse each other's replays.
+	SharedReplayCache bool
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -144,7 +147,11 @@ func New(cfg Config) (*Service, error) {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(cfg.CA.Root())
-	return &Service{cfg: cfg, log: cfg.Logger, roots: roots, sigs: httpsig.NewVerifier(cfg.AuthWindow), tagKey: tagKey}, nil
+	sigs := httpsig.NewVerifier(cfg.AuthWindow)
+	if cfg.SharedReplayCache {
+		sigs.Shared = httpapi.SharedNonces(cfg.Store)
+	}
+	return &Service{cfg: cfg, log: cfg.Logger, roots: roots, sigs: sigs, tagKey: tagKey}, nil
 }
 
 func setDefault[T comparable](p *T, v T) {

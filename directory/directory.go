@@ -73,6 +73,10 @@ type Config struct {
 	// Observe, if set, receives what the server observed for each lookup
 	// request: never a number, only what the protocol discloses.
 	Observe func(Observation)
+	// SharedReplayCache records accepted request nonces in the store as
+	// well as in memory, so that several server processes on one database
+	// refuse each other's replays. Set it when servers share a database.
+	SharedReplayCache bool
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -187,13 +191,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("directory: recording the OPRF public key: %w", err)
 	}
+	sigs := httpsig.NewVerifier(cfg.AuthWindow)
+	if cfg.SharedReplayCache {
+		sigs.Shared = httpapi.SharedNonces(cfg.Store)
+	}
 	return &Server{
 		cfg:   cfg,
 		log:   cfg.Logger,
 		eval:  oprf.NewEvaluator(cfg.OPRFKey),
 		info:  []byte(cfg.Info),
 		roots: pool,
-		sigs:  httpsig.NewVerifier(cfg.AuthWindow),
+		sigs:  sigs,
 		// Per process: the ceiling protects this server's CPU.
 		ceiling: rate.NewLimiter(rate.Limit(cfg.Budget.GlobalPerSecond), cfg.Budget.GlobalPerSecond),
 		metrics: newMetrics(),

@@ -1,7 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"time"
+
+	"blindex.dev/blindex/client"
+	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/internal/httpsig"
+	"blindex.dev/blindex/oprf"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,6 +69,37 @@ func TestTwoServersOnePostgres(t *testing.T) {
 			}
 		}
 	}
+	// A request accepted by one server is a replay to the other.
+	c, err := client.New(client.Config{Server: a.url, StateDir: filepath.Join(statesDir(t), "u0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, key, err := c.Chain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, blinded, _ := oprf.Blind([][]byte{[]byte(numbers[1])})
+	body, _ := json.Marshal(api.EvaluateRequest{Elements: blinded})
+	// Signed for one Host, as both servers are behind one load balancer.
+	req, _ := http.NewRequest("POST", "http://blindex.test"+api.PathEvaluate, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if err := httpsig.Sign(req, body, key, chain[0], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range servers {
+		r2, _ := http.NewRequest("POST", s.url+api.PathEvaluate, bytes.NewReader(body))
+		r2.Header = req.Header.Clone()
+		r2.Host = req.Host
+		resp, err := http.DefaultClient.Do(r2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := []int{200, 401}[i]; resp.StatusCode != want {
+			t.Errorf("request %d (server %d): %d, want %d", i+1, i, resp.StatusCode, want)
+		}
+	}
+
 	// Nothing of it touched the SQLite file: the data directory holds keys.
 	if _, err := os.Stat(filepath.Join(data, "blindex.db")); err == nil {
 		t.Errorf("a SQLite database was created next to --db")

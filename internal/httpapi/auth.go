@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/ecdsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 
 	"blindex.dev/blindex/credential"
 	"blindex.dev/blindex/internal/httpsig"
+	"blindex.dev/blindex/internal/storeerr"
 )
 
 // Credential errors, shared by every service that authenticates requests.
@@ -42,4 +45,24 @@ func Authenticate(v *httpsig.Verifier, r *http.Request, body []byte, roots *x509
 		return "", nil, err
 	}
 	return number, leaf, nil
+}
+
+// A Counter is the store operation shared nonces need (ca.Store has it).
+type Counter interface {
+	Count(ctx context.Context, key [32]byte, window, expires time.Time, limit int) (int, error)
+}
+
+// SharedNonces records request nonces in a store's counters (a counter
+// that may reach 1), so every server process on the store refuses a replay
+// another accepted; the counters expire with the nonces and are swept with
+// the other counters. Use it as httpsig.Verifier.Shared.
+func SharedNonces(store Counter) func(ctx context.Context, key [32]byte, forgetAt time.Time) error {
+	return func(ctx context.Context, key [32]byte, forgetAt time.Time) error {
+		k := sha256.Sum256(append([]byte("blindex request nonce\x00"), key[:]...))
+		_, err := store.Count(ctx, k, time.Unix(0, 0), forgetAt, 1)
+		if errors.Is(err, storeerr.ErrExhausted) {
+			return httpsig.ErrReplay
+		}
+		return err
+	}
 }

@@ -8,6 +8,7 @@
 package httpsig
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
@@ -77,6 +78,12 @@ func Sign(req *http.Request, body []byte, key *ecdsa.PrivateKey, certDER []byte,
 type Verifier struct {
 	window time.Duration
 
+	// Shared, if set, also records each accepted nonce key in state that
+	// every server process shares (a database), so a request accepted by
+	// one process cannot be replayed to another. It returns ErrReplay for a
+	// key already recorded. Set it before the first Verify.
+	Shared func(ctx context.Context, key [32]byte, forgetAt time.Time) error
+
 	mu   sync.Mutex
 	seen map[[32]byte]time.Time // hash(cert, nonce) -> when it may be forgotten
 }
@@ -127,16 +134,21 @@ func (v *Verifier) Verify(r *http.Request, body []byte, now time.Time, keyOf fun
 	}
 	// Record the nonce only after the signature verified, so nobody can
 	// fill the cache with nonces they could not sign.
-	return certDER, v.remember(certDER, nonce, t.Add(v.window), now)
+	return certDER, v.remember(r.Context(), certDER, nonce, t.Add(v.window), now)
 }
 
-func (v *Verifier) remember(certDER []byte, nonce string, forgetAt, now time.Time) error {
+func (v *Verifier) remember(ctx context.Context, certDER []byte, nonce string, forgetAt, now time.Time) error {
 	h := sha256.New()
 	h.Write(certDER)
 	h.Write([]byte(nonce))
 	var key [32]byte
 	h.Sum(key[:0])
 
+	if v.Shared != nil {
+		if err := v.Shared(ctx, key, forgetAt); err != nil {
+			return err
+		}
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if _, ok := v.seen[key]; ok {
