@@ -140,6 +140,8 @@ type Server struct {
 	mu          sync.Mutex
 	prefixBits  int
 	prefixValid time.Time // prefixBits is fresh until then
+	prefixKnown bool      // prefixBits has been computed once
+	refreshing  bool      // a request is recounting owners
 }
 
 // MetaOPRFPublicKey is the store meta key under which the OPRF public key
@@ -289,20 +291,31 @@ func (s *Server) config(ctx context.Context) (api.Config, error) {
 }
 
 // currentPrefixBits is floor(log2(owners / MinBucketOwners)), so that an
-// average bucket holds at least MinBucketOwners owners; it is cached briefly
-// because counting owners scans an index.
+// average bucket holds at least MinBucketOwners owners. Counting owners
+// scans an index (seconds at 10 M owners), so the value is cached for 10
+// seconds and refreshed by one request at a time, outside the lock: other
+// requests meanwhile use the previous value instead of waiting.
 func (s *Server) currentPrefixBits(ctx context.Context) (int, error) {
 	now := s.cfg.Now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if now.Before(s.prefixValid) {
-		return s.prefixBits, nil
+	if now.Before(s.prefixValid) || (s.refreshing && s.prefixKnown) {
+		pb := s.prefixBits
+		s.mu.Unlock()
+		return pb, nil
 	}
+	s.refreshing = true
+	s.mu.Unlock()
+
 	n, err := s.cfg.Store.CountOwners(ctx, now)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refreshing = false
 	if err != nil {
 		return 0, err
 	}
 	s.prefixBits = prefixBitsFor(n, s.cfg.MinBucketOwners, s.cfg.MaxPrefixBits)
+	s.prefixKnown = true
 	s.prefixValid = now.Add(10 * time.Second)
 	return s.prefixBits, nil
 }

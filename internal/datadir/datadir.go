@@ -130,6 +130,11 @@ func loadKeys(ctx context.Context, dir, identityPath string, store directory.Sto
 	}
 	_, caErr := store.Meta(ctx, metaCARoot)
 	_, oprfErr := store.Meta(ctx, directory.MetaOPRFPublicKey)
+	for _, err := range []error{caErr, oprfErr} {
+		if err != nil && !errors.Is(err, directory.ErrNotFound) {
+			return nil, fmt.Errorf("datadir: reading the database: %w", err)
+		}
+	}
 	if present == 0 && errors.Is(caErr, directory.ErrNotFound) && errors.Is(oprfErr, directory.ErrNotFound) {
 		n, err := generate(dir, identityPath, role)
 		if err != nil {
