@@ -115,7 +115,9 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	// Two writes, not append: a bucket answer can be tens of MiB.
+	w.Write(b)
+	w.Write([]byte{'\n'})
 }
 
 // ReadBody reads a capped body; requests other than GET and DELETE must be
