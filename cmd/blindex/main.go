@@ -22,6 +22,8 @@ Usage:
   blindex serve [flags]            run a directory server (SQLite, keys made on first start)
   blindex ca [flags]               run a standalone CA that directories can trust
   blindex disclose [flags]         report what a directory's data reveals (Markdown + HTML)
+  blindex backup [flags]           write an age-encrypted snapshot of a live server's database
+  blindex restore [flags]          restore such a snapshot into an empty data directory
   blindex synth --owners N         fill a data directory with N synthetic owners (for benchmarks)
   blindex bench [flags]            measure a live server's lookup throughput and latency
   blindex verify start NUMBER      ask the directory to text a code to NUMBER
@@ -82,6 +84,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdCA(ctx, rest, stdout, stderr)
 	case "disclose":
 		return cmdDisclose(ctx, rest, stdout, stderr)
+	case "backup":
+		return cmdBackup(ctx, rest, stdout, stderr)
+	case "restore":
+		return cmdRestore(ctx, rest, stdout, stderr)
 	case "synth":
 		return cmdSynth(ctx, rest, stdout, stderr)
 	case "bench":

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"filippo.io/age"
+
+	"blindex.dev/blindex/internal/backup"
+	"blindex.dev/blindex/internal/datadir"
+	"blindex.dev/blindex/internal/keyfile"
+)
+
+func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("backup", "backup --data DIR --recipient AGE-RECIPIENT --out FILE", `
+Writes a consistent snapshot of a directory's SQLite database, encrypted with
+age to the given recipients, while the server runs. The key files are not in
+it: back up <data>/keys and the identity separately. For PostgreSQL (--db),
+use pg_dump instead.`, stderr)
+	data := fs.String("data", "blindex-data", "data `directory` of the server")
+	recipients := fs.String("recipient", "", "comma-separated age `recipients` (age1...) to encrypt to")
+	out := fs.String("out", "", "`file` to write (refuses to overwrite)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *recipients == "" || *out == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	to, err := age.ParseRecipients(strings.NewReader(strings.ReplaceAll(*recipients, ",", "\n")))
+	if err != nil {
+		return fmt.Errorf("--recipient: %w", err)
+	}
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := backup.Backup(ctx, filepath.Join(*data, datadir.DBFile), to, f); err != nil {
+		f.Close()
+		os.Remove(*out)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Wrote an encrypted snapshot to %s.\n", *out)
+	return nil
+}
+
+func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("restore", "restore --data DIR --identity FILE --in FILE", `
+Restores a snapshot made by "blindex backup" into a data directory that has
+no database yet, after checking its integrity and schema version. Put the
+key files back in <data>/keys (and the identity) before starting the server:
+it refuses keys that do not match the database.`, stderr)
+	data := fs.String("data", "blindex-data", "data `directory` to restore into")
+	identity := fs.String("identity", "", "age identity `file` that decrypts the snapshot")
+	in := fs.String("in", "", "snapshot `file`")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *identity == "" || *in == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	id, _, err := keyfile.LoadIdentity(*identity)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(*in)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	err = backup.Restore(ctx, f, []age.Identity{id}, filepath.Join(*data, datadir.DBFile))
+	if errors.Is(err, backup.ErrExists) {
+		return fmt.Errorf("%s already has a database: restore into an empty data directory", *data)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Restored the database into %s.\n", *data)
+	return nil
+}

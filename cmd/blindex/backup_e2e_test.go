@@ -1,0 +1,69 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+)
+
+// TestBackupRestore takes a snapshot of a running server through the CLI,
+// restores it into a new data directory with copies of the key files, and
+// finds the records there.
+func TestBackupRestore(t *testing.T) {
+	tmp := t.TempDir()
+	data := filepath.Join(tmp, "data")
+	s := startServer(t, data)
+	cli(t, s, "bob", "verify", "start", bob)
+	cli(t, s, "bob", "verify", "confirm", s.lastCode(t))
+	cli(t, s, "bob", "publish", "--app", "org.example.chat", "--endpoint", "https://chat.example.org/u/bob", "--visibility", "public")
+
+	id, err := age.GenerateHybridIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	idFile := filepath.Join(tmp, "operator.key")
+	os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600)
+	snap := filepath.Join(tmp, "snapshot.age")
+	if out, err := exec.Command(binary, "backup", "--data", data, "--recipient", id.Recipient().String(), "--out", snap).CombinedOutput(); err != nil {
+		t.Fatalf("backup while the server runs: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(binary, "backup", "--data", data, "--recipient", id.Recipient().String(), "--out", snap).CombinedOutput(); err == nil {
+		t.Errorf("backup overwrote an existing file: %s", out)
+	}
+	s.stop(t)
+
+	restored := filepath.Join(tmp, "restored")
+	if err := os.MkdirAll(filepath.Join(restored, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"keys/oprf.key.age", "keys/ca.key.age", "keys/ca.pem", "identity.age-key"} {
+		b, err := os.ReadFile(filepath.Join(data, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(restored, f), b, 0o600)
+	}
+	out, err := exec.Command(binary, "restore", "--data", restored, "--identity", idFile, "--in", snap).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Restored") {
+		t.Fatalf("restore: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(binary, "restore", "--data", restored, "--identity", idFile, "--in", snap).CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "already has a database") {
+		t.Errorf("restore over a database: %v %s", err, out)
+	}
+	s2 := startServer(t, restored)
+	if got := lookupApps(t, s2, "bob", bob); !slices.Equal(got[bob], []string{"org.example.chat"}) {
+		t.Errorf("after restore bob sees %v", got)
+	}
+	s2.stop(t)
+	b, _ := os.ReadFile(snap)
+	sc := string(b)
+	if strings.Contains(sc, "SQLite format") {
+		t.Error("the snapshot is not encrypted")
+	}
+}
