@@ -24,36 +24,17 @@ import (
 	"blindex.dev/blindex/record"
 )
 
-// phones receives the codes the server texts.
-type phones struct {
-	mu    sync.Mutex
-	inbox map[string]string
-}
-
-func (p *phones) Send(_ context.Context, m sms.Message) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.inbox[m.To] = m.Code
-	return nil
-}
-
-func (p *phones) code(n string) string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.inbox[n]
-}
-
 // liveServer is a real directory on a loopback port.
 type liveServer struct {
 	t      *testing.T
 	dir    string
 	srv    *serve.Running
-	phones *phones
+	phones *sms.Inbox
 }
 
 func startServer(t *testing.T, dir string) *liveServer {
 	t.Helper()
-	ph := &phones{inbox: map[string]string{}}
+	ph := sms.NewInbox()
 	srv, err := serve.Start(t.Context(), serve.Config{DataDir: dir, Addr: "127.0.0.1:0", SMS: ph})
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +54,7 @@ func (s *liveServer) owner(number, app string, a client.Access) *client.Client {
 	if _, err := c.Verify(ctx, number); err != nil {
 		s.t.Fatal(err)
 	}
-	if err := c.Confirm(ctx, s.phones.code(number)); err != nil {
+	if err := c.Confirm(ctx, s.phones.Code(number)); err != nil {
 		s.t.Fatal(err)
 	}
 	r := record.Record{App: app, Endpoint: "https://" + app + "/u/x", Expires: time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)}
