@@ -12,6 +12,7 @@ package directory
 import (
 	"context"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/x509"
@@ -87,8 +88,8 @@ type Config struct {
 type Observation struct {
 	Time       time.Time `json:"time"`
 	Endpoint   string    `json:"endpoint"`              // evaluate, buckets, publish, acl, delete, revoke
-	Caller     string    `json:"caller"`                // short hex fingerprint of the caller pseudonym
-	Pseudonym  string    `json:"pseudonym"`             // the caller pseudonym, hex
+	Caller     string    `json:"caller"`                // short keyed fingerprint of the caller (as in logs)
+	Pseudonym  string    `json:"pseudonym"`             // the caller pseudonym, hex: links the transcript to allowlists
 	Count      int       `json:"count,omitempty"`       // elements evaluated or buckets fetched
 	PrefixBits int       `json:"prefix_bits,omitempty"` // for buckets
 	Prefixes   []uint32  `json:"prefixes,omitempty"`    // for buckets
@@ -136,6 +137,7 @@ type Server struct {
 	ceiling      *rate.Limiter
 	metrics      *metrics
 	budgetSecret []byte
+	logSecret    []byte
 
 	mu          sync.Mutex
 	prefixBits  int
@@ -209,6 +211,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		metrics: newMetrics(),
 		// Derived from the OPRF key, which the database thief lacks.
 		budgetSecret: hkdfKey(cfg.OPRFKey.Bytes(), "blindex v1 budget key"),
+		logSecret:    hkdfKey(cfg.OPRFKey.Bytes(), "blindex v1 log fingerprint"),
 	}, nil
 }
 
@@ -342,11 +345,18 @@ type caller struct {
 	keyHash   [32]byte
 }
 
-func (c caller) fingerprint() string { return hex.EncodeToString(c.pseudonym[:6]) }
+// fingerprint names a caller in logs. It is an HMAC under a server secret,
+// not a prefix of the pseudonym: logs plus a copy of the database must not
+// link a caller's activity to the allowlists that name it.
+func (s *Server) fingerprint(c *caller) string {
+	m := hmac.New(sha256.New, s.logSecret)
+	m.Write(c.pseudonym[:])
+	return hex.EncodeToString(m.Sum(nil)[:6])
+}
 
 // observation starts an Observation of a request by c.
 func (s *Server) observation(c *caller, endpoint string) Observation {
-	return Observation{Time: s.cfg.Now(), Endpoint: endpoint, Caller: c.fingerprint(), Pseudonym: hex.EncodeToString(c.pseudonym[:])}
+	return Observation{Time: s.cfg.Now(), Endpoint: endpoint, Caller: s.fingerprint(c), Pseudonym: hex.EncodeToString(c.pseudonym[:])}
 }
 
 // authenticate verifies a signed request and its credential, and returns
@@ -396,7 +406,7 @@ func (s *Server) authenticate(r *http.Request, body []byte, allowRevoked bool) (
 	}
 	if reassigned {
 		s.invalidatePrefix()
-		s.log.Info("number reassigned: previous holder retired", "caller", c.fingerprint(), "records_retired", retired)
+		s.log.Info("number reassigned: previous holder retired", "caller", s.fingerprint(c), "records_retired", retired)
 	}
 	return c, nil
 }
@@ -408,7 +418,7 @@ func (s *Server) revoke(ctx context.Context, c *caller) error {
 		return err
 	}
 	s.observe(s.observation(c, "revoke"))
-	s.log.Info("credential revoked", "caller", c.fingerprint())
+	s.log.Info("credential revoked", "caller", s.fingerprint(c))
 	return nil
 }
 
@@ -578,7 +588,7 @@ func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest)
 	o.Index, o.RecordID, o.Size = hex.EncodeToString(idx[:]), hex.EncodeToString(rid[:]), len(req.Ciphertext)
 	o.Visibility, o.Allow, o.Deny, o.Expires = req.ACL.Visibility.String(), len(req.ACL.Allow), len(req.ACL.Deny), req.Expires.UTC()
 	s.observe(o)
-	s.log.Info("record published", "caller", c.fingerprint(), "visibility", req.ACL.Visibility.String(),
+	s.log.Info("record published", "caller", s.fingerprint(c), "visibility", req.ACL.Visibility.String(),
 		"allow", len(req.ACL.Allow), "deny", len(req.ACL.Deny))
 	return nil
 }
@@ -603,7 +613,7 @@ func (s *Server) setACL(ctx context.Context, c *caller, req api.SetACLRequest) e
 	o.Index, o.RecordID = hex.EncodeToString(idx[:]), hex.EncodeToString(rid[:])
 	o.Visibility, o.Allow, o.Deny = req.ACL.Visibility.String(), len(req.ACL.Allow), len(req.ACL.Deny)
 	s.observe(o)
-	s.log.Info("acl set", "caller", c.fingerprint(), "visibility", req.ACL.Visibility.String(),
+	s.log.Info("acl set", "caller", s.fingerprint(c), "visibility", req.ACL.Visibility.String(),
 		"allow", len(req.ACL.Allow), "deny", len(req.ACL.Deny))
 	return nil
 }
@@ -622,6 +632,6 @@ func (s *Server) deleteRecord(ctx context.Context, c *caller, recordID []byte) e
 	o := s.observation(c, "delete")
 	o.Index, o.RecordID = hex.EncodeToString(idx[:]), hex.EncodeToString(rid[:])
 	s.observe(o)
-	s.log.Info("record deleted", "caller", c.fingerprint())
+	s.log.Info("record deleted", "caller", s.fingerprint(c))
 	return nil
 }

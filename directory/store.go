@@ -43,7 +43,10 @@ type Record struct {
 // A Candidate is a record in a fetched bucket, with the caller's membership
 // in its allow and deny lists. The server core decides admission with
 // acl.Decide; the store does the same work whether or not the caller is a
-// member, so store work does not depend on the caller's access.
+// member, so store work does not depend on the caller's access. It does
+// depend on how many records a bucket holds, admitted or not: a record the
+// caller may not see costs work that an absent one does not
+// (docs/threat-model.md).
 type Candidate struct {
 	Index      [32]byte
 	RecordID   [32]byte

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"blindex.dev/blindex/internal/api"
 	"blindex.dev/blindex/internal/httpsig"
 	"blindex.dev/blindex/oprf"
@@ -102,7 +104,14 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if code >= 500 {
 		level = slog.LevelError
 	}
-	log.Log(r.Context(), level, "request failed", "method", r.Method, "path", r.URL.Path, "status", code, "err", err)
+	// The route template, not the path: a path can hold a record id.
+	route := "unmatched"
+	if cr := mux.CurrentRoute(r); cr != nil {
+		if t, err := cr.GetPathTemplate(); err == nil {
+			route = t
+		}
+	}
+	log.Log(r.Context(), level, "request failed", "method", r.Method, "route", route, "status", code, "err", err)
 	WriteJSON(w, code, api.Error{Error: msg})
 }
 

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
@@ -32,7 +33,7 @@ var (
 // under a key derived from the client's idempotency key, which the store
 // never sees: a stored credential reveals no number at rest.
 type Outcome struct {
-	RequestHash [32]byte // SHA-256 of the body
+	RequestHash [32]byte // HMAC of the body under a key derived from the idempotency key
 	Status      int
 	Body        []byte // sealed
 }
@@ -79,7 +80,10 @@ func Idempotent[Resp any](store OutcomeStore, now func() time.Time, scope string
 			return zero, ErrIdempotencyKey
 		}
 		lookup := sha256.Sum256([]byte("blindex idempotency lookup\x00" + scope + "\x00" + key + "\x00" + r.Method + " " + r.URL.Path))
-		reqHash := sha256.Sum256(body)
+		// Keyed by the client's idempotency key, which the server does not
+		// keep: a plain hash of a body such as {"number":"+1..."} would let
+		// a database thief recover the number by trying them all.
+		reqHash := requestHash(key, body)
 		o, err := store.Outcome(r.Context(), lookup, now())
 		switch {
 		case err == nil:
@@ -149,4 +153,16 @@ func openOutcome(key string, sealed []byte) ([]byte, error) {
 		return nil, errors.New("httpapi: stored outcome is corrupt")
 	}
 	return aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], nil)
+}
+
+func requestHash(key string, body []byte) [32]byte {
+	k, err := hkdf.Key(sha256.New, []byte(key), nil, "blindex v1 idempotency request", sha256.Size)
+	if err != nil {
+		panic(err) // only for an impossible length
+	}
+	m := hmac.New(sha256.New, k)
+	m.Write(body)
+	var h [32]byte
+	m.Sum(h[:0])
+	return h
 }
