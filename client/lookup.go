@@ -232,7 +232,8 @@ func (c *Client) Delete(ctx context.Context, app string) error {
 		return err
 	}
 	rid := oprf.RecordID(y, app)
-	if err := c.do(ctx, "DELETE", "/v1/records/"+hex.EncodeToString(rid[:]), nil, nil, cred); err != nil {
+	path := strings.Replace(api.PathRecord, "{record_id}", hex.EncodeToString(rid[:]), 1)
+	if err := c.do(ctx, "DELETE", path, nil, nil, cred); err != nil {
 		return err
 	}
 	return c.notePublished(app, nil, time.Time{})

@@ -371,24 +371,23 @@ func (s *Server) authenticate(r *http.Request, body []byte, allowRevoked bool) (
 		return nil, err
 	}
 	keyHash := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
-	if revoked, err := s.cfg.Store.KeyRevoked(ctx, keyHash); err != nil {
+	revoked, err := s.cfg.Store.KeyRevoked(ctx, keyHash)
+	if err != nil {
 		return nil, err
-	} else if revoked && !allowRevoked {
+	}
+	if revoked && !allowRevoked {
 		return nil, ErrRevoked
-	} else if revoked {
-		// Only revoke may act with a revoked key, and only to revoke it
-		// again: the holder check below must not let it take a number.
-		y, err := s.eval.FullEvaluate(s.info, []byte(number))
-		if err != nil {
-			return nil, err
-		}
-		return &caller{pseudonym: oprf.Pseudonym(y), index: oprf.Index(y), keyHash: keyHash}, nil
 	}
 	y, err := s.eval.FullEvaluate(s.info, []byte(number))
 	if err != nil {
 		return nil, err
 	}
 	c := &caller{pseudonym: oprf.Pseudonym(y), index: oprf.Index(y), keyHash: keyHash}
+	if revoked {
+		// Only revoke may act with a revoked key, and only to revoke it
+		// again: the holder check below must not let it take a number.
+		return c, nil
+	}
 	h, err := s.cfg.Store.Holder(ctx, c.index)
 	switch {
 	case err == nil && h.KeyHash == keyHash && !leaf.NotBefore.After(h.NotBefore):

@@ -219,11 +219,10 @@ func TestCredentials(t *testing.T) {
 func TestReplay(t *testing.T) {
 	e := newEnv(t, directory.Config{})
 	s := e.issue(alice, time.Now(), time.Hour)
-	blinding, blinded, err := oprf.Blind([][]byte{[]byte(dave)})
+	_, blinded, err := oprf.Blind([][]byte{[]byte(dave)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = blinding
 	b := []byte(fmt.Sprintf(`{"elements":["%s"]}`, b64(blinded[0])))
 	req := func() *http.Request {
 		r, _ := http.NewRequest("POST", e.srv.URL()+api.PathEvaluate, bytes.NewReader(b))

@@ -55,7 +55,6 @@ var (
 	ErrBadRequest   = New(http.StatusBadRequest, "bad request", "bad request")
 	ErrBodyTooLarge = New(http.StatusRequestEntityTooLarge, "request body too large", "request body too large")
 	ErrContentType  = New(http.StatusUnsupportedMediaType, "wrong content type", "content type must be application/json")
-	ErrNotFound     = New(http.StatusNotFound, "not found", "not found")
 )
 
 // MaxBodySize caps every request body: a full allowlist of 2 × 10,000
@@ -86,9 +85,6 @@ func status(err error) (int, string) {
 		return http.StatusInternalServerError, "internal error"
 	}
 }
-
-// Status is the status and client message for err.
-func Status(err error) (int, string) { return status(err) }
 
 // WriteError answers with err's status and fixed message, and logs the
 // method, path, status and the error (never the body: it can hold numbers).
