@@ -515,7 +515,7 @@ var tableDescriptions = map[string]tableDescription{
 		"hashes of revoked or superseded credential keys, and when",
 		"nothing by themselves: key hashes are not derived from numbers"},
 	"token_buckets": {
-		"evaluation budgets: a SHA-256 of each caller's pseudonym and how much budget it has left, updated at each lookup",
+		"evaluation budgets: an HMAC of each caller's pseudonym under a server secret and how much budget it has left, updated at each lookup",
 		"which number looked up how much, and when last"},
 	"outcomes": {
 		"answers to retried writes (24 hours), sealed under keys derived from the clients' idempotency keys, which the server does not keep",
