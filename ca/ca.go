@@ -35,6 +35,7 @@ import (
 	"blindex.dev/blindex/internal/httpsig"
 	"blindex.dev/blindex/internal/sms"
 	"blindex.dev/blindex/oprf"
+	"blindex.dev/blindex/translog"
 )
 
 // Limits are the abuse limits on verification. Zero fields take the
@@ -109,6 +110,55 @@ type Service struct {
 	roots  *x509.CertPool
 	sigs   *httpsig.Verifier
 	tagKey []byte
+
+	tlog  *translog.Log                         // nil: issuance is not logged
+	label func(number string) ([32]byte, error) // the number's log label
+}
+
+// LogTo makes the service log every credential it issues in tl, whose
+// Storage must be this service's Store, under the label that label gives
+// the number. The built-in CA's directory calls it once, before serving.
+// A standalone CA does not log; the directory that first sees one of its
+// credentials logs the holder instead.
+func (s *Service) LogTo(tl *translog.Log, label func(number string) ([32]byte, error)) {
+	s.tlog, s.label = tl, label
+}
+
+// issue signs a credential for number and pub and, if the service logs,
+// returns with it the inclusion proof of its log entry. finish appends the
+// entry (nil if not logging) in the transaction that ends the
+// verification, or alone for a renewal.
+func (s *Service) issue(ctx context.Context, number string, pub any, now time.Time, finish func(entry []byte) (int64, error)) (api.VerifyConfirmResponse, error) {
+	der, err := s.cfg.CA.Issue(number, pub, s.cfg.CredentialValidity, now)
+	if err != nil {
+		return api.VerifyConfirmResponse{}, err
+	}
+	var entry []byte
+	if s.tlog != nil {
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return api.VerifyConfirmResponse{}, err
+		}
+		label, err := s.label(number)
+		if err != nil {
+			return api.VerifyConfirmResponse{}, err
+		}
+		if entry, err = translog.CredentialEntry(label, cert, s.Root()); err != nil {
+			return api.VerifyConfirmResponse{}, err
+		}
+	}
+	pos, err := finish(entry)
+	if err != nil {
+		return api.VerifyConfirmResponse{}, err
+	}
+	resp := api.VerifyConfirmResponse{Certificate: der, Chain: [][]byte{s.Root().Raw}}
+	if entry != nil {
+		if resp.Log, err = s.tlog.Prove(ctx, pos); err != nil {
+			return api.VerifyConfirmResponse{}, err
+		}
+	}
+	s.log.Info("credential issued", "cert_sha256", fmt.Sprintf("%x", sha256.Sum256(der)), "log_index", pos)
+	return resp, nil
 }
 
 // New checks cfg and returns a Service.
@@ -440,17 +490,15 @@ func (s *Service) serveConfirm(r *http.Request, req api.VerifyConfirmRequest) (a
 		}
 		return api.VerifyConfirmResponse{}, ErrWrongCode
 	}
-	if err := s.cfg.Store.DeleteVerification(ctx, id); errors.Is(err, ErrNotFound) {
+	// The verification ends in the transaction that logs the credential:
+	// one code yields at most one credential, and none goes unlogged.
+	resp, err := s.issue(ctx, number, pub, now, func(entry []byte) (int64, error) {
+		return s.cfg.Store.FinishVerification(ctx, id, entry)
+	})
+	if errors.Is(err, ErrNotFound) {
 		return api.VerifyConfirmResponse{}, ErrVerification // a concurrent confirm won
-	} else if err != nil {
-		return api.VerifyConfirmResponse{}, err
 	}
-	cert, err := s.cfg.CA.Issue(number, pub, s.cfg.CredentialValidity, now)
-	if err != nil {
-		return api.VerifyConfirmResponse{}, err
-	}
-	s.log.Info("credential issued", "verification_id", req.VerificationID, "cert_sha256", fmt.Sprintf("%x", sha256.Sum256(cert)))
-	return api.VerifyConfirmResponse{Certificate: cert, Chain: [][]byte{s.Root().Raw}}, nil
+	return resp, err
 }
 
 // serveRenew issues a fresh credential for the same number and key to the
@@ -483,12 +531,12 @@ func (s *Service) renew(ctx context.Context, number string, leaf *x509.Certifica
 	if err := s.limit(ctx, "renew/key/day", string(keyHash[:]), 24*time.Hour, s.cfg.Limits.RenewalsPerDay, ErrTooManyRenewals); err != nil {
 		return api.VerifyConfirmResponse{}, err
 	}
-	cert, err := s.cfg.CA.Issue(number, leaf.PublicKey, s.cfg.CredentialValidity, now)
-	if err != nil {
-		return api.VerifyConfirmResponse{}, err
-	}
-	s.log.Info("credential renewed", "cert_sha256", fmt.Sprintf("%x", sha256.Sum256(cert)))
-	return api.VerifyConfirmResponse{Certificate: cert, Chain: [][]byte{s.Root().Raw}}, nil
+	return s.issue(ctx, number, leaf.PublicKey, now, func(entry []byte) (int64, error) {
+		if entry == nil {
+			return -1, nil
+		}
+		return s.tlog.AppendEntry(ctx, entry)
+	})
 }
 
 func keyHashOf(leaf *x509.Certificate) []byte {

@@ -61,6 +61,12 @@ type Store interface {
 	// succeeds: that caller owns the verification's outcome.
 	DeleteVerification(ctx context.Context, id [16]byte) error
 
+	// FinishVerification removes verification id, as DeleteVerification,
+	// and in the same transaction appends entry (if not nil) to the
+	// transparency log (translog.Storage), so a credential is never issued
+	// unlogged. It returns the entry's log index, or -1 for a nil entry.
+	FinishVerification(ctx context.Context, id [16]byte, entry []byte) (int64, error)
+
 	// DeleteExpiredVerifications removes every verification whose Expires is
 	// not after now, and returns how many it removed.
 	DeleteExpiredVerifications(ctx context.Context, now time.Time) (int, error)

@@ -205,7 +205,14 @@ func (c *Client) Confirm(ctx context.Context, code string) error {
 	if err := c.storeCert(resp); err != nil {
 		return err
 	}
-	return os.Remove(filepath.Join(c.cfg.StateDir, filePending))
+	if err := os.Remove(filepath.Join(c.cfg.StateDir, filePending)); err != nil {
+		return err
+	}
+	cred, err := c.credential()
+	if err != nil {
+		return err
+	}
+	return c.confirmLogged(ctx, resp, cred)
 }
 
 func (c *Client) storeCert(resp api.VerifyConfirmResponse) error {
@@ -237,7 +244,10 @@ func (c *Client) Renew(ctx context.Context) error {
 	if n, err := numberOf(cert); err != nil || n != mustNumber(cred) {
 		return errors.New("client: the CA returned a credential for another number")
 	}
-	return c.storeCert(resp)
+	if err := c.storeCert(resp); err != nil {
+		return err
+	}
+	return c.confirmLogged(ctx, resp, cred)
 }
 
 // Revoke tells the directory to refuse the stored credential's key from now
@@ -349,7 +359,7 @@ func (c *Client) doAt(ctx context.Context, base, method, path string, in, out an
 			return err
 		}
 	}
-	write := method != http.MethodGet && path != api.PathEvaluate && path != api.PathBuckets
+	write := method != http.MethodGet && path != api.PathEvaluate && path != api.PathBuckets && path != api.PathLogLabel
 	var idemKey string
 	if write {
 		var k [24]byte

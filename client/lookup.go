@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"crypto/sha256"
 	"crypto/x509"
 
 	"blindex.dev/blindex/acl"
@@ -30,9 +31,11 @@ import (
 // later answers with another key is refused, since its proofs would prove
 // evaluations under a key the client never agreed to.
 type pinned struct {
-	PublicKey []byte   `json:"public_key"`
-	Info      string   `json:"info"`
-	CARoots   [][]byte `json:"ca_roots"`
+	PublicKey    []byte   `json:"public_key"`
+	Info         string   `json:"info"`
+	CARoots      [][]byte `json:"ca_roots"`
+	LogKey       string   `json:"log_key,omitempty"`
+	LogLabelInfo string   `json:"log_label_info,omitempty"`
 }
 
 // pinned returns the directory parameters, fetching and pinning them on
@@ -58,7 +61,7 @@ func (c *Client) pinnedCtx(ctx context.Context) (*pinned, error) {
 		if cfg.Suite != oprf.SuiteID || cfg.Mode != "POPRF" {
 			return nil, fmt.Errorf("client: directory speaks %s %s, want %s POPRF", cfg.Suite, cfg.Mode, oprf.SuiteID)
 		}
-		p = pinned{PublicKey: cfg.PublicKey, Info: cfg.Info, CARoots: cfg.CARoots}
+		p = pinned{PublicKey: cfg.PublicKey, Info: cfg.Info, CARoots: cfg.CARoots, LogKey: cfg.LogKey, LogLabelInfo: cfg.LogLabelInfo}
 		b, _ := json.Marshal(p)
 		if err := writeFile(path, b, 0o600); err != nil {
 			return nil, err
@@ -203,13 +206,18 @@ func (c *Client) Publish(ctx context.Context, r record.Record, a Access) error {
 		return err
 	}
 	idx, rid := oprf.Index(y), oprf.RecordID(y, r.App)
+	var resp api.WriteResponse
 	err = c.do(ctx, "PUT", api.PathRecords, api.PublishRequest{
 		Index: idx[:], RecordID: rid[:], Ciphertext: ct, ACL: &l, Expires: r.Expires,
-	}, nil, cred)
+	}, &resp, cred)
 	if err != nil {
 		return err
 	}
-	return c.notePublished(r.App, &a, r.Expires)
+	if err := c.notePublished(r.App, &a, r.Expires); err != nil {
+		return err
+	}
+	return c.stateLogged(ctx, cred, resp.Log, r.App, &expect{App: r.App, RecordID: rid[:], Ciphertext: sha256.Sum256(ct),
+		Expires: r.Expires, Visibility: l.Visibility, Allow: l.Allow, Deny: l.Deny})
 }
 
 // SetACL replaces the access list of the record published for app.
@@ -219,10 +227,28 @@ func (c *Client) SetACL(ctx context.Context, app string, a Access) error {
 		return err
 	}
 	idx, rid := oprf.Index(y), oprf.RecordID(y, app)
-	if err := c.do(ctx, "PUT", api.PathRecordACL, api.SetACLRequest{Index: idx[:], RecordID: rid[:], ACL: &l}, nil, cred); err != nil {
+	var resp api.WriteResponse
+	if err := c.do(ctx, "PUT", api.PathRecordACL, api.SetACLRequest{Index: idx[:], RecordID: rid[:], ACL: &l}, &resp, cred); err != nil {
 		return err
 	}
-	return c.notePublished(app, &a, time.Time{})
+	if err := c.notePublished(app, &a, time.Time{}); err != nil {
+		return err
+	}
+	s, err := c.loadLog()
+	if err != nil {
+		return err
+	}
+	var rec *expect
+	for _, r := range s.Records {
+		if r.App == app {
+			r.Visibility, r.Allow, r.Deny = l.Visibility, l.Allow, l.Deny
+			rec = &r
+		}
+	}
+	if rec == nil {
+		return fmt.Errorf("%w: no local record of app %q in %s", ErrLogEntry, app, fileLog)
+	}
+	return c.stateLogged(ctx, cred, resp.Log, app, rec)
 }
 
 // Delete removes the record published for app.
@@ -233,10 +259,14 @@ func (c *Client) Delete(ctx context.Context, app string) error {
 	}
 	rid := oprf.RecordID(y, app)
 	path := strings.Replace(api.PathRecord, "{record_id}", hex.EncodeToString(rid[:]), 1)
-	if err := c.do(ctx, "DELETE", path, nil, nil, cred); err != nil {
+	var resp api.WriteResponse
+	if err := c.do(ctx, "DELETE", path, nil, &resp, cred); err != nil {
 		return err
 	}
-	return c.notePublished(app, nil, time.Time{})
+	if err := c.notePublished(app, nil, time.Time{}); err != nil {
+		return err
+	}
+	return c.stateLogged(ctx, cred, resp.Log, app, nil)
 }
 
 // A Result is what a lookup found for one number. Records is empty both when

@@ -38,6 +38,7 @@ import (
 	"blindex.dev/blindex/internal/httpsig"
 	"blindex.dev/blindex/oprf"
 	"blindex.dev/blindex/record"
+	"blindex.dev/blindex/translog"
 )
 
 // Config configures a Server. Zero values take the defaults given.
@@ -78,6 +79,15 @@ type Config struct {
 	// well as in memory, so that several server processes on one database
 	// refuse each other's replays. Set it when servers share a database.
 	SharedReplayCache bool
+	// LogKey is the transparency log's note signer key (Ed25519, from
+	// note.GenerateKey); required. Its name is the log's origin.
+	LogKey string
+	// Witnesses cosign the log's published checkpoints; WitnessSize reads
+	// the size a witness reports in a conflict (see translog.Config).
+	Witnesses   []translog.Cosigner
+	WitnessSize func(error) (int64, bool)
+	// LogInterval is how often a checkpoint is published. Default 1 s.
+	LogInterval time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -138,6 +148,7 @@ type Server struct {
 	metrics      *metrics
 	budgetSecret []byte
 	logSecret    []byte
+	tlog         *translog.Log
 
 	mu          sync.Mutex
 	prefixBits  int
@@ -199,7 +210,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.SharedReplayCache {
 		sigs.Shared = httpapi.SharedNonces(cfg.Store)
 	}
-	return &Server{
+	tl, err := translog.New(translog.Config{Storage: cfg.Store, Key: cfg.LogKey, Witnesses: cfg.Witnesses,
+		WitnessSize: cfg.WitnessSize, Interval: cfg.LogInterval, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		tlog:  tl,
 		cfg:   cfg,
 		log:   cfg.Logger,
 		eval:  oprf.NewEvaluator(cfg.OPRFKey),
@@ -212,7 +229,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		// Derived from the OPRF key, which the database thief lacks.
 		budgetSecret: hkdfKey(cfg.OPRFKey.Bytes(), "blindex v1 budget key"),
 		logSecret:    hkdfKey(cfg.OPRFKey.Bytes(), "blindex v1 log fingerprint"),
-	}, nil
+	}
+	if err := s.logKeys(ctx); err != nil {
+		return nil, fmt.Errorf("directory: logging the keys: %w", err)
+	}
+	if cfg.CA != nil {
+		// The built-in CA logs each credential it issues, labelled with
+		// this directory's OPRF key, in the same store.
+		cfg.CA.LogTo(tl, s.Label)
+	}
+	return s, nil
 }
 
 func hkdfKey(secret []byte, label string) []byte {
@@ -230,8 +256,10 @@ func setDefault[T comparable](p *T, v T) {
 	}
 }
 
-// Run does periodic housekeeping until ctx ends.
+// Run publishes log checkpoints and does periodic housekeeping until ctx
+// ends.
 func (s *Server) Run(ctx context.Context) {
+	go s.tlog.Run(ctx)
 	t := time.NewTicker(15 * time.Second)
 	defer t.Stop()
 	for {
@@ -290,6 +318,8 @@ func (s *Server) config(ctx context.Context) (api.Config, error) {
 		MaxBatch:     oprf.MaxBatch,
 		CARoots:      roots,
 		RecordMaxTTL: int64(s.cfg.RecordMaxTTL / time.Second),
+		LogKey:       s.tlog.VerifierKey(),
+		LogLabelInfo: LogLabelInfo,
 	}, nil
 }
 
@@ -396,7 +426,11 @@ func (s *Server) authenticate(r *http.Request, body []byte, allowRevoked bool) (
 		return nil, err
 	}
 	reassigned := err == nil && h.KeyHash != keyHash
-	retired, err := s.cfg.Store.ClaimHolder(ctx, c.index, Holder{KeyHash: keyHash, NotBefore: leaf.NotBefore}, now)
+	label, err := s.Label(number)
+	if err != nil {
+		return nil, err
+	}
+	retired, err := s.cfg.Store.ClaimHolder(ctx, c.index, Holder{KeyHash: keyHash, NotBefore: leaf.NotBefore, Label: label}, now)
 	if errors.Is(err, ErrConflict) {
 		return nil, ErrSuperseded
 	}
@@ -556,31 +590,44 @@ func (s *Server) checkOwner(c *caller, index, recordID []byte) (idx, rid [32]byt
 	return idx, rid, nil
 }
 
-func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest) error {
+// logged answers a write with the proof that its log entry (at pos) is in
+// the log, so the owner need not trust the server to have logged it.
+func (s *Server) logged(ctx context.Context, pos int64) (api.WriteResponse, error) {
+	if pos < 0 {
+		return api.WriteResponse{}, nil
+	}
+	p, err := s.tlog.Prove(ctx, pos)
+	if err != nil {
+		return api.WriteResponse{}, err
+	}
+	return api.WriteResponse{Log: p}, nil
+}
+
+func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest) (api.WriteResponse, error) {
 	idx, rid, err := s.checkOwner(c, req.Index, req.RecordID)
 	if err != nil {
-		return err
+		return api.WriteResponse{}, err
 	}
 	if !record.ValidCiphertextSize(len(req.Ciphertext)) {
-		return fmt.Errorf("%w: ciphertext is not a padded record", httpapi.ErrBadRequest)
+		return api.WriteResponse{}, fmt.Errorf("%w: ciphertext is not a padded record", httpapi.ErrBadRequest)
 	}
 	now := s.cfg.Now()
 	if !req.Expires.After(now) || req.Expires.After(now.Add(s.cfg.RecordMaxTTL)) {
-		return fmt.Errorf("%w: expires must be in the future and within %v", httpapi.ErrBadRequest, s.cfg.RecordMaxTTL)
+		return api.WriteResponse{}, fmt.Errorf("%w: expires must be in the future and within %v", httpapi.ErrBadRequest, s.cfg.RecordMaxTTL)
 	}
 	if req.ACL == nil {
-		return fmt.Errorf("%w: acl is required", httpapi.ErrBadRequest)
+		return api.WriteResponse{}, fmt.Errorf("%w: acl is required", httpapi.ErrBadRequest)
 	}
 	if err := req.ACL.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", httpapi.ErrBadRequest, err)
+		return api.WriteResponse{}, fmt.Errorf("%w: %w", httpapi.ErrBadRequest, err)
 	}
-	err = s.cfg.Store.PutRecord(ctx, Record{Index: idx, RecordID: rid, Ciphertext: req.Ciphertext,
+	pos, err := s.cfg.Store.PutRecord(ctx, Record{Index: idx, RecordID: rid, Ciphertext: req.Ciphertext,
 		ACL: *req.ACL, Expires: req.Expires, Updated: now}, s.cfg.MaxRecordsPerOwner)
 	if errors.Is(err, ErrExhausted) {
-		return ErrTooManyRecords
+		return api.WriteResponse{}, ErrTooManyRecords
 	}
 	if err != nil {
-		return err
+		return api.WriteResponse{}, err
 	}
 	s.invalidatePrefix()
 	o := s.observation(c, "publish")
@@ -589,24 +636,25 @@ func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest)
 	s.observe(o)
 	s.log.Info("record published", "caller", s.fingerprint(c), "visibility", req.ACL.Visibility.String(),
 		"allow", len(req.ACL.Allow), "deny", len(req.ACL.Deny))
-	return nil
+	return s.logged(ctx, pos)
 }
 
-func (s *Server) setACL(ctx context.Context, c *caller, req api.SetACLRequest) error {
+func (s *Server) setACL(ctx context.Context, c *caller, req api.SetACLRequest) (api.WriteResponse, error) {
 	idx, rid, err := s.checkOwner(c, req.Index, req.RecordID)
 	if err != nil {
-		return err
+		return api.WriteResponse{}, err
 	}
 	if req.ACL == nil {
-		return fmt.Errorf("%w: acl is required", httpapi.ErrBadRequest)
+		return api.WriteResponse{}, fmt.Errorf("%w: acl is required", httpapi.ErrBadRequest)
 	}
 	if err := req.ACL.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", httpapi.ErrBadRequest, err)
+		return api.WriteResponse{}, fmt.Errorf("%w: %w", httpapi.ErrBadRequest, err)
 	}
-	if err := s.cfg.Store.SetACL(ctx, idx, rid, *req.ACL, s.cfg.Now()); errors.Is(err, ErrNotFound) {
-		return errNoRecord
+	pos, err := s.cfg.Store.SetACL(ctx, idx, rid, *req.ACL, s.cfg.Now())
+	if errors.Is(err, ErrNotFound) {
+		return api.WriteResponse{}, errNoRecord
 	} else if err != nil {
-		return err
+		return api.WriteResponse{}, err
 	}
 	o := s.observation(c, "acl")
 	o.Index, o.RecordID = hex.EncodeToString(idx[:]), hex.EncodeToString(rid[:])
@@ -614,23 +662,24 @@ func (s *Server) setACL(ctx context.Context, c *caller, req api.SetACLRequest) e
 	s.observe(o)
 	s.log.Info("acl set", "caller", s.fingerprint(c), "visibility", req.ACL.Visibility.String(),
 		"allow", len(req.ACL.Allow), "deny", len(req.ACL.Deny))
-	return nil
+	return s.logged(ctx, pos)
 }
 
-func (s *Server) deleteRecord(ctx context.Context, c *caller, recordID []byte) error {
+func (s *Server) deleteRecord(ctx context.Context, c *caller, recordID []byte) (api.WriteResponse, error) {
 	idx, rid, err := s.checkOwner(c, c.index[:], recordID)
 	if err != nil {
-		return err
+		return api.WriteResponse{}, err
 	}
-	if err := s.cfg.Store.DeleteRecord(ctx, idx, rid); errors.Is(err, ErrNotFound) {
-		return errNoRecord
+	pos, err := s.cfg.Store.DeleteRecord(ctx, idx, rid, s.cfg.Now())
+	if errors.Is(err, ErrNotFound) {
+		return api.WriteResponse{}, errNoRecord
 	} else if err != nil {
-		return err
+		return api.WriteResponse{}, err
 	}
 	s.invalidatePrefix()
 	o := s.observation(c, "delete")
 	o.Index, o.RecordID = hex.EncodeToString(idx[:]), hex.EncodeToString(rid[:])
 	s.observe(o)
 	s.log.Info("record deleted", "caller", s.fingerprint(c))
-	return nil
+	return s.logged(ctx, pos)
 }

@@ -292,7 +292,8 @@ func BenchmarkPublishHTTP(b *testing.B) {
 			r.Index[0], r.Index[1] = 0xbe, byte(i)
 			r.RecordID[0] = byte(seq.Add(1) % 8)
 			r.Ciphertext, r.ACL, r.Expires, r.Updated = bodies[i].Ciphertext, l, expires, time.Now()
-			return store.PutRecord(context.Background(), r, 32)
+			_, err := store.PutRecord(context.Background(), r, 32)
+			return err
 		})
 		direct += time.Since(t)
 		if err != nil {

@@ -6,8 +6,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+
 	"crypto/x509"
 	"encoding/json"
+	"golang.org/x/mod/sumdb/note"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -105,7 +107,11 @@ func newFuzzDirectory(f testing.TB, inbox *fuzzInbox) *fuzzDirectory {
 	if err != nil {
 		f.Fatal(err)
 	}
-	srv, err := directory.New(ctx, directory.Config{Store: store, OPRFKey: key, CA: svc,
+	logKey, _, err := note.GenerateKey(rand.Reader, "example.com/fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	srv, err := directory.New(ctx, directory.Config{Store: store, OPRFKey: key, CA: svc, LogKey: logKey,
 		Budget: directory.Budget{Burst: many, PerDay: many, GlobalPerSecond: many}})
 	if err != nil {
 		f.Fatal(err)

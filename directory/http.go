@@ -34,23 +34,26 @@ func (s *Server) Handler() http.Handler {
 	// Reads are not idempotent-keyed: a repeat must pay and see fresh buckets.
 	r.Handle(api.PathEvaluate, authed(s, read, s.evaluate)).Methods("POST")
 	r.Handle(api.PathBuckets, authed(s, read, s.buckets)).Methods("POST")
-	r.Handle(api.PathRecords, authed(s, write, noReply(s.publish))).Methods("PUT")
-	r.Handle(api.PathRecordACL, authed(s, write, noReply(s.setACL))).Methods("PUT")
+	r.Handle(api.PathRecords, authed(s, write, s.publish)).Methods("PUT")
+	r.Handle(api.PathRecordACL, authed(s, write, s.setACL)).Methods("PUT")
+	r.Handle(api.PathLogLabel, authed(s, read, s.logLabel)).Methods("POST")
+	r.Handle(api.PathLogState, authed(s, read, s.logState)).Methods("POST")
+	s.tlog.Routes(r, api.PathLog)
 	// Revoking a revoked key succeeds again, so a retry is not an error.
 	r.Handle(api.PathRevoke, authed(s, revokeOp, func(ctx context.Context, c *caller, _ struct{}) (struct{}, error) {
 		return struct{}{}, s.revoke(ctx, c)
 	})).Methods("POST")
-	r.Handle(api.PathRecord, httpapi.Serve(s.log, func(r *http.Request, body []byte) (struct{}, error) {
+	r.Handle(api.PathRecord, httpapi.Serve(s.log, func(r *http.Request, body []byte) (api.WriteResponse, error) {
 		c, err := s.authenticate(r, body, false)
 		if err != nil {
-			return struct{}{}, err
+			return api.WriteResponse{}, err
 		}
-		return httpapi.Idempotent(s.cfg.Store, s.cfg.Now, string(c.keyHash[:]), func(r *http.Request, _ []byte) (struct{}, error) {
+		return httpapi.Idempotent(s.cfg.Store, s.cfg.Now, string(c.keyHash[:]), func(r *http.Request, _ []byte) (api.WriteResponse, error) {
 			rid, err := hex.DecodeString(mux.Vars(r)["record_id"])
 			if err != nil {
-				return struct{}{}, httpapi.ErrBadRequest
+				return api.WriteResponse{}, httpapi.ErrBadRequest
 			}
-			return struct{}{}, s.deleteRecord(r.Context(), c, rid)
+			return s.deleteRecord(r.Context(), c, rid)
 		})(r, body)
 	})).Methods("DELETE")
 	if s.cfg.CA != nil {
@@ -95,10 +98,4 @@ func authed[Req, Resp any](s *Server, kind op, process func(context.Context, *ca
 		// caller's key and body fetch nothing.
 		return httpapi.Idempotent(s.cfg.Store, s.cfg.Now, string(c.keyHash[:]), run)(r, body)
 	})
-}
-
-func noReply[Req any](process func(context.Context, *caller, Req) error) func(context.Context, *caller, Req) (struct{}, error) {
-	return func(ctx context.Context, c *caller, req Req) (struct{}, error) {
-		return struct{}{}, process(ctx, c, req)
-	}
 }

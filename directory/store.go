@@ -6,6 +6,7 @@ import (
 
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/ca"
+	"blindex.dev/blindex/translog"
 )
 
 // Store errors, shared with the CA's store. Implementations return these
@@ -20,6 +21,7 @@ var (
 type Holder struct {
 	KeyHash   [32]byte  // SHA-256 of the credential's SubjectPublicKeyInfo
 	NotBefore time.Time // of the newest credential seen for this key
+	Label     [32]byte  // the number's log label (translog)
 }
 
 // A Tombstone records that a retired holder's record was removed.
@@ -63,10 +65,18 @@ type BucketRange struct{ Lo, Hi uint32 }
 // Store is the directory's persistent state. All methods are safe for
 // concurrent use. A method that returns nil has made its change durable: it
 // survives a crash of the process and of the machine.
+//
+// The store keeps the transparency log too, and appends to it in the same
+// transaction as each change it records: a "log index" below is the index
+// of the appended entry. Whenever an index's records or ACLs change and the
+// index has a holder, the store appends a translog State entry, made with
+// translog.StateEntry over the index's records at that moment, under the
+// holder's Label.
 type Store interface {
 	// The directory's built-in CA keeps its verifications and limit
 	// counters in the same store.
 	ca.Store
+	translog.Storage
 
 	// Holder returns the current holder of index, or ErrNotFound.
 	Holder(ctx context.Context, index [32]byte) (Holder, error)
@@ -82,7 +92,9 @@ type Store interface {
 	//     number back, and h becomes the holder. It returns the number of
 	//     records retired.
 	// Otherwise (another key, not newer) it returns ErrConflict and changes
-	// nothing.
+	// nothing. Whenever the holder's key changes (a first holder or a
+	// retirement) it appends a translog Holder entry with h.Label, and
+	// after a retirement the State entry of the emptied index.
 	ClaimHolder(ctx context.Context, index [32]byte, h Holder, at time.Time) (int, error)
 
 	// Tombstones returns the tombstones of index, oldest first.
@@ -96,20 +108,28 @@ type Store interface {
 	KeyRevoked(ctx context.Context, keyHash [32]byte) (bool, error)
 
 	// PutRecord inserts or replaces the record (r.Index, r.RecordID) and
-	// replaces its ACL, in one transaction. It returns ErrExhausted, and
-	// changes nothing, if r is new and its index already has maxPerIndex
-	// records.
-	PutRecord(ctx context.Context, r Record, maxPerIndex int) error
+	// replaces its ACL, in one transaction, and returns the log index of
+	// the State entry made at r.Updated (-1 if the index has no holder). It
+	// returns ErrExhausted, and changes nothing, if r is new and its index
+	// already has maxPerIndex records.
+	PutRecord(ctx context.Context, r Record, maxPerIndex int) (int64, error)
+
+	// OwnerState returns what a State entry for index covers: its records
+	// (expired or not) with their ACLs, in any order.
+	OwnerState(ctx context.Context, index [32]byte) ([]translog.StateRecord, error)
 
 	// DeleteExpiredRecords removes every record (and its ACL) whose Expires
-	// is not after now, and returns how many it removed.
+	// is not after now, logs the State of each index it changed (in index
+	// order), and returns how many records it removed.
 	DeleteExpiredRecords(ctx context.Context, now time.Time) (int, error)
 
 	// SetACL replaces the ACL of an existing record, or returns ErrNotFound.
-	SetACL(ctx context.Context, index, recordID [32]byte, l acl.List, now time.Time) error
+	// It returns the log index of the State entry made at now.
+	SetACL(ctx context.Context, index, recordID [32]byte, l acl.List, now time.Time) (int64, error)
 
-	// DeleteRecord removes a record and its ACL, or returns ErrNotFound.
-	DeleteRecord(ctx context.Context, index, recordID [32]byte) error
+	// DeleteRecord removes a record and its ACL, or returns ErrNotFound. It
+	// returns the log index of the State entry made at now.
+	DeleteRecord(ctx context.Context, index, recordID [32]byte, now time.Time) (int64, error)
 
 	// Buckets returns, for each range, the unexpired records (Expires after
 	// now) in it, ordered by index then record id, with caller's membership

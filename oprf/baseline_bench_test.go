@@ -74,7 +74,7 @@ func check(b *testing.B, err error) {
 func BenchmarkServerEvaluateVsCircl(b *testing.B) {
 	k := newTestKey(b)
 	ev := NewEvaluator(k)
-	poprf := circl.NewPartialObliviousServer(suite, k.k)
+	poprf := circl.NewPartialObliviousServer(suite, circlPrivateKey(b, k))
 	plain := circl.NewServer(suite, plainKey(b, k))
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
@@ -82,9 +82,7 @@ func BenchmarkServerEvaluateVsCircl(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			elems, err := decodeElements(blinded)
-			check(b, err)
-			req := &circl.EvaluationRequest{Elements: elems}
+			req := &circl.EvaluationRequest{Elements: circlElements(b, blinded)}
 			s := newSides("ours", "circl", "plain")
 			for b.Loop() {
 				s.run(0, func() { _, _, err := ev.Evaluate(testInfo, blinded); check(b, err) })
@@ -100,7 +98,7 @@ func BenchmarkServerEvaluateVsCircl(b *testing.B) {
 // and one scalar multiplication per input, the same in every mode.
 func BenchmarkClientBlindVsCircl(b *testing.B) {
 	k := newTestKey(b)
-	poprf := circl.NewPartialObliviousClient(suite, k.Public().k)
+	poprf := circl.NewPartialObliviousClient(suite, circlPublicKey(b, k.Public()))
 	plain := circl.NewClient(suite)
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
@@ -122,18 +120,15 @@ func BenchmarkClientBlindVsCircl(b *testing.B) {
 func BenchmarkClientFinalizeVsCircl(b *testing.B) {
 	k := newTestKey(b)
 	ev := NewEvaluator(k)
-	poprf := circl.NewPartialObliviousClient(suite, k.Public().k)
+	poprf := circl.NewPartialObliviousClient(suite, circlPublicKey(b, k.Public()))
 	plainServer := circl.NewServer(suite, plainKey(b, k))
 	plain := circl.NewClient(suite)
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			inputs := testInputs(n)
 			blinding, _, evaluated, proof := roundTrip(b, ev, inputs)
-			elems, err := decodeElements(evaluated)
-			check(b, err)
-			p, err := decodeProof(proof)
-			check(b, err)
-			evaluation := &circl.Evaluation{Elements: elems, Proof: p}
+			evaluation := &circl.Evaluation{Elements: circlElements(b, evaluated), Proof: circlProof(b, proof)}
+			fin, _ := circlBlinding(b, poprf, blinding)
 
 			plainFin, plainReq, err := plain.Blind(inputs)
 			check(b, err)
@@ -143,7 +138,7 @@ func BenchmarkClientFinalizeVsCircl(b *testing.B) {
 			s := newSides("ours", "circl", "plain")
 			for b.Loop() {
 				s.run(0, func() { _, err := blinding.Finalize(k.Public(), testInfo, evaluated, proof); check(b, err) })
-				s.run(1, func() { _, err := poprf.Finalize(blinding.fin, evaluation, testInfo); check(b, err) })
+				s.run(1, func() { _, err := poprf.Finalize(fin, evaluation, testInfo); check(b, err) })
 				s.run(2, func() { _, err := plain.Finalize(plainFin, plainEval); check(b, err) })
 			}
 			s.report(b, n)
@@ -158,7 +153,7 @@ func BenchmarkClientFinalizeVsCircl(b *testing.B) {
 func BenchmarkFullEvaluateVsCircl(b *testing.B) {
 	k := newTestKey(b)
 	ev := NewEvaluator(k)
-	poprf := circl.NewPartialObliviousServer(suite, k.k)
+	poprf := circl.NewPartialObliviousServer(suite, circlPrivateKey(b, k))
 	plain := circl.NewServer(suite, plainKey(b, k))
 	input := []byte("+14155550100")
 	s := newSides("ours", "circl", "plain")
@@ -178,15 +173,13 @@ func BenchmarkEvaluateAllCores(b *testing.B) {
 	const n = 1000
 	k := newTestKey(b)
 	ev := NewEvaluator(k)
-	poprf := circl.NewPartialObliviousServer(suite, k.k)
+	poprf := circl.NewPartialObliviousServer(suite, circlPrivateKey(b, k))
 	plain := circl.NewServer(suite, plainKey(b, k))
 	_, blinded, err := Blind(testInputs(n))
 	if err != nil {
 		b.Fatal(err)
 	}
-	elems, err := decodeElements(blinded)
-	check(b, err)
-	req := &circl.EvaluationRequest{Elements: elems}
+	req := &circl.EvaluationRequest{Elements: circlElements(b, blinded)}
 	workers := runtime.GOMAXPROCS(0)
 	parallel := func(f func() error) {
 		var wg sync.WaitGroup

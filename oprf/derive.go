@@ -12,6 +12,7 @@ const (
 	LabelRecordKey = "blindex v1 record key"
 	LabelPseudonym = "blindex v1 caller pseudonym"
 	LabelRecordID  = "blindex v1 record id"
+	LabelLogLabel  = "blindex v1 log label"
 )
 
 // Index returns the directory index for an OPRF output y: where an owner's
@@ -25,6 +26,12 @@ func RecordKey(y []byte) [DerivedSize]byte { return derive(y, LabelRecordKey) }
 // Pseudonym returns the caller pseudonym for y, the form in which numbers
 // appear in access lists. It panics if len(y) != OutputSize.
 func Pseudonym(y []byte) [DerivedSize]byte { return derive(y, LabelPseudonym) }
+
+// LogLabel returns the name under which the transparency log records a
+// number's credentials and state. y must be the output under the log-label
+// POPRF info, not the lookup info, so that the public log is no lookup
+// oracle. It panics if len(y) != OutputSize.
+func LogLabel(y []byte) [DerivedSize]byte { return derive(y, LabelLogLabel) }
 
 // RecordID names one app's record under an owner's index without revealing the app:
 // HKDF with ikm = y and info = "blindex v1 record id" || 0x00 || appID.

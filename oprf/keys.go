@@ -2,32 +2,28 @@ package oprf
 
 import (
 	"bytes"
-	"crypto/rand"
 	"fmt"
 
-	"github.com/cloudflare/circl/oprf"
+	"github.com/gtank/ristretto255"
 )
 
 // PrivateKey is a POPRF server key: a non-zero ristretto255 scalar.
 type PrivateKey struct {
-	k   *oprf.PrivateKey
+	k   ristretto255.Scalar
 	b   []byte
 	pub *PublicKey
 }
 
 // PublicKey is a POPRF server public key: a non-identity ristretto255 element.
 type PublicKey struct {
-	k *oprf.PublicKey
+	e ristretto255.Element
 	b []byte
 }
 
 // GenerateKey returns a new random private key from crypto/rand.
 func GenerateKey() (*PrivateKey, error) {
-	k, err := oprf.GenerateKey(suite, rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("oprf: generating key: %w", err)
-	}
-	return newPrivateKey(k)
+	var k ristretto255.Scalar
+	return newPrivateKey(randomScalar(&k)), nil
 }
 
 // ParsePrivateKey parses a key in RFC 9497 SerializeScalar form (ScalarSize
@@ -37,29 +33,20 @@ func ParsePrivateKey(b []byte) (*PrivateKey, error) {
 	if len(b) != ScalarSize {
 		return nil, fmt.Errorf("%w: private key must be %d bytes", ErrKey, ScalarSize)
 	}
-	k := new(oprf.PrivateKey)
-	if err := k.UnmarshalBinary(suite, b); err != nil {
+	var k ristretto255.Scalar
+	if !decodeScalar(&k, b) || isZero(&k) {
 		return nil, fmt.Errorf("%w: private key is zero or not a canonical scalar", ErrKey)
 	}
-	return newPrivateKey(k)
+	return newPrivateKey(&k), nil
 }
 
-// newPrivateKey computes the public key once, up front: circl caches it lazily
-// without a lock, which would race under concurrent use.
-func newPrivateKey(k *oprf.PrivateKey) (*PrivateKey, error) {
-	b, err := k.MarshalBinary()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrKey, err)
-	}
-	pb, err := k.Public().MarshalBinary()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrKey, err)
-	}
-	pub, err := ParsePublicKey(pb)
-	if err != nil {
-		return nil, err
-	}
-	return &PrivateKey{k: k, b: b, pub: pub}, nil
+// newPrivateKey computes the public key once, up front, so that a key is
+// immutable and safe for concurrent use. k must be non-zero.
+func newPrivateKey(k *ristretto255.Scalar) *PrivateKey {
+	pub := &PublicKey{}
+	pub.e.ScalarBaseMult(k)
+	pub.b = pub.e.Encode(nil)
+	return &PrivateKey{k: *k, b: k.Encode(nil), pub: pub}
 }
 
 // Bytes returns the key in RFC 9497 SerializeScalar form.
@@ -72,14 +59,11 @@ func (k *PrivateKey) Public() *PublicKey { return k.pub }
 // bytes, canonical). It rejects the identity, which would let a server prove
 // evaluations under the public witness zero.
 func ParsePublicKey(b []byte) (*PublicKey, error) {
-	if _, err := decodeElement(b); err != nil {
+	pk := &PublicKey{b: bytes.Clone(b)}
+	if err := decodeElement(&pk.e, b); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrKey, err)
 	}
-	k := new(oprf.PublicKey)
-	if err := k.UnmarshalBinary(suite, b); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrKey, err)
-	}
-	return &PublicKey{k: k, b: bytes.Clone(b)}, nil
+	return pk, nil
 }
 
 // Bytes returns the key in RFC 9497 SerializeElement form.

@@ -1,7 +1,9 @@
 // Package oprf is blindex's oblivious PRF: RFC 9497 POPRF over
 // ristretto255-SHA512, the values blindex derives from its output, and the E.164
 // normalization of the phone numbers that are its inputs. It is the only package
-// in blindex that imports circl.
+// in blindex that uses ristretto255: github.com/gtank/ristretto255 for the group
+// arithmetic, and circl's RFC 9497 implementation, imported only by the tests,
+// as the reference every value is checked against.
 //
 // # Privacy
 //
@@ -29,6 +31,15 @@
 // input for a phone number is the UTF-8 bytes of its E.164 form as returned by
 // NormalizeNumber, for example []byte("+14155550100").
 //
+// # Timing
+//
+// When evaluating, blinding and finalizing, every operation on a secret (the
+// key, its info tweak, a blind, the proof's random scalar, an input and its
+// output) runs in constant time. Only the proof's composites, sums over the
+// batch's blinded and evaluated elements with weights hashed from them, use
+// variable-time multi-scalar multiplication, and so does the client's whole
+// proof check: all of it is public, on the wire.
+//
 // # Derivations
 //
 // Index, RecordKey, Pseudonym and RecordID derive fixed-size values from an
@@ -39,13 +50,9 @@
 package oprf
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math"
-
-	"github.com/cloudflare/circl/group"
-	"github.com/cloudflare/circl/oprf"
 )
 
 // The suite and the sizes of its RFC 9497 serialized values.
@@ -74,11 +81,6 @@ var (
 	ErrInfo          = errors.New("oprf: invalid info")
 )
 
-var (
-	suite = oprf.SuiteRistretto255
-	grp   = group.Ristretto255
-)
-
 // checkBatch bounds the work one request can ask for.
 func checkBatch(n int) error {
 	switch {
@@ -90,8 +92,8 @@ func checkBatch(n int) error {
 	return nil
 }
 
-// checkInfo enforces RFC 9497's two-byte length prefix on info: circl would
-// silently truncate the length of a longer one.
+// checkInfo enforces RFC 9497's two-byte length prefix on info: a longer one
+// would have its length silently truncated in the transcripts.
 func checkInfo(info []byte) error {
 	if len(info) > math.MaxUint16 {
 		return fmt.Errorf("%w: longer than %d bytes", ErrInfo, math.MaxUint16)
@@ -105,65 +107,4 @@ func checkInput(input []byte) error {
 		return ErrInput
 	}
 	return nil
-}
-
-// decodeElement is RFC 9497 DeserializeElement: it rejects wrong lengths,
-// encodings that do not re-encode to the same bytes, and the identity, which
-// the RFC requires and circl does not do.
-func decodeElement(b []byte) (group.Element, error) {
-	if len(b) != ElementSize {
-		return nil, ErrElement
-	}
-	e := grp.NewElement()
-	if err := e.UnmarshalBinary(b); err != nil {
-		return nil, ErrElement
-	}
-	// One element, one encoding: otherwise equal elements could hide behind
-	// different bytes.
-	if enc, err := e.MarshalBinaryCompress(); err != nil || !bytes.Equal(enc, b) {
-		return nil, ErrElement
-	}
-	if e.IsIdentity() {
-		return nil, ErrIdentity
-	}
-	return e, nil
-}
-
-// encodeElement is RFC 9497 SerializeElement, refusing to put the identity on
-// the wire.
-func encodeElement(e group.Element) ([]byte, error) {
-	if e.IsIdentity() {
-		return nil, ErrIdentity
-	}
-	b, err := e.MarshalBinaryCompress()
-	if err != nil || len(b) != ElementSize {
-		return nil, ErrElement
-	}
-	return b, nil
-}
-
-// decodeElements decodes a batch, naming the index of the first bad element.
-func decodeElements(bs [][]byte) ([]group.Element, error) {
-	es := make([]group.Element, len(bs))
-	for i, b := range bs {
-		e, err := decodeElement(b)
-		if err != nil {
-			return nil, fmt.Errorf("%w at index %d", err, i)
-		}
-		es[i] = e
-	}
-	return es, nil
-}
-
-// encodeElements encodes a batch, naming the index of the first bad element.
-func encodeElements(es []group.Element) ([][]byte, error) {
-	bs := make([][]byte, len(es))
-	for i, e := range es {
-		b, err := encodeElement(e)
-		if err != nil {
-			return nil, fmt.Errorf("%w at index %d", err, i)
-		}
-		bs[i] = b
-	}
-	return bs, nil
 }

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cloudflare/circl/group"
 	"github.com/cloudflare/circl/oprf"
 	"github.com/cloudflare/circl/zk/dleq"
+	"github.com/gtank/ristretto255"
 )
 
 // hexList is a comma-separated list of hex strings, one per batch element.
@@ -85,15 +85,6 @@ func readVectors(t *testing.T) rfcVectors {
 	return v
 }
 
-func scalar(t *testing.T, b []byte) group.Scalar {
-	t.Helper()
-	s := grp.NewScalar()
-	if err := s.UnmarshalBinary(b); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func equalLists(a, b [][]byte) bool {
 	if len(a) != len(b) {
 		return false
@@ -106,30 +97,21 @@ func equalLists(a, b [][]byte) bool {
 	return true
 }
 
-// rfcProof recomputes the batch proof with the vector's fixed randomness.
-// circl's server always draws fresh randomness, so Evaluate's own proof cannot
-// match the vector byte for byte; instead this builds the proof from RFC 9497
-// Section 3.3.3 directly, and the test also verifies Evaluate's proof.
-func rfcProof(t *testing.T, sk []byte, info []byte, evaluated, blinded [][]byte, r []byte) []byte {
+// circlProof9497 is circl's proof for the batch with the vector's fixed
+// randomness, built from RFC 9497 Section 3.3.3 with circl's DLEQ prover: the
+// reference that evaluate's own proof with the same randomness is held to.
+func circlProof9497(t *testing.T, sk []byte, info []byte, evaluated, blinded [][]byte, r []byte) []byte {
 	t.Helper()
 	// m = G.HashToScalar("Info" || I2OSP(len(info), 2) || info), t = sk + m.
 	contextString := "OPRFV1-\x02-" + SuiteID
 	framed := binary.BigEndian.AppendUint16([]byte("Info"), uint16(len(info)))
 	framed = append(framed, info...)
 	m := grp.HashToScalar(framed, []byte("HashToScalar-"+contextString))
-	tw := grp.NewScalar().Add(scalar(t, sk), m)
-
-	ev, err := decodeElements(evaluated)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bl, err := decodeElements(blinded)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tw := grp.NewScalar().Add(circlScalar(t, sk), m)
+	ev, bl := circlElements(t, evaluated), circlElements(t, blinded)
 	prover := dleq.Prover{Params: dleq.Params{G: grp, H: crypto.SHA512, DST: []byte(contextString)}}
 	// POPRF proves evaluated·t = blinded, so the roles of the lists are swapped.
-	p, err := prover.ProveBatchWithRandomnessRFC9497(tw, grp.NewElement().MulGen(tw), ev, bl, scalar(t, r))
+	p, err := prover.ProveBatchWithRandomnessRFC9497(tw, grp.NewElement().MulGen(tw), ev, bl, circlScalar(t, r))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,9 +163,9 @@ func TestRFC9497Vectors(t *testing.T) {
 			if len(tv.Input) != tv.Batch {
 				t.Fatalf("batch %d with %d inputs", tv.Batch, len(tv.Input))
 			}
-			blinds := make([]group.Scalar, len(tv.Blind))
+			blinds := make([]ristretto255.Scalar, len(tv.Blind))
 			for j, b := range tv.Blind {
-				blinds[j] = scalar(t, b)
+				blinds[j] = *ourScalar(t, b)
 			}
 
 			// BlindedElement.
@@ -204,10 +186,21 @@ func TestRFC9497Vectors(t *testing.T) {
 				t.Fatalf("EvaluationElement = %x, want %x", evaluated, tv.EvaluationElement)
 			}
 
-			// Proof: byte-exact with the RFC's ProofRandomScalar, and the RFC's
-			// proof must verify through Finalize.
-			if got := rfcProof(t, v.SkSm, tv.Info, evaluated, blinded, tv.Proof.R); !bytes.Equal(got, tv.Proof.Proof) {
-				t.Errorf("Proof = %x, want %x", got, tv.Proof.Proof)
+			// Proof: byte-exact with the RFC's ProofRandomScalar, from our
+			// server and from circl's prover, and the RFC's proof must verify
+			// through Finalize.
+			evaluatedR, proofR, err := ev.evaluate(tv.Info, blinded, ourScalar(t, tv.Proof.R))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !equalLists(evaluatedR, tv.EvaluationElement) {
+				t.Fatalf("EvaluationElement (fixed r) = %x, want %x", evaluatedR, tv.EvaluationElement)
+			}
+			if !bytes.Equal(proofR, tv.Proof.Proof) {
+				t.Errorf("Proof = %x, want %x", proofR, tv.Proof.Proof)
+			}
+			if got := circlProof9497(t, v.SkSm, tv.Info, evaluated, blinded, tv.Proof.R); !bytes.Equal(got, tv.Proof.Proof) {
+				t.Errorf("circl's Proof = %x, want %x", got, tv.Proof.Proof)
 			}
 			out, err := blinding.Finalize(pk, tv.Info, tv.EvaluationElement, tv.Proof.Proof)
 			if err != nil {

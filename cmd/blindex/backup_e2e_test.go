@@ -41,7 +41,7 @@ func TestBackupRestore(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(restored, "keys"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"keys/oprf.key.age", "keys/ca.key.age", "keys/ca.pem", "identity.age-key"} {
+	for _, f := range []string{"keys/oprf.key.age", "keys/log.key.age", "keys/ca.key.age", "keys/ca.pem", "identity.age-key"} {
 		b, err := os.ReadFile(filepath.Join(data, f))
 		if err != nil {
 			t.Fatal(err)

@@ -37,6 +37,8 @@ Usage:
   blindex whoami                   show your stored credential
   blindex renew                    renew your credential before it expires (no SMS)
   blindex revoke                   revoke your credential (after losing a device)
+  blindex monitor [--json]         check the transparency log for credentials and changes you did not make
+  blindex log verify               audit the whole transparency log (no credential needed)
 
 Client commands talk to --server (env BLINDEX_SERVER, default
 http://127.0.0.1:8390) and keep your credential and the directory's pinned key
@@ -60,6 +62,8 @@ func main() {
 	case err == nil:
 	case errors.Is(err, errUsage):
 		os.Exit(2)
+	case errors.Is(err, errAlarm):
+		os.Exit(3)
 	default:
 		fmt.Fprintln(os.Stderr, "blindex:", err)
 		os.Exit(1)
@@ -110,6 +114,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdInvite(ctx, rest, stdout, stderr)
 	case "whoami":
 		return cmdWhoami(ctx, rest, stdout, stderr)
+	case "monitor":
+		return cmdMonitor(ctx, rest, stdout, stderr)
+	case "log":
+		return cmdLog(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "blindex: unknown command %q\n\n%s", cmd, usage)
 		return errUsage

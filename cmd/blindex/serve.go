@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/internal/demo"
 	"blindex.dev/blindex/internal/serve"
+	"blindex.dev/blindex/internal/witness"
 )
 
 // serverFlags are the flags blindex serve and blindex ca share.
@@ -117,7 +119,13 @@ data directory. For production, keep the identity elsewhere (--identity) so a
 copy of the data directory alone does not reveal the keys.
 
 Credentials from other CAs (see "blindex ca") are accepted when their roots
-are given with --trust-ca.`, stderr)
+are given with --trust-ca.
+
+Every credential the built-in CA issues, every change of a number's holder,
+and every owner's state after a write go into a transparency log (its key is
+keys/log.key.age). Readers find it under /log/ (C2SP tlog-checkpoint and
+tlog-tiles); "blindex log verify" audits it and "blindex monitor" watches it
+for one number. Each --witness cosigns the checkpoints the log publishes.`, stderr)
 	sf := addServerFlags(fs, "blindex-data", "127.0.0.1:8390")
 	minBucket := fs.Int("min-bucket-owners", 16, "owners the server aims to keep in each lookup bucket (sets the prefix length)")
 	trust := fs.String("trust-ca", "", "comma-separated PEM `files` of further CA roots whose credentials are accepted")
@@ -125,6 +133,9 @@ are given with --trust-ca.`, stderr)
 	burst := fs.Int("budget-burst", 5000, "evaluations a caller may make at once (a first address-book sync)")
 	perDay := fs.Int("budget-per-day", 1000, "evaluations a caller regains per day: one credential's enumeration rate")
 	global := fs.Int("budget-global-per-second", 50_000, "evaluations per second across all callers, per process")
+	witnesses := &stringList{}
+	fs.Var(witnesses, "witness", "a witness that cosigns the log's checkpoints, as `URL=vkey` (C2SP tlog-witness; its key is cosignature/v1); repeat for several")
+	logInterval := fs.Duration("log-interval", time.Second, "how often the log publishes a checkpoint (and asks the witnesses to cosign it)")
 	transcript := fs.String("transcript", "", "append what the server observes for each request (caller pseudonym, endpoint, counts, bucket prefixes) to this JSON-lines `file`, for review")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -150,6 +161,28 @@ are given with --trust-ca.`, stderr)
 	cfg.NoBuiltinCA = *noBuiltin
 	cfg.Directory = directory.Config{MinBucketOwners: *minBucket, Roots: roots,
 		Budget: directory.Budget{Burst: *burst, PerDay: *perDay, GlobalPerSecond: *global}}
+	if *logInterval < 100*time.Millisecond {
+		return fmt.Errorf("--log-interval must be at least 100ms")
+	}
+	cfg.Directory.LogInterval = *logInterval
+	for _, spec := range *witnesses {
+		u, vkey, ok := strings.Cut(spec, "=")
+		if !ok {
+			return fmt.Errorf("--witness %q: want URL=vkey", spec)
+		}
+		w, err := witness.New(u, vkey)
+		if err != nil {
+			return fmt.Errorf("--witness %q: %w", spec, err)
+		}
+		cfg.Directory.Witnesses = append(cfg.Directory.Witnesses, w)
+	}
+	cfg.Directory.WitnessSize = func(err error) (int64, bool) {
+		var c *witness.ConflictError
+		if errors.As(err, &c) {
+			return c.Size, true
+		}
+		return 0, false
+	}
 	if *burst < 1024 || *global < 1024 || *perDay < 1 {
 		return fmt.Errorf("--budget-burst and --budget-global-per-second must be at least 1024 (a full batch), --budget-per-day at least 1")
 	}

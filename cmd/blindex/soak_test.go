@@ -367,7 +367,7 @@ func TestSoak(t *testing.T) {
 	// Connections the server is still closing can hold a goroutine and a
 	// file for a moment: give them a few seconds before judging.
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) &&
-		(after.goroutines > before.goroutines+soakSlack || after.fds > before.fds+soakSlack); {
+		(after.goroutines > before.goroutines+soakSlack || after.fds > before.fds+soakFDsSlack); {
 		after = soakSample(t, s.url, tr)
 	}
 
@@ -439,7 +439,7 @@ func TestSoak(t *testing.T) {
 	if after.goroutines > before.goroutines+soakSlack {
 		t.Errorf("goroutines grew from %d to %d", before.goroutines, after.goroutines)
 	}
-	if after.fds > before.fds+soakSlack {
+	if after.fds > before.fds+soakFDsSlack {
 		t.Errorf("open fds grew from %d to %d", before.fds, after.fds)
 	}
 	if limit := max(3*before.heap, before.heap+64<<20); after.heap > limit {
@@ -457,8 +457,13 @@ func TestSoak(t *testing.T) {
 }
 
 // soakSlack is how many goroutines and open files the idle server may hold
-// after the load beyond those it held before.
-const soakSlack = 4
+// after the load beyond those it held before. Files get more room: the
+// SQLite read pool keeps up to two idle connections (database, WAL and
+// shared-memory file each), and the log's reads use it more than lookups.
+const (
+	soakSlack    = 4
+	soakFDsSlack = 8
+)
 
 // soakWorker is one load goroutine's identities and measurements.
 type soakWorker struct {

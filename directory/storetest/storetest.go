@@ -5,6 +5,8 @@
 // directory.Store: results, errors (compared with errors.Is), expiry
 // boundaries, and the concurrency guarantees the server core relies on to
 // bound code guesses and to hand one verification to exactly one caller.
+// The transparency log each store keeps is checked to the byte, so two
+// stores given the same calls keep the same log.
 //
 // The suite does not test durability, which needs a crash; implementations
 // test that themselves.
@@ -50,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) directory.Store) {
 	t.Run("Holders", func(t *testing.T) { testHolders(t, open) })
 	t.Run("Revocation", func(t *testing.T) { testRevocation(t, open) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, open) })
+	t.Run("Log", func(t *testing.T) { testLog(t, open) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open) })
 	t.Run("Close", func(t *testing.T) { testClose(t, open) })
 }
@@ -548,11 +551,14 @@ func record(idx, rid [32]byte, l acl.List) directory.Record {
 	}
 }
 
-func putRecord(t *testing.T, s directory.Store, r directory.Record, maxPerIndex int) {
+// putRecord puts r and returns the log index of its State entry.
+func putRecord(t *testing.T, s directory.Store, r directory.Record, maxPerIndex int) int64 {
 	t.Helper()
-	if err := s.PutRecord(t.Context(), r, maxPerIndex); err != nil {
+	pos, err := s.PutRecord(t.Context(), r, maxPerIndex)
+	if err != nil {
 		t.Fatalf("PutRecord(%x, %x): %v", r.Index[:4], r.RecordID[:4], err)
 	}
+	return pos
 }
 
 // candidate returns what Buckets should return for r to caller.
@@ -696,7 +702,7 @@ func testPutRecord(t *testing.T, open opener) {
 		r3 := record(idx, recordID(3), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}, Deny: []acl.Pseudonym{p2}})
 		putRecord(t, s, r1, 2)
 		putRecord(t, s, r2, 2)
-		if err := s.PutRecord(t.Context(), r3, 2); !errors.Is(err, directory.ErrExhausted) {
+		if _, err := s.PutRecord(t.Context(), r3, 2); !errors.Is(err, directory.ErrExhausted) {
 			t.Fatalf("PutRecord of a third record with maxPerIndex 2: %v, want ErrExhausted", err)
 		}
 		checkAllCallers(t, s, t0, r1, r2)
@@ -739,7 +745,8 @@ func testPutRecord(t *testing.T, open opener) {
 			rs[i] = record(idx, recordID(byte(i)), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}})
 		}
 		errs := concurrently(goroutines, func(i int) error {
-			return s.PutRecord(t.Context(), rs[i], maxPerIndex)
+			_, err := s.PutRecord(t.Context(), rs[i], maxPerIndex)
+			return err
 		})
 		if ok, exhausted := tally(t, errs, directory.ErrExhausted); ok != maxPerIndex || exhausted != goroutines-maxPerIndex {
 			t.Fatalf("%d concurrent new records with maxPerIndex %d: %d succeeded, %d ErrExhausted; want %d and %d",
@@ -822,7 +829,7 @@ func testSetACL(t *testing.T, open opener) {
 			{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p5}},
 			{},
 		} {
-			if err := s.SetACL(t.Context(), r1.Index, r1.RecordID, l, t0.Add(time.Minute)); err != nil {
+			if _, err := s.SetACL(t.Context(), r1.Index, r1.RecordID, l, t0.Add(time.Minute)); err != nil {
 				t.Fatalf("SetACL(%+v): %v", l, err)
 			}
 			r1.ACL = l
@@ -834,15 +841,15 @@ func testSetACL(t *testing.T, open opener) {
 		s := newStore(t, open)
 		idx := index(0xabcdef01, 1)
 		l := acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}, Deny: []acl.Pseudonym{p2}}
-		if err := s.SetACL(t.Context(), idx, recordID(1), l, t0); !errors.Is(err, directory.ErrNotFound) {
+		if _, err := s.SetACL(t.Context(), idx, recordID(1), l, t0); !errors.Is(err, directory.ErrNotFound) {
 			t.Errorf("SetACL on an empty store: %v, want ErrNotFound", err)
 		}
 		r := record(idx, recordID(1), acl.List{Visibility: acl.Public})
 		putRecord(t, s, r, noLimit)
-		if err := s.SetACL(t.Context(), idx, recordID(2), l, t0); !errors.Is(err, directory.ErrNotFound) {
+		if _, err := s.SetACL(t.Context(), idx, recordID(2), l, t0); !errors.Is(err, directory.ErrNotFound) {
 			t.Errorf("SetACL of a missing record id: %v, want ErrNotFound", err)
 		}
-		if err := s.SetACL(t.Context(), index(0xabcdef01, 2), recordID(1), l, t0); !errors.Is(err, directory.ErrNotFound) {
+		if _, err := s.SetACL(t.Context(), index(0xabcdef01, 2), recordID(1), l, t0); !errors.Is(err, directory.ErrNotFound) {
 			t.Errorf("SetACL of a record id under another index: %v, want ErrNotFound", err)
 		}
 		checkAllCallers(t, s, t0, r)
@@ -866,11 +873,11 @@ func testDeleteRecord(t *testing.T, open opener) {
 		for _, r := range []directory.Record{r1, r2, r3} {
 			putRecord(t, s, r, noLimit)
 		}
-		if err := s.DeleteRecord(t.Context(), r1.Index, r1.RecordID); err != nil {
+		if _, err := s.DeleteRecord(t.Context(), r1.Index, r1.RecordID, t0); err != nil {
 			t.Fatalf("DeleteRecord: %v", err)
 		}
 		checkAllCallers(t, s, t0, r2, r3)
-		if err := s.DeleteRecord(t.Context(), r1.Index, r1.RecordID); !errors.Is(err, directory.ErrNotFound) {
+		if _, err := s.DeleteRecord(t.Context(), r1.Index, r1.RecordID, t0); !errors.Is(err, directory.ErrNotFound) {
 			t.Errorf("second DeleteRecord: %v, want ErrNotFound", err)
 		}
 
@@ -880,7 +887,7 @@ func testDeleteRecord(t *testing.T, open opener) {
 		checkAllCallers(t, s, t0, r1, r2, r3)
 
 		for _, r := range []directory.Record{r1, r2, r3} {
-			if err := s.DeleteRecord(t.Context(), r.Index, r.RecordID); err != nil {
+			if _, err := s.DeleteRecord(t.Context(), r.Index, r.RecordID, t0); err != nil {
 				t.Fatalf("DeleteRecord: %v", err)
 			}
 		}
@@ -891,14 +898,14 @@ func testDeleteRecord(t *testing.T, open opener) {
 	t.Run("NotFound", func(t *testing.T) {
 		s := newStore(t, open)
 		r := record(index(0x55, 1), recordID(1), acl.List{Visibility: acl.Public})
-		if err := s.DeleteRecord(t.Context(), r.Index, r.RecordID); !errors.Is(err, directory.ErrNotFound) {
+		if _, err := s.DeleteRecord(t.Context(), r.Index, r.RecordID, t0); !errors.Is(err, directory.ErrNotFound) {
 			t.Errorf("DeleteRecord on an empty store: %v, want ErrNotFound", err)
 		}
 		putRecord(t, s, r, noLimit)
-		if err := s.DeleteRecord(t.Context(), r.Index, recordID(2)); !errors.Is(err, directory.ErrNotFound) {
+		if _, err := s.DeleteRecord(t.Context(), r.Index, recordID(2), t0); !errors.Is(err, directory.ErrNotFound) {
 			t.Errorf("DeleteRecord of a missing record id: %v, want ErrNotFound", err)
 		}
-		if err := s.DeleteRecord(t.Context(), index(0x55, 2), r.RecordID); !errors.Is(err, directory.ErrNotFound) {
+		if _, err := s.DeleteRecord(t.Context(), index(0x55, 2), r.RecordID, t0); !errors.Is(err, directory.ErrNotFound) {
 			t.Errorf("DeleteRecord of a record id under another index: %v, want ErrNotFound", err)
 		}
 		checkAllCallers(t, s, t0, r)
@@ -909,10 +916,10 @@ func testDeleteRecord(t *testing.T, open opener) {
 		r1 := record(index(0x55, 1), recordID(1), acl.List{Visibility: acl.Public})
 		r2 := record(index(0x55, 1), recordID(2), acl.List{Visibility: acl.Public})
 		putRecord(t, s, r1, 1)
-		if err := s.PutRecord(t.Context(), r2, 1); !errors.Is(err, directory.ErrExhausted) {
+		if _, err := s.PutRecord(t.Context(), r2, 1); !errors.Is(err, directory.ErrExhausted) {
 			t.Fatalf("PutRecord over maxPerIndex: %v, want ErrExhausted", err)
 		}
-		if err := s.DeleteRecord(t.Context(), r1.Index, r1.RecordID); err != nil {
+		if _, err := s.DeleteRecord(t.Context(), r1.Index, r1.RecordID, t0); err != nil {
 			t.Fatalf("DeleteRecord: %v", err)
 		}
 		putRecord(t, s, r2, 1)
@@ -1116,11 +1123,11 @@ func testCountOwners(t *testing.T, open opener) {
 	countOwners(t, s, t0, 2)
 	countOwners(t, s, t0.Add(time.Hour), 0)
 
-	if err := s.DeleteRecord(t.Context(), a1.Index, a1.RecordID); err != nil {
+	if _, err := s.DeleteRecord(t.Context(), a1.Index, a1.RecordID, t0); err != nil {
 		t.Fatalf("DeleteRecord: %v", err)
 	}
 	countOwners(t, s, t0, 2)
-	if err := s.DeleteRecord(t.Context(), a2.Index, a2.RecordID); err != nil {
+	if _, err := s.DeleteRecord(t.Context(), a2.Index, a2.RecordID, t0); err != nil {
 		t.Fatalf("DeleteRecord: %v", err)
 	}
 	countOwners(t, s, t0, 1)
@@ -1211,14 +1218,14 @@ func testConcurrent(t *testing.T, open opener) {
 				continue
 			}
 			r := record(idx, recordID(byte(i)), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}})
-			if err := s.PutRecord(t.Context(), r, noLimit); err != nil {
+			if _, err := s.PutRecord(t.Context(), r, noLimit); err != nil {
 				return err
 			}
-			if err := s.SetACL(t.Context(), r.Index, r.RecordID, acl.List{Visibility: acl.Public}, t0); err != nil {
+			if _, err := s.SetACL(t.Context(), r.Index, r.RecordID, acl.List{Visibility: acl.Public}, t0); err != nil {
 				return err
 			}
 			if n%2 == 0 {
-				if err := s.DeleteRecord(t.Context(), r.Index, r.RecordID); err != nil {
+				if _, err := s.DeleteRecord(t.Context(), r.Index, r.RecordID, t0); err != nil {
 					return err
 				}
 			}
@@ -1271,7 +1278,7 @@ func testClose(t *testing.T, open opener) {
 	if err := s.CreateVerification(t.Context(), verification(2)); err == nil {
 		t.Error("CreateVerification after Close succeeded")
 	}
-	if err := s.PutRecord(t.Context(), record(index(1), recordID(1), acl.List{}), noLimit); err == nil {
+	if _, err := s.PutRecord(t.Context(), record(index(1), recordID(1), acl.List{}), noLimit); err == nil {
 		t.Error("PutRecord after Close succeeded")
 	}
 	if _, err := s.Buckets(t.Context(), []directory.BucketRange{fullRange}, p1, t0); err == nil {

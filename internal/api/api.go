@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/translog"
 )
 
 // Paths.
@@ -22,6 +23,9 @@ const (
 	PathRecords       = "/v1/records"     // PUT publishes a record
 	PathRecordACL     = "/v1/records/acl" // PUT replaces a record's ACL
 	PathRecord        = "/v1/records/{record_id}"
+	PathLogLabel      = "/v1/log/label" // POST: evaluate the caller's own number under the log-label info
+	PathLogState      = "/v1/log/state" // POST: the State entry of the caller's records as stored now
+	PathLog           = "/log"          // the transparency log: /log/checkpoint, /log/tile/..., /log/consistency
 )
 
 // Config is the answer to GET /v1/config.
@@ -34,6 +38,20 @@ type Config struct {
 	MaxBatch     int      `json:"max_batch"`      // elements per evaluate, prefixes per bucket fetch
 	CARoots      [][]byte `json:"ca_roots"`       // DER certificates the directory trusts
 	RecordMaxTTL int64    `json:"record_max_ttl"` // seconds
+	LogKey       string   `json:"log_key"`        // the log's note verifier key; its name is the log origin
+	LogLabelInfo string   `json:"log_label_info"` // POPRF info for log labels
+}
+
+// StateResponse answers PathLogState: the State entry the directory would
+// log for the caller now, computed from its database.
+type StateResponse struct {
+	Entry []byte `json:"entry"`
+}
+
+// WriteResponse answers a publish, ACL change or delete: the proof that the
+// owner's new State entry is in the transparency log.
+type WriteResponse struct {
+	Log *translog.Proof `json:"log,omitempty"`
 }
 
 type VerifyStartRequest struct {
@@ -53,8 +71,9 @@ type VerifyConfirmRequest struct {
 }
 
 type VerifyConfirmResponse struct {
-	Certificate []byte   `json:"certificate"` // leaf DER
-	Chain       [][]byte `json:"chain"`       // issuer chain, root last
+	Certificate []byte          `json:"certificate"`   // leaf DER
+	Chain       [][]byte        `json:"chain"`         // issuer chain, root last
+	Log         *translog.Proof `json:"log,omitempty"` // the Credential entry's inclusion, from a CA that logs
 }
 
 // CARoot is the answer to GET /v1/ca: the CA's root certificate.

@@ -27,13 +27,13 @@ func TestRoundTripWhileLive(t *testing.T) {
 		r := directory.Record{Ciphertext: bytes.Repeat([]byte{i}, 64), ACL: acl.List{Visibility: acl.Public},
 			Expires: now.Add(time.Hour), Updated: now}
 		r.Index[0], r.RecordID[0] = i, i
-		if err := live.PutRecord(ctx, r, 10); err != nil {
+		if _, err := live.PutRecord(ctx, r, 10); err != nil {
 			t.Fatal(err)
 		}
 	}
 	put(1)
 	put(2)
-	if err := live.DeleteRecord(ctx, [32]byte{2}, [32]byte{2}); err != nil {
+	if _, err := live.DeleteRecord(ctx, [32]byte{2}, [32]byte{2}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 

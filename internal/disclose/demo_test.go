@@ -91,7 +91,7 @@ func TestDemoFigures(t *testing.T) {
 	md := render(t, r, (*disclose.Report).WriteMarkdown)
 	for _, want := range []string{
 		"a lookup hides its target among at least 1 owner",
-		"no labels are published, so none can be resolved",
+		"labels a day",
 		"The age identity is inside the data directory",
 		"| `acl_entries` | 2 |",
 	} {

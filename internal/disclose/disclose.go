@@ -506,7 +506,7 @@ var tableDescriptions = map[string]tableDescription{
 		"abuse-limit counters per time window, keyed by an HMAC of the subject (a number, a client network) under a CA secret",
 		"the CA key tests guessed numbers and networks: who verified recently, and from where"},
 	"holders": {
-		"the credential key (hash) that holds each index, and when it was verified",
+		"the credential key (hash) that holds each index, when it was verified, and the number's log label",
 		"which number each holder is, by index"},
 	"tombstones": {
 		"records retired when a number was verified by a new key: index, record id, old key hash, time",
@@ -517,6 +517,15 @@ var tableDescriptions = map[string]tableDescription{
 	"token_buckets": {
 		"evaluation budgets: an HMAC of each caller's pseudonym under a server secret and how much budget it has left, updated at each lookup",
 		"which number looked up how much, and when last"},
+	"log_entries": {
+		"the transparency log's entries, public by design: log labels (OPRF outputs under their own info), certificate and key hashes, validity, state commitments, the OPRF public key and CA roots",
+		"the OPRF key gives the log label of any guessed number: which numbers hold credentials, and when their owners' records changed"},
+	"log_hashes": {
+		"the log's Merkle tree hashes (RFC 6962), derived from the entries",
+		"nothing more than the entries"},
+	"log_head": {
+		"the log's size and root, and the latest checkpoint signed by the log key and cosigned by witnesses",
+		"nothing"},
 	"outcomes": {
 		"answers to retried writes (24 hours), sealed under keys derived from the clients' idempotency keys, which the server does not keep",
 		"nothing: the server's keys do not open them"},
@@ -528,6 +537,7 @@ var knownFiles = []struct{ path, what string }{
 	{datadir.DBFile + "-shm", "the write-ahead log's index, present while a server has it open"},
 	{datadir.OPRFKeyFile, "the OPRF private key, age-encrypted"},
 	{datadir.CAKeyFile, "the built-in CA's private key, age-encrypted"},
+	{datadir.LogKeyFile, "the transparency log's signing key, age-encrypted"},
 	{datadir.CACertFile, "the CA root certificate (public)"},
 	{datadir.IdentityFile, "the age identity that decrypts the key files"},
 }

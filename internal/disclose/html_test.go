@@ -217,7 +217,7 @@ func TestHTMLRendersCharts(t *testing.T) {
 	if !strings.Contains(text, hostileApp) {
 		t.Error("the hostile app id is not in the page's text")
 	}
-	for _, want := range []string{"a lookup hides its target among at least", "no labels are published, so none can be resolved"} {
+	for _, want := range []string{"a lookup hides its target among at least", "labels a day"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the page lacks %q", want)
 		}

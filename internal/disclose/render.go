@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"blindex.dev/blindex/directory"
 )
 
 // WriteMarkdown writes the report as Markdown.
@@ -89,7 +91,8 @@ func (r *Report) summary() [][]span {
 			b(fmtDuration(one.Seconds)), tf(" and %s credentials ", fmtInt(many.Credentials)), b(fmtDuration(many.Seconds)),
 			tf(" under the budgets (%s at once, then %s a day each).", fmtInt(r.Config.Budget.Burst), fmtInt(r.Config.Budget.PerDay))))
 	}
-	out = append(out, line(t("There is no transparency log in this version: "), b("no labels are published, so none can be resolved"), t(".")))
+	out = append(out, line(tf("The transparency log names numbers by log label only; resolving a guessed number's label costs one evaluation under a budget of %d a day per credential, so ", directory.LabelPerDay),
+		bf("%d credentials resolve at most %s labels a day", r.Config.Credentials, fmtInt(r.Config.Credentials*directory.LabelPerDay)), t(".")))
 	keys := "Without the key files the database reveals no number and no record content, only pseudorandom indexes, pseudonyms, ciphertexts and times."
 	if r.Database.IdentityInDir {
 		keys += " The age identity that decrypts the key files is inside the data directory, so a copy of the directory includes the keys."
@@ -305,8 +308,11 @@ var durationTicks = []tick{
 
 func (r *Report) logSection(d *document) {
 	d.add(heading{2, "log", "Log exposure"})
-	d.add(para{line(t("This version of blindex has no transparency log, so "), b("no labels are published, so none can be resolved"),
-		t(": an adversary with any evaluation budget resolves 0 labels a day. When the log lands, this section will give how many log labels an adversary with a given label budget can resolve per day."))})
+	d.add(para{line(t("The transparency log is public: every reader sees each entry's log label, certificate and key hashes, validity, and owners' state commitments, never a number. A label is an OPRF output under its own POPRF info (\"blindex log label v1\"), so only the key holder computes it; anyone else must ask the server, which answers a credential holder "),
+		bf("%d evaluations at once and %d a day", directory.LabelBurst, directory.LabelPerDay),
+		tf(". An adversary with %s credentials therefore resolves at most ", fmtInt(r.Config.Credentials)),
+		bf("%s labels a day", fmtInt(r.Config.Credentials*directory.LabelPerDay)),
+		t(" (whether a guessed number holds a credential, and when its owner changed records), against the lookup budget's much larger enumeration rate above. The operator, who holds the OPRF key, resolves every label."))})
 }
 
 func (r *Report) databaseSection(d *document) {

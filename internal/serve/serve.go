@@ -48,8 +48,8 @@ type Config struct {
 	// NoBuiltinCA serves a directory without the built-in CA: credentials
 	// then come only from the CAs in Directory.Roots.
 	NoBuiltinCA bool
-	// Directory holds the directory settings; its Store, OPRFKey, CA and
-	// Logger are filled in. Directory.Roots adds trusted CA roots.
+	// Directory holds the directory settings; its Store, OPRFKey, LogKey,
+	// CA and Logger are filled in. Directory.Roots adds trusted CA roots.
 	Directory directory.Config
 	// Logger receives the server's logs. Default: discard.
 	Logger *slog.Logger
@@ -112,7 +112,7 @@ func Start(ctx context.Context, cfg Config) (*Running, error) {
 		store = cfg.WrapStore(store)
 	}
 	dc := cfg.Directory
-	dc.Store, dc.OPRFKey, dc.Logger = store, node.OPRFKey, cfg.Logger
+	dc.Store, dc.OPRFKey, dc.LogKey, dc.Logger = store, node.OPRFKey, node.LogKey, cfg.Logger
 	// A shared database may have other server processes on it.
 	dc.SharedReplayCache = dc.SharedReplayCache || cfg.DB != ""
 	cfg.CA.SharedReplayCache = cfg.CA.SharedReplayCache || cfg.DB != ""

@@ -5,7 +5,9 @@
 // same contract (directory.Store), by the same conformance suite. Every
 // limit the server core relies on (code attempts, resends, abuse counters,
 // token budgets, records per index) is enforced by the database, not by the
-// process, so any number of servers may share one database.
+// process, so any number of servers may share one database. So is the order
+// of the transparency log: each append locks the log's head row in the
+// transaction of the change it records, so the servers keep one linear log.
 //
 // Durability is PostgreSQL's: a method returns nil only after its commit is
 // acknowledged, and Open refuses a server or session with fsync or
@@ -35,11 +37,12 @@ import (
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/directory"
+	"blindex.dev/blindex/translog"
 )
 
 // SchemaVersion is the newest schema this binary knows: the number of the
 // last file in migrations/.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
@@ -219,6 +222,8 @@ func (s *Store) Checkpoint(ctx context.Context) error { return nil }
 // ClaimHolder's retirement) runs SERIALIZABLE: the database aborts it if a
 // concurrent insert would have changed what it read, and retry runs it
 // again. Row locks cannot do this, since a missing row cannot be locked.
+// Appends to the log are sequenced by a row lock; log.go explains how that
+// meets both isolation levels.
 
 // maxTries bounds the retries of one call aborted to keep transactions
 // serializable. Each abort means another transaction committed, so a
@@ -393,6 +398,29 @@ func (s *Store) ClaimAttempt(ctx context.Context, id [16]byte, maxAttempts int) 
 	return v, err
 }
 
+func (s *Store) FinishVerification(ctx context.Context, id [16]byte, entry []byte) (int64, error) {
+	var pos int64
+	err := s.tx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		pos = -1
+		tag, err := tx.Exec(ctx, `DELETE FROM verifications WHERE id = $1`, id[:])
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return directory.ErrNotFound
+		}
+		if entry == nil {
+			return nil
+		}
+		pos, err = appendLog(ctx, tx, entry)
+		return err
+	})
+	if err != nil {
+		return -1, err
+	}
+	return pos, nil
+}
+
 func (s *Store) DeleteVerification(ctx context.Context, id [16]byte) error {
 	return s.execOne(ctx, `DELETE FROM verifications WHERE id = $1`, id[:])
 }
@@ -462,10 +490,11 @@ func (s *Store) DeleteExpiredOutcomes(ctx context.Context, now time.Time) (int, 
 
 func bucketOf(index [32]byte) int64 { return int64(binary.BigEndian.Uint32(index[:4])) }
 
-func (s *Store) PutRecord(ctx context.Context, r directory.Record, maxPerIndex int) error {
+func (s *Store) PutRecord(ctx context.Context, r directory.Record, maxPerIndex int) (int64, error) {
+	var pos int64
 	// SERIALIZABLE: two new records under one index must not both see room
 	// for one more.
-	return s.tx(ctx, pgx.Serializable, func(tx pgx.Tx) error {
+	err := s.tx(ctx, pgx.Serializable, func(tx pgx.Tx) error {
 		var exists bool
 		var count int
 		err := tx.QueryRow(ctx, `SELECT
@@ -487,8 +516,16 @@ func (s *Store) PutRecord(ctx context.Context, r directory.Record, maxPerIndex i
 			r.Index[:], r.RecordID[:], bucketOf(r.Index), r.Ciphertext, int(r.ACL.Visibility),
 			r.Expires.Unix(), r.Updated.Unix())
 		queueReplaceACL(b, r.Index, r.RecordID, r.ACL)
-		return tx.SendBatch(ctx, b).Close()
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		pos, err = logState(ctx, tx, r.Index, r.Updated)
+		return err
 	})
+	if err != nil {
+		return -1, err
+	}
+	return pos, nil
 }
 
 // queueReplaceACL queues the statements that replace the ACL entries of
@@ -512,10 +549,11 @@ func queueReplaceACL(b *pgx.Batch, index, recordID [32]byte, l acl.List) {
 		index[:], recordID[:], kinds, ps)
 }
 
-func (s *Store) SetACL(ctx context.Context, index, recordID [32]byte, l acl.List, now time.Time) error {
+func (s *Store) SetACL(ctx context.Context, index, recordID [32]byte, l acl.List, now time.Time) (int64, error) {
+	var pos int64
 	// The UPDATE locks the record's row until commit, so a concurrent
 	// PutRecord, SetACL or delete of the same record waits for this one.
-	return s.tx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+	err := s.tx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE records SET visibility = $1, updated_at = $2
 			WHERE idx = $3 AND record_id = $4`, int(l.Visibility), now.Unix(), index[:], recordID[:])
 		if err != nil {
@@ -526,16 +564,62 @@ func (s *Store) SetACL(ctx context.Context, index, recordID [32]byte, l acl.List
 		}
 		b := &pgx.Batch{}
 		queueReplaceACL(b, index, recordID, l)
-		return tx.SendBatch(ctx, b).Close()
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		pos, err = logState(ctx, tx, index, now)
+		return err
 	})
+	if err != nil {
+		return -1, err
+	}
+	return pos, nil
 }
 
 func (s *Store) DeleteExpiredRecords(ctx context.Context, now time.Time) (int, error) {
-	return s.exec(ctx, `DELETE FROM records WHERE expires_at <= $1`, now.Unix())
+	var n int
+	err := s.tx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `DELETE FROM records WHERE expires_at <= $1 RETURNING idx`, now.Unix())
+		if err != nil {
+			return err
+		}
+		indexes, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) ([32]byte, error) {
+			var idx []byte
+			if err := row.Scan(&idx); err != nil {
+				return [32]byte{}, err
+			}
+			var out [32]byte
+			return out, copyKey(out[:], idx, "record")
+		})
+		if err != nil {
+			return err
+		}
+		n = len(indexes)
+		return logStates(ctx, tx, indexes, now)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
-func (s *Store) DeleteRecord(ctx context.Context, index, recordID [32]byte) error {
-	return s.execOne(ctx, `DELETE FROM records WHERE idx = $1 AND record_id = $2`, index[:], recordID[:])
+func (s *Store) DeleteRecord(ctx context.Context, index, recordID [32]byte, now time.Time) (int64, error) {
+	var pos int64
+	err := s.tx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM records WHERE idx = $1 AND record_id = $2`, index[:], recordID[:])
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return directory.ErrNotFound
+		}
+		pos, err = logState(ctx, tx, index, now)
+		return err
+	})
+	if err != nil {
+		return -1, err
+	}
+	return pos, nil
 }
 
 func (s *Store) Buckets(ctx context.Context, ranges []directory.BucketRange, caller acl.Pseudonym, now time.Time) ([][]directory.Candidate, error) {
@@ -624,13 +708,18 @@ func (s *Store) InitMeta(ctx context.Context, key string, value []byte) error {
 
 func (s *Store) Holder(ctx context.Context, index [32]byte) (directory.Holder, error) {
 	var h directory.Holder
-	var key []byte
+	var key, label []byte
 	var nb int64
-	if err := s.queryRow(ctx, `SELECT key_hash, not_before FROM holders WHERE idx = $1`,
-		[]any{index[:]}, &key, &nb); err != nil {
+	if err := s.queryRow(ctx, `SELECT key_hash, not_before, label FROM holders WHERE idx = $1`,
+		[]any{index[:]}, &key, &nb, &label); err != nil {
 		return h, err
 	}
 	h.NotBefore = time.Unix(nb, 0)
+	if label != nil { // NULL for a holder claimed before schema version 2
+		if err := copyKey(h.Label[:], label, "holder"); err != nil {
+			return h, err
+		}
+	}
 	return h, copyKey(h.KeyHash[:], key, "holder")
 }
 
@@ -645,17 +734,20 @@ func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Hol
 		err := tx.QueryRow(ctx, `SELECT key_hash, not_before FROM holders WHERE idx = $1`, index[:]).Scan(&key, &nb)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
-			tag, err := tx.Exec(ctx, `INSERT INTO holders (idx, key_hash, not_before) VALUES ($1, $2, $3)
-				ON CONFLICT (idx) DO NOTHING`, index[:], h.KeyHash[:], h.NotBefore.Unix())
-			if err == nil && tag.RowsAffected() == 0 {
+			tag, err := tx.Exec(ctx, `INSERT INTO holders (idx, key_hash, not_before, label) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (idx) DO NOTHING`, index[:], h.KeyHash[:], h.NotBefore.Unix(), h.Label[:])
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
 				return errRetry // a concurrent first claim won: decide again against it
 			}
-			return err
+			return logHolder(ctx, tx, h, nil, 0)
 		case err != nil:
 			return err
 		case string(key) == string(h.KeyHash[:]):
-			_, err = tx.Exec(ctx, `UPDATE holders SET not_before = GREATEST(not_before, $1) WHERE idx = $2`,
-				h.NotBefore.Unix(), index[:])
+			_, err = tx.Exec(ctx, `UPDATE holders SET not_before = GREATEST(not_before, $1), label = $2 WHERE idx = $3`,
+				h.NotBefore.Unix(), h.Label[:], index[:])
 			return err
 		case h.NotBefore.Unix() <= nb:
 			return directory.ErrConflict
@@ -670,14 +762,32 @@ func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Hol
 			retired = int(tag.RowsAffected())
 			return nil
 		})
-		b.Queue(`UPDATE holders SET key_hash = $1, not_before = $2 WHERE idx = $3`,
-			h.KeyHash[:], h.NotBefore.Unix(), index[:])
-		return tx.SendBatch(ctx, b).Close()
+		b.Queue(`UPDATE holders SET key_hash = $1, not_before = $2, label = $3 WHERE idx = $4`,
+			h.KeyHash[:], h.NotBefore.Unix(), h.Label[:], index[:])
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		if err := logHolder(ctx, tx, h, key, retired); err != nil {
+			return err
+		}
+		_, err = logState(ctx, tx, index, at)
+		return err
 	})
 	if err != nil {
 		return 0, err
 	}
 	return retired, nil
+}
+
+// logHolder appends the Holder entry saying that h holds its index, after
+// previous (nil for none) was retired with its retired records.
+func logHolder(ctx context.Context, tx pgx.Tx, h directory.Holder, previous []byte, retired int) error {
+	e, err := translog.HolderEntry(h.Label, h.KeyHash, previous, retired)
+	if err != nil {
+		return err
+	}
+	_, err = appendLog(ctx, tx, e)
+	return err
 }
 
 func (s *Store) Tombstones(ctx context.Context, index [32]byte) ([]directory.Tombstone, error) {

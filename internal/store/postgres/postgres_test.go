@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"blindex.dev/blindex/directory/storetest"
 	"blindex.dev/blindex/internal/store/postgres"
 	"blindex.dev/blindex/internal/store/postgres/pgtest"
+	"blindex.dev/blindex/translog"
 )
 
 // open opens a store on dsn with a connection for each of storetest's
@@ -71,7 +73,17 @@ func TestReopen(t *testing.T) {
 	if err := s.InitMeta(t.Context(), "k", []byte("value")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutRecord(t.Context(), r, 10); err != nil {
+	if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendLog(t.Context(), []byte("entry 0"), []byte("entry 1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveCheckpoint(t.Context(), 2, []byte("checkpoint")); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := s.LogTree(t.Context())
+	if err != nil {
 		t.Fatal(err)
 	}
 	closeStore(t, s)
@@ -80,6 +92,12 @@ func TestReopen(t *testing.T) {
 	defer closeStore(t, s)
 	if got, err := s.Meta(t.Context(), "k"); err != nil || string(got) != "value" {
 		t.Errorf("Meta after reopening = %q, %v; want \"value\"", got, err)
+	}
+	if got, err := s.LogTree(t.Context()); err != nil || got != tree {
+		t.Errorf("LogTree after reopening = %+v, %v; want %+v", got, err, tree)
+	}
+	if got, err := s.LatestCheckpoint(t.Context()); err != nil || string(got) != "checkpoint" {
+		t.Errorf("LatestCheckpoint after reopening = %q, %v", got, err)
 	}
 	bs, err := s.Buckets(t.Context(), []directory.BucketRange{{Lo: 0, Hi: 0xffffffff}}, pseudonym(2), now)
 	if err != nil || len(bs[0]) != 1 {
@@ -104,6 +122,50 @@ func schemaVersions(t *testing.T, dsn string) []int {
 		t.Fatal(err)
 	}
 	return vs
+}
+
+// TestMigrateFromVersion1 upgrades a database made by a binary without the
+// transparency log: its holders have no label, so their writes are not
+// logged until their key claims the index again and brings the label.
+func TestMigrateFromVersion1(t *testing.T) {
+	dsn := pgtest.FreshDSN(t)
+	v1, err := os.ReadFile("migrations/0001_initial.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Admin(t, dsn, string(v1))
+	pgtest.Admin(t, dsn, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL);
+		INSERT INTO schema_migrations VALUES (1, '0001_initial.sql', 0)`)
+	var idx, key, label [32]byte
+	idx[0], key[0], label[0] = 1, 2, 3
+	pgtest.Admin(t, dsn, `INSERT INTO holders (idx, key_hash, not_before) VALUES ($1, $2, $3)`, idx[:], key[:], now.Unix())
+
+	s := open(t, dsn)
+	defer closeStore(t, s)
+	ctx := t.Context()
+	if got := schemaVersions(t, dsn); !slices.Equal(got, []int{1, 2}) {
+		t.Errorf("schema versions after Open = %v, want [1 2]", got)
+	}
+	if h, err := s.Holder(ctx, idx); err != nil || h.KeyHash != key || h.Label != ([32]byte{}) {
+		t.Errorf("Holder of a version 1 holder = %+v, %v; want its key and no label", h, err)
+	}
+	if tree, err := s.LogTree(ctx); err != nil || tree.N != 0 {
+		t.Errorf("LogTree after migrating = %+v, %v; want an empty log", tree, err)
+	}
+	r := directory.Record{Index: idx, Ciphertext: []byte("sealed"), ACL: acl.List{Visibility: acl.Public},
+		Expires: now.Add(time.Hour), Updated: now}
+	if pos, err := s.PutRecord(ctx, r, 10); err != nil || pos != -1 {
+		t.Errorf("PutRecord under a holder without a label = %d, %v; want -1", pos, err)
+	}
+	if _, err := s.ClaimHolder(ctx, idx, directory.Holder{KeyHash: key, NotBefore: now, Label: label}, now); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := s.Holder(ctx, idx); err != nil || h.Label != label {
+		t.Errorf("Holder after a renewing claim = %+v, %v; want its label", h, err)
+	}
+	if pos, err := s.PutRecord(ctx, r, 10); err != nil || pos != 0 {
+		t.Errorf("PutRecord under a labelled holder = %d, %v; want log index 0", pos, err)
+	}
 }
 
 func TestFutureSchemaVersion(t *testing.T) {
@@ -270,7 +332,7 @@ func TestTombstonesSameSecond(t *testing.T) {
 		t.Helper()
 		r := directory.Record{Index: idx, RecordID: rid, Ciphertext: []byte("x"),
 			ACL: acl.List{Visibility: acl.Public}, Expires: now.Add(time.Hour), Updated: now}
-		if err := s.PutRecord(ctx, r, 10); err != nil {
+		if _, err := s.PutRecord(ctx, r, 10); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -342,5 +404,45 @@ func TestConcurrentClaimHolder(t *testing.T) {
 	}
 	if revoked, _ := s.KeyRevoked(t.Context(), keys[n-1]); revoked {
 		t.Error("the holder's key is revoked")
+	}
+
+	// The log holds one history of holders: a Holder entry for each
+	// successful claim, each naming the key the one before it named.
+	tree, err := s.LogTree(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := s.ReadLogEntries(t.Context(), 0, tree.N)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var holders []*translog.Entry
+	for i, b := range entries {
+		e, err := translog.Parse(b)
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		if e.Kind == translog.Holder {
+			holders = append(holders, e)
+		}
+	}
+	succeeded := 0
+	for _, err := range errs {
+		if err == nil {
+			succeeded++
+		}
+	}
+	if len(holders) != succeeded {
+		t.Errorf("%d Holder entries for %d successful claims", len(holders), succeeded)
+	}
+	var previous [32]byte
+	for i, e := range holders {
+		if e.Previous != previous {
+			t.Errorf("Holder entry %d names previous holder %x, want %x", i, e.Previous[:2], previous[:2])
+		}
+		previous = e.Key
+	}
+	if previous != keys[n-1] {
+		t.Errorf("the last Holder entry names key %x, want the holder %x", previous[:2], keys[n-1][:2])
 	}
 }

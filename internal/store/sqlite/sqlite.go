@@ -4,6 +4,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	_ "embed"
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -18,13 +20,20 @@ import (
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/directory"
+	"blindex.dev/blindex/translog"
 )
 
 //go:embed schema.sql
 var schema string
 
+//go:embed log.sql
+var logSchema string
+
+// migrations[v] brings a database from version v to v+1.
+var migrations = []string{schema, logSchema}
+
 // SchemaVersion is stored in PRAGMA user_version.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 const (
 	kindAllow = 1
@@ -77,25 +86,26 @@ func migrate(db *sql.DB) error {
 	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
 		return fmt.Errorf("sqlite: opening database: %w", err)
 	}
-	switch v {
-	case SchemaVersion:
-		return nil
-	case 0:
-		tx, err := db.Begin()
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		if _, err := tx.Exec(schema); err != nil {
-			return fmt.Errorf("sqlite: creating schema: %w", err)
-		}
-		if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion)); err != nil {
-			return err
-		}
-		return tx.Commit()
-	default:
-		return fmt.Errorf("sqlite: database schema version %d, this binary supports %d", v, SchemaVersion)
+	if v > SchemaVersion {
+		return fmt.Errorf("sqlite: database schema version %d, this binary supports %d: use a newer blindex", v, SchemaVersion)
 	}
+	if v == SchemaVersion {
+		return nil
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for ; v < SchemaVersion; v++ {
+		if _, err := tx.Exec(migrations[v]); err != nil {
+			return fmt.Errorf("sqlite: migrating schema to version %d: %w", v+1, err)
+		}
+	}
+	if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion)); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Close closes the database.
@@ -212,6 +222,19 @@ func (s *Store) ClaimAttempt(ctx context.Context, id [16]byte, maxAttempts int) 
 	return v, err
 }
 
+func (s *Store) FinishVerification(ctx context.Context, id [16]byte, entry []byte) (int64, error) {
+	pos := int64(-1)
+	err := s.tx(ctx, func(tx *sql.Tx) (err error) {
+		res, err := tx.ExecContext(ctx, `DELETE FROM verifications WHERE id = ?`, id[:])
+		if err := affected(res, err); err != nil || entry == nil {
+			return err
+		}
+		pos, err = appendLog(ctx, tx, entry)
+		return err
+	})
+	return pos, err
+}
+
 func (s *Store) DeleteVerification(ctx context.Context, id [16]byte) error {
 	res, err := s.rw.ExecContext(ctx, `DELETE FROM verifications WHERE id = ?`, id[:])
 	return affected(res, err)
@@ -254,8 +277,9 @@ func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
 
 func bucketOf(index [32]byte) uint32 { return binary.BigEndian.Uint32(index[:4]) }
 
-func (s *Store) PutRecord(ctx context.Context, r directory.Record, maxPerIndex int) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+func (s *Store) PutRecord(ctx context.Context, r directory.Record, maxPerIndex int) (int64, error) {
+	var pos int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var exists, count int
 		err := tx.QueryRowContext(ctx, `SELECT
 			(SELECT COUNT(*) FROM records WHERE idx = ?1 AND record_id = ?2),
@@ -277,8 +301,13 @@ func (s *Store) PutRecord(ctx context.Context, r directory.Record, maxPerIndex i
 		if err != nil {
 			return err
 		}
-		return replaceACL(ctx, tx, r.Index, r.RecordID, r.ACL)
+		if err := replaceACL(ctx, tx, r.Index, r.RecordID, r.ACL); err != nil {
+			return err
+		}
+		pos, err = logState(ctx, tx, r.Index, r.Updated)
+		return err
 	})
+	return pos, err
 }
 
 func replaceACL(ctx context.Context, tx *sql.Tx, index, recordID [32]byte, l acl.List) error {
@@ -304,29 +333,75 @@ func replaceACL(ctx context.Context, tx *sql.Tx, index, recordID [32]byte, l acl
 	return nil
 }
 
-func (s *Store) SetACL(ctx context.Context, index, recordID [32]byte, l acl.List, now time.Time) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+func (s *Store) SetACL(ctx context.Context, index, recordID [32]byte, l acl.List, now time.Time) (int64, error) {
+	var pos int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE records SET visibility = ?, updated_at = ?
 			WHERE idx = ? AND record_id = ?`, int(l.Visibility), now.Unix(), index[:], recordID[:])
 		if err := affected(res, err); err != nil {
 			return err
 		}
-		return replaceACL(ctx, tx, index, recordID, l)
+		if err := replaceACL(ctx, tx, index, recordID, l); err != nil {
+			return err
+		}
+		pos, err = logState(ctx, tx, index, now)
+		return err
 	})
+	return pos, err
 }
 
 func (s *Store) DeleteExpiredRecords(ctx context.Context, now time.Time) (int, error) {
-	res, err := s.rw.ExecContext(ctx, `DELETE FROM records WHERE expires_at <= ?`, now.Unix())
-	if err != nil {
-		return 0, err
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// Without DISTINCT the query uses records_expiry; the indexes are
+		// deduplicated and sorted here, so both stores log in index order.
+		rows, err := tx.QueryContext(ctx, `SELECT idx FROM records WHERE expires_at <= ?`, now.Unix())
+		if err != nil {
+			return err
+		}
+		var indexes [][32]byte
+		for rows.Next() {
+			var idx []byte
+			if err := rows.Scan(&idx); err != nil || len(idx) != 32 {
+				rows.Close()
+				return errors.Join(err, errors.New("sqlite: corrupt record row"))
+			}
+			indexes = append(indexes, [32]byte(idx))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		slices.SortFunc(indexes, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+		indexes = slices.Compact(indexes)
+		res, err := tx.ExecContext(ctx, `DELETE FROM records WHERE expires_at <= ?`, now.Unix())
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		for _, idx := range indexes {
+			if _, err := logState(ctx, tx, idx, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	return int(n), err
 }
 
-func (s *Store) DeleteRecord(ctx context.Context, index, recordID [32]byte) error {
-	res, err := s.rw.ExecContext(ctx, `DELETE FROM records WHERE idx = ? AND record_id = ?`, index[:], recordID[:])
-	return affected(res, err)
+func (s *Store) DeleteRecord(ctx context.Context, index, recordID [32]byte, now time.Time) (int64, error) {
+	var pos int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM records WHERE idx = ? AND record_id = ?`, index[:], recordID[:])
+		if err := affected(res, err); err != nil {
+			return err
+		}
+		pos, err = logState(ctx, tx, index, now)
+		return err
+	})
+	return pos, err
 }
 
 func (s *Store) Buckets(ctx context.Context, ranges []directory.BucketRange, caller acl.Pseudonym, now time.Time) ([][]directory.Candidate, error) {
@@ -455,17 +530,19 @@ func (s *Store) Holder(ctx context.Context, index [32]byte) (directory.Holder, e
 	var h directory.Holder
 	var key []byte
 	var nb int64
-	err := s.ro.QueryRowContext(ctx, `SELECT key_hash, not_before FROM holders WHERE idx = ?`, index[:]).Scan(&key, &nb)
+	var label []byte
+	err := s.ro.QueryRowContext(ctx, `SELECT key_hash, not_before, label FROM holders WHERE idx = ?`, index[:]).Scan(&key, &nb, &label)
 	if errors.Is(err, sql.ErrNoRows) {
 		return h, directory.ErrNotFound
 	}
 	if err != nil {
 		return h, err
 	}
-	if len(key) != len(h.KeyHash) {
+	if len(key) != len(h.KeyHash) || (label != nil && len(label) != len(h.Label)) {
 		return h, fmt.Errorf("sqlite: corrupt holder row")
 	}
 	copy(h.KeyHash[:], key)
+	copy(h.Label[:], label)
 	h.NotBefore = time.Unix(nb, 0)
 	return h, nil
 }
@@ -478,14 +555,16 @@ func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Hol
 		err := tx.QueryRowContext(ctx, `SELECT key_hash, not_before FROM holders WHERE idx = ?`, index[:]).Scan(&key, &nb)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			_, err = tx.ExecContext(ctx, `INSERT INTO holders (idx, key_hash, not_before) VALUES (?, ?, ?)`,
-				index[:], h.KeyHash[:], h.NotBefore.Unix())
-			return err
+			if _, err = tx.ExecContext(ctx, `INSERT INTO holders (idx, key_hash, not_before, label) VALUES (?, ?, ?, ?)`,
+				index[:], h.KeyHash[:], h.NotBefore.Unix(), h.Label[:]); err != nil {
+				return err
+			}
+			return logHolder(ctx, tx, h, nil, 0)
 		case err != nil:
 			return err
 		case string(key) == string(h.KeyHash[:]):
-			_, err = tx.ExecContext(ctx, `UPDATE holders SET not_before = MAX(not_before, ?) WHERE idx = ?`,
-				h.NotBefore.Unix(), index[:])
+			_, err = tx.ExecContext(ctx, `UPDATE holders SET not_before = MAX(not_before, ?), label = ? WHERE idx = ?`,
+				h.NotBefore.Unix(), h.Label[:], index[:])
 			return err
 		case h.NotBefore.Unix() <= nb:
 			return directory.ErrConflict
@@ -507,11 +586,26 @@ func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Hol
 			return err
 		}
 		retired = int(n)
-		_, err = tx.ExecContext(ctx, `UPDATE holders SET key_hash = ?, not_before = ? WHERE idx = ?`,
-			h.KeyHash[:], h.NotBefore.Unix(), index[:])
+		if _, err = tx.ExecContext(ctx, `UPDATE holders SET key_hash = ?, not_before = ?, label = ? WHERE idx = ?`,
+			h.KeyHash[:], h.NotBefore.Unix(), h.Label[:], index[:]); err != nil {
+			return err
+		}
+		if err := logHolder(ctx, tx, h, key, retired); err != nil {
+			return err
+		}
+		_, err = logState(ctx, tx, index, at)
 		return err
 	})
 	return retired, err
+}
+
+func logHolder(ctx context.Context, tx *sql.Tx, h directory.Holder, previous []byte, retired int) error {
+	e, err := translog.HolderEntry(h.Label, h.KeyHash, previous, retired)
+	if err != nil {
+		return err
+	}
+	_, err = appendLog(ctx, tx, e)
+	return err
 }
 
 func (s *Store) Tombstones(ctx context.Context, index [32]byte) ([]directory.Tombstone, error) {

@@ -76,7 +76,7 @@ func TestReopen(t *testing.T) {
 	if err := s.CreateVerification(t.Context(), v); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutRecord(t.Context(), r, 10); err != nil {
+	if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
 		t.Fatal(err)
 	}
 	closeStore(t, s)
@@ -177,7 +177,7 @@ func TestIntegrityCheck(t *testing.T) {
 			Updated:    now,
 		}
 		r.Index[0], r.RecordID[0] = byte(i), byte(i)
-		if err := s.PutRecord(t.Context(), r, 10); err != nil {
+		if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -286,10 +286,10 @@ func TestDeletedDataGone(t *testing.T) {
 				r := directory.Record{Index: index, RecordID: recordID, Ciphertext: marker("SECRETMARKER", 64),
 					ACL:     acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{allowed}, Deny: []acl.Pseudonym{denied}},
 					Expires: now.Add(time.Hour), Updated: now}
-				if err := s.PutRecord(t.Context(), r, 10); err != nil {
+				if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
 					t.Fatal(err)
 				}
-				if err := s.DeleteRecord(t.Context(), index, recordID); err != nil {
+				if _, err := s.DeleteRecord(t.Context(), index, recordID, now); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -306,7 +306,7 @@ func TestDeletedDataGone(t *testing.T) {
 				r := directory.Record{Index: index, RecordID: recordID, Ciphertext: marker("SECRETMARKER", 64),
 					ACL:     acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{allowed}, Deny: []acl.Pseudonym{denied}},
 					Expires: now, Updated: now}
-				if err := s.PutRecord(t.Context(), r, 10); err != nil {
+				if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
 					t.Fatal(err)
 				}
 				if n, err := s.DeleteExpiredRecords(t.Context(), now); err != nil || n != 1 {
@@ -324,12 +324,12 @@ func TestDeletedDataGone(t *testing.T) {
 				r := directory.Record{Index: index, RecordID: recordID, Ciphertext: marker("SECRETMARKER", 64),
 					ACL:     acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{allowed}},
 					Expires: now.Add(time.Hour), Updated: now}
-				if err := s.PutRecord(t.Context(), r, 10); err != nil {
+				if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
 					t.Fatal(err)
 				}
 				r.Ciphertext = bytes.Repeat([]byte{'x'}, 64)
 				r.ACL = acl.List{Visibility: acl.Public}
-				if err := s.PutRecord(t.Context(), r, 10); err != nil {
+				if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -344,10 +344,10 @@ func TestDeletedDataGone(t *testing.T) {
 				r := directory.Record{Index: index, RecordID: recordID, Ciphertext: []byte("sealed"),
 					ACL:     acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{allowed}, Deny: []acl.Pseudonym{denied}},
 					Expires: now.Add(time.Hour), Updated: now}
-				if err := s.PutRecord(t.Context(), r, 10); err != nil {
+				if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
 					t.Fatal(err)
 				}
-				if err := s.SetACL(t.Context(), index, recordID, acl.List{Visibility: acl.Public}, now); err != nil {
+				if _, err := s.SetACL(t.Context(), index, recordID, acl.List{Visibility: acl.Public}, now); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -363,7 +363,7 @@ func TestDeletedDataGone(t *testing.T) {
 				r := directory.Record{Ciphertext: bytes.Repeat([]byte{'k'}, 64),
 					ACL: acl.List{Visibility: acl.Public}, Expires: now.Add(time.Hour), Updated: now}
 				r.Index[0], r.RecordID[0] = 0xf0, byte(i)
-				if err := s.PutRecord(t.Context(), r, 100); err != nil {
+				if _, err := s.PutRecord(t.Context(), r, 100); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -408,7 +408,7 @@ func TestMarkersFound(t *testing.T) {
 	secret := bytes.Repeat([]byte("SECRETMARKER"), 6)
 	r := directory.Record{Ciphertext: secret, ACL: acl.List{Visibility: acl.Public},
 		Expires: now.Add(time.Hour), Updated: now}
-	if err := s.PutRecord(t.Context(), r, 10); err != nil {
+	if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
 		t.Fatal(err)
 	}
 	closeStore(t, s)

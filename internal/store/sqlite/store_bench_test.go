@@ -75,7 +75,7 @@ func BenchmarkPutRecord(b *testing.B) {
 		// A new owner each time: a record and four ACL rows.
 		r.Index[0], r.Index[1], r.Index[2] = byte(i>>16), byte(i>>8), byte(i)
 		t := time.Now()
-		if err := s.PutRecord(b.Context(), r, 32); err != nil {
+		if _, err := s.PutRecord(b.Context(), r, 32); err != nil {
 			b.Fatal(err)
 		}
 		put += time.Since(t)

@@ -1,0 +1,186 @@
+package client
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/internal/witness"
+	"blindex.dev/blindex/translog"
+)
+
+// An Alarm is something the monitor found that the owner did not do.
+type Alarm struct {
+	Kind    string `json:"kind"`            // credential, holder, state, stored-state, retired, fork
+	Index   int64  `json:"index,omitempty"` // log index of the entry, if any
+	Message string `json:"message"`
+	// Evidence is the entry, or for a fork both signed checkpoints.
+	Evidence []string `json:"evidence,omitempty"`
+}
+
+// A Report is the outcome of one monitor run.
+type Report struct {
+	Origin    string    `json:"origin"`
+	Size      int64     `json:"size"`     // the checkpoint's tree size
+	Scanned   int64     `json:"scanned"`  // entries read in this run
+	Mine      int       `json:"mine"`     // of which under this owner's label
+	Label     string    `json:"label"`    // this owner's log label, base64
+	StateOK   bool      `json:"state_ok"` // the stored and logged state match what was published
+	Alarms    []Alarm   `json:"alarms"`
+	CheckedAt time.Time `json:"checked_at"`
+}
+
+// MonitorConfig sets what the monitor requires of checkpoints.
+type MonitorConfig struct {
+	// Witnesses are the witness keys (cosignature/v1, see
+	// witness.ParseVerifier) the owner trusts, each listed once, and Quorum
+	// how many of them must have cosigned the checkpoint.
+	Witnesses []note.Verifier
+	Quorum    int
+}
+
+// Monitor reads the log from where the last run stopped and checks it for
+// this owner:
+//   - every checkpoint is consistent with the last one seen (a fork or
+//     rollback is an alarm with both checkpoints as evidence);
+//   - no credential or holder entry under the owner's label has a key
+//     other than the owner's (an SMS hijack, or a misissuing CA);
+//   - every State entry logged after the owner's last change, and the
+//     state the directory stores now, commit to what the owner published.
+//
+// An error means the check could not be made; alarms mean it was made and
+// failed.
+func (c *Client) Monitor(ctx context.Context, mc MonitorConfig) (*Report, error) {
+	cred, err := c.credential()
+	if err != nil {
+		return nil, err
+	}
+	logKey, err := c.logKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.loadLog()
+	if err != nil {
+		return nil, err
+	}
+	label, err := c.label(ctx, s, cred)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Origin: logKey.Name(), Label: base64.StdEncoding.EncodeToString(label[:]), Alarms: []Alarm{}, CheckedAt: c.cfg.Now().UTC()}
+	cp, err := c.fetchCheckpoint(ctx, logKey, mc)
+	if err != nil {
+		return nil, err
+	}
+	rep.Size = cp.N
+	var fork *translog.ForkError
+	if err := c.advance(ctx, s, cp, logKey); errors.As(err, &fork) {
+		rep.Alarms = append(rep.Alarms, Alarm{Kind: "fork", Message: fork.Error(),
+			Evidence: []string{string(fork.Old.Note), string(fork.New.Note)}})
+		return rep, nil // nothing read from a forked log can be trusted
+	} else if err != nil {
+		return nil, err
+	}
+	// Read up to the larger of the fetched checkpoint and the one kept from
+	// this client's own writes, now proven consistent with each other.
+	if cp, err = translog.OpenCheckpoint(s.Checkpoint, logKey); err != nil {
+		return nil, err
+	}
+	rep.Size = cp.N
+	own := certHash(cred.cert)
+	expected := expectedState(s.Records)
+	err = c.replayFrom(ctx, cp.Tree, s.Scanned, func(i int64, data []byte) error {
+		rep.Scanned++
+		e, err := translog.Parse(data)
+		if err != nil {
+			return fmt.Errorf("client: log entry %d: %w", i, err)
+		}
+		if (e.Kind != translog.Credential && e.Kind != translog.Holder && e.Kind != translog.State) || e.Label != label {
+			return nil
+		}
+		rep.Mine++
+		evidence := []string{string(data)}
+		switch {
+		case e.Kind == translog.Credential && e.Key != own:
+			rep.Alarms = append(rep.Alarms, Alarm{Kind: "credential", Index: i, Evidence: evidence,
+				Message: fmt.Sprintf("a credential for your number was issued to another key (valid %s to %s): if you did not verify the number again, it was hijacked",
+					e.NotBefore.Format(time.RFC3339), e.NotAfter.Format(time.RFC3339))})
+		case e.Kind == translog.Holder && e.Key != own:
+			rep.Alarms = append(rep.Alarms, Alarm{Kind: "holder", Index: i, Evidence: evidence,
+				Message: fmt.Sprintf("another key took over your number at the directory; %d of your records were retired", e.Retired)})
+		case e.Kind == translog.State && i > s.StateIndex &&
+			e.Commitment != translog.Commitment(translog.Live(expected, e.At)):
+			rep.Alarms = append(rep.Alarms, Alarm{Kind: "state", Index: i, Evidence: evidence,
+				Message: "the directory logged a state for your records that differs from what you published"})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.Scanned = cp.N
+	var st api.StateResponse
+	var apiErr *Error
+	err = c.do(ctx, "POST", api.PathLogState, struct{}{}, &st, cred)
+	switch {
+	case errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized:
+		rep.Alarms = append(rep.Alarms, Alarm{Kind: "retired",
+			Message: "the directory refuses your credential: " + apiErr.Message})
+	case err != nil:
+		return nil, err
+	default:
+		e, err := translog.Parse(st.Entry)
+		if err != nil || e.Kind != translog.State || e.Label != label {
+			return nil, fmt.Errorf("client: malformed state answer: %v", err)
+		}
+		if e.Commitment != translog.Commitment(translog.Live(expected, e.At)) {
+			rep.Alarms = append(rep.Alarms, Alarm{Kind: "stored-state", Evidence: []string{string(st.Entry)},
+				Message: fmt.Sprintf("the directory now stores %d records or access lists for your number that differ from what you published", e.Records)})
+		}
+	}
+	rep.StateOK = true
+	for _, a := range rep.Alarms {
+		if a.Kind == "state" || a.Kind == "stored-state" || a.Kind == "retired" {
+			rep.StateOK = false
+		}
+	}
+	return rep, c.saveLog(s)
+}
+
+// fetchCheckpoint gets the log's published checkpoint and checks the log's
+// signature and the witness quorum.
+func (c *Client) fetchCheckpoint(ctx context.Context, logKey note.Verifier, mc MonitorConfig) (translog.Checkpoint, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", c.cfg.Server+api.PathLog+"/checkpoint", nil)
+	if err != nil {
+		return translog.Checkpoint{}, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return translog.Checkpoint{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return translog.Checkpoint{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return translog.Checkpoint{}, fmt.Errorf("client: fetching the checkpoint: HTTP %d", resp.StatusCode)
+	}
+	cp, err := translog.OpenCheckpoint(body, logKey)
+	if err != nil {
+		return translog.Checkpoint{}, err
+	}
+	if mc.Quorum > 0 {
+		if _, err := witness.RequireCosignatures(body, logKey, mc.Witnesses, mc.Quorum); err != nil {
+			return translog.Checkpoint{}, err
+		}
+	}
+	return cp, nil
+}

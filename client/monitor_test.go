@@ -1,0 +1,238 @@
+package client_test
+
+import (
+	"database/sql"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+
+	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/client"
+	"blindex.dev/blindex/directory"
+	"blindex.dev/blindex/internal/serve"
+	"blindex.dev/blindex/internal/sms"
+	"blindex.dev/blindex/record"
+	"blindex.dev/blindex/translog"
+)
+
+func alarmKinds(r *client.Report) []string {
+	var ks []string
+	for _, a := range r.Alarms {
+		ks = append(ks, a.Kind)
+	}
+	return ks
+}
+
+func monitor(t *testing.T, c *client.Client) *client.Report {
+	t.Helper()
+	rep, err := c.Monitor(t.Context(), client.MonitorConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// An SMS hijack: someone else verifies the owner's number through the same
+// directory. The owner's monitor finds the credential issued to another
+// key, and the takeover once the hijacker uses it.
+func TestMonitorCatchesHijack(t *testing.T) {
+	inbox := sms.NewInbox()
+	srv := startServer(t, inbox, directory.Config{})
+	const number = "+14155550100"
+	owner := register(t, srv, inbox, t.TempDir(), number, 0)
+	publishPublic(t, owner, "sip:owner@example.com")
+	if rep := monitor(t, owner); len(rep.Alarms) != 0 || !rep.StateOK || rep.Mine < 3 {
+		t.Fatalf("clean log: alarms %v, state ok %v, mine %d", alarmKinds(rep), rep.StateOK, rep.Mine)
+	}
+	// A second run reads nothing new and stays quiet.
+	if rep := monitor(t, owner); len(rep.Alarms) != 0 || rep.Scanned != 0 {
+		t.Fatalf("second run: alarms %v, scanned %d", alarmKinds(rep), rep.Scanned)
+	}
+	// Renewing is the owner's own doing: no alarm.
+	if err := owner.Renew(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if rep := monitor(t, owner); len(rep.Alarms) != 0 {
+		t.Fatalf("after renewal: alarms %v", alarmKinds(rep))
+	}
+
+	time.Sleep(1100 * time.Millisecond) // the hijacker's credential must be newer by a second
+	hijacker := register(t, srv, inbox, t.TempDir(), number, 0)
+	// The credential alone raises the alarm, before the hijacker uses it.
+	alarms := collectAlarms(t, owner, "credential")
+	e, err := translog.Parse([]byte(alarms["credential"].Evidence[0]))
+	if err != nil || e.Kind != translog.Credential {
+		t.Fatalf("evidence is not the credential entry: %v", err)
+	}
+	// Its first use takes the number over and retires the owner's
+	// credential and record: each step is an alarm.
+	publishPublic(t, hijacker, "sip:thief@example.com")
+	alarms = collectAlarms(t, owner, "holder", "state", "retired")
+	h, err := translog.Parse([]byte(alarms["holder"].Evidence[0]))
+	if err != nil || h.Kind != translog.Holder || h.Retired != 1 || h.Key != e.Key {
+		t.Fatalf("holder evidence: %v %+v", err, h)
+	}
+}
+
+// The owner's allowlist is widened straight in the database, past the
+// server's write path and its log: the monitor still catches it.
+func TestMonitorCatchesDatabaseEdit(t *testing.T) {
+	inbox := sms.NewInbox()
+	dataDir := t.TempDir()
+	srv, err := serve.Start(t.Context(), serve.Config{DataDir: dataDir, Addr: "127.0.0.1:0", SMS: inbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	owner := register(t, srv, inbox, t.TempDir(), "+14155550100", 0)
+	err = owner.Publish(t.Context(), record.Record{App: "org.example.chat", Endpoint: "sip:owner@example.com",
+		Expires: time.Now().Add(time.Hour).UTC().Truncate(time.Second)},
+		client.Access{Visibility: acl.Allowlist, Allow: []string{"+12015550123"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := monitor(t, owner); len(rep.Alarms) != 0 || !rep.StateOK {
+		t.Fatalf("before the edit: alarms %v", alarmKinds(rep))
+	}
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dataDir, "blindex.db")+"?_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Exec(`INSERT INTO acl_entries (idx, record_id, kind, pseudonym)
+		SELECT idx, record_id, kind, randomblob(32) FROM acl_entries LIMIT 1`)
+	if n, _ := res.RowsAffected(); err != nil || n != 1 {
+		t.Fatalf("widening the allowlist: %v (%d rows)", err, n)
+	}
+	rep := monitor(t, owner)
+	if !slices.Equal(alarmKinds(rep), []string{"stored-state"}) || rep.StateOK {
+		t.Fatalf("after the edit: alarms %v, state ok %v", alarmKinds(rep), rep.StateOK)
+	}
+}
+
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.Walk(src, func(path string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if info.IsDir() {
+			return os.MkdirAll(target, 0o700)
+		}
+		in, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(target, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, info.Mode())
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		_, err = io.Copy(out, in)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A directory restored from an old copy (rolled back), or one whose copy
+// went on with another history (forked), is caught by the writing client
+// and by the monitor, with both signed checkpoints as evidence.
+func TestForkAndRollbackDetected(t *testing.T) {
+	inbox := sms.NewInbox()
+	dirA := t.TempDir()
+	start := func(dir string) *serve.Running {
+		srv, err := serve.Start(t.Context(), serve.Config{DataDir: dir, Addr: "127.0.0.1:0", SMS: inbox})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Close() })
+		return srv
+	}
+	a := start(dirA)
+	ownerState := t.TempDir()
+	owner := register(t, a, inbox, ownerState, "+14155550100", 0)
+	publishPublic(t, owner, "sip:one@example.com")
+	a.Close()
+	snapshot := t.TempDir()
+	copyDir(t, dirA, snapshot) // an old backup, keys included
+	fork := t.TempDir()
+	copyDir(t, dirA, fork)
+
+	a = start(dirA)
+	owner, _ = client.New(client.Config{Server: a.URL(), StateDir: ownerState})
+	publishPublic(t, owner, "sip:two@example.com") // the owner sees a larger log
+	monitor(t, owner)
+
+	// The fork: the copy goes on with a different history of the same length and more.
+	f := start(fork)
+	other := register(t, f, inbox, t.TempDir(), "+12015550123", 0)
+	publishPublic(t, other, "sip:other@example.com")
+	publishPublic(t, other, "sip:other2@example.com")
+	forked, _ := client.New(client.Config{Server: f.URL(), StateDir: ownerState})
+	f.Housekeep(t.Context())
+	rep := waitAlarm(t, forked)
+	if !slices.Equal(alarmKinds(rep), []string{"fork"}) || len(rep.Alarms[0].Evidence) != 2 {
+		t.Fatalf("forked log: alarms %v", alarmKinds(rep))
+	}
+	var fe *translog.ForkError
+	if err := forked.Publish(t.Context(), record.Record{App: "org.example.chat", Endpoint: "sip:x@example.com",
+		Expires: time.Now().Add(time.Hour).UTC().Truncate(time.Second)}, client.Access{Visibility: acl.Public}); !errors.As(err, &fe) {
+		t.Fatalf("publishing to the forked log: %v, want a ForkError", err)
+	}
+
+	// The rollback: the old backup, with nothing appended since.
+	r := start(snapshot)
+	rolled, _ := client.New(client.Config{Server: r.URL(), StateDir: ownerState})
+	if rep := waitAlarm(t, rolled); !slices.Equal(alarmKinds(rep), []string{"fork"}) {
+		t.Fatalf("rolled-back log: alarms %v", alarmKinds(rep))
+	}
+}
+
+// collectAlarms runs the monitor until it has raised alarms of exactly the
+// given kinds: the log publishes its checkpoint once a second, so new
+// entries may take a run or two to appear.
+func collectAlarms(t *testing.T, c *client.Client, kinds ...string) map[string]client.Alarm {
+	t.Helper()
+	got := map[string]client.Alarm{}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, a := range monitor(t, c).Alarms {
+			if !slices.Contains(kinds, a.Kind) {
+				t.Fatalf("unexpected %s alarm: %s", a.Kind, a.Message)
+			}
+			got[a.Kind] = a
+		}
+		if len(got) == len(kinds) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alarms %v, want %v", got, kinds)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitAlarm runs the monitor until the server has published a checkpoint
+// past the one at startup (at most a few seconds).
+func waitAlarm(t *testing.T, c *client.Client) *client.Report {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rep := monitor(t, c)
+		if len(rep.Alarms) > 0 || time.Now().After(deadline) {
+			return rep
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

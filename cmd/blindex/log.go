@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"blindex.dev/blindex/client"
+	"blindex.dev/blindex/internal/witness"
+	"blindex.dev/blindex/translog"
+)
+
+// errAlarm means a check ran and found something wrong: exit status 3, so
+// a cron job can tell "your number may be hijacked" from "could not check".
+var errAlarm = errors.New("alarm")
+
+func cmdMonitor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("monitor", "monitor [--json]", `
+Checks the directory's transparency log for your number. It reads what was
+logged since its last run and raises an alarm when:
+
+  - a credential for your number was issued to a key that is not yours
+    (someone verified your number by SMS: a hijack, or a misbehaving CA);
+  - another key took over your number at the directory;
+  - the state the directory logged, or stores now, for your records and
+    access lists differs from what you published;
+  - the log forked or was rolled back (both signed checkpoints are shown:
+    they prove the directory misbehaved).
+
+Run it from cron. Exit status: 0 all is well, 3 an alarm was raised, 1 the
+check could not be made (for example the directory was unreachable), 2 bad
+usage.`, stderr)
+	cf := addClientFlags(fs)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	wf := addWitnessFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	mc, err := wf.config(stderr)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	rep, err := c.Monitor(ctx, mc)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(stdout, "log %s: %d entries, %d new, %d under your label\n", rep.Origin, rep.Size, rep.Scanned, rep.Mine)
+		for _, a := range rep.Alarms {
+			where := ""
+			if a.Index > 0 || a.Kind != "fork" && a.Kind != "stored-state" {
+				where = fmt.Sprintf(" (entry %d)", a.Index)
+			}
+			fmt.Fprintf(stdout, "ALARM %s%s: %s\n", a.Kind, where, a.Message)
+			for _, ev := range a.Evidence {
+				fmt.Fprintf(stdout, "  | %s\n", strings.ReplaceAll(strings.TrimRight(ev, "\n"), "\n", "\n  | "))
+			}
+		}
+		if len(rep.Alarms) == 0 {
+			fmt.Fprintln(stdout, "OK: no credential but yours, and the directory holds what you published")
+		}
+	}
+	if len(rep.Alarms) > 0 {
+		return errAlarm
+	}
+	return nil
+}
+
+func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("log", "log verify [--json]", `
+Audits the directory's transparency log: fetches the checkpoint, replays
+every entry from the tiles (each one hashed into the signed tree, so a single
+changed bit fails), checks that every entry is well formed, and checks that
+the log is consistent with the checkpoint kept in --state from the previous
+audit. Needs no credential.
+
+Exit status: 0 the log checks out, 3 it is inconsistent (forked or rolled
+back; both signed checkpoints are printed as evidence), 1 the audit could
+not be completed or an entry failed to verify, 2 bad usage.`, stderr)
+	cf := addClientFlags(fs)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	wf := addWitnessFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || fs.Arg(0) != "verify" {
+		fs.Usage()
+		return errUsage
+	}
+	mc, err := wf.config(stderr)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	rep, err := c.Audit(ctx, mc)
+	if err != nil {
+		return err
+	}
+	if rep.Fork != nil {
+		fmt.Fprintf(stdout, "ALARM fork: %s\n", rep.Fork.Error())
+		for _, n := range [][]byte{rep.Fork.Old.Note, rep.Fork.New.Note} {
+			fmt.Fprintf(stdout, "  | %s\n", strings.ReplaceAll(strings.TrimRight(string(n), "\n"), "\n", "\n  | "))
+		}
+		return errAlarm
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(stdout, "log %s: %d entries verified against the signed checkpoint", rep.Origin, rep.Size)
+	if rep.Previous > 0 {
+		fmt.Fprintf(stdout, ", consistent with the %d-entry checkpoint seen before", rep.Previous)
+	}
+	fmt.Fprintln(stdout)
+	kinds := make([]string, 0, len(rep.Kinds))
+	for k := range rep.Kinds {
+		kinds = append(kinds, string(k))
+	}
+	slices.Sort(kinds)
+	for _, k := range kinds {
+		fmt.Fprintf(stdout, "  %-11s %d\n", k, rep.Kinds[translog.Kind(k)])
+	}
+	return nil
+}
+
+// witnessFlags choose the witnesses whose cosignatures a checkpoint needs.
+type witnessFlags struct {
+	keys   *stringList
+	quorum *int
+}
+
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func addWitnessFlags(fs *flag.FlagSet) witnessFlags {
+	w := witnessFlags{keys: &stringList{}}
+	fs.Var(w.keys, "witness", "a trusted witness's `vkey` (cosignature/v1); repeat for several")
+	w.quorum = fs.Int("quorum", 0, "how many of the --witness keys must have cosigned the checkpoint (default: none required)")
+	return w
+}
+
+// config checks the flags; a mistake is a usage error (exit status 2).
+func (w witnessFlags) config(stderr io.Writer) (client.MonitorConfig, error) {
+	var mc client.MonitorConfig
+	for _, k := range *w.keys {
+		v, err := witness.ParseVerifier(k)
+		if err != nil {
+			fmt.Fprintf(stderr, "blindex: --witness %q: %v\n", k, err)
+			return mc, errUsage
+		}
+		mc.Witnesses = append(mc.Witnesses, v)
+	}
+	if *w.quorum < 0 || *w.quorum > len(mc.Witnesses) {
+		fmt.Fprintf(stderr, "blindex: --quorum %d: give between 0 and the number of --witness keys (%d)\n", *w.quorum, len(mc.Witnesses))
+		return mc, errUsage
+	}
+	mc.Quorum = *w.quorum
+	return mc, nil
+}

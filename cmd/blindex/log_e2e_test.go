@@ -1,0 +1,168 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/internal/witness/witnesstest"
+)
+
+// exitCode returns the exit status of a cliErr error (0 for nil).
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if err == nil {
+		return 0
+	}
+	if !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return ee.ExitCode()
+}
+
+// untilExit runs the command until it exits with want (the log publishes
+// its checkpoint once a second), and returns the last output.
+func untilExit(t *testing.T, s *server, user string, want int, args ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := cliErr(t, s, user, args...)
+		code := exitCode(t, err)
+		if code == want {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("blindex %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, out)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// TestHijackThroughCLI is the README's hijack story with the real binary:
+// someone verifies Bob's number through the same server (an SMS hijack),
+// and Bob's monitor raises the alarm with exit status 3.
+func TestHijackThroughCLI(t *testing.T) {
+	s := startServer(t, filepath.Join(t.TempDir(), "data"))
+	cli(t, s, "bob", "verify", "start", bob)
+	cli(t, s, "bob", "verify", "confirm", s.lastCode(t))
+	cli(t, s, "bob", "publish", "--app", "org.example.chat", "--endpoint", "sip:bob@example.com", "--visibility", "public")
+	out := untilExit(t, s, "bob", 0, "monitor")
+	if !strings.Contains(out, "OK: no credential but yours") {
+		t.Fatalf("monitor on a clean log:\n%s", out)
+	}
+	t.Logf("blindex monitor (clean):\n%s", out)
+
+	time.Sleep(1100 * time.Millisecond) // credentials are dated to the second
+	cli(t, s, "mallory", "verify", "start", bob) // the code reaches Mallory's SIM
+	cli(t, s, "mallory", "verify", "confirm", s.lastCode(t))
+	out = untilExit(t, s, "bob", 3, "monitor")
+	if !strings.Contains(out, "ALARM credential") || !strings.Contains(out, "blindex-log/v1 credential") {
+		t.Fatalf("monitor after the hijack:\n%s", out)
+	}
+	t.Logf("blindex monitor (after the hijack):\n%s", out)
+
+	cli(t, s, "mallory", "publish", "--app", "org.example.chat", "--endpoint", "sip:mallory@example.com", "--visibility", "public")
+	// Alarms arrive as the log publishes: collect them over a few runs.
+	kinds := map[string]bool{}
+	deadline := time.Now().Add(10 * time.Second)
+	for !kinds["holder"] || !kinds["retired"] {
+		if time.Now().After(deadline) {
+			t.Fatalf("monitor --json after the takeover: alarms %v, want holder and retired", kinds)
+		}
+		out = untilExit(t, s, "bob", 3, "monitor", "--json")
+		var rep struct {
+			Alarms []struct{ Kind string }
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("monitor --json: %v\n%s", err, out)
+		}
+		for _, a := range rep.Alarms {
+			kinds[a.Kind] = true
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+
+	out = cli(t, s, "auditor", "log", "verify")
+	if !strings.Contains(out, "entries verified against the signed checkpoint") || !strings.Contains(out, "credential  2") {
+		t.Fatalf("log verify:\n%s", out)
+	}
+	t.Logf("blindex log verify:\n%s", out)
+}
+
+// TestWitnessThroughCLI runs the log with a real, independently written
+// witness (torchwood's litewitness) on loopback: it cosigns the server's
+// checkpoints, which "log verify --quorum 1" then requires, and refuses the
+// checkpoints of a forked copy of the server.
+func TestWitnessThroughCLI(t *testing.T) {
+	w := witnesstest.Start(t)
+	data := filepath.Join(t.TempDir(), "data")
+	s := startServer(t, data)
+	var cfg api.Config
+	resp, err := http.Get(s.url + api.PathConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&cfg)
+	resp.Body.Close()
+	origin, _, _ := strings.Cut(cfg.LogKey, "+")
+	w.AddLog(t, origin, cfg.LogKey)
+	s.stop(t)
+
+	spec := w.URL + "=" + w.VerifierKey
+	s = startServer(t, data, "--witness", spec)
+	cli(t, s, "bob", "verify", "start", bob)
+	cli(t, s, "bob", "verify", "confirm", s.lastCode(t))
+	cli(t, s, "bob", "publish", "--app", "org.example.chat", "--endpoint", "sip:bob@example.com", "--visibility", "public")
+	out := untilExit(t, s, "auditor", 0, "log", "verify", "--witness", w.VerifierKey, "--quorum", "1")
+	t.Logf("blindex log verify --quorum 1:\n%s", out)
+	// Without the witness's key the quorum cannot be met.
+	if out, err := cliErr(t, s, "auditor2", "log", "verify", "--quorum", "1"); exitCode(t, err) != 2 {
+		t.Fatalf("--quorum without --witness: exit %d\n%s", exitCode(t, err), out)
+	}
+
+	// A fork: a copy of the data directory goes on with another history.
+	s.stop(t)
+	fork := filepath.Join(t.TempDir(), "fork")
+	if out, err := exec.Command("cp", "-a", data, fork).CombinedOutput(); err != nil {
+		t.Fatalf("copying the data directory: %v\n%s", err, out)
+	}
+	s = startServer(t, data, "--witness", spec)
+	cli(t, s, "carol", "verify", "start", carol)
+	cli(t, s, "carol", "verify", "confirm", s.lastCode(t))
+	// Wait until the witness has cosigned the tree with Carol's credential.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		out := untilExit(t, s, "auditor", 0, "log", "verify", "--witness", w.VerifierKey, "--quorum", "1")
+		if strings.Contains(out, "credential  2") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the witness did not cosign the grown log:\n%s", out)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	s.stop(t)
+
+	f := startServer(t, fork, "--witness", spec)
+	for _, n := range []string{alice, dave} {
+		cli(t, f, "forker", "verify", "start", n)
+		cli(t, f, "forker", "verify", "confirm", f.lastCode(t))
+	}
+	time.Sleep(2500 * time.Millisecond) // two publishing rounds
+	out, err = cliErr(t, f, "fresh-auditor", "log", "verify", "--witness", w.VerifierKey, "--quorum", "1")
+	if exitCode(t, err) != 1 || !strings.Contains(out, "cosignatures") {
+		t.Fatalf("the forked log's checkpoint was accepted (exit %d):\n%s", exitCode(t, err), out)
+	}
+	if !strings.Contains(f.log(), "witness did not cosign") {
+		t.Fatalf("the fork's server log shows no refusal:\n%s", f.log())
+	}
+	t.Logf("the witness refused the fork: %s", out)
+	os.RemoveAll(fork)
+}

@@ -1,0 +1,288 @@
+// Package translog is blindex's transparency log: an append-only Merkle log
+// (RFC 6962 hashing through golang.org/x/mod/sumdb/tlog) whose checkpoints
+// are C2SP signed notes and whose tiles follow C2SP tlog-tiles, so generic
+// tlog tooling can read it.
+//
+// Every credential the directory issues or first sees for a number, every
+// change of a number's holder, and every owner's state commitment after a
+// publish, ACL change or delete is an entry. Entries name owners only by
+// their log label: an OPRF output under its own POPRF info, which the
+// server computes from a credential and an owner can obtain (a few times a
+// day) for its own number. No entry holds a number, a record plaintext or
+// an ACL member.
+package translog
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// A Kind is an entry type.
+type Kind string
+
+// The entry kinds. docs/protocol.md gives their fields.
+const (
+	// Credential: a credential for the labelled number was issued.
+	Credential Kind = "credential"
+	// Holder: a credential key became the holder of the labelled number's
+	// index; Previous (if set) was retired with its Retired records.
+	Holder Kind = "holder"
+	// State: the owner's records and ACLs now hash to Commitment.
+	State Kind = "state"
+	// OPRFKey: the directory's OPRF public key for lookups under Info.
+	OPRFKey Kind = "oprf-key"
+	// CARoots: the CA roots whose credentials the directory accepts.
+	CARoots Kind = "ca-roots"
+)
+
+// Header starts every entry, followed by a space and the kind.
+const Header = "blindex-log/v1"
+
+// MaxEntrySize is the largest entry: tlog-tiles entry bundles prefix each
+// entry with a 16-bit length.
+const MaxEntrySize = 1<<16 - 1
+
+// An Entry is one log entry. Which fields are set depends on Kind.
+type Entry struct {
+	Kind  Kind
+	Label [32]byte // Credential, Holder, State: the number's log label
+
+	// Credential.
+	Cert      [32]byte // SHA-256 of the certificate (DER)
+	Key       [32]byte // SHA-256 of its SubjectPublicKeyInfo; also Holder
+	Issuer    [32]byte // SHA-256 of the issuing certificate (DER)
+	NotBefore time.Time
+	NotAfter  time.Time
+
+	// Holder.
+	Previous [32]byte // the retired holder's key hash, zero if none
+	Retired  int      // records of Previous removed
+
+	// State.
+	Commitment [32]byte // see Commitment
+	Records    int      // records committed to
+	At         time.Time
+
+	// OPRFKey.
+	Info      string // the POPRF info the key serves
+	PublicKey []byte // RFC 9497 serialized public key
+
+	// CARoots.
+	Roots [][]byte // DER certificates
+}
+
+var (
+	ErrMalformed = errors.New("translog: malformed entry")
+	ErrTooLarge  = errors.New("translog: entry too large")
+)
+
+// fields lists each kind's fields in their required order.
+var fields = map[Kind][]string{
+	Credential: {"label", "cert", "key", "issuer", "not-before", "not-after"},
+	Holder:     {"label", "key", "previous", "retired"},
+	State:      {"label", "commitment", "records", "at"},
+	OPRFKey:    {"info", "key"},
+	CARoots:    {"root"}, // repeated, at least once
+}
+
+// Marshal encodes e as text: the header line, then one "name value" line per
+// field in a fixed order. Hashes and keys are standard base64, times Unix
+// seconds.
+func (e *Entry) Marshal() ([]byte, error) {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s %s\n", Header, e.Kind)
+	line := func(name, value string) { fmt.Fprintf(&b, "%s %s\n", name, value) }
+	b64 := base64.StdEncoding.EncodeToString
+	switch e.Kind {
+	case Credential:
+		line("label", b64(e.Label[:]))
+		line("cert", b64(e.Cert[:]))
+		line("key", b64(e.Key[:]))
+		line("issuer", b64(e.Issuer[:]))
+		line("not-before", strconv.FormatInt(e.NotBefore.Unix(), 10))
+		line("not-after", strconv.FormatInt(e.NotAfter.Unix(), 10))
+	case Holder:
+		line("label", b64(e.Label[:]))
+		line("key", b64(e.Key[:]))
+		line("previous", b64(e.Previous[:]))
+		line("retired", strconv.Itoa(e.Retired))
+	case State:
+		line("label", b64(e.Label[:]))
+		line("commitment", b64(e.Commitment[:]))
+		line("records", strconv.Itoa(e.Records))
+		line("at", strconv.FormatInt(e.At.Unix(), 10))
+	case OPRFKey:
+		if !printable(e.Info) {
+			return nil, fmt.Errorf("%w: info must be printable ASCII", ErrMalformed)
+		}
+		line("info", e.Info)
+		line("key", b64(e.PublicKey))
+	case CARoots:
+		if len(e.Roots) == 0 {
+			return nil, fmt.Errorf("%w: no roots", ErrMalformed)
+		}
+		for _, r := range e.Roots {
+			line("root", b64(r))
+		}
+	default:
+		return nil, fmt.Errorf("%w: unknown kind %q", ErrMalformed, e.Kind)
+	}
+	if b.Len() > MaxEntrySize {
+		return nil, ErrTooLarge
+	}
+	return b.Bytes(), nil
+}
+
+// Parse decodes an entry, accepting only the exact form Marshal produces,
+// so each entry has one encoding and one hash.
+func Parse(data []byte) (*Entry, error) {
+	if len(data) > MaxEntrySize {
+		return nil, ErrTooLarge
+	}
+	text := string(data)
+	if !strings.HasSuffix(text, "\n") {
+		return nil, fmt.Errorf("%w: no final newline", ErrMalformed)
+	}
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	kind, ok := strings.CutPrefix(lines[0], Header+" ")
+	if !ok {
+		return nil, fmt.Errorf("%w: bad header", ErrMalformed)
+	}
+	e := &Entry{Kind: Kind(kind)}
+	want, ok := fields[e.Kind]
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown kind", ErrMalformed)
+	}
+	lines = lines[1:]
+	if e.Kind == CARoots {
+		if len(lines) == 0 {
+			return nil, fmt.Errorf("%w: no roots", ErrMalformed)
+		}
+		for _, l := range lines {
+			v, err := value(l, "root")
+			if err != nil {
+				return nil, err
+			}
+			der, err := decodeB64(v, -1)
+			if err != nil {
+				return nil, err
+			}
+			e.Roots = append(e.Roots, der)
+		}
+		return e, e.canonical(data)
+	}
+	if len(lines) != len(want) {
+		return nil, fmt.Errorf("%w: want %d fields", ErrMalformed, len(want))
+	}
+	vals := make(map[string]string, len(want))
+	for i, name := range want {
+		v, err := value(lines[i], name)
+		if err != nil {
+			return nil, err
+		}
+		vals[name] = v
+	}
+	var err error
+	hash := func(name string, dst *[32]byte) {
+		if err != nil {
+			return
+		}
+		var b []byte
+		if b, err = decodeB64(vals[name], 32); err == nil {
+			copy(dst[:], b)
+		}
+	}
+	num := func(name string) int64 {
+		if err != nil {
+			return 0
+		}
+		var n int64
+		n, err = parseInt(vals[name])
+		return n
+	}
+	switch e.Kind {
+	case Credential:
+		hash("label", &e.Label)
+		hash("cert", &e.Cert)
+		hash("key", &e.Key)
+		hash("issuer", &e.Issuer)
+		e.NotBefore = time.Unix(num("not-before"), 0).UTC()
+		e.NotAfter = time.Unix(num("not-after"), 0).UTC()
+	case Holder:
+		hash("label", &e.Label)
+		hash("key", &e.Key)
+		hash("previous", &e.Previous)
+		e.Retired = int(num("retired"))
+	case State:
+		hash("label", &e.Label)
+		hash("commitment", &e.Commitment)
+		e.Records = int(num("records"))
+		e.At = time.Unix(num("at"), 0).UTC()
+	case OPRFKey:
+		e.Info = vals["info"]
+		if !printable(e.Info) {
+			return nil, fmt.Errorf("%w: info", ErrMalformed)
+		}
+		e.PublicKey, err = decodeB64(vals["key"], -1)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e, e.canonical(data)
+}
+
+// canonical checks that data is exactly e's encoding (for example, that no
+// time or count overflowed on the way through).
+func (e *Entry) canonical(data []byte) error {
+	again, err := e.Marshal()
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(again, data) {
+		return fmt.Errorf("%w: not in canonical form", ErrMalformed)
+	}
+	return nil
+}
+
+func value(line, name string) (string, error) {
+	v, ok := strings.CutPrefix(line, name+" ")
+	if !ok || v == "" {
+		return "", fmt.Errorf("%w: want field %q", ErrMalformed, name)
+	}
+	return v, nil
+}
+
+func decodeB64(s string, size int) ([]byte, error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil || (size >= 0 && len(b) != size) || len(b) == 0 {
+		return nil, fmt.Errorf("%w: bad base64 value", ErrMalformed)
+	}
+	return b, nil
+}
+
+// parseInt accepts a non-negative decimal without a sign or leading zeros.
+func parseInt(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != s || n > 1<<40 {
+		return 0, fmt.Errorf("%w: bad number", ErrMalformed)
+	}
+	return n, nil
+}
+
+func printable(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		inner := s[i] == ' ' && i > 0 && i < len(s)-1
+		if (s[i] < 0x21 || s[i] > 0x7e) && !inner {
+			return false
+		}
+	}
+	return true
+}
