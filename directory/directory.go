@@ -88,6 +88,12 @@ type Config struct {
 	WitnessSize func(error) (int64, bool)
 	// LogInterval is how often a checkpoint is published. Default 1 s.
 	LogInterval time.Duration
+	// LogCheckpointFile, if set, keeps the newest published checkpoint
+	// outside the database; New refuses a database whose log does not
+	// contain it (restored from an older backup), unless
+	// AcceptLogRollback is set.
+	LogCheckpointFile string
+	AcceptLogRollback bool
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -211,9 +217,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		sigs.Shared = httpapi.SharedNonces(cfg.Store)
 	}
 	tl, err := translog.New(translog.Config{Storage: cfg.Store, Key: cfg.LogKey, Witnesses: cfg.Witnesses,
-		WitnessSize: cfg.WitnessSize, Interval: cfg.LogInterval, Logger: cfg.Logger})
+		WitnessSize: cfg.WitnessSize, Interval: cfg.LogInterval, CheckpointFile: cfg.LogCheckpointFile, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
+	}
+	var rollback *translog.RollbackError
+	if err := tl.CheckHistory(ctx); errors.As(err, &rollback) && cfg.AcceptLogRollback {
+		cfg.Logger.Warn("serving a log that forks from a published checkpoint: clients that saw it will report a fork",
+			"published_size", rollback.Published.N, "database_size", rollback.Tree.N)
+	} else if err != nil {
+		return nil, fmt.Errorf("directory: %w", err)
 	}
 	s := &Server{
 		tlog:  tl,

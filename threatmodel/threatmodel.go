@@ -79,6 +79,28 @@ var Claims = []Claim{
 		},
 	},
 	{
+		Party:       "log reader (anyone)",
+		Learns:      "entry counts and times, log labels, certificate and key hashes with validity, owners' state commitments, the OPRF public key and CA roots",
+		NeverLearns: "numbers, record contents, ACL members; a number's label without an evaluation from the label budget",
+		Tests: []string{
+			"cmd/blindex.TestStoryThroughCLI",
+			"cmd/blindex.TestHijackThroughCLI",
+			"internal/privacyscan.TestFindsHashes",
+			"translog.TestEntryRoundTrip",
+		},
+	},
+	{
+		Party:       "owner running the monitor",
+		Learns:      "every credential and holder change for its own number, and whether the directory's stored and logged state equals what it published",
+		NeverLearns: "other owners' numbers (it sees their labels only)",
+		Tests: []string{
+			"client.TestMonitorCatchesHijack",
+			"client.TestMonitorCatchesDatabaseEdit",
+			"client.TestForkAndRollbackDetected",
+			"cmd/blindex.TestHijackThroughCLI",
+		},
+	},
+	{
 		Party:       "callee of an invite",
 		Learns:      "the caller's number and credential chain",
 		NeverLearns: "anything else about the caller",

@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -73,7 +76,11 @@ type Config struct {
 	WitnessSize func(error) (int64, bool)
 	// Interval is how often a new checkpoint is published. Default 1 s.
 	Interval time.Duration
-	Logger   *slog.Logger
+	// CheckpointFile, if set, is where each published checkpoint is also
+	// written, outside the database, so that a database restored from an
+	// older backup is noticed (CheckHistory) before the log forks.
+	CheckpointFile string
+	Logger         *slog.Logger
 }
 
 // Log serves a transparency log kept in a Storage. It is safe for
@@ -265,7 +272,97 @@ func (l *Log) Publish(ctx context.Context) error {
 		}
 		signed = append(signed, sigs...)
 	}
-	return l.cfg.Storage.SaveCheckpoint(ctx, tree.N, signed)
+	if err := l.cfg.Storage.SaveCheckpoint(ctx, tree.N, signed); err != nil {
+		return err
+	}
+	if l.cfg.CheckpointFile != "" {
+		return writeFileSync(l.cfg.CheckpointFile, signed)
+	}
+	return nil
+}
+
+// A RollbackError means the database's log does not contain the checkpoint
+// this server published last (CheckpointFile): the database was restored
+// from an older backup, or replaced. Publishing from it would fork the log.
+type RollbackError struct {
+	File      string
+	Published Checkpoint // from the file
+	Tree      tlog.Tree  // the database's log
+	Forked    bool       // the database's log is long enough but differs
+}
+
+func (e *RollbackError) Error() string {
+	if e.Forked {
+		return fmt.Sprintf("translog: the database's log differs from the checkpoint of %d entries this server published (%s): it would fork the log", e.Published.N, e.File)
+	}
+	return fmt.Sprintf("translog: the database's log has %d entries, but this server already published a checkpoint of %d (%s): the database was restored from an older backup, and going on would fork the log", e.Tree.N, e.Published.N, e.File)
+}
+
+// CheckHistory checks that the database's log contains the checkpoint in
+// CheckpointFile (if there is one): a *RollbackError if not.
+func (l *Log) CheckHistory(ctx context.Context) error {
+	if l.cfg.CheckpointFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(l.cfg.CheckpointFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	published, err := OpenCheckpoint(b, l.verifier)
+	if err != nil {
+		return fmt.Errorf("translog: %s: %w", l.cfg.CheckpointFile, err)
+	}
+	tree, err := l.cfg.Storage.LogTree(ctx)
+	if err != nil {
+		return err
+	}
+	if tree.N < published.N {
+		return &RollbackError{File: l.cfg.CheckpointFile, Published: published, Tree: tree}
+	}
+	if published.N == 0 {
+		return nil
+	}
+	h, err := tlog.TreeHash(published.N, l.hashReader(ctx))
+	if err != nil {
+		return err
+	}
+	if h != published.Hash {
+		return &RollbackError{File: l.cfg.CheckpointFile, Published: published, Tree: tree, Forked: true}
+	}
+	return nil
+}
+
+// writeFileSync replaces path with data durably: a crash leaves the old
+// file or the new one.
+func writeFileSync(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".checkpoint-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func (l *Log) cosign(ctx context.Context, i int, w Cosigner, tree tlog.Tree, signed []byte) ([]byte, error) {

@@ -468,3 +468,58 @@ func TestCommitmentOrderAndLiveness(t *testing.T) {
 		t.Fatalf("Live kept %d records", len(got))
 	}
 }
+
+func TestCheckHistory(t *testing.T) {
+	ctx := context.Background()
+	file := t.TempDir() + "/log.checkpoint"
+	skey, _, _ := note.GenerateKey(rand.Reader, "example.com/history")
+	open := func(st *memStorage) *translog.Log {
+		l, err := translog.New(translog.Config{Storage: st, Key: skey, CheckpointFile: file})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	live := &memStorage{}
+	appendN(t, live, 0, 10)
+	l := open(live)
+	if err := l.CheckHistory(ctx); err != nil {
+		t.Fatalf("no checkpoint published yet: %v", err)
+	}
+	if err := l.Publish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, live, 10, 2) // grown since: still contains the published tree
+	if err := l.CheckHistory(ctx); err != nil {
+		t.Fatalf("grown log: %v", err)
+	}
+	var rb *translog.RollbackError
+	old := &memStorage{}
+	appendN(t, old, 0, 7)
+	if err := open(old).CheckHistory(ctx); !errors.As(err, &rb) || rb.Forked || rb.Published.N != 10 || rb.Tree.N != 7 {
+		t.Fatalf("older database: %v", err)
+	}
+	forked := &memStorage{}
+	appendN(t, forked, 0, 5)
+	appendN(t, forked, 500, 6)
+	if err := open(forked).CheckHistory(ctx); !errors.As(err, &rb) || !rb.Forked {
+		t.Fatalf("forked database: %v", err)
+	}
+}
+
+// VerifierKey must hold for every key, including those whose base64 holds
+// a '+' (the separator of the key's fields).
+func TestVerifierKey(t *testing.T) {
+	for range 200 {
+		skey, vkey, err := note.GenerateKey(rand.Reader, "example.com/vkey")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := translog.VerifierKey(skey); got != vkey {
+			t.Fatalf("VerifierKey(%q) = %q, want %q", skey, got, vkey)
+		}
+	}
+	if translog.VerifierKey("PRIVATE+KEY+x+00000000+AQ==") != "" || translog.VerifierKey("nonsense") != "" {
+		t.Fatal("VerifierKey accepted a malformed key")
+	}
+}

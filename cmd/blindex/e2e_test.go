@@ -262,6 +262,7 @@ func TestStoryThroughCLI(t *testing.T) {
 		t.Fatalf("metrics output lacks blindex metrics")
 	}
 
+	entries := logBytes(t, s)
 	// A restart keeps keys and records.
 	s.stop(t)
 	s2 := startServer(t, data)
@@ -270,7 +271,7 @@ func TestStoryThroughCLI(t *testing.T) {
 	}
 	s2.stop(t)
 
-	scanForNumbers(t, data, s.log()+s2.log()+string(metrics), bob, carol, alice, dave)
+	scanForNumbers(t, data, s.log()+s2.log()+string(metrics)+string(entries), bob, carol, alice, dave)
 
 	// A lost key file is an error, not a new key.
 	os.Remove(filepath.Join(data, "keys", "oprf.key.age"))
@@ -311,7 +312,7 @@ func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"serve", "-h"}, {"verify", "-h"}, {"publish", "-h"}, {"acl", "-h"},
 		{"unpublish", "-h"}, {"lookup", "-h"}, {"whoami", "-h"}, {"demo", "-h"},
 		{"ca", "-h"}, {"renew", "-h"}, {"revoke", "-h"}, {"invite", "-h"}, {"disclose", "-h"},
-		{"synth", "-h"}, {"bench", "-h"}, {"backup", "-h"}, {"restore", "-h"}} {
+		{"synth", "-h"}, {"bench", "-h"}, {"backup", "-h"}, {"restore", "-h"}, {"monitor", "-h"}, {"log", "-h"}} {
 		cmd := exec.Command(binary, args...)
 		cmd.Env = append(os.Environ(), "HOME=/home/user", "XDG_CONFIG_HOME=")
 		out, _ := cmd.CombinedOutput()

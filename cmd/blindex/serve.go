@@ -17,6 +17,7 @@ import (
 	"blindex.dev/blindex/internal/demo"
 	"blindex.dev/blindex/internal/serve"
 	"blindex.dev/blindex/internal/witness"
+	"blindex.dev/blindex/translog"
 )
 
 // serverFlags are the flags blindex serve and blindex ca share.
@@ -93,6 +94,10 @@ func (f *serverFlags) config(stderr io.Writer) (serve.Config, error) {
 // run starts a server and waits for a signal or a failure.
 func runServer(ctx context.Context, start func(context.Context, serve.Config) (*serve.Running, error), cfg serve.Config) error {
 	r, err := start(ctx, cfg)
+	var rollback *translog.RollbackError
+	if errors.As(err, &rollback) {
+		return fmt.Errorf("%w\nRestore a newer backup (with keys/log.checkpoint), or start with --accept-log-rollback to go on anyway: clients that saw the newer checkpoint will then report a fork", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -136,6 +141,7 @@ for one number. Each --witness cosigns the checkpoints the log publishes.`, stde
 	witnesses := &stringList{}
 	fs.Var(witnesses, "witness", "a witness that cosigns the log's checkpoints, as `URL=vkey` (C2SP tlog-witness; its key is cosignature/v1); repeat for several")
 	logInterval := fs.Duration("log-interval", time.Second, "how often the log publishes a checkpoint (and asks the witnesses to cosign it)")
+	acceptRollback := fs.Bool("accept-log-rollback", false, "start even though the database's log lacks the last checkpoint this server published (keys/log.checkpoint), as after restoring an older backup: the log forks, and clients that saw the newer checkpoint will report it. Prefer restoring a newer backup")
 	transcript := fs.String("transcript", "", "append what the server observes for each request (caller pseudonym, endpoint, counts, bucket prefixes) to this JSON-lines `file`, for review")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -165,6 +171,7 @@ for one number. Each --witness cosigns the checkpoints the log publishes.`, stde
 		return fmt.Errorf("--log-interval must be at least 100ms")
 	}
 	cfg.Directory.LogInterval = *logInterval
+	cfg.Directory.AcceptLogRollback = *acceptRollback
 	for _, spec := range *witnesses {
 		u, vkey, ok := strings.Cut(spec, "=")
 		if !ok {

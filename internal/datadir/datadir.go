@@ -39,12 +39,17 @@ import (
 
 // Paths inside a data directory.
 const (
-	DBFile       = "blindex.db"
-	OPRFKeyFile  = "keys/oprf.key.age"
-	CAKeyFile    = "keys/ca.key.age"
-	CACertFile   = "keys/ca.pem"
-	LogKeyFile   = "keys/log.key.age" // a note signer key (sumdb/note)
-	IdentityFile = "identity.age-key"
+	DBFile      = "blindex.db"
+	OPRFKeyFile = "keys/oprf.key.age"
+	CAKeyFile   = "keys/ca.key.age"
+	CACertFile  = "keys/ca.pem"
+	LogKeyFile  = "keys/log.key.age" // a note signer key (sumdb/note)
+	// LogCheckpointFile is the newest checkpoint the log published (public).
+	// It lives with the keys, outside the database, so a database restored
+	// from an older backup is refused rather than forking the log: restore
+	// it with the keys.
+	LogCheckpointFile = "keys/log.checkpoint"
+	IdentityFile      = "identity.age-key"
 )
 
 // Node is an opened data directory.

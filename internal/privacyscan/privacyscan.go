@@ -5,6 +5,9 @@ package privacyscan
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"os"
@@ -47,7 +50,10 @@ type Scanner struct {
 	needles map[string]string // spelling -> number
 }
 
-// New prepares a scanner for numbers (E.164).
+// New prepares a scanner for numbers (E.164). Besides each spelling it
+// looks for the spelling's SHA-256, raw, in hex and in base64: nothing may
+// be derived from a bare hash of a number (anyone can hash every number),
+// so a log label or an index that is such a hash is a finding too.
 func New(numbers ...string) (*Scanner, error) {
 	s := &Scanner{needles: map[string]string{}}
 	for _, n := range numbers {
@@ -57,6 +63,10 @@ func New(numbers ...string) (*Scanner, error) {
 		}
 		for _, x := range sp {
 			s.needles[x] = n
+			h := sha256.Sum256([]byte(x))
+			s.needles[string(h[:])] = n
+			s.needles[hex.EncodeToString(h[:])] = n
+			s.needles[base64.StdEncoding.EncodeToString(h[:])] = n
 		}
 	}
 	return s, nil

@@ -1,6 +1,9 @@
 package privacyscan
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
@@ -42,5 +45,24 @@ func TestFindsEverySpelling(t *testing.T) {
 	}
 	if hit["clean"] {
 		t.Error("false positive on a different number")
+	}
+}
+
+// A bare hash of a number, in any common encoding, is a finding: a log
+// label or index made that way would let anyone hash every number.
+func TestFindsHashes(t *testing.T) {
+	s, err := New("+14155550100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256([]byte("+14155550100"))
+	for _, enc := range []string{string(h[:]), hex.EncodeToString(h[:]), "label " + base64.StdEncoding.EncodeToString(h[:]) + "\n"} {
+		if len(s.Bytes("entry", []byte("x"+enc+"y"))) == 0 {
+			t.Errorf("missed the hash encoded as %q", enc)
+		}
+	}
+	other := sha256.Sum256([]byte("+14155550101"))
+	if f := s.Bytes("entry", []byte(base64.StdEncoding.EncodeToString(other[:]))); len(f) != 0 {
+		t.Errorf("another number's hash found: %v", f)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"blindex.dev/blindex/ca"
@@ -113,6 +114,7 @@ func Start(ctx context.Context, cfg Config) (*Running, error) {
 	}
 	dc := cfg.Directory
 	dc.Store, dc.OPRFKey, dc.LogKey, dc.Logger = store, node.OPRFKey, node.LogKey, cfg.Logger
+	dc.LogCheckpointFile = filepath.Join(cfg.DataDir, datadir.LogCheckpointFile)
 	// A shared database may have other server processes on it.
 	dc.SharedReplayCache = dc.SharedReplayCache || cfg.DB != ""
 	cfg.CA.SharedReplayCache = cfg.CA.SharedReplayCache || cfg.DB != ""
