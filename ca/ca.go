@@ -84,6 +84,12 @@ type Config struct {
 	// SharedReplayCache records accepted request nonces in the store too,
 	// so CA processes on one database refuse each other's replays.
 	SharedReplayCache bool
+	// Holds, if set, says whether this CA's directory holds number (E.164),
+	// as in a federation where each directory holds some prefixes. For a
+	// number it does not hold it returns false and the base URL of the
+	// directory that does ("" if none); verification and renewal of such a
+	// number are refused with Misdirected. Default: every number.
+	Holds func(number string) (elsewhere string, ok bool)
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -101,7 +107,31 @@ var (
 	ErrBusy            = httpapi.New(http.StatusTooManyRequests, "ca: verification already in progress", "busy: retry shortly")
 	ErrSMS             = httpapi.New(http.StatusServiceUnavailable, "ca: sms not sent", "could not send the code: retry later")
 	ErrRevoked         = httpapi.New(http.StatusUnauthorized, "ca: key revoked or retired", "credential revoked or superseded: verify the number again")
+	ErrMisdirected     = httpapi.New(http.StatusMisdirectedRequest, "ca: number outside this directory's prefixes", "number outside this directory's prefixes, and no directory in the federation map holds it")
 )
+
+// Misdirected is the answer to a number outside this directory's prefixes
+// (Config.Holds): 421 Misdirected Request, naming the directory that holds
+// the number when there is one. The federation map is public, so the name
+// tells the client nothing it could not read there.
+func Misdirected(elsewhere string) error {
+	if elsewhere == "" {
+		return ErrMisdirected
+	}
+	return httpapi.New(http.StatusMisdirectedRequest, ErrMisdirected.Error(),
+		"number outside this directory's prefixes: its directory is "+elsewhere)
+}
+
+// misdirected refuses a number this CA's directory does not hold.
+func (s *Service) misdirected(number string) error {
+	if s.cfg.Holds == nil {
+		return nil
+	}
+	if elsewhere, ok := s.cfg.Holds(number); !ok {
+		return Misdirected(elsewhere)
+	}
+	return nil
+}
 
 // Service is a running CA. It is safe for concurrent use.
 type Service struct {
@@ -337,6 +367,9 @@ func (s *Service) serveStart(r *http.Request, req api.VerifyStartRequest) (api.V
 	if err != nil {
 		return api.VerifyStartResponse{}, fmt.Errorf("%w: %w", ErrNumber, err)
 	}
+	if err := s.misdirected(number); err != nil {
+		return api.VerifyStartResponse{}, err
+	}
 	l := s.cfg.Limits
 	// Per-subject limits first: a flood from one network, or at one number,
 	// is refused before it can spend the global budget everyone shares.
@@ -449,6 +482,9 @@ func (s *Service) serveConfirm(r *http.Request, req api.VerifyConfirmRequest) (a
 	if err != nil {
 		return api.VerifyConfirmResponse{}, fmt.Errorf("%w: %w", ErrNumber, err)
 	}
+	if err := s.misdirected(number); err != nil {
+		return api.VerifyConfirmResponse{}, err
+	}
 	// Checked before an attempt is spent, so a bad key costs no try.
 	pub, err := parseP256(req.PublicKey)
 	if err != nil {
@@ -512,6 +548,9 @@ func (s *Service) serveRenew(r *http.Request, body []byte) (api.VerifyConfirmRes
 		return api.VerifyConfirmResponse{}, err
 	}
 	if err := httpapi.Decode(body, &struct{}{}); err != nil {
+		return api.VerifyConfirmResponse{}, err
+	}
+	if err := s.misdirected(number); err != nil {
 		return api.VerifyConfirmResponse{}, err
 	}
 	return httpapi.Idempotent(s.cfg.Store, s.cfg.Now, string(keyHashOf(leaf)), func(r *http.Request, _ []byte) (api.VerifyConfirmResponse, error) {

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -18,6 +19,7 @@ import (
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/internal/api"
 	"blindex.dev/blindex/oprf"
+	"blindex.dev/blindex/record"
 	"blindex.dev/blindex/translog"
 )
 
@@ -39,6 +41,8 @@ type logState struct {
 // commitment covers.
 type expect struct {
 	App        string          `json:"app"`
+	Epoch      int             `json:"epoch"`            // the lookup epoch of its index
+	Record     *record.Record  `json:"record,omitempty"` // the plaintext, to move it to a new epoch
 	RecordID   []byte          `json:"record_id"`
 	Ciphertext [32]byte        `json:"ciphertext_sha256"`
 	Expires    time.Time       `json:"expires"`
@@ -52,10 +56,14 @@ func (e expect) state() translog.StateRecord {
 		ACL: acl.List{Visibility: e.Visibility, Allow: e.Allow, Deny: e.Deny}}
 }
 
-func expectedState(recs []expect) []translog.StateRecord {
-	out := make([]translog.StateRecord, len(recs))
-	for i, r := range recs {
-		out[i] = r.state()
+// expectedState returns the records of epoch: what the State entries of
+// the owner's index in that epoch commit to.
+func expectedState(recs []expect, epoch int) []translog.StateRecord {
+	var out []translog.StateRecord
+	for _, r := range recs {
+		if r.Epoch == epoch {
+			out = append(out, r.state())
+		}
 	}
 	return out
 }
@@ -99,7 +107,20 @@ func (c *Client) logKey(ctx context.Context) (note.Verifier, error) {
 		return nil, err
 	}
 	if p.LogKey == "" {
-		return nil, ErrNoLog
+		// Pinned before the directory had a log: adopt its log key once,
+		// if it still answers under the pinned OPRF key.
+		var cfg api.Config
+		if err := c.do(ctx, "GET", api.PathConfig, nil, &cfg, nil); err != nil {
+			return nil, err
+		}
+		if cfg.LogKey == "" || !bytes.Equal(cfg.PublicKey, p.PublicKey) {
+			return nil, ErrNoLog
+		}
+		p.LogKey, p.LogLabelInfo = cfg.LogKey, cfg.LogLabelInfo
+		b, _ := json.Marshal(p)
+		if err := writeFile(filepath.Join(c.cfg.StateDir, filePinned), b, 0o600); err != nil {
+			return nil, err
+		}
 	}
 	v, err := note.NewVerifier(p.LogKey)
 	if err != nil {
@@ -231,16 +252,18 @@ func (c *Client) confirmLogged(ctx context.Context, resp api.VerifyConfirmRespon
 	return c.saveLog(s)
 }
 
-// stateLogged checks the log proof of a write: its State entry must commit
-// to exactly the records this client now expects, and records the change.
-func (c *Client) stateLogged(ctx context.Context, cred *identity, p *translog.Proof, app string, rec *expect) error {
+// stateLogged checks the log proof of a write in epoch: its State entry
+// must commit to exactly the records this client now expects under that
+// epoch's index, and records the change (rec replaces app's record in
+// epoch; nil removes it).
+func (c *Client) stateLogged(ctx context.Context, cred *identity, p *translog.Proof, app string, epoch int, rec *expect) error {
 	s, err := c.loadLog()
 	if err != nil {
 		return err
 	}
 	recs := s.Records[:0:0]
 	for _, r := range s.Records {
-		if r.App != app {
+		if r.App != app || r.Epoch != epoch {
 			recs = append(recs, r)
 		}
 	}
@@ -258,11 +281,28 @@ func (c *Client) stateLogged(ctx context.Context, cred *identity, p *translog.Pr
 	if err != nil {
 		return err
 	}
-	want := translog.Commitment(translog.Live(expectedState(recs), e.At))
+	want := translog.Commitment(translog.Live(expectedState(recs, epoch), e.At))
 	if e.Kind != translog.State || e.Label != label || e.Commitment != want {
 		return fmt.Errorf("%w: the state entry does not commit to the records published", ErrLogEntry)
 	}
 	s.Records, s.StateIndex = recs, p.Index
+	return c.saveLog(s)
+}
+
+// forget drops app's record in a retired epoch from the local state: the
+// directory deleted it.
+func (c *Client) forget(app string, epoch int) error {
+	s, err := c.loadLog()
+	if err != nil {
+		return err
+	}
+	recs := s.Records[:0:0]
+	for _, r := range s.Records {
+		if r.App != app || r.Epoch != epoch {
+			recs = append(recs, r)
+		}
+	}
+	s.Records = recs
 	return c.saveLog(s)
 }
 

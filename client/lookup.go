@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"crypto/sha256"
 	"crypto/x509"
 
 	"blindex.dev/blindex/acl"
@@ -36,6 +34,9 @@ type pinned struct {
 	CARoots      [][]byte `json:"ca_roots"`
 	LogKey       string   `json:"log_key,omitempty"`
 	LogLabelInfo string   `json:"log_label_info,omitempty"`
+	// Epoch is the newest lookup epoch seen: a directory that later
+	// evaluates under an older one as current is refused.
+	Epoch int `json:"epoch"`
 }
 
 // pinned returns the directory parameters, fetching and pinning them on
@@ -72,52 +73,76 @@ func (c *Client) pinnedCtx(ctx context.Context) (*pinned, error) {
 	return &p, nil
 }
 
-func (c *Client) params(ctx context.Context) (*oprf.PublicKey, []byte, error) {
-	p, err := c.pinnedCtx(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	pk, err := oprf.ParsePublicKey(p.PublicKey)
-	if err != nil {
-		return nil, nil, fmt.Errorf("client: pinned directory key: %w", err)
-	}
-	return pk, []byte(p.Info), nil
+// An evaluation is the outcome of evaluating a batch of inputs.
+type evaluation struct {
+	ys         [][]byte
+	prefixBits int  // the smallest prefix length the directory reported
+	epoch      int  // the lookup epoch evaluated under
+	previous   *int // an older epoch the directory still answers
 }
 
 // evaluate computes the OPRF outputs of inputs through blinded, verified
-// evaluation, in batches of at most oprf.MaxBatch. It returns the outputs
-// and the smallest prefix length the directory reported.
+// evaluation under the current epoch, in batches of at most oprf.MaxBatch.
 func (c *Client) evaluate(ctx context.Context, cred *identity, inputs [][]byte) ([][]byte, int, error) {
-	pk, info, err := c.params(ctx)
+	ev, err := c.evaluateAt(ctx, cred, inputs, nil)
 	if err != nil {
 		return nil, 0, err
 	}
-	outputs := make([][]byte, 0, len(inputs))
-	prefixBits := 32
+	return ev.ys, ev.prefixBits, nil
+}
+
+// evaluateAt evaluates under epoch, or the current epoch if nil. The proof
+// is checked under the info the client derives from the epoch number and
+// the pinned key, and the current epoch may only move forward.
+func (c *Client) evaluateAt(ctx context.Context, cred *identity, inputs [][]byte, epoch *int) (*evaluation, error) {
+	p, err := c.pinnedCtx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pk, err := oprf.ParsePublicKey(p.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("client: pinned directory key: %w", err)
+	}
+	ev := &evaluation{ys: make([][]byte, 0, len(inputs)), prefixBits: 32}
 	for chunk := range slices.Chunk(inputs, oprf.MaxBatch) {
 		blinding, blinded, err := oprf.Blind(chunk)
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		var resp api.EvaluateResponse
-		if err := c.do(ctx, "POST", api.PathEvaluate, api.EvaluateRequest{Elements: blinded}, &resp, cred); err != nil {
-			return nil, 0, err
+		if err := c.do(ctx, "POST", api.PathEvaluate, api.EvaluateRequest{Elements: blinded, Epoch: epoch}, &resp, cred); err != nil {
+			return nil, err
 		}
-		out, err := blinding.Finalize(pk, info, resp.Evaluated, resp.Proof)
+		switch {
+		case epoch != nil && resp.Epoch != *epoch:
+			return nil, fmt.Errorf("client: asked for epoch %d, the directory evaluated under %d", *epoch, resp.Epoch)
+		case epoch == nil && resp.Epoch < p.Epoch:
+			return nil, fmt.Errorf("%w: the directory's current epoch went back from %d to %d", ErrKeyChanged, p.Epoch, resp.Epoch)
+		}
+		out, err := blinding.Finalize(pk, []byte(api.EpochInfo(p.Info, resp.Epoch)), resp.Evaluated, resp.Proof)
 		if errors.Is(err, oprf.ErrProof) {
 			var cfg api.Config
 			if c.do(ctx, "GET", api.PathConfig, nil, &cfg, nil) == nil && !bytes.Equal(cfg.PublicKey, pk.Bytes()) {
-				return nil, 0, ErrKeyChanged
+				return nil, ErrKeyChanged
 			}
-			return nil, 0, fmt.Errorf("client: the directory's evaluation proof does not verify against the pinned key: %w", err)
+			return nil, fmt.Errorf("client: the directory's evaluation proof does not verify against the pinned key: %w", err)
 		}
 		if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
-		outputs = append(outputs, out...)
-		prefixBits = min(prefixBits, resp.PrefixBits)
+		ev.ys = append(ev.ys, out...)
+		ev.prefixBits = min(ev.prefixBits, resp.PrefixBits)
+		// Every chunk in the epoch of the first.
+		ev.epoch, ev.previous, epoch = resp.Epoch, resp.Previous, &resp.Epoch
 	}
-	return outputs, prefixBits, nil
+	if ev.epoch > p.Epoch {
+		p.Epoch = ev.epoch
+		b, _ := json.Marshal(p)
+		if err := writeFile(filepath.Join(c.cfg.StateDir, filePinned), b, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return ev, nil
 }
 
 func (c *Client) normalize(number string) (string, error) {
@@ -147,126 +172,6 @@ type Access struct {
 	Visibility acl.Visibility
 	Allow      []string
 	Deny       []string
-}
-
-// owner loads the credential and evaluates, in one blinded batch, the
-// owner's own number (for its index and record key) and the numbers of a
-// (for its pseudonyms). a may be nil.
-func (c *Client) owner(ctx context.Context, a *Access) (*identity, []byte, acl.List, error) {
-	cred, err := c.credential()
-	if err != nil {
-		return nil, nil, acl.List{}, err
-	}
-	number, err := credentialNumber(cred)
-	if err != nil {
-		return nil, nil, acl.List{}, err
-	}
-	inputs := [][]byte{[]byte(number)}
-	var allow, deny [][]byte
-	if a != nil {
-		if allow, err = c.normalizeAll(a.Allow); err != nil {
-			return nil, nil, acl.List{}, fmt.Errorf("allowlist: %w", err)
-		}
-		if deny, err = c.normalizeAll(a.Deny); err != nil {
-			return nil, nil, acl.List{}, fmt.Errorf("denylist: %w", err)
-		}
-		inputs = append(append(inputs, allow...), deny...)
-	}
-	ys, _, err := c.evaluate(ctx, cred, inputs)
-	if err != nil {
-		return nil, nil, acl.List{}, err
-	}
-	var l acl.List
-	if a != nil {
-		l.Visibility = a.Visibility
-		for i, y := range ys[1:] {
-			p := acl.Pseudonym(oprf.Pseudonym(y))
-			if i < len(allow) {
-				l.Allow = append(l.Allow, p)
-			} else {
-				l.Deny = append(l.Deny, p)
-			}
-		}
-		if err := l.Validate(); err != nil {
-			return nil, nil, acl.List{}, err
-		}
-	}
-	return cred, ys[0], l, nil
-}
-
-// Publish seals r and publishes it under the credential's number with the
-// given access. Publishing again for the same app replaces the record.
-func (c *Client) Publish(ctx context.Context, r record.Record, a Access) error {
-	cred, y, l, err := c.owner(ctx, &a)
-	if err != nil {
-		return err
-	}
-	ct, err := record.Seal(oprf.RecordKey(y), r)
-	if err != nil {
-		return err
-	}
-	idx, rid := oprf.Index(y), oprf.RecordID(y, r.App)
-	var resp api.WriteResponse
-	err = c.do(ctx, "PUT", api.PathRecords, api.PublishRequest{
-		Index: idx[:], RecordID: rid[:], Ciphertext: ct, ACL: &l, Expires: r.Expires,
-	}, &resp, cred)
-	if err != nil {
-		return err
-	}
-	if err := c.notePublished(r.App, &a, r.Expires); err != nil {
-		return err
-	}
-	return c.stateLogged(ctx, cred, resp.Log, r.App, &expect{App: r.App, RecordID: rid[:], Ciphertext: sha256.Sum256(ct),
-		Expires: r.Expires, Visibility: l.Visibility, Allow: l.Allow, Deny: l.Deny})
-}
-
-// SetACL replaces the access list of the record published for app.
-func (c *Client) SetACL(ctx context.Context, app string, a Access) error {
-	cred, y, l, err := c.owner(ctx, &a)
-	if err != nil {
-		return err
-	}
-	idx, rid := oprf.Index(y), oprf.RecordID(y, app)
-	var resp api.WriteResponse
-	if err := c.do(ctx, "PUT", api.PathRecordACL, api.SetACLRequest{Index: idx[:], RecordID: rid[:], ACL: &l}, &resp, cred); err != nil {
-		return err
-	}
-	if err := c.notePublished(app, &a, time.Time{}); err != nil {
-		return err
-	}
-	s, err := c.loadLog()
-	if err != nil {
-		return err
-	}
-	var rec *expect
-	for _, r := range s.Records {
-		if r.App == app {
-			r.Visibility, r.Allow, r.Deny = l.Visibility, l.Allow, l.Deny
-			rec = &r
-		}
-	}
-	if rec == nil {
-		return fmt.Errorf("%w: no local record of app %q in %s", ErrLogEntry, app, fileLog)
-	}
-	return c.stateLogged(ctx, cred, resp.Log, app, rec)
-}
-
-// Delete removes the record published for app.
-func (c *Client) Delete(ctx context.Context, app string) error {
-	cred, y, _, err := c.owner(ctx, nil)
-	if err != nil {
-		return err
-	}
-	rid := oprf.RecordID(y, app)
-	path := strings.Replace(api.PathRecord, "{record_id}", hex.EncodeToString(rid[:]), 1)
-	var resp api.WriteResponse
-	if err := c.do(ctx, "DELETE", path, nil, &resp, cred); err != nil {
-		return err
-	}
-	if err := c.notePublished(app, nil, time.Time{}); err != nil {
-		return err
-	}
-	return c.stateLogged(ctx, cred, resp.Log, app, nil)
 }
 
 // A Result is what a lookup found for one number. Records is empty both when
@@ -305,19 +210,62 @@ func (c *Client) Lookup(ctx context.Context, numbers ...string) ([]Result, error
 	if len(inputs) == 0 {
 		return results, nil
 	}
-	ys, prefixBits, err := c.evaluate(ctx, cred, inputs)
+	ev, err := c.evaluateAt(ctx, cred, inputs, nil)
 	if err != nil {
 		return nil, err
 	}
+	found, err := c.fetchRecords(ctx, cred, ev)
+	if err != nil {
+		return nil, err
+	}
+	// During an epoch overlap, owners that have not moved yet are found
+	// under the previous epoch; a record found in both is the current one.
+	if ev.previous != nil {
+		old, err := c.evaluateAt(ctx, cred, inputs, ev.previous)
+		var more [][]record.Record
+		if err == nil {
+			more, err = c.fetchRecords(ctx, cred, old)
+		}
+		if e := (*Error)(nil); errors.As(err, &e) && e.Status == http.StatusGone {
+			// The previous epoch retired meanwhile: its records were moved
+			// or are gone.
+			more, err = make([][]record.Record, len(found)), nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		for i := range found {
+			for _, r := range more[i] {
+				if !slices.ContainsFunc(found[i], func(x record.Record) bool { return x.App == r.App }) {
+					found[i] = append(found[i], r)
+				}
+			}
+			sortRecords(found[i])
+		}
+	}
+	for i := range results {
+		if results[i].Err == nil {
+			results[i].Records = found[pos[results[i].E164]]
+		}
+	}
+	// An owner whose records are in an older epoch moves them now.
+	if err := c.migrate(ctx, ev.epoch, ev.previous); err != nil && !errors.Is(err, ErrNoCredential) {
+		return results, fmt.Errorf("client: moving your records to epoch %d: %w", ev.epoch, err)
+	}
+	return results, nil
+}
+
+// fetchRecords fetches the buckets of ev's outputs in ev's epoch and opens
+// the records under each output's index.
+func (c *Client) fetchRecords(ctx context.Context, cred *identity, ev *evaluation) ([][]record.Record, error) {
 	// A prefix longer than MaxPrefixBits would put each lookup in a smaller
 	// crowd than the client accepts; a shorter one only fetches more.
-	prefixBits = min(prefixBits, c.cfg.MaxPrefixBits)
-
-	// Round 2: fetch each distinct bucket once.
-	indexes := make([][32]byte, len(ys))
+	prefixBits := min(ev.prefixBits, c.cfg.MaxPrefixBits)
+	// Fetch each distinct bucket once.
+	indexes := make([][32]byte, len(ev.ys))
 	var prefixes []uint32
 	seen := map[uint32]bool{}
-	for i, y := range ys {
+	for i, y := range ev.ys {
 		indexes[i] = oprf.Index(y)
 		p := prefixOf(indexes[i], prefixBits)
 		if !seen[p] {
@@ -327,7 +275,7 @@ func (c *Client) Lookup(ctx context.Context, numbers ...string) ([]Result, error
 	}
 	byIndex := map[[32]byte][][]byte{}
 	for chunk := range slices.Chunk(prefixes, oprf.MaxBatch) {
-		resp, err := c.fetchBuckets(ctx, cred, prefixBits, chunk)
+		resp, err := c.fetchBuckets(ctx, cred, ev.epoch, prefixBits, chunk)
 		if err != nil {
 			return nil, err
 		}
@@ -340,10 +288,9 @@ func (c *Client) Lookup(ctx context.Context, numbers ...string) ([]Result, error
 			}
 		}
 	}
-
 	now := c.cfg.Now()
-	found := make([][]record.Record, len(ys))
-	for i, y := range ys {
+	found := make([][]record.Record, len(ev.ys))
+	for i, y := range ev.ys {
 		key := oprf.RecordKey(y)
 		for _, ct := range byIndex[indexes[i]] {
 			r, err := record.Open(key, ct)
@@ -352,25 +299,24 @@ func (c *Client) Lookup(ctx context.Context, numbers ...string) ([]Result, error
 			}
 			found[i] = append(found[i], r)
 		}
-		slices.SortFunc(found[i], func(a, b record.Record) int {
-			return cmp.Or(cmp.Compare(a.Priority, b.Priority), strings.Compare(a.App, b.App))
-		})
+		sortRecords(found[i])
 	}
-	for i := range results {
-		if results[i].Err == nil {
-			results[i].Records = found[pos[results[i].E164]]
-		}
-	}
-	return results, nil
+	return found, nil
+}
+
+func sortRecords(rs []record.Record) {
+	slices.SortFunc(rs, func(a, b record.Record) int {
+		return cmp.Or(cmp.Compare(a.Priority, b.Priority), strings.Compare(a.App, b.App))
+	})
 }
 
 // fetchBuckets fetches the buckets under prefixes of n bits. If owners left
 // between the two rounds the directory's prefix may have shrunk (409): the
 // client then widens its prefixes to the directory's current length, which
 // only merges buckets, and retries once.
-func (c *Client) fetchBuckets(ctx context.Context, cred *identity, n int, prefixes []uint32) (api.BucketsResponse, error) {
+func (c *Client) fetchBuckets(ctx context.Context, cred *identity, epoch, n int, prefixes []uint32) (api.BucketsResponse, error) {
 	var resp api.BucketsResponse
-	err := c.do(ctx, "POST", api.PathBuckets, api.BucketsRequest{PrefixBits: n, Prefixes: prefixes}, &resp, cred)
+	err := c.do(ctx, "POST", api.PathBuckets, api.BucketsRequest{PrefixBits: n, Prefixes: prefixes, Epoch: &epoch}, &resp, cred)
 	var e *Error
 	if !errors.As(err, &e) || e.Status != http.StatusConflict {
 		return resp, err
@@ -391,7 +337,7 @@ func (c *Client) fetchBuckets(ctx context.Context, cred *identity, n int, prefix
 		}
 	}
 	var again api.BucketsResponse
-	err = c.do(ctx, "POST", api.PathBuckets, api.BucketsRequest{PrefixBits: cfg.PrefixBits, Prefixes: wider}, &again, cred)
+	err = c.do(ctx, "POST", api.PathBuckets, api.BucketsRequest{PrefixBits: cfg.PrefixBits, Prefixes: wider, Epoch: &epoch}, &again, cred)
 	return again, err
 }
 

@@ -95,7 +95,23 @@ func (c *Client) Monitor(ctx context.Context, mc MonitorConfig) (*Report, error)
 	}
 	rep.Size = cp.N
 	own := certHash(cred.cert)
-	expected := expectedState(s.Records)
+	// A State entry does not name its epoch: it must match what the owner
+	// expects in one of the epochs it has records in (or the current one).
+	epochs := map[int]bool{}
+	if p, err := c.pinnedCtx(ctx); err == nil {
+		epochs[p.Epoch] = true
+	}
+	for _, r := range s.Records {
+		epochs[r.Epoch] = true
+	}
+	matches := func(e *translog.Entry) bool {
+		for ep := range epochs {
+			if e.Commitment == translog.Commitment(translog.Live(expectedState(s.Records, ep), e.At)) {
+				return true
+			}
+		}
+		return false
+	}
 	err = c.replayFrom(ctx, cp.Tree, s.Scanned, func(i int64, data []byte) error {
 		rep.Scanned++
 		e, err := translog.Parse(data)
@@ -115,8 +131,7 @@ func (c *Client) Monitor(ctx context.Context, mc MonitorConfig) (*Report, error)
 		case e.Kind == translog.Holder && e.Key != own:
 			rep.Alarms = append(rep.Alarms, Alarm{Kind: "holder", Index: i, Evidence: evidence,
 				Message: fmt.Sprintf("another key took over your number at the directory; %d of your records were retired", e.Retired)})
-		case e.Kind == translog.State && i > s.StateIndex &&
-			e.Commitment != translog.Commitment(translog.Live(expected, e.At)):
+		case e.Kind == translog.State && i > s.StateIndex && !matches(e):
 			rep.Alarms = append(rep.Alarms, Alarm{Kind: "state", Index: i, Evidence: evidence,
 				Message: "the directory logged a state for your records that differs from what you published"})
 		}
@@ -140,7 +155,7 @@ func (c *Client) Monitor(ctx context.Context, mc MonitorConfig) (*Report, error)
 		if err != nil || e.Kind != translog.State || e.Label != label {
 			return nil, fmt.Errorf("client: malformed state answer: %v", err)
 		}
-		if e.Commitment != translog.Commitment(translog.Live(expected, e.At)) {
+		if e.Commitment != translog.Commitment(translog.Live(expectedState(s.Records, st.Epoch), e.At)) {
 			rep.Alarms = append(rep.Alarms, Alarm{Kind: "stored-state", Evidence: []string{string(st.Entry)},
 				Message: fmt.Sprintf("the directory now stores %d records or access lists for your number that differ from what you published", e.Records)})
 		}

@@ -42,10 +42,14 @@ var (
 // the server's, not a plain hash of the pseudonym: a copy of the database
 // alone must not link budget rows (when a caller last looked up, how much)
 // to the pseudonyms in owners' allowlists.
+//
+// It is keyed by the caller's number, not its pseudonym: the pseudonym
+// changes with the lookup epoch, and a new epoch must neither refill every
+// caller's budget nor strand the bucket credit bought just before it.
 func (s *Server) budgetKey(purpose string, c *caller) [32]byte {
 	m := hmac.New(sha256.New, s.budgetSecret)
 	m.Write([]byte(purpose + "\x00"))
-	m.Write(c.pseudonym[:])
+	m.Write([]byte(c.number))
 	var k [32]byte
 	m.Sum(k[:0])
 	return k

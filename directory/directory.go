@@ -146,7 +146,6 @@ type Server struct {
 	cfg   Config
 	log   *slog.Logger
 	eval  *oprf.Evaluator
-	info  []byte
 	roots *x509.CertPool
 	sigs  *httpsig.Verifier
 
@@ -161,6 +160,8 @@ type Server struct {
 	prefixValid time.Time // prefixBits is fresh until then
 	prefixKnown bool      // prefixBits has been computed once
 	refreshing  bool      // a request is recounting owners
+	epochState  Epochs    // the lookup epochs, as last read
+	epochValid  time.Time // epochState is fresh until then
 }
 
 // MetaOPRFPublicKey is the store meta key under which the OPRF public key
@@ -233,7 +234,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg:   cfg,
 		log:   cfg.Logger,
 		eval:  oprf.NewEvaluator(cfg.OPRFKey),
-		info:  []byte(cfg.Info),
 		roots: pool,
 		sigs:  sigs,
 		// Per process: the ceiling protects this server's CPU.
@@ -243,7 +243,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		budgetSecret: hkdfKey(cfg.OPRFKey.Bytes(), "blindex v1 budget key"),
 		logSecret:    hkdfKey(cfg.OPRFKey.Bytes(), "blindex v1 log fingerprint"),
 	}
-	if err := s.logKeys(ctx); err != nil {
+	// Reading the epochs logs the keys and infos the server answers under.
+	if _, err := s.epochs(ctx); err != nil {
 		return nil, fmt.Errorf("directory: logging the keys: %w", err)
 	}
 	if cfg.CA != nil {
@@ -272,7 +273,9 @@ func setDefault[T comparable](p *T, v T) {
 // Run publishes log checkpoints and does periodic housekeeping until ctx
 // ends.
 func (s *Server) Run(ctx context.Context) {
-	go s.tlog.Run(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait() // no checkpoint is being written once Run returns
+	wg.Go(func() { s.tlog.Run(ctx) })
 	t := time.NewTicker(15 * time.Second)
 	defer t.Stop()
 	for {
@@ -300,6 +303,17 @@ func (s *Server) Housekeep(ctx context.Context) {
 	if _, err := s.cfg.Store.DeleteExpiredCounters(ctx, now); err != nil && ctx.Err() == nil {
 		s.log.Error("deleting expired counters", "err", err)
 	}
+	// A retired epoch's records can no longer be found: delete them.
+	if e, err := s.epochs(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error("reading epochs", "err", err)
+	} else if err == nil && e.Current > 0 && e.Previous < 0 {
+		if n, err := s.cfg.Store.DeleteEpochsBefore(ctx, e.Current, now); err != nil && ctx.Err() == nil {
+			s.log.Error("deleting retired epochs' records", "err", err)
+		} else if n > 0 {
+			s.log.Info("deleted retired epochs' records", "count", n, "current_epoch", e.Current)
+			s.invalidatePrefix()
+		}
+	}
 	if n, err := s.cfg.Store.DeleteExpiredRecords(ctx, now); err != nil && ctx.Err() == nil {
 		s.log.Error("deleting expired records", "err", err)
 	} else if n > 0 {
@@ -322,11 +336,17 @@ func (s *Server) config(ctx context.Context) (api.Config, error) {
 	for i, r := range s.cfg.Roots {
 		roots[i] = r.Raw
 	}
+	e, err := s.epochs(ctx)
+	if err != nil {
+		return api.Config{}, err
+	}
 	return api.Config{
 		Suite:        oprf.SuiteID,
 		Mode:         "POPRF",
 		PublicKey:    s.cfg.OPRFKey.Public().Bytes(),
 		Info:         s.cfg.Info,
+		Epoch:        e.Current,
+		Epochs:       apiEpochs(e, s.cfg.Info),
 		PrefixBits:   pb,
 		MaxBatch:     oprf.MaxBatch,
 		CARoots:      roots,
@@ -383,9 +403,11 @@ func (s *Server) invalidatePrefix() {
 // A caller is an authenticated request's identity. The number in its
 // credential is used to derive these and then dropped.
 type caller struct {
-	pseudonym acl.Pseudonym
-	index     [32]byte
+	pseudonym acl.Pseudonym // in epoch
+	index     [32]byte      // in epoch
+	epoch     int           // the current lookup epoch when the request arrived
 	keyHash   [32]byte
+	number    string // from the credential; for other epochs' derivations, never logged
 }
 
 // fingerprint names a caller in logs. It is an HMAC under a server secret,
@@ -421,11 +443,15 @@ func (s *Server) authenticate(r *http.Request, body []byte, allowRevoked bool) (
 	if revoked && !allowRevoked {
 		return nil, ErrRevoked
 	}
-	y, err := s.eval.FullEvaluate(s.info, []byte(number))
+	e, err := s.epochs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c := &caller{pseudonym: oprf.Pseudonym(y), index: oprf.Index(y), keyHash: keyHash}
+	y, err := s.eval.FullEvaluate([]byte(EpochInfo(s.cfg.Info, e.Current)), []byte(number))
+	if err != nil {
+		return nil, err
+	}
+	c := &caller{pseudonym: oprf.Pseudonym(y), index: oprf.Index(y), epoch: e.Current, keyHash: keyHash, number: number}
 	if revoked {
 		// Only revoke may act with a revoked key, and only to revoke it
 		// again: the holder check below must not let it take a number.
@@ -499,10 +525,14 @@ func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateReques
 	} else if n > oprf.MaxBatch {
 		return api.EvaluateResponse{}, oprf.ErrBatchTooLarge
 	}
+	epoch, epochs, err := s.epochOf(ctx, req.Epoch)
+	if err != nil {
+		return api.EvaluateResponse{}, err
+	}
 	if err := s.spendEvaluations(ctx, c, len(req.Elements)); err != nil {
 		return api.EvaluateResponse{}, err
 	}
-	evaluated, proof, err := s.eval.Evaluate(s.info, req.Elements)
+	evaluated, proof, err := s.eval.Evaluate([]byte(EpochInfo(s.cfg.Info, epoch)), req.Elements)
 	if err != nil {
 		// Nothing was evaluated: give the budget back.
 		if rerr := s.refundEvaluations(ctx, c, len(req.Elements)); rerr != nil {
@@ -521,7 +551,11 @@ func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateReques
 	o := s.observation(c, "evaluate")
 	o.Count = len(req.Elements)
 	s.observe(o)
-	return api.EvaluateResponse{Evaluated: evaluated, Proof: proof, PrefixBits: pb}, nil
+	resp := api.EvaluateResponse{Evaluated: evaluated, Proof: proof, PrefixBits: pb, Epoch: epoch}
+	if epochs.Previous >= 0 {
+		resp.Previous = &epochs.Previous
+	}
+	return resp, nil
 }
 
 // buckets returns the records in the requested buckets that admit the caller.
@@ -535,6 +569,14 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 	}
 	if req.PrefixBits < 0 || req.PrefixBits > 32 {
 		return api.BucketsResponse{}, fmt.Errorf("%w: prefix_bits", httpapi.ErrBadRequest)
+	}
+	epoch, _, err := s.epochOf(ctx, req.Epoch)
+	if err != nil {
+		return api.BucketsResponse{}, err
+	}
+	pseudonym, _, err := s.at(c, epoch)
+	if err != nil {
+		return api.BucketsResponse{}, err
 	}
 	pb, err := s.currentPrefixBits(ctx)
 	if err != nil {
@@ -561,7 +603,7 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 		return api.BucketsResponse{}, err
 	}
 	now := s.cfg.Now()
-	found, err := s.cfg.Store.Buckets(ctx, ranges, c.pseudonym, now)
+	found, err := s.cfg.Store.Buckets(ctx, epoch, ranges, pseudonym, now)
 	if err != nil {
 		return api.BucketsResponse{}, err
 	}
@@ -590,17 +632,24 @@ func bucketRange(prefix uint32, n int) BucketRange {
 	return BucketRange{uint32(lo), uint32(lo + 1<<(32-n) - 1)}
 }
 
-func (s *Server) checkOwner(c *caller, index, recordID []byte) (idx, rid [32]byte, err error) {
+func (s *Server) checkOwner(ctx context.Context, c *caller, requested *int, index, recordID []byte) (epoch int, idx, rid [32]byte, err error) {
 	if len(index) != 32 || len(recordID) != 32 {
-		return idx, rid, fmt.Errorf("%w: index and record_id are 32 bytes", httpapi.ErrBadRequest)
+		return 0, idx, rid, fmt.Errorf("%w: index and record_id are 32 bytes", httpapi.ErrBadRequest)
+	}
+	if epoch, _, err = s.epochOf(ctx, requested); err != nil {
+		return 0, idx, rid, err
+	}
+	_, own, err := s.at(c, epoch)
+	if err != nil {
+		return 0, idx, rid, err
 	}
 	// Only the holder of the number's credential may write under its index.
-	if subtle.ConstantTimeCompare(index, c.index[:]) != 1 {
-		return idx, rid, ErrNotOwner
+	if subtle.ConstantTimeCompare(index, own[:]) != 1 {
+		return 0, idx, rid, ErrNotOwner
 	}
 	copy(idx[:], index)
 	copy(rid[:], recordID)
-	return idx, rid, nil
+	return epoch, idx, rid, nil
 }
 
 // logged answers a write with the proof that its log entry (at pos) is in
@@ -617,7 +666,7 @@ func (s *Server) logged(ctx context.Context, pos int64) (api.WriteResponse, erro
 }
 
 func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest) (api.WriteResponse, error) {
-	idx, rid, err := s.checkOwner(c, req.Index, req.RecordID)
+	epoch, idx, rid, err := s.checkOwner(ctx, c, req.Epoch, req.Index, req.RecordID)
 	if err != nil {
 		return api.WriteResponse{}, err
 	}
@@ -634,7 +683,7 @@ func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest)
 	if err := req.ACL.Validate(); err != nil {
 		return api.WriteResponse{}, fmt.Errorf("%w: %w", httpapi.ErrBadRequest, err)
 	}
-	pos, err := s.cfg.Store.PutRecord(ctx, Record{Index: idx, RecordID: rid, Ciphertext: req.Ciphertext,
+	pos, err := s.cfg.Store.PutRecord(ctx, Record{Epoch: epoch, Index: idx, RecordID: rid, Ciphertext: req.Ciphertext,
 		ACL: *req.ACL, Expires: req.Expires, Updated: now}, s.cfg.MaxRecordsPerOwner)
 	if errors.Is(err, ErrExhausted) {
 		return api.WriteResponse{}, ErrTooManyRecords
@@ -653,7 +702,7 @@ func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest)
 }
 
 func (s *Server) setACL(ctx context.Context, c *caller, req api.SetACLRequest) (api.WriteResponse, error) {
-	idx, rid, err := s.checkOwner(c, req.Index, req.RecordID)
+	_, idx, rid, err := s.checkOwner(ctx, c, req.Epoch, req.Index, req.RecordID)
 	if err != nil {
 		return api.WriteResponse{}, err
 	}
@@ -678,8 +727,16 @@ func (s *Server) setACL(ctx context.Context, c *caller, req api.SetACLRequest) (
 	return s.logged(ctx, pos)
 }
 
-func (s *Server) deleteRecord(ctx context.Context, c *caller, recordID []byte) (api.WriteResponse, error) {
-	idx, rid, err := s.checkOwner(c, c.index[:], recordID)
+func (s *Server) deleteRecord(ctx context.Context, c *caller, epoch *int, recordID []byte) (api.WriteResponse, error) {
+	e, _, err := s.epochOf(ctx, epoch)
+	if err != nil {
+		return api.WriteResponse{}, err
+	}
+	_, index, err := s.at(c, e)
+	if err != nil {
+		return api.WriteResponse{}, err
+	}
+	_, idx, rid, err := s.checkOwner(ctx, c, &e, index[:], recordID)
 	if err != nil {
 		return api.WriteResponse{}, err
 	}

@@ -3,7 +3,9 @@ package directory
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/gorilla/mux"
 
@@ -53,7 +55,15 @@ func (s *Server) Handler() http.Handler {
 			if err != nil {
 				return api.WriteResponse{}, httpapi.ErrBadRequest
 			}
-			return s.deleteRecord(r.Context(), c, rid)
+			var epoch *int
+			if v := r.URL.Query().Get("epoch"); v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 {
+					return api.WriteResponse{}, fmt.Errorf("%w: epoch", httpapi.ErrBadRequest)
+				}
+				epoch = &n
+			}
+			return s.deleteRecord(r.Context(), c, epoch, rid)
 		})(r, body)
 	})).Methods("DELETE")
 	if s.cfg.CA != nil {

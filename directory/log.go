@@ -45,8 +45,8 @@ func (s *Server) Label(number string) ([32]byte, error) {
 func (s *Server) Log() *translog.Log { return s.tlog }
 
 // logLabel evaluates one blinded element under the log-label info, for an
-// owner's monitor: the proof lets it check the label against the logged
-// OPRF key, so the server cannot hide entries behind a wrong label. The
+// owner's monitor: the proof lets it check the label against the OPRF key
+// it pinned, so the server cannot hide entries behind a wrong label. The
 // server cannot tell which number was blinded; the budget below, per
 // credential key, bounds what a caller learns from the log this way.
 func (s *Server) logLabel(ctx context.Context, c *caller, req api.EvaluateRequest) (api.EvaluateResponse, error) {
@@ -90,23 +90,27 @@ func (s *Server) logState(ctx context.Context, c *caller, _ struct{}) (api.State
 		return api.StateResponse{}, err
 	}
 	e, err := translog.StateEntry(h.Label, recs, s.cfg.Now())
-	return api.StateResponse{Entry: e}, err
+	return api.StateResponse{Entry: e, Epoch: c.epoch}, err
 }
 
 // logKeys makes sure the log holds the OPRF public key and the current CA
 // roots, appending an entry for each that it does not yet hold (recorded in
 // the store's meta under the entry's hash), so clients and auditors can
 // check the keys they are given against the log.
-func (s *Server) logKeys(ctx context.Context) error {
+func (s *Server) logKeys(ctx context.Context, epochs Epochs) error {
 	roots := make([][]byte, len(s.cfg.Roots))
 	for i, r := range s.cfg.Roots {
 		roots[i] = r.Raw
 	}
-	for _, e := range []translog.Entry{
-		{Kind: translog.OPRFKey, Info: s.cfg.Info, PublicKey: s.cfg.OPRFKey.Public().Bytes()},
-		{Kind: translog.OPRFKey, Info: LogLabelInfo, PublicKey: s.cfg.OPRFKey.Public().Bytes()},
-		{Kind: translog.CARoots, Roots: roots},
-	} {
+	pub := s.cfg.OPRFKey.Public().Bytes()
+	entries := []translog.Entry{{Kind: translog.OPRFKey, Info: EpochInfo(s.cfg.Info, epochs.Current), PublicKey: pub}}
+	if epochs.Previous >= 0 {
+		entries = append(entries, translog.Entry{Kind: translog.OPRFKey, Info: EpochInfo(s.cfg.Info, epochs.Previous), PublicKey: pub})
+	}
+	entries = append(entries,
+		translog.Entry{Kind: translog.OPRFKey, Info: LogLabelInfo, PublicKey: pub},
+		translog.Entry{Kind: translog.CARoots, Roots: roots})
+	for _, e := range entries {
 		b, err := e.Marshal()
 		if err != nil {
 			return err

@@ -34,6 +34,7 @@ type Tombstone struct {
 
 // A Record is one app's sealed record under an owner's index, with its ACL.
 type Record struct {
+	Epoch      int // the lookup epoch whose OPRF outputs made Index and the ACL's pseudonyms
 	Index      [32]byte
 	RecordID   [32]byte
 	Ciphertext []byte
@@ -132,10 +133,15 @@ type Store interface {
 	DeleteRecord(ctx context.Context, index, recordID [32]byte, now time.Time) (int64, error)
 
 	// Buckets returns, for each range, the unexpired records (Expires after
-	// now) in it, ordered by index then record id, with caller's membership
-	// in each record's allow and deny lists. Missing buckets are empty, not
-	// errors. The result has one slice per range, in order.
-	Buckets(ctx context.Context, ranges []BucketRange, caller acl.Pseudonym, now time.Time) ([][]Candidate, error)
+	// now) of epoch in it, ordered by index then record id, with caller's
+	// membership in each record's allow and deny lists. Missing buckets are
+	// empty, not errors. The result has one slice per range, in order.
+	Buckets(ctx context.Context, epoch int, ranges []BucketRange, caller acl.Pseudonym, now time.Time) ([][]Candidate, error)
+
+	// DeleteEpochsBefore removes every record (and its ACL) of an epoch
+	// below epoch, as DeleteExpiredRecords does (logging the State of each
+	// index it changed, in index order), and returns how many it removed.
+	DeleteEpochsBefore(ctx context.Context, epoch int, now time.Time) (int, error)
 
 	// CountOwners returns the number of distinct indexes with an unexpired
 	// record.

@@ -5,11 +5,12 @@
 //
 // Every credential the directory issues or first sees for a number, every
 // change of a number's holder, and every owner's state commitment after a
-// publish, ACL change or delete is an entry. Entries name owners only by
-// their log label: an OPRF output under its own POPRF info, which the
-// server computes from a credential and an owner can obtain (a few times a
-// day) for its own number. No entry holds a number, a record plaintext or
-// an ACL member.
+// publish, ACL change or delete is an entry, as are the directory's OPRF
+// key, its CA roots and the federation map it serves under. Entries name
+// owners only by their log label: an OPRF output under its own POPRF info,
+// which the server computes from a credential and an owner can obtain (a
+// few times a day) for its own number. No entry holds a number, a record
+// plaintext or an ACL member.
 package translog
 
 import (
@@ -38,6 +39,9 @@ const (
 	OPRFKey Kind = "oprf-key"
 	// CARoots: the CA roots whose credentials the directory accepts.
 	CARoots Kind = "ca-roots"
+	// Map: the federation map the directory serves under (package
+	// federation): its name, version, expiry and the SHA-256 of its text.
+	Map Kind = "map"
 )
 
 // Header starts every entry, followed by a space and the kind.
@@ -74,6 +78,12 @@ type Entry struct {
 
 	// CARoots.
 	Roots [][]byte // DER certificates
+
+	// Map.
+	MapName    string // the federation's name
+	MapVersion int64  // the map's version
+	MapExpires time.Time
+	MapHash    [32]byte // SHA-256 of the map's text (the signed note's body)
 }
 
 var (
@@ -88,6 +98,7 @@ var fields = map[Kind][]string{
 	State:      {"label", "commitment", "records", "at"},
 	OPRFKey:    {"info", "key"},
 	CARoots:    {"root"}, // repeated, at least once
+	Map:        {"name", "version", "expires", "hash"},
 }
 
 // Marshal encodes e as text: the header line, then one "name value" line per
@@ -129,6 +140,14 @@ func (e *Entry) Marshal() ([]byte, error) {
 		for _, r := range e.Roots {
 			line("root", b64(r))
 		}
+	case Map:
+		if !printable(e.MapName) || strings.Contains(e.MapName, " ") {
+			return nil, fmt.Errorf("%w: map name must be printable ASCII without spaces", ErrMalformed)
+		}
+		line("name", e.MapName)
+		line("version", strconv.FormatInt(e.MapVersion, 10))
+		line("expires", strconv.FormatInt(e.MapExpires.Unix(), 10))
+		line("hash", b64(e.MapHash[:]))
 	default:
 		return nil, fmt.Errorf("%w: unknown kind %q", ErrMalformed, e.Kind)
 	}
@@ -229,6 +248,14 @@ func Parse(data []byte) (*Entry, error) {
 			return nil, fmt.Errorf("%w: info", ErrMalformed)
 		}
 		e.PublicKey, err = decodeB64(vals["key"], -1)
+	case Map:
+		e.MapName = vals["name"]
+		if !printable(e.MapName) || strings.Contains(e.MapName, " ") {
+			return nil, fmt.Errorf("%w: map name", ErrMalformed)
+		}
+		e.MapVersion = num("version")
+		e.MapExpires = time.Unix(num("expires"), 0).UTC()
+		hash("hash", &e.MapHash)
 	}
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ func FuzzParse(f *testing.F) {
 		"blindex-log/v1 state\nlabel AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\ncommitment BQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nrecords 3\nat 1790000000\n",
 		"blindex-log/v1 ca-roots\nroot AQI=\nroot AwQF\n",
 		"blindex-log/v1 oprf-key\ninfo blindex lookup v1\nkey AQID\n",
+		"blindex-log/v1 map\nname example.org/federation\nversion 7\nexpires 1790000000\nhash BgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
 		"blindex-log/v1 holder\nlabel AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nkey AwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nprevious CQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nretired 2\n",
 	} {
 		f.Add([]byte(s))

@@ -417,6 +417,7 @@ func TestEntryRoundTrip(t *testing.T) {
 		{Kind: translog.State, Label: [32]byte{1}, Commitment: [32]byte{5}, Records: 3, At: now},
 		{Kind: translog.OPRFKey, Info: "blindex lookup v1", PublicKey: []byte{1, 2, 3}},
 		{Kind: translog.CARoots, Roots: [][]byte{{1, 2}, {3, 4, 5}}},
+		{Kind: translog.Map, MapName: "example.org/federation", MapVersion: 7, MapExpires: now, MapHash: [32]byte{6}},
 	} {
 		b, err := e.Marshal()
 		if err != nil {
@@ -443,7 +444,8 @@ func TestEntryRoundTrip(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "blindex-log/v1 state\n", "blindex-log/v1 nope\nlabel AA==\n", "blindex-log/v2 ca-roots\nroot AA==\n",
-		"blindex-log/v1 ca-roots\n", "blindex-log/v1 holder\nlabel AQ==\nkey AQ==\nprevious AQ==\nretired 01\n"} {
+		"blindex-log/v1 ca-roots\n", "blindex-log/v1 holder\nlabel AQ==\nkey AQ==\nprevious AQ==\nretired 01\n",
+		"blindex-log/v1 map\nname a b\nversion 1\nexpires 1790000000\nhash BgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"} {
 		if _, err := translog.Parse([]byte(bad)); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)
 		}

@@ -312,7 +312,7 @@ func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"serve", "-h"}, {"verify", "-h"}, {"publish", "-h"}, {"acl", "-h"},
 		{"unpublish", "-h"}, {"lookup", "-h"}, {"whoami", "-h"}, {"demo", "-h"},
 		{"ca", "-h"}, {"renew", "-h"}, {"revoke", "-h"}, {"invite", "-h"}, {"disclose", "-h"},
-		{"synth", "-h"}, {"bench", "-h"}, {"backup", "-h"}, {"restore", "-h"}, {"monitor", "-h"}, {"log", "-h"}} {
+		{"synth", "-h"}, {"bench", "-h"}, {"backup", "-h"}, {"restore", "-h"}, {"monitor", "-h"}, {"log", "-h"}, {"rotate", "-h"}} {
 		cmd := exec.Command(binary, args...)
 		cmd.Env = append(os.Environ(), "HOME=/home/user", "XDG_CONFIG_HOME=")
 		out, _ := cmd.CombinedOutput()

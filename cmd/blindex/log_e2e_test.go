@@ -65,7 +65,7 @@ func TestHijackThroughCLI(t *testing.T) {
 	}
 	t.Logf("blindex monitor (clean):\n%s", out)
 
-	time.Sleep(1100 * time.Millisecond) // credentials are dated to the second
+	time.Sleep(1100 * time.Millisecond)          // credentials are dated to the second
 	cli(t, s, "mallory", "verify", "start", bob) // the code reaches Mallory's SIM
 	cli(t, s, "mallory", "verify", "confirm", s.lastCode(t))
 	out = untilExit(t, s, "bob", 3, "monitor")

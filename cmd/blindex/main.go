@@ -24,6 +24,7 @@ Usage:
   blindex disclose [flags]         report what a directory's data reveals (Markdown + HTML)
   blindex backup [flags]           write an age-encrypted snapshot of a live server's database
   blindex restore [flags]          restore such a snapshot into an empty data directory
+  blindex rotate [--overlap D]     start the next lookup epoch (indexes and pseudonyms change)
   blindex synth --owners N         fill a data directory with N synthetic owners (for benchmarks)
   blindex bench [flags]            measure a live server's lookup throughput and latency
   blindex verify start NUMBER      ask the directory to text a code to NUMBER
@@ -92,6 +93,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdBackup(ctx, rest, stdout, stderr)
 	case "restore":
 		return cmdRestore(ctx, rest, stdout, stderr)
+	case "rotate":
+		return cmdRotate(ctx, rest, stdout, stderr)
 	case "synth":
 		return cmdSynth(ctx, rest, stdout, stderr)
 	case "bench":
@@ -133,7 +136,7 @@ func newFlags(name, synopsis, description string, stderr io.Writer) *flag.FlagSe
 		hasFlags := false
 		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
 		if hasFlags {
-			fmt.Fprintf(stderr, "\nFlags (each also read from BLINDEX_<NAME>, e.g. --state from BLINDEX_STATE):\n")
+			fmt.Fprintf(stderr, "\nFlags (each also read from BLINDEX_<NAME>, e.g. --state from BLINDEX_STATE, then from\nthe config file named by BLINDEX_CONFIG; see docs/operations.md):\n")
 			fs.PrintDefaults()
 		}
 	}
@@ -172,12 +175,67 @@ func parse(fs *flag.FlagSet, args []string) error {
 		}
 		env := "BLINDEX_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v, ok := os.LookupEnv(env); ok {
+			given[f.Name] = true
 			if e := fs.Set(f.Name, v); e != nil {
 				err = fmt.Errorf("%s: %w", env, e)
 			}
 		}
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	if path := os.Getenv("BLINDEX_CONFIG"); path != "" {
+		return applyConfig(fs, path, given)
+	}
+	return nil
+}
+
+// applyConfig sets, from the config file at path, every flag of fs that
+// neither the command line nor the environment set. The file holds
+// "name = value" lines, with the flags' names (see docs/operations.md):
+// lines before any section apply to every command that has the flag, and
+// lines after "[serve]" (a command's name) to that command only, which must
+// have the flag. Blank lines and lines starting with # are ignored. Lists
+// (witness, trust-ca) are comma-separated.
+func applyConfig(fs *flag.FlagSet, path string, given map[string]bool) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("BLINDEX_CONFIG: %w", err)
+	}
+	section := ""
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]") {
+			section = strings.TrimSpace(line[1 : len(line)-1])
+			continue
+		}
+		name, value, ok := strings.Cut(line, "=")
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		if !ok || name == "" {
+			return fmt.Errorf("%s:%d: want name = value", path, i+1)
+		}
+		switch {
+		case section != "" && section != fs.Name():
+			continue
+		case fs.Lookup(name) == nil && section != "":
+			return fmt.Errorf("%s:%d: blindex %s has no flag --%s", path, i+1, section, name)
+		case fs.Lookup(name) == nil || given[name]:
+			continue
+		}
+		values := []string{value}
+		if name == "witness" || name == "trust-ca" {
+			values = strings.Split(value, ",")
+		}
+		for _, v := range values {
+			if err := fs.Set(name, strings.TrimSpace(v)); err != nil {
+				return fmt.Errorf("%s:%d: %s: %w", path, i+1, name, err)
+			}
+		}
+	}
+	return nil
 }
 
 func defaultStateDir() string {

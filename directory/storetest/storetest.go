@@ -615,7 +615,7 @@ func diffCandidates(got, want []directory.Candidate) string {
 
 func buckets(t *testing.T, s directory.Store, caller acl.Pseudonym, now time.Time, ranges ...directory.BucketRange) [][]directory.Candidate {
 	t.Helper()
-	got, err := s.Buckets(t.Context(), ranges, caller, now)
+	got, err := s.Buckets(t.Context(), 0, ranges, caller, now)
 	if err != nil {
 		t.Fatalf("Buckets(%v): %v", ranges, err)
 	}
@@ -1205,7 +1205,7 @@ func testConcurrent(t *testing.T, open opener) {
 	errs := concurrently(2*writers, func(i int) error {
 		for n := range rounds {
 			if i >= writers {
-				got, err := s.Buckets(t.Context(), []directory.BucketRange{fullRange}, p1, t0)
+				got, err := s.Buckets(t.Context(), 0, []directory.BucketRange{fullRange}, p1, t0)
 				if err != nil {
 					return err
 				}
@@ -1281,7 +1281,7 @@ func testClose(t *testing.T, open opener) {
 	if _, err := s.PutRecord(t.Context(), record(index(1), recordID(1), acl.List{}), noLimit); err == nil {
 		t.Error("PutRecord after Close succeeded")
 	}
-	if _, err := s.Buckets(t.Context(), []directory.BucketRange{fullRange}, p1, t0); err == nil {
+	if _, err := s.Buckets(t.Context(), 0, []directory.BucketRange{fullRange}, p1, t0); err == nil {
 		t.Error("Buckets after Close succeeded")
 	}
 }

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"strconv"
 	"time"
 
 	"blindex.dev/blindex/acl"
@@ -38,14 +39,36 @@ type Config struct {
 	MaxBatch     int      `json:"max_batch"`      // elements per evaluate, prefixes per bucket fetch
 	CARoots      [][]byte `json:"ca_roots"`       // DER certificates the directory trusts
 	RecordMaxTTL int64    `json:"record_max_ttl"` // seconds
+	Epoch        int      `json:"epoch"`          // the current lookup epoch; Info is epoch 0's info
+	Epochs       []Epoch  `json:"epochs"`         // the epochs answered: the current one, and the previous one during an overlap
 	LogKey       string   `json:"log_key"`        // the log's note verifier key; its name is the log origin
 	LogLabelInfo string   `json:"log_label_info"` // POPRF info for log labels
+}
+
+// An Epoch is a lookup epoch the directory answers. Its info is
+// Info + " epoch N" for N > 0; clients derive it themselves.
+type Epoch struct {
+	Epoch int        `json:"epoch"`
+	Info  string     `json:"info"`
+	Until *time.Time `json:"until,omitempty"` // when it retires; absent for the current epoch
+}
+
+// EpochInfo is the POPRF info of lookup epoch n: the base info (Config.Info)
+// itself for epoch 0. Clients derive it themselves from the epoch number,
+// so a server cannot hand a caller an info of its own choosing (which could
+// single it out).
+func EpochInfo(base string, n int) string {
+	if n == 0 {
+		return base
+	}
+	return base + " epoch " + strconv.Itoa(n)
 }
 
 // StateResponse answers PathLogState: the State entry the directory would
 // log for the caller now, computed from its database.
 type StateResponse struct {
 	Entry []byte `json:"entry"`
+	Epoch int    `json:"epoch"` // the epoch whose index the entry covers
 }
 
 // WriteResponse answers a publish, ACL change or delete: the proof that the
@@ -82,18 +105,22 @@ type CARoot struct {
 }
 
 type EvaluateRequest struct {
-	Elements [][]byte `json:"elements"` // blinded elements
+	Elements [][]byte `json:"elements"`        // blinded elements
+	Epoch    *int     `json:"epoch,omitempty"` // default: the current epoch
 }
 
 type EvaluateResponse struct {
 	Evaluated  [][]byte `json:"evaluated"`
 	Proof      []byte   `json:"proof"`
 	PrefixBits int      `json:"prefix_bits"`
+	Epoch      int      `json:"epoch"`              // the epoch evaluated under
+	Previous   *int     `json:"previous,omitempty"` // an older epoch still answered (an overlap)
 }
 
 type BucketsRequest struct {
 	PrefixBits int      `json:"prefix_bits"`
-	Prefixes   []uint32 `json:"prefixes"` // each < 2^prefix_bits, no duplicates
+	Prefixes   []uint32 `json:"prefixes"`        // each < 2^prefix_bits, no duplicates
+	Epoch      *int     `json:"epoch,omitempty"` // default: the current epoch
 }
 
 type BucketsResponse struct {
@@ -116,12 +143,14 @@ type PublishRequest struct {
 	Ciphertext []byte    `json:"ciphertext"`
 	ACL        *acl.List `json:"acl"` // required
 	Expires    time.Time `json:"expires"`
+	Epoch      *int      `json:"epoch,omitempty"` // of Index and the ACL's pseudonyms; default: the current epoch
 }
 
 type SetACLRequest struct {
 	Index    []byte    `json:"index"`
 	RecordID []byte    `json:"record_id"`
-	ACL      *acl.List `json:"acl"` // required
+	ACL      *acl.List `json:"acl"`             // required
+	Epoch    *int      `json:"epoch,omitempty"` // default: the current epoch
 }
 
 // Error is every non-2xx body. Messages are fixed strings; details stay in

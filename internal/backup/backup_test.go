@@ -59,7 +59,7 @@ func TestRoundTripWhileLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	got, err := s.Buckets(ctx, []directory.BucketRange{{Lo: 0, Hi: 1<<32 - 1}}, acl.Pseudonym{}, now)
+	got, err := s.Buckets(ctx, 0, []directory.BucketRange{{Lo: 0, Hi: 1<<32 - 1}}, acl.Pseudonym{}, now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,8 +74,8 @@ type rowCounter struct {
 	rows atomic.Int64
 }
 
-func (c *rowCounter) Buckets(ctx context.Context, r []directory.BucketRange, p acl.Pseudonym, now time.Time) ([][]directory.Candidate, error) {
-	out, err := c.Store.Buckets(ctx, r, p, now)
+func (c *rowCounter) Buckets(ctx context.Context, epoch int, r []directory.BucketRange, p acl.Pseudonym, now time.Time) ([][]directory.Candidate, error) {
+	out, err := c.Store.Buckets(ctx, epoch, r, p, now)
 	for _, b := range out {
 		c.rows.Add(int64(len(b)))
 	}

@@ -70,6 +70,7 @@ type Running struct {
 	http      *http.Server
 	cancel    context.CancelFunc
 	done      chan error
+	ran       chan struct{} // closed when housekeeping and log publishing have stopped
 }
 
 func (c *Config) defaults() error {
@@ -189,8 +190,12 @@ func listen(cfg Config, node *datadir.Node, h http.Handler, run, housekeep func(
 		http:      httpapi.NewServer(h, cfg.Logger),
 		cancel:    cancel,
 		done:      make(chan error, 1),
+		ran:       make(chan struct{}),
 	}
-	go run(runCtx)
+	go func() {
+		defer close(r.ran)
+		run(runCtx)
+	}()
 	go func() {
 		var err error
 		if cfg.TLSCert != "" {
@@ -241,5 +246,6 @@ func (r *Running) Close() error {
 	defer cancel()
 	err := r.http.Shutdown(ctx)
 	r.cancel()
+	<-r.ran // the store is closed only after its last use
 	return errors.Join(err, r.Node.Store.Close())
 }

@@ -498,12 +498,13 @@ func openDB(path string) (*sql.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("synth: opening %s: %w", path, err)
 	}
-	// Version 2 added the transparency log. Synthetic owners are written
+	// Version 2 added the transparency log, 3 lookup epochs (synthetic
+	// records are in epoch 0). Synthetic owners are written
 	// without log labels, so their rows make no log entries: a synthetic
 	// directory's log holds only its keys.
-	if version != 2 {
+	if version != 3 {
 		db.Close()
-		return nil, fmt.Errorf("synth: %s has schema version %d, this builder writes version 2", path, version)
+		return nil, fmt.Errorf("synth: %s has schema version %d, this builder writes version 3", path, version)
 	}
 	// A bulk load: no fsync per transaction (the builder can be rerun), a
 	// large page cache, and checkpoints in large steps.

@@ -42,7 +42,7 @@ import (
 
 // SchemaVersion is the newest schema this binary knows: the number of the
 // last file in migrations/.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
@@ -508,13 +508,13 @@ func (s *Store) PutRecord(ctx context.Context, r directory.Record, maxPerIndex i
 		}
 		b := &pgx.Batch{}
 		b.Queue(`INSERT INTO records
-			(idx, record_id, bucket, ciphertext, visibility, expires_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			(idx, record_id, bucket, ciphertext, visibility, expires_at, updated_at, epoch)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (idx, record_id) DO UPDATE SET ciphertext = excluded.ciphertext,
 				visibility = excluded.visibility, expires_at = excluded.expires_at,
-				updated_at = excluded.updated_at`,
+				updated_at = excluded.updated_at, epoch = excluded.epoch`,
 			r.Index[:], r.RecordID[:], bucketOf(r.Index), r.Ciphertext, int(r.ACL.Visibility),
-			r.Expires.Unix(), r.Updated.Unix())
+			r.Expires.Unix(), r.Updated.Unix(), r.Epoch)
 		queueReplaceACL(b, r.Index, r.RecordID, r.ACL)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
@@ -577,9 +577,19 @@ func (s *Store) SetACL(ctx context.Context, index, recordID [32]byte, l acl.List
 }
 
 func (s *Store) DeleteExpiredRecords(ctx context.Context, now time.Time) (int, error) {
+	return s.deleteRecordsWhere(ctx, `expires_at <= $1`, now.Unix(), now)
+}
+
+func (s *Store) DeleteEpochsBefore(ctx context.Context, epoch int, now time.Time) (int, error) {
+	return s.deleteRecordsWhere(ctx, `epoch < $1`, epoch, now)
+}
+
+// deleteRecordsWhere deletes the records that cond (with one argument, $1)
+// selects, and logs the State of each index it changed.
+func (s *Store) deleteRecordsWhere(ctx context.Context, cond string, arg any, now time.Time) (int, error) {
 	var n int
 	err := s.tx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `DELETE FROM records WHERE expires_at <= $1 RETURNING idx`, now.Unix())
+		rows, err := tx.Query(ctx, `DELETE FROM records WHERE `+cond+` RETURNING idx`, arg)
 		if err != nil {
 			return err
 		}
@@ -622,7 +632,7 @@ func (s *Store) DeleteRecord(ctx context.Context, index, recordID [32]byte, now 
 	return pos, nil
 }
 
-func (s *Store) Buckets(ctx context.Context, ranges []directory.BucketRange, caller acl.Pseudonym, now time.Time) ([][]directory.Candidate, error) {
+func (s *Store) Buckets(ctx context.Context, epoch int, ranges []directory.BucketRange, caller acl.Pseudonym, now time.Time) ([][]directory.Candidate, error) {
 	los, his := make([]int64, len(ranges)), make([]int64, len(ranges))
 	for i, br := range ranges {
 		los[i], his[i] = int64(br.Lo), int64(br.Hi)
@@ -639,9 +649,9 @@ func (s *Store) Buckets(ctx context.Context, ranges []directory.BucketRange, cal
 			EXISTS (SELECT 1 FROM acl_entries a WHERE a.idx = r.idx AND a.record_id = r.record_id
 				AND a.kind = 2 AND a.pseudonym = $1)
 			FROM unnest($2::bigint[], $3::bigint[]) WITH ORDINALITY AS q(lo, hi, n)
-			JOIN records r ON r.bucket BETWEEN q.lo AND q.hi
+			JOIN records r ON r.epoch = $5 AND r.bucket BETWEEN q.lo AND q.hi
 			WHERE r.expires_at > $4
-			ORDER BY q.n, r.idx, r.record_id`, caller[:], los, his, now.Unix())
+			ORDER BY q.n, r.idx, r.record_id`, caller[:], los, his, now.Unix(), epoch)
 		if err != nil {
 			return err
 		}

@@ -99,7 +99,7 @@ func TestReopen(t *testing.T) {
 	if got, err := s.LatestCheckpoint(t.Context()); err != nil || string(got) != "checkpoint" {
 		t.Errorf("LatestCheckpoint after reopening = %q, %v", got, err)
 	}
-	bs, err := s.Buckets(t.Context(), []directory.BucketRange{{Lo: 0, Hi: 0xffffffff}}, pseudonym(2), now)
+	bs, err := s.Buckets(t.Context(), 0, []directory.BucketRange{{Lo: 0, Hi: 0xffffffff}}, pseudonym(2), now)
 	if err != nil || len(bs[0]) != 1 {
 		t.Fatalf("Buckets after reopening = %v, %v; want one record", bs, err)
 	}
@@ -143,8 +143,8 @@ func TestMigrateFromVersion1(t *testing.T) {
 	s := open(t, dsn)
 	defer closeStore(t, s)
 	ctx := t.Context()
-	if got := schemaVersions(t, dsn); !slices.Equal(got, []int{1, 2}) {
-		t.Errorf("schema versions after Open = %v, want [1 2]", got)
+	if got := schemaVersions(t, dsn); !slices.Equal(got, []int{1, 2, 3}) {
+		t.Errorf("schema versions after Open = %v, want [1 2 3]", got)
 	}
 	if h, err := s.Holder(ctx, idx); err != nil || h.KeyHash != key || h.Label != ([32]byte{}) {
 		t.Errorf("Holder of a version 1 holder = %+v, %v; want its key and no label", h, err)

@@ -29,11 +29,14 @@ var schema string
 //go:embed log.sql
 var logSchema string
 
+//go:embed epochs.sql
+var epochSchema string
+
 // migrations[v] brings a database from version v to v+1.
-var migrations = []string{schema, logSchema}
+var migrations = []string{schema, logSchema, epochSchema}
 
 // SchemaVersion is stored in PRAGMA user_version.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 const (
 	kindAllow = 1
@@ -291,13 +294,13 @@ func (s *Store) PutRecord(ctx context.Context, r directory.Record, maxPerIndex i
 			return directory.ErrExhausted
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO records
-			(idx, record_id, bucket, ciphertext, visibility, expires_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)
+			(idx, record_id, bucket, ciphertext, visibility, expires_at, updated_at, epoch)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (idx, record_id) DO UPDATE SET ciphertext = excluded.ciphertext,
 				visibility = excluded.visibility, expires_at = excluded.expires_at,
-				updated_at = excluded.updated_at`,
+				updated_at = excluded.updated_at, epoch = excluded.epoch`,
 			r.Index[:], r.RecordID[:], bucketOf(r.Index), r.Ciphertext, int(r.ACL.Visibility),
-			r.Expires.Unix(), r.Updated.Unix())
+			r.Expires.Unix(), r.Updated.Unix(), r.Epoch)
 		if err != nil {
 			return err
 		}
@@ -351,11 +354,21 @@ func (s *Store) SetACL(ctx context.Context, index, recordID [32]byte, l acl.List
 }
 
 func (s *Store) DeleteExpiredRecords(ctx context.Context, now time.Time) (int, error) {
+	return s.deleteRecordsWhere(ctx, `expires_at <= ?`, now.Unix(), now)
+}
+
+func (s *Store) DeleteEpochsBefore(ctx context.Context, epoch int, now time.Time) (int, error) {
+	return s.deleteRecordsWhere(ctx, `epoch < ?`, epoch, now)
+}
+
+// deleteRecordsWhere deletes the records that cond (with one argument)
+// selects, and logs the State of each index it changed.
+func (s *Store) deleteRecordsWhere(ctx context.Context, cond string, arg any, now time.Time) (int, error) {
 	var n int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		// Without DISTINCT the query uses records_expiry; the indexes are
 		// deduplicated and sorted here, so both stores log in index order.
-		rows, err := tx.QueryContext(ctx, `SELECT idx FROM records WHERE expires_at <= ?`, now.Unix())
+		rows, err := tx.QueryContext(ctx, `SELECT idx FROM records WHERE `+cond, arg)
 		if err != nil {
 			return err
 		}
@@ -374,7 +387,7 @@ func (s *Store) DeleteExpiredRecords(ctx context.Context, now time.Time) (int, e
 		}
 		slices.SortFunc(indexes, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
 		indexes = slices.Compact(indexes)
-		res, err := tx.ExecContext(ctx, `DELETE FROM records WHERE expires_at <= ?`, now.Unix())
+		res, err := tx.ExecContext(ctx, `DELETE FROM records WHERE `+cond, arg)
 		if err != nil {
 			return err
 		}
@@ -404,7 +417,7 @@ func (s *Store) DeleteRecord(ctx context.Context, index, recordID [32]byte, now 
 	return pos, err
 }
 
-func (s *Store) Buckets(ctx context.Context, ranges []directory.BucketRange, caller acl.Pseudonym, now time.Time) ([][]directory.Candidate, error) {
+func (s *Store) Buckets(ctx context.Context, epoch int, ranges []directory.BucketRange, caller acl.Pseudonym, now time.Time) ([][]directory.Candidate, error) {
 	tx, err := s.ro.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
@@ -417,7 +430,7 @@ func (s *Store) Buckets(ctx context.Context, ranges []directory.BucketRange, cal
 			AND a.kind = 1 AND a.pseudonym = ?1),
 		EXISTS (SELECT 1 FROM acl_entries a WHERE a.idx = r.idx AND a.record_id = r.record_id
 			AND a.kind = 2 AND a.pseudonym = ?1)
-		FROM records r WHERE r.bucket BETWEEN ?2 AND ?3 AND r.expires_at > ?4
+		FROM records r WHERE r.epoch = ?5 AND r.bucket BETWEEN ?2 AND ?3 AND r.expires_at > ?4
 		ORDER BY r.idx, r.record_id`)
 	if err != nil {
 		return nil, err
@@ -425,7 +438,7 @@ func (s *Store) Buckets(ctx context.Context, ranges []directory.BucketRange, cal
 	defer stmt.Close()
 	out := make([][]directory.Candidate, len(ranges))
 	for i, br := range ranges {
-		rows, err := stmt.QueryContext(ctx, caller[:], int64(br.Lo), int64(br.Hi), now.Unix())
+		rows, err := stmt.QueryContext(ctx, caller[:], int64(br.Lo), int64(br.Hi), now.Unix(), epoch)
 		if err != nil {
 			return nil, err
 		}

@@ -98,7 +98,7 @@ func TestReopen(t *testing.T) {
 		caller          acl.Pseudonym
 		allowed, denied bool
 	}{{pseudonym(1), true, false}, {pseudonym(2), false, true}} {
-		bs, err := s.Buckets(t.Context(), []directory.BucketRange{{Lo: 0, Hi: 0xffffffff}}, tt.caller, now)
+		bs, err := s.Buckets(t.Context(), 0, []directory.BucketRange{{Lo: 0, Hi: 0xffffffff}}, tt.caller, now)
 		if err != nil {
 			t.Fatalf("Buckets after reopening: %v", err)
 		}

@@ -151,7 +151,7 @@ func BenchmarkBuckets(b *testing.B) {
 			ranges = append(ranges, directory.BucketRange{Lo: uint32(lo), Hi: uint32(lo + 1<<(32-pb) - 1)})
 		}
 		t := time.Now()
-		found, err := s.Buckets(b.Context(), ranges, pseudonym(7), now)
+		found, err := s.Buckets(b.Context(), 0, ranges, pseudonym(7), now)
 		if err != nil {
 			b.Fatal(err)
 		}

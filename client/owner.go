@@ -1,0 +1,282 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/oprf"
+	"blindex.dev/blindex/record"
+)
+
+// An ownerEval is the owner's own OPRF output and an access list's
+// pseudonyms, evaluated in one blinded batch under one epoch.
+type ownerEval struct {
+	cred     *identity
+	y        []byte // the owner's own output: its index and record key
+	acl      acl.List
+	epoch    int
+	previous *int
+}
+
+// evalOwner loads the credential and evaluates, in one blinded batch, the
+// owner's own number (for its index and record key) and the numbers of a
+// (for its pseudonyms), under epoch (nil: the current one). a may be nil.
+func (c *Client) evalOwner(ctx context.Context, a *Access, epoch *int) (*ownerEval, error) {
+	cred, err := c.credential()
+	if err != nil {
+		return nil, err
+	}
+	number, err := credentialNumber(cred)
+	if err != nil {
+		return nil, err
+	}
+	inputs := [][]byte{[]byte(number)}
+	var allow, deny [][]byte
+	if a != nil {
+		if allow, err = c.normalizeAll(a.Allow); err != nil {
+			return nil, fmt.Errorf("allowlist: %w", err)
+		}
+		if deny, err = c.normalizeAll(a.Deny); err != nil {
+			return nil, fmt.Errorf("denylist: %w", err)
+		}
+		inputs = append(append(inputs, allow...), deny...)
+	}
+	ev, err := c.evaluateAt(ctx, cred, inputs, epoch)
+	if err != nil {
+		return nil, err
+	}
+	o := &ownerEval{cred: cred, y: ev.ys[0], epoch: ev.epoch, previous: ev.previous}
+	if a != nil {
+		o.acl.Visibility = a.Visibility
+		for i, y := range ev.ys[1:] {
+			p := acl.Pseudonym(oprf.Pseudonym(y))
+			if i < len(allow) {
+				o.acl.Allow = append(o.acl.Allow, p)
+			} else {
+				o.acl.Deny = append(o.acl.Deny, p)
+			}
+		}
+		if err := o.acl.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// Publish seals r and publishes it under the credential's number with the
+// given access. Publishing again for the same app replaces the record.
+// Records published under an older lookup epoch move to the current one.
+func (c *Client) Publish(ctx context.Context, r record.Record, a Access) error {
+	o, err := c.evalOwner(ctx, &a, nil)
+	if err != nil {
+		return err
+	}
+	if err := c.publishAt(ctx, o, r, a); err != nil {
+		return err
+	}
+	return c.migrate(ctx, o.epoch, o.previous)
+}
+
+// publishAt publishes r under the owner's index in o's epoch, checks the
+// log's State entry, and notes the record locally.
+func (c *Client) publishAt(ctx context.Context, o *ownerEval, r record.Record, a Access) error {
+	ct, err := record.Seal(oprf.RecordKey(o.y), r)
+	if err != nil {
+		return err
+	}
+	idx, rid := oprf.Index(o.y), oprf.RecordID(o.y, r.App)
+	var resp api.WriteResponse
+	err = c.do(ctx, "PUT", api.PathRecords, api.PublishRequest{
+		Index: idx[:], RecordID: rid[:], Ciphertext: ct, ACL: &o.acl, Expires: r.Expires, Epoch: &o.epoch,
+	}, &resp, o.cred)
+	if err != nil {
+		return err
+	}
+	if err := c.notePublished(r.App, &a, r.Expires); err != nil {
+		return err
+	}
+	rec := r
+	return c.stateLogged(ctx, o.cred, resp.Log, r.App, o.epoch, &expect{App: r.App, Epoch: o.epoch, RecordID: rid[:],
+		Ciphertext: sha256.Sum256(ct), Expires: r.Expires, Visibility: o.acl.Visibility, Allow: o.acl.Allow, Deny: o.acl.Deny,
+		Record: &rec})
+}
+
+// SetACL replaces the access list of the record published for app.
+func (c *Client) SetACL(ctx context.Context, app string, a Access) error {
+	o, err := c.evalOwner(ctx, nil, nil)
+	if err != nil {
+		return err
+	}
+	// The record must be in the current epoch before its ACL can change.
+	if err := c.migrate(ctx, o.epoch, o.previous); err != nil {
+		return err
+	}
+	if o, err = c.evalOwner(ctx, &a, &o.epoch); err != nil {
+		return err
+	}
+	idx, rid := oprf.Index(o.y), oprf.RecordID(o.y, app)
+	var resp api.WriteResponse
+	err = c.do(ctx, "PUT", api.PathRecordACL, api.SetACLRequest{Index: idx[:], RecordID: rid[:], ACL: &o.acl, Epoch: &o.epoch}, &resp, o.cred)
+	if err != nil {
+		return err
+	}
+	if err := c.notePublished(app, &a, time.Time{}); err != nil {
+		return err
+	}
+	s, err := c.loadLog()
+	if err != nil {
+		return err
+	}
+	var rec *expect
+	for _, r := range s.Records {
+		if r.App == app && r.Epoch == o.epoch {
+			r.Visibility, r.Allow, r.Deny = o.acl.Visibility, o.acl.Allow, o.acl.Deny
+			rec = &r
+		}
+	}
+	if rec == nil {
+		return fmt.Errorf("%w: no local record of app %q in %s", ErrLogEntry, app, fileLog)
+	}
+	return c.stateLogged(ctx, o.cred, resp.Log, app, o.epoch, rec)
+}
+
+// Delete removes the record published for app, in every epoch it is in.
+func (c *Client) Delete(ctx context.Context, app string) error {
+	o, err := c.evalOwner(ctx, nil, nil)
+	if err != nil {
+		return err
+	}
+	s, err := c.loadLog()
+	if err != nil {
+		return err
+	}
+	epochs := map[int]bool{}
+	for _, r := range s.Records {
+		if r.App == app {
+			epochs[r.Epoch] = true
+		}
+	}
+	if len(epochs) == 0 {
+		epochs[o.epoch] = true // not in the local state: try the current epoch
+	}
+	for e := range epochs {
+		switch {
+		case e == o.epoch:
+			err = c.deleteAt(ctx, o, app)
+		case o.previous != nil && e == *o.previous:
+			var old *ownerEval
+			if old, err = c.evalOwner(ctx, nil, o.previous); err == nil {
+				err = c.deleteAt(ctx, old, app)
+			}
+		default:
+			err = c.forget(app, e) // retired: the directory deleted it
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := c.notePublished(app, nil, time.Time{}); err != nil {
+		return err
+	}
+	return c.migrate(ctx, o.epoch, o.previous)
+}
+
+func (c *Client) deleteAt(ctx context.Context, o *ownerEval, app string) error {
+	rid := oprf.RecordID(o.y, app)
+	path := strings.Replace(api.PathRecord, "{record_id}", hex.EncodeToString(rid[:]), 1) + "?epoch=" + strconv.Itoa(o.epoch)
+	var resp api.WriteResponse
+	if err := c.do(ctx, "DELETE", path, nil, &resp, o.cred); err != nil {
+		return err
+	}
+	return c.stateLogged(ctx, o.cred, resp.Log, app, o.epoch, nil)
+}
+
+// ErrNoPlaintext means a record must move to a new lookup epoch but was
+// published by a client that kept no copy of it.
+var ErrNoPlaintext = errors.New("client: no local copy of the record to move to the new epoch: publish it again")
+
+// migrate moves the records this client published under an epoch older
+// than current: it publishes each again under current (sealed under the
+// new record key, with the access list's pseudonyms evaluated anew), then
+// deletes the old one while previous (the old epoch) is still answered.
+// Lookups find the record in one epoch or the other throughout.
+func (c *Client) migrate(ctx context.Context, current int, previous *int) error {
+	s, err := c.loadLog()
+	if err != nil {
+		return err
+	}
+	pub, err := c.Published()
+	if err != nil {
+		return err
+	}
+	inCurrent := map[string]bool{}
+	for _, r := range s.Records {
+		inCurrent[r.App] = inCurrent[r.App] || r.Epoch == current
+	}
+	for _, r := range s.Records {
+		if r.Epoch >= current {
+			continue
+		}
+		switch {
+		case inCurrent[r.App]:
+			// Published anew in the current epoch: only the old copy goes.
+		case r.Record == nil:
+			return fmt.Errorf("%w (app %q)", ErrNoPlaintext, r.App)
+		default:
+			p, ok := pub.Records[r.App]
+			if !ok {
+				return fmt.Errorf("client: app %q is in %s but not in %s", r.App, fileLog, filePublished)
+			}
+			vis, err := acl.ParseVisibility(p.Visibility)
+			if err != nil {
+				return err
+			}
+			a := Access{Visibility: vis, Allow: p.Allow, Deny: p.Deny}
+			o, err := c.evalOwner(ctx, &a, &current)
+			if err != nil {
+				return err
+			}
+			if err := c.publishAt(ctx, o, *r.Record, a); err != nil {
+				return err
+			}
+		}
+		if previous != nil && *previous == r.Epoch {
+			old, err := c.evalOwner(ctx, nil, previous)
+			if err == nil {
+				err = c.deleteAt(ctx, old, r.App)
+			}
+			if e := (*Error)(nil); !errors.As(err, &e) || e.Status != http.StatusGone {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			// Retired meanwhile: the directory deleted the old copy.
+		}
+		// The old epoch is retired: the directory deleted its records.
+		if err := c.forget(r.App, r.Epoch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Migrate moves this owner's records to the directory's current lookup
+// epoch, if an operator started a new one. Publish, SetACL, Delete and
+// Lookup do it on their own.
+func (c *Client) Migrate(ctx context.Context) error {
+	o, err := c.evalOwner(ctx, nil, nil)
+	if err != nil {
+		return err
+	}
+	return c.migrate(ctx, o.epoch, o.previous)
+}

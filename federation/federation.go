@@ -1,0 +1,543 @@
+// Package federation is the signed map of a blindex federation: which
+// directory holds which E.164 prefixes, and the keys a client must hold each
+// directory to (its OPRF public key and info, its transparency log key, the
+// CA roots it accepts).
+//
+// The map is a C2SP signed note whose text has one exact form (Marshal,
+// Parse); docs/protocol.md gives it byte for byte. A client opens it with
+// the map signer keys it trusts (Open), refuses it once expired, and routes
+// each number to the directory with the longest prefix the number starts
+// with (Route). The map is small and fetched whole, so fetching it says
+// nothing about which numbers a client will look up; a directory learns only
+// that a caller looked up some numbers in its own range, and how many.
+package federation
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"blindex.dev/blindex/oprf"
+)
+
+// Header is the first line of every map's text.
+const Header = "blindex-map/v1"
+
+// MaxSize bounds a signed map: a map is downloaded whole, and one entry
+// with three CA roots is a few kilobytes.
+const MaxSize = 1 << 20
+
+// A Map says which directory holds which numbers.
+type Map struct {
+	// Name names the federation. The map must carry a signature by a known
+	// key of this name (Open).
+	Name string
+	// Version increases with every change; a client refuses a map older
+	// than one it has seen (CheckSuccessor).
+	Version int64
+	// Expires is when clients stop accepting the map (whole seconds).
+	Expires time.Time
+	// Directories, sorted by URL.
+	Directories []Directory
+	// Note is the signed note the map was opened from (Open), kept as
+	// evidence; nil for a map from Build or Parse.
+	Note []byte
+}
+
+// A Directory is one directory of the federation and what a client pins
+// for it.
+type Directory struct {
+	// URL is the base URL, such as "https://us.example.org" (no trailing
+	// slash, no query).
+	URL string
+	// Prefixes are the E.164 prefixes it holds: "+" then up to 15 digits,
+	// sorted. "+" alone holds every number no longer prefix holds.
+	Prefixes []string
+	// OPRFInfo is the POPRF info of lookups (its epoch), and OPRFKey the
+	// public key under it (RFC 9497 SerializeElement, 32 bytes).
+	OPRFInfo string
+	OPRFKey  []byte
+	// LogKey is the transparency log's note verifier key.
+	LogKey string
+	// CARoots are the DER roots whose credentials the directory accepts,
+	// sorted bytewise.
+	CARoots [][]byte
+}
+
+var (
+	ErrMalformed     = errors.New("federation: malformed map")
+	ErrTooLarge      = errors.New("federation: map too large")
+	ErrUnsigned      = errors.New("federation: the map is not a signed note")
+	ErrSignature     = errors.New("federation: a map signature does not verify: the map was altered")
+	ErrUnknownSigner = errors.New("federation: the map is not signed by a known map key")
+	ErrQuorum        = errors.New("federation: too few known keys signed the map")
+	ErrExpired       = errors.New("federation: the map has expired: fetch a fresh one")
+	ErrRollback      = errors.New("federation: the map is older than one seen before")
+	ErrNoDirectory   = errors.New("federation: no directory in the map holds this number")
+	ErrNumber        = errors.New("federation: not an E.164 number")
+)
+
+// A ConflictError is two different maps of one version, both signed: proof
+// that the map signer misbehaved (or its key leaked). Old and New are the
+// two signed notes.
+type ConflictError struct {
+	Version  int64
+	Old, New []byte
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("federation: two different signed maps have version %d", e.Version)
+}
+
+// Build returns a map of dirs, with the directories, prefixes and CA roots
+// sorted into the canonical order, or an error naming the first rule broken.
+func Build(name string, version int64, expires time.Time, dirs []Directory) (*Map, error) {
+	m := &Map{Name: name, Version: version, Expires: time.Unix(expires.Unix(), 0).UTC()}
+	for _, d := range dirs {
+		d.Prefixes = slices.Clone(d.Prefixes)
+		slices.Sort(d.Prefixes)
+		d.CARoots = slices.Clone(d.CARoots)
+		slices.SortFunc(d.CARoots, bytes.Compare)
+		m.Directories = append(m.Directories, d)
+	}
+	slices.SortFunc(m.Directories, func(a, b Directory) int { return strings.Compare(a.URL, b.URL) })
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// check enforces every rule of the format except byte layout.
+func (m *Map) check() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+	}
+	if !validName(m.Name) {
+		return bad("name must be 1 to 255 printable ASCII characters without spaces or '+'")
+	}
+	if m.Version < 1 || m.Version > maxInt {
+		return bad("version must be a positive integer")
+	}
+	if m.Expires.Unix() < 1 || m.Expires.Unix() > maxInt {
+		return bad("expiry out of range")
+	}
+	if len(m.Directories) == 0 {
+		return bad("no directory")
+	}
+	seen := map[string]string{}
+	for i, d := range m.Directories {
+		if err := checkURL(d.URL); err != nil {
+			return bad("directory %q: %v", d.URL, err)
+		}
+		if i > 0 && m.Directories[i-1].URL >= d.URL {
+			return bad("directories must be sorted by URL, each once (%q)", d.URL)
+		}
+		if len(d.Prefixes) == 0 {
+			return bad("directory %s: no prefix", d.URL)
+		}
+		for j, p := range d.Prefixes {
+			if !validPrefix(p) {
+				return bad("directory %s: prefix %q is not \"+\" and up to 15 digits (the first not 0)", d.URL, p)
+			}
+			if j > 0 && d.Prefixes[j-1] >= p {
+				return bad("directory %s: prefixes must be sorted, each once", d.URL)
+			}
+			// Two directories for one prefix would make routing a guess.
+			if other, ok := seen[p]; ok {
+				return bad("prefix %s is given to both %s and %s", p, other, d.URL)
+			}
+			seen[p] = d.URL
+		}
+		if !printable(d.OPRFInfo) || len(d.OPRFInfo) > 1024 {
+			return bad("directory %s: oprf-info must be printable ASCII", d.URL)
+		}
+		if _, err := oprf.ParsePublicKey(d.OPRFKey); err != nil {
+			return bad("directory %s: oprf-key: %v", d.URL, err)
+		}
+		if canonicalVerifierKey(d.LogKey) != d.LogKey {
+			return bad("directory %s: log-key is not a note verifier key in canonical form", d.URL)
+		}
+		if len(d.CARoots) == 0 {
+			return bad("directory %s: no CA root", d.URL)
+		}
+		for j, r := range d.CARoots {
+			if _, err := x509.ParseCertificate(r); err != nil {
+				return bad("directory %s: ca-root %d: %v", d.URL, j+1, err)
+			}
+			if j > 0 && bytes.Compare(d.CARoots[j-1], r) >= 0 {
+				return bad("directory %s: CA roots must be sorted, each once", d.URL)
+			}
+		}
+	}
+	return nil
+}
+
+const maxInt = 1 << 53
+
+// Marshal returns the map's text: the body of the signed note.
+func (m *Map) Marshal() ([]byte, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	line := func(name, value string) { b.WriteString(name + " " + value + "\n") }
+	b64 := base64.StdEncoding.EncodeToString
+	b.WriteString(Header + "\n")
+	line("name", m.Name)
+	line("version", strconv.FormatInt(m.Version, 10))
+	line("expires", strconv.FormatInt(m.Expires.Unix(), 10))
+	for _, d := range m.Directories {
+		line("directory", d.URL)
+		for _, p := range d.Prefixes {
+			line("prefix", p)
+		}
+		line("oprf-info", d.OPRFInfo)
+		line("oprf-key", b64(d.OPRFKey))
+		line("log-key", d.LogKey)
+		for _, r := range d.CARoots {
+			line("ca-root", b64(r))
+		}
+	}
+	if b.Len() > MaxSize {
+		return nil, ErrTooLarge
+	}
+	return b.Bytes(), nil
+}
+
+// Hash is the SHA-256 of the map's text (Marshal): what a directory logs.
+// It is zero for a map that breaks the format's rules.
+func (m *Map) Hash() [32]byte {
+	b, err := m.Marshal()
+	if err != nil {
+		return [32]byte{}
+	}
+	return sha256.Sum256(b)
+}
+
+// Parse decodes a map's text, accepting only the one form Marshal gives, so
+// each map has one text and one hash. It checks no signature: see Open.
+func Parse(text []byte) (*Map, error) {
+	if len(text) > MaxSize {
+		return nil, ErrTooLarge
+	}
+	s := string(text)
+	if !strings.HasSuffix(s, "\n") {
+		return nil, fmt.Errorf("%w: no final newline", ErrMalformed)
+	}
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	if lines[0] != Header {
+		return nil, fmt.Errorf("%w: first line must be %q", ErrMalformed, Header)
+	}
+	lines = lines[1:]
+	next := func(name string) (string, bool) {
+		if len(lines) == 0 {
+			return "", false
+		}
+		v, ok := strings.CutPrefix(lines[0], name+" ")
+		if !ok {
+			return "", false
+		}
+		lines = lines[1:]
+		return v, true
+	}
+	want := func(name string) (string, error) {
+		v, ok := next(name)
+		if !ok {
+			return "", fmt.Errorf("%w: want a %q line", ErrMalformed, name)
+		}
+		return v, nil
+	}
+	m := &Map{}
+	var err error
+	if m.Name, err = want("name"); err != nil {
+		return nil, err
+	}
+	v, err := want("version")
+	if err != nil {
+		return nil, err
+	}
+	if m.Version, err = parseInt(v); err != nil {
+		return nil, err
+	}
+	if v, err = want("expires"); err != nil {
+		return nil, err
+	}
+	exp, err := parseInt(v)
+	if err != nil {
+		return nil, err
+	}
+	m.Expires = time.Unix(exp, 0).UTC()
+	for len(lines) > 0 {
+		var d Directory
+		if d.URL, err = want("directory"); err != nil {
+			return nil, err
+		}
+		for {
+			p, ok := next("prefix")
+			if !ok {
+				break
+			}
+			d.Prefixes = append(d.Prefixes, p)
+		}
+		if d.OPRFInfo, err = want("oprf-info"); err != nil {
+			return nil, err
+		}
+		if v, err = want("oprf-key"); err != nil {
+			return nil, err
+		}
+		if d.OPRFKey, err = decodeB64(v); err != nil {
+			return nil, err
+		}
+		if d.LogKey, err = want("log-key"); err != nil {
+			return nil, err
+		}
+		for {
+			r, ok := next("ca-root")
+			if !ok {
+				break
+			}
+			der, err := decodeB64(r)
+			if err != nil {
+				return nil, err
+			}
+			d.CARoots = append(d.CARoots, der)
+		}
+		m.Directories = append(m.Directories, d)
+	}
+	again, err := m.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(again, text) {
+		return nil, fmt.Errorf("%w: not in canonical form", ErrMalformed)
+	}
+	return m, nil
+}
+
+// Sign signs a map. doc is the map's text (Marshal) or an already signed
+// map, whose signatures are kept (a cosignature). The text must be a valid
+// map in canonical form.
+func Sign(doc []byte, signers ...note.Signer) ([]byte, error) {
+	if len(doc) > MaxSize {
+		return nil, ErrTooLarge
+	}
+	n := &note.Note{Text: string(doc)}
+	if bytes.Contains(doc, []byte("\n\n")) {
+		_, err := note.Open(doc, note.VerifierList())
+		var unverified *note.UnverifiedNoteError
+		if !errors.As(err, &unverified) {
+			return nil, fmt.Errorf("%w: not a map text or a signed note", ErrMalformed)
+		}
+		n = unverified.Note
+	}
+	if _, err := Parse([]byte(n.Text)); err != nil {
+		return nil, err
+	}
+	return note.Sign(n, signers...)
+}
+
+// Trust is which map signatures a client accepts.
+type Trust struct {
+	// Keys are the known map signer keys.
+	Keys []note.Verifier
+	// Quorum is how many distinct known keys must have signed. Default 1.
+	// One of them must bear the map's name: the others may be cosigners,
+	// such as the directories themselves, so that no single party can
+	// move a prefix.
+	Quorum int
+}
+
+// Open verifies a signed map against trust and returns it, unless it has
+// expired at now. A changed byte anywhere in the text fails the signature
+// (ErrSignature); a map signed by no known key fails with ErrUnknownSigner.
+func Open(signed []byte, trust Trust, now time.Time) (*Map, error) {
+	if len(signed) > MaxSize {
+		return nil, ErrTooLarge
+	}
+	if !bytes.Contains(signed, []byte("\n\n")) {
+		return nil, ErrUnsigned
+	}
+	quorum := max(trust.Quorum, 1)
+	n, err := note.Open(signed, note.VerifierList(trust.Keys...))
+	var unverified *note.UnverifiedNoteError
+	var invalid *note.InvalidSignatureError
+	switch {
+	case errors.As(err, &unverified):
+		return nil, ErrUnknownSigner
+	case errors.As(err, &invalid):
+		return nil, fmt.Errorf("%w (key %s)", ErrSignature, invalid.Name)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrUnsigned, err)
+	}
+	m, err := Parse([]byte(n.Text))
+	if err != nil {
+		return nil, err
+	}
+	named := false
+	for _, s := range n.Sigs {
+		named = named || s.Name == m.Name
+	}
+	if !named {
+		return nil, fmt.Errorf("%w named %q", ErrUnknownSigner, m.Name)
+	}
+	if len(n.Sigs) < quorum { // note.Open keeps one signature per known key
+		return nil, fmt.Errorf("%w: %d of %d", ErrQuorum, len(n.Sigs), quorum)
+	}
+	if !now.Before(m.Expires) {
+		return nil, fmt.Errorf("%w (version %d expired %s)", ErrExpired, m.Version, m.Expires.Format(time.RFC3339))
+	}
+	m.Note = bytes.Clone(signed)
+	return m, nil
+}
+
+// CheckSuccessor checks that next may replace prev, the newest map a client
+// has accepted before: a lower version is a rollback (ErrRollback), and a
+// different map of the same version is a *ConflictError.
+func CheckSuccessor(prev, next *Map) error {
+	switch {
+	case next.Version < prev.Version:
+		return fmt.Errorf("%w: version %d, after version %d", ErrRollback, next.Version, prev.Version)
+	case next.Version == prev.Version && next.Hash() != prev.Hash():
+		return &ConflictError{Version: next.Version, Old: prev.Note, New: next.Note}
+	}
+	return nil
+}
+
+// Route returns the directory that holds number (E.164, as
+// oprf.NormalizeNumber gives it) and the prefix that matched: the longest
+// prefix in the map that number starts with. A number no prefix matches
+// gets ErrNoDirectory: the client never guesses.
+func (m *Map) Route(number string) (*Directory, string, error) {
+	if !validPrefix(number) || len(number) < 2 {
+		return nil, "", ErrNumber
+	}
+	var best *Directory
+	prefix := ""
+	for i := range m.Directories {
+		for _, p := range m.Directories[i].Prefixes {
+			if strings.HasPrefix(number, p) && len(p) > len(prefix) {
+				best, prefix = &m.Directories[i], p
+			}
+		}
+	}
+	if best == nil {
+		return nil, "", ErrNoDirectory
+	}
+	return best, prefix, nil
+}
+
+// ByURL returns the directory with base URL u, or nil.
+func (m *Map) ByURL(u string) *Directory {
+	u = strings.TrimRight(u, "/")
+	for i := range m.Directories {
+		if m.Directories[i].URL == u {
+			return &m.Directories[i]
+		}
+	}
+	return nil
+}
+
+// ValidPrefix reports whether p is a prefix as the map writes it: "+" and
+// up to 15 digits, the first not 0.
+func ValidPrefix(p string) bool { return validPrefix(p) }
+
+func validPrefix(p string) bool {
+	digits, ok := strings.CutPrefix(p, "+")
+	if !ok || len(digits) > 15 || strings.HasPrefix(digits, "0") {
+		return false
+	}
+	for _, c := range []byte(digits) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if c < 0x21 || c > 0x7e || c == '+' {
+			return false
+		}
+	}
+	return true
+}
+
+// printable is printable ASCII with single inner spaces allowed.
+func printable(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		inner := s[i] == ' ' && i > 0 && i < len(s)-1
+		if (s[i] < 0x21 || s[i] > 0x7e) && !inner {
+			return false
+		}
+	}
+	return true
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return err
+	case u.Scheme != "https" && u.Scheme != "http":
+		return errors.New("scheme must be https or http")
+	case u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" || u.ForceQuery:
+		return errors.New("want scheme://host[:port][/path] without user, query or fragment")
+	case strings.HasSuffix(s, "/"):
+		return errors.New("no trailing slash")
+	case u.String() != s || strings.ToLower(u.Host) != u.Host || !printable(s) || strings.Contains(s, " "):
+		return errors.New("not in canonical form")
+	}
+	return nil
+}
+
+// canonicalVerifierKey returns vkey rebuilt from its parts (lower-case
+// hash, strict base64), or "" if it is not an Ed25519 note verifier key.
+func canonicalVerifierKey(vkey string) string {
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return ""
+	}
+	parts := strings.Split(vkey, "+")
+	if len(parts) != 3 {
+		return ""
+	}
+	key, err := base64.StdEncoding.Strict().DecodeString(parts[2])
+	if err != nil || len(key) != 33 || key[0] != 1 {
+		return ""
+	}
+	return fmt.Sprintf("%s+%08x+%s", v.Name(), v.KeyHash(), base64.StdEncoding.EncodeToString(key))
+}
+
+func decodeB64(s string) ([]byte, error) {
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil || len(b) == 0 {
+		return nil, fmt.Errorf("%w: bad base64 value", ErrMalformed)
+	}
+	return b, nil
+}
+
+// parseInt accepts a positive decimal without a sign or leading zeros.
+func parseInt(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 || n > maxInt || strconv.FormatInt(n, 10) != s {
+		return 0, fmt.Errorf("%w: bad number", ErrMalformed)
+	}
+	return n, nil
+}

@@ -1,0 +1,6 @@
+-- Lookup epochs. A record belongs to the epoch whose OPRF outputs made its
+-- index and its ACL's pseudonyms; bucket fetches are per epoch, and a
+-- retired epoch's records are deleted.
+ALTER TABLE records ADD COLUMN epoch integer NOT NULL DEFAULT 0;
+DROP INDEX records_bucket;
+CREATE INDEX records_bucket ON records (epoch, bucket);
