@@ -58,6 +58,14 @@ type Config struct {
 	DefaultRegion string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Pin, if set, holds the directory's parameters from a trusted source
+	// (a federation map, see Federated) instead of trusting the directory's
+	// first answer: the client refuses a directory whose /v1/config differs
+	// from Pin (ErrPinMismatch) and checks every proof under Pin's key.
+	Pin *Pin
+	// CredentialDir holds the credential key and certificate, so that the
+	// clients of several directories share one credential. Default: StateDir.
+	CredentialDir string
 }
 
 var (
@@ -106,6 +114,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.CredentialDir == "" {
+		cfg.CredentialDir = cfg.StateDir
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -198,7 +209,7 @@ func (c *Client) Confirm(ctx context.Context, code string) error {
 	}
 	// Key first, then certificate: a crash in between leaves an unused key,
 	// never a certificate without its key.
-	if err := writeFile(filepath.Join(c.cfg.StateDir, fileKey),
+	if err := writeFile(filepath.Join(c.cfg.CredentialDir, fileKey),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600); err != nil {
 		return err
 	}
@@ -220,7 +231,7 @@ func (c *Client) storeCert(resp api.VerifyConfirmResponse) error {
 	for _, der := range append([][]byte{resp.Certificate}, resp.Chain...) {
 		pem.Encode(&certPEM, &pem.Block{Type: "CERTIFICATE", Bytes: der})
 	}
-	return writeFile(filepath.Join(c.cfg.StateDir, fileCert), certPEM.Bytes(), 0o600)
+	return writeFile(filepath.Join(c.cfg.CredentialDir, fileCert), certPEM.Bytes(), 0o600)
 }
 
 // Renew asks the CA for a fresh credential for the same number and key,
@@ -273,7 +284,7 @@ func (c *Client) Chain() ([][]byte, *ecdsa.PrivateKey, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	certPEM, err := os.ReadFile(filepath.Join(c.cfg.StateDir, fileCert))
+	certPEM, err := os.ReadFile(filepath.Join(c.cfg.CredentialDir, fileCert))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -296,14 +307,14 @@ type identity struct {
 }
 
 func (c *Client) credential() (*identity, error) {
-	keyPEM, err := os.ReadFile(filepath.Join(c.cfg.StateDir, fileKey))
+	keyPEM, err := os.ReadFile(filepath.Join(c.cfg.CredentialDir, fileKey))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNoCredential
 	}
 	if err != nil {
 		return nil, err
 	}
-	certPEM, err := os.ReadFile(filepath.Join(c.cfg.StateDir, fileCert))
+	certPEM, err := os.ReadFile(filepath.Join(c.cfg.CredentialDir, fileCert))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNoCredential
 	}

@@ -46,6 +46,9 @@ func (c *Client) pinned() (*pinned, error) {
 }
 
 func (c *Client) pinnedCtx(ctx context.Context) (*pinned, error) {
+	if c.cfg.Pin != nil {
+		return c.pinnedFrom(ctx, c.cfg.Pin) // federated.go: pinned from the map, not on first use
+	}
 	path := filepath.Join(c.cfg.StateDir, filePinned)
 	var p pinned
 	b, err := os.ReadFile(path)
@@ -79,16 +82,6 @@ type evaluation struct {
 	prefixBits int  // the smallest prefix length the directory reported
 	epoch      int  // the lookup epoch evaluated under
 	previous   *int // an older epoch the directory still answers
-}
-
-// evaluate computes the OPRF outputs of inputs through blinded, verified
-// evaluation under the current epoch, in batches of at most oprf.MaxBatch.
-func (c *Client) evaluate(ctx context.Context, cred *identity, inputs [][]byte) ([][]byte, int, error) {
-	ev, err := c.evaluateAt(ctx, cred, inputs, nil)
-	if err != nil {
-		return nil, 0, err
-	}
-	return ev.ys, ev.prefixBits, nil
 }
 
 // evaluateAt evaluates under epoch, or the current epoch if nil. The proof
@@ -214,34 +207,37 @@ func (c *Client) Lookup(ctx context.Context, numbers ...string) ([]Result, error
 	if err != nil {
 		return nil, err
 	}
-	found, err := c.fetchRecords(ctx, cred, ev)
-	if err != nil {
-		return nil, err
-	}
 	// During an epoch overlap, owners that have not moved yet are found
-	// under the previous epoch; a record found in both is the current one.
+	// under the previous epoch. An owner moves by publishing in the new
+	// epoch and then deleting the old copy, so fetching the previous epoch
+	// first and the current one second finds the record at every moment; a
+	// record found in both is the current one.
+	var older [][]record.Record
 	if ev.previous != nil {
 		old, err := c.evaluateAt(ctx, cred, inputs, ev.previous)
-		var more [][]record.Record
 		if err == nil {
-			more, err = c.fetchRecords(ctx, cred, old)
+			older, err = c.fetchRecords(ctx, cred, old)
 		}
 		if e := (*Error)(nil); errors.As(err, &e) && e.Status == http.StatusGone {
 			// The previous epoch retired meanwhile: its records were moved
 			// or are gone.
-			more, err = make([][]record.Record, len(found)), nil
+			older, err = nil, nil
 		}
 		if err != nil {
 			return nil, err
 		}
-		for i := range found {
-			for _, r := range more[i] {
-				if !slices.ContainsFunc(found[i], func(x record.Record) bool { return x.App == r.App }) {
-					found[i] = append(found[i], r)
-				}
+	}
+	found, err := c.fetchRecords(ctx, cred, ev)
+	if err != nil {
+		return nil, err
+	}
+	for i := range older {
+		for _, r := range older[i] {
+			if !slices.ContainsFunc(found[i], func(x record.Record) bool { return x.App == r.App }) {
+				found[i] = append(found[i], r)
 			}
-			sortRecords(found[i])
 		}
+		sortRecords(found[i])
 	}
 	for i := range results {
 		if results[i].Err == nil {

@@ -11,7 +11,9 @@ import (
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/client"
 	"blindex.dev/blindex/directory"
+	"blindex.dev/blindex/internal/serve"
 	"blindex.dev/blindex/internal/sms"
+	"blindex.dev/blindex/internal/store/postgres/pgtest"
 	"blindex.dev/blindex/record"
 	"blindex.dev/blindex/translog"
 )
@@ -19,11 +21,22 @@ import (
 // TestRotationWithLiveClients rotates the lookup epoch while a caller
 // looks up without pause: the new epoch starts with an overlap, the owners'
 // clients move their records on their own, the old epoch retires and its
-// records are deleted, and no lookup ever misses a record.
+// records are deleted, and no lookup ever misses a record. It runs on
+// SQLite and on PostgreSQL.
 func TestRotationWithLiveClients(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testRotation(t, "") })
+	t.Run("postgres", func(t *testing.T) { testRotation(t, pgtest.FreshDSN(t)) })
+}
+
+func testRotation(t *testing.T, db string) {
 	inbox := sms.NewInbox()
-	srv := startServer(t, inbox, directory.Config{MinBucketOwners: 1,
-		Budget: directory.Budget{Burst: 1 << 20, PerDay: 1 << 20, GlobalPerSecond: 1 << 20}})
+	srv, err := serve.Start(t.Context(), serve.Config{DataDir: t.TempDir(), DB: db, Addr: "127.0.0.1:0", SMS: inbox,
+		Directory: directory.Config{MinBucketOwners: 1,
+			Budget: directory.Budget{Burst: 1 << 20, PerDay: 1 << 20, GlobalPerSecond: 1 << 20}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
 	const caller = "+12015550123"
 	owners := []string{"+14155550100", "+14155552671", "+12025550173"}
 	var clients []*client.Client
@@ -33,7 +46,7 @@ func TestRotationWithLiveClients(t *testing.T) {
 		if i == 1 {
 			access = client.Access{Visibility: acl.Allowlist, Allow: []string{caller}}
 		}
-		err := c.Publish(t.Context(), record.Record{App: "org.example.chat", Endpoint: "sip:" + n + "@example.com",
+		err = c.Publish(t.Context(), record.Record{App: "org.example.chat", Endpoint: "sip:" + n + "@example.com",
 			Expires: time.Now().Add(time.Hour).UTC().Truncate(time.Second)}, access)
 		if err != nil {
 			t.Fatal(err)

@@ -94,6 +94,15 @@ type Config struct {
 	// AcceptLogRollback is set.
 	LogCheckpointFile string
 	AcceptLogRollback bool
+	// Holds, if set, says whether this directory holds number (E.164), as
+	// in a federation where each directory holds some prefixes (see
+	// ca.Config.Holds): publishing or changing a record for another number
+	// is refused with ca.Misdirected. Lookups are not: callers of every
+	// range look up numbers of this one. Default: every number.
+	Holds func(number string) (elsewhere string, ok bool)
+	// MapEntry, if set, is logged once, like the key entries: the
+	// federation map this directory serves under (a translog.Map entry).
+	MapEntry *translog.Entry
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 }
@@ -666,6 +675,9 @@ func (s *Server) logged(ctx context.Context, pos int64) (api.WriteResponse, erro
 }
 
 func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest) (api.WriteResponse, error) {
+	if err := s.misdirected(c); err != nil {
+		return api.WriteResponse{}, err
+	}
 	epoch, idx, rid, err := s.checkOwner(ctx, c, req.Epoch, req.Index, req.RecordID)
 	if err != nil {
 		return api.WriteResponse{}, err
@@ -702,6 +714,9 @@ func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest)
 }
 
 func (s *Server) setACL(ctx context.Context, c *caller, req api.SetACLRequest) (api.WriteResponse, error) {
+	if err := s.misdirected(c); err != nil {
+		return api.WriteResponse{}, err
+	}
 	_, idx, rid, err := s.checkOwner(ctx, c, req.Epoch, req.Index, req.RecordID)
 	if err != nil {
 		return api.WriteResponse{}, err

@@ -110,6 +110,9 @@ func (s *Server) logKeys(ctx context.Context, epochs Epochs) error {
 	entries = append(entries,
 		translog.Entry{Kind: translog.OPRFKey, Info: LogLabelInfo, PublicKey: pub},
 		translog.Entry{Kind: translog.CARoots, Roots: roots})
+	if s.cfg.MapEntry != nil {
+		entries = append(entries, *s.cfg.MapEntry)
+	}
 	for _, e := range entries {
 		b, err := e.Marshal()
 		if err != nil {

@@ -63,10 +63,14 @@ type Directory struct {
 	// Prefixes are the E.164 prefixes it holds: "+" then up to 15 digits,
 	// sorted. "+" alone holds every number no longer prefix holds.
 	Prefixes []string
-	// OPRFInfo is the POPRF info of lookups (its epoch), and OPRFKey the
-	// public key under it (RFC 9497 SerializeElement, 32 bytes).
-	OPRFInfo string
+	// OPRFKey is the lookup OPRF public key (RFC 9497 SerializeElement, 32
+	// bytes), and OPRFInfo the POPRF info of its epoch 0: a client derives
+	// later epochs' infos from it.
 	OPRFKey  []byte
+	OPRFInfo string
+	// OPRFEpoch is the directory's lookup epoch when the map was made: a
+	// client refuses the directory if its current epoch is older.
+	OPRFEpoch int
 	// LogKey is the transparency log's note verifier key.
 	LogKey string
 	// CARoots are the DER roots whose credentials the directory accepts,
@@ -164,6 +168,9 @@ func (m *Map) check() error {
 		if _, err := oprf.ParsePublicKey(d.OPRFKey); err != nil {
 			return bad("directory %s: oprf-key: %v", d.URL, err)
 		}
+		if d.OPRFEpoch < 0 || d.OPRFEpoch > maxInt {
+			return bad("directory %s: oprf-epoch out of range", d.URL)
+		}
 		if canonicalVerifierKey(d.LogKey) != d.LogKey {
 			return bad("directory %s: log-key is not a note verifier key in canonical form", d.URL)
 		}
@@ -201,8 +208,9 @@ func (m *Map) Marshal() ([]byte, error) {
 		for _, p := range d.Prefixes {
 			line("prefix", p)
 		}
-		line("oprf-info", d.OPRFInfo)
 		line("oprf-key", b64(d.OPRFKey))
+		line("oprf-info", d.OPRFInfo)
+		line("oprf-epoch", strconv.Itoa(d.OPRFEpoch))
 		line("log-key", d.LogKey)
 		for _, r := range d.CARoots {
 			line("ca-root", b64(r))
@@ -289,15 +297,23 @@ func Parse(text []byte) (*Map, error) {
 			}
 			d.Prefixes = append(d.Prefixes, p)
 		}
-		if d.OPRFInfo, err = want("oprf-info"); err != nil {
-			return nil, err
-		}
 		if v, err = want("oprf-key"); err != nil {
 			return nil, err
 		}
 		if d.OPRFKey, err = decodeB64(v); err != nil {
 			return nil, err
 		}
+		if d.OPRFInfo, err = want("oprf-info"); err != nil {
+			return nil, err
+		}
+		if v, err = want("oprf-epoch"); err != nil {
+			return nil, err
+		}
+		epoch, err := parseUint(v)
+		if err != nil {
+			return nil, err
+		}
+		d.OPRFEpoch = int(epoch)
 		if d.LogKey, err = want("log-key"); err != nil {
 			return nil, err
 		}
@@ -436,6 +452,21 @@ func (m *Map) Route(number string) (*Directory, string, error) {
 	return best, prefix, nil
 }
 
+// Holds returns the range check of the directory at base URL self (for
+// ca.Config.Holds and directory.Config.Holds): whether the map routes a
+// number to self and, if not, the URL of the directory it routes it to
+// ("" if none).
+func (m *Map) Holds(self string) func(number string) (elsewhere string, ok bool) {
+	self = strings.TrimRight(self, "/")
+	return func(number string) (string, bool) {
+		d, _, err := m.Route(number)
+		if err != nil {
+			return "", false
+		}
+		return d.URL, d.URL == self
+	}
+}
+
 // ByURL returns the directory with base URL u, or nil.
 func (m *Map) ByURL(u string) *Directory {
 	u = strings.TrimRight(u, "/")
@@ -514,7 +545,7 @@ func canonicalVerifierKey(vkey string) string {
 	if err != nil {
 		return ""
 	}
-	parts := strings.Split(vkey, "+")
+	parts := strings.SplitN(vkey, "+", 3) // the base64 key may hold '+'
 	if len(parts) != 3 {
 		return ""
 	}
@@ -535,8 +566,17 @@ func decodeB64(s string) ([]byte, error) {
 
 // parseInt accepts a positive decimal without a sign or leading zeros.
 func parseInt(s string) (int64, error) {
+	n, err := parseUint(s)
+	if err == nil && n == 0 {
+		err = fmt.Errorf("%w: bad number", ErrMalformed)
+	}
+	return n, err
+}
+
+// parseUint accepts a decimal without a sign or leading zeros.
+func parseUint(s string) (int64, error) {
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 1 || n > maxInt || strconv.FormatInt(n, 10) != s {
+	if err != nil || n < 0 || n > maxInt || strconv.FormatInt(n, 10) != s {
 		return 0, fmt.Errorf("%w: bad number", ErrMalformed)
 	}
 	return n, nil

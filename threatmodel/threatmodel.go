@@ -79,6 +79,15 @@ var Claims = []Claim{
 		},
 	},
 	{
+		Party:       "directory of a federation, at a lookup",
+		Learns:      "that the caller looked up numbers in its own range: how many, and their bucket prefixes",
+		NeverLearns: "the caller's numbers in other directories' ranges, or how many there were",
+		Tests: []string{
+			"client.TestFederatedLookup",
+			"cmd/blindex.TestFederationThroughCLI",
+		},
+	},
+	{
 		Party:       "log reader (anyone)",
 		Learns:      "entry counts and times, log labels, certificate and key hashes with validity, owners' state commitments, the OPRF public key and CA roots",
 		NeverLearns: "numbers, record contents, ACL members; a number's label without an evaluation from the label budget",

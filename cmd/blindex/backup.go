@@ -17,12 +17,14 @@ import (
 )
 
 func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("backup", "backup --data DIR --recipient AGE-RECIPIENT --out FILE", `
-Writes a consistent snapshot of a directory's SQLite database, encrypted with
-age to the given recipients, while the server runs. The key files are not in
-it: back up <data>/keys and the identity separately. For PostgreSQL (--db),
-use pg_dump instead.`, stderr)
+	fs := newFlags("backup", "backup [--data DIR | --db URL] --recipient AGE-RECIPIENT --out FILE", `
+Writes a consistent snapshot of a directory's database, encrypted with age to
+the given recipients, while the servers run: the SQLite database in --data,
+or with --db the PostgreSQL database, through pg_dump (its custom format, so
+pg_restore can read the decrypted file too). The key files are not in it:
+back up <data>/keys and the identity separately.`, stderr)
 	data := fs.String("data", "blindex-data", "data `directory` of the server")
+	db := fs.String("db", "", "PostgreSQL `URL` to back up instead (needs pg_dump; put the password in PGPASSWORD or ~/.pgpass)")
 	recipients := fs.String("recipient", "", "comma-separated age `recipients` (age1...) to encrypt to")
 	out := fs.String("out", "", "`file` to write (refuses to overwrite)")
 	if err := parse(fs, args); err != nil {
@@ -40,7 +42,12 @@ use pg_dump instead.`, stderr)
 	if err != nil {
 		return err
 	}
-	if err := backup.Backup(ctx, filepath.Join(*data, datadir.DBFile), to, f); err != nil {
+	if *db != "" {
+		err = backup.BackupPostgres(ctx, *db, to, f)
+	} else {
+		err = backup.Backup(ctx, filepath.Join(*data, datadir.DBFile), to, f)
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(*out)
 		return err
@@ -56,12 +63,15 @@ use pg_dump instead.`, stderr)
 }
 
 func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("restore", "restore --data DIR --identity FILE --in FILE", `
+	fs := newFlags("restore", "restore [--data DIR | --db URL] --identity FILE --in FILE", `
 Restores a snapshot made by "blindex backup" into a data directory that has
-no database yet, after checking its integrity and schema version. Put the
-key files back in <data>/keys (and the identity) before starting the server:
-it refuses keys that do not match the database.`, stderr)
+no database yet, after checking its integrity and schema version; or, with
+--db, a PostgreSQL snapshot into an empty PostgreSQL database (through
+pg_restore, in one transaction). Put the key files back in <data>/keys (and
+the identity) before starting the server: it refuses keys that do not match
+the database, and a log older than keys/log.checkpoint.`, stderr)
 	data := fs.String("data", "blindex-data", "data `directory` to restore into")
+	db := fs.String("db", "", "empty PostgreSQL database `URL` to restore into instead (needs pg_restore)")
 	identity := fs.String("identity", "", "age identity `file` that decrypts the snapshot")
 	in := fs.String("in", "", "snapshot `file`")
 	if err := parse(fs, args); err != nil {
@@ -80,6 +90,13 @@ it refuses keys that do not match the database.`, stderr)
 		return err
 	}
 	defer f.Close()
+	if *db != "" {
+		if err := backup.RestorePostgres(ctx, f, []age.Identity{id}, *db); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "Restored the database into PostgreSQL.")
+		return nil
+	}
 	err = backup.Restore(ctx, f, []age.Identity{id}, filepath.Join(*data, datadir.DBFile))
 	if errors.Is(err, backup.ErrExists) {
 		return fmt.Errorf("%s already has a database: restore into an empty data directory", *data)

@@ -81,6 +81,9 @@ server's defaults keep small: start a benchmark server with a large budget
 	case *owners < 1 || *owners > synth.Capacity:
 		return fmt.Errorf("--owners must be between 1 and %d", synth.Capacity)
 	}
+	if cf.fed.given() {
+		return errors.New("bench measures one directory: give it --server, not --map")
+	}
 	if err := checkLoopback(*cf.server, *allowRemote); err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 // clientFlags are the flags every client command takes.
 type clientFlags struct {
 	server, ca, state, region *string
+	fed                       mapFlags // federation.go
 }
 
 func addClientFlags(fs *flag.FlagSet) clientFlags {
@@ -29,10 +30,14 @@ func addClientFlags(fs *flag.FlagSet) clientFlags {
 		ca:     fs.String("ca", "", "CA base `URL` for verify and renew (default: the --server's built-in CA)"),
 		state:  fs.String("state", defaultStateDir(), "`directory` holding your credential and the directory's pinned key"),
 		region: fs.String("region", "", "`region` (such as US or GB) for numbers written without +country code"),
+		fed:    addMapFlags(fs, "route each number to the directory that holds it, instead of --server"),
 	}
 }
 
 func (f clientFlags) client() (*client.Client, error) {
+	if f.fed.given() {
+		return f.home()
+	}
 	return client.New(client.Config{Server: *f.server, CA: *f.ca, StateDir: *f.state, DefaultRegion: *f.region})
 }
 
@@ -54,7 +59,7 @@ stored in --state; every other command uses them. Run verify again to renew.`, s
 		fs.Usage()
 		return errUsage
 	}
-	c, err := cf.client()
+	c, err := cf.verifier()
 	if err != nil {
 		return err
 	}
@@ -271,14 +276,11 @@ answer is the same for both, by design.`, stderr)
 		fs.Usage()
 		return errUsage
 	}
-	c, err := cf.client()
-	if err != nil {
+	results, err := cf.lookup(ctx, numbers)
+	if results == nil {
 		return err
 	}
-	results, err := c.Lookup(ctx, numbers...)
-	if err != nil {
-		return err
-	}
+	lookupErr := err // with --map, some directories may have answered
 	if *asJSON {
 		type jsonResult struct {
 			Number  string          `json:"number"`
@@ -298,7 +300,10 @@ answer is the same for both, by design.`, stderr)
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+		return lookupErr
 	}
 	for _, r := range results {
 		switch {
@@ -314,7 +319,7 @@ answer is the same for both, by design.`, stderr)
 			}
 		}
 	}
-	return nil
+	return lookupErr
 }
 
 func cmdWhoami(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -58,8 +58,14 @@ func startServer(t *testing.T, data string, extra ...string) *server {
 // and waits until it listens.
 func startProcess(t *testing.T, args ...string) *server {
 	t.Helper()
+	return startProcessAt(t, "127.0.0.1:0", args...)
+}
+
+// startProcessAt is startProcess listening on addr.
+func startProcessAt(t *testing.T, listen string, args ...string) *server {
+	t.Helper()
 	s := &server{done: make(chan struct{})}
-	s.cmd = exec.Command(binary, append(args, "--addr", "127.0.0.1:0", "--log-format", "json")...)
+	s.cmd = exec.Command(binary, append(args, "--addr", listen, "--log-format", "json")...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +318,8 @@ func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"serve", "-h"}, {"verify", "-h"}, {"publish", "-h"}, {"acl", "-h"},
 		{"unpublish", "-h"}, {"lookup", "-h"}, {"whoami", "-h"}, {"demo", "-h"},
 		{"ca", "-h"}, {"renew", "-h"}, {"revoke", "-h"}, {"invite", "-h"}, {"disclose", "-h"},
-		{"synth", "-h"}, {"bench", "-h"}, {"backup", "-h"}, {"restore", "-h"}, {"monitor", "-h"}, {"log", "-h"}, {"rotate", "-h"}} {
+		{"synth", "-h"}, {"bench", "-h"}, {"backup", "-h"}, {"restore", "-h"}, {"monitor", "-h"}, {"log", "-h"}, {"rotate", "-h"},
+		{"map", "-h"}} {
 		cmd := exec.Command(binary, args...)
 		cmd.Env = append(os.Environ(), "HOME=/home/user", "XDG_CONFIG_HOME=")
 		out, _ := cmd.CombinedOutput()

@@ -40,11 +40,16 @@ Usage:
   blindex revoke                   revoke your credential (after losing a device)
   blindex monitor [--json]         check the transparency log for credentials and changes you did not make
   blindex log verify               audit the whole transparency log (no credential needed)
+  blindex map SUBCOMMAND [flags]   make (keygen, build, sign) and check (verify, show) a federation map
 
 Client commands talk to --server (env BLINDEX_SERVER, default
 http://127.0.0.1:8390) and keep your credential and the directory's pinned key
 in --state (env BLINDEX_STATE, default ~/.config/blindex). verify and renew
 talk to --ca (env BLINDEX_CA), by default the directory's built-in CA.
+With a federation map (--map FILE --map-key KEY, env BLINDEX_MAP and
+BLINDEX_MAP_KEY) they use no --server: lookup sends each number to the
+directory that holds its prefix, verify to the number's own directory, and
+the other commands to the directory of your credential's number.
 
 Numbers are E.164 ("+14155550100"), or national with --region (env
 BLINDEX_REGION), such as --region US "(415) 555-0100".
@@ -121,6 +126,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdMonitor(ctx, rest, stdout, stderr)
 	case "log":
 		return cmdLog(ctx, rest, stdout, stderr)
+	case "map":
+		return cmdMap(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "blindex: unknown command %q\n\n%s", cmd, usage)
 		return errUsage

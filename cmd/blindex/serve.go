@@ -143,6 +143,7 @@ for one number. Each --witness cosigns the checkpoints the log publishes.`, stde
 	logInterval := fs.Duration("log-interval", time.Second, "how often the log publishes a checkpoint (and asks the witnesses to cosign it)")
 	acceptRollback := fs.Bool("accept-log-rollback", false, "start even though the database's log lacks the last checkpoint this server published (keys/log.checkpoint), as after restoring an older backup: the log forks, and clients that saw the newer checkpoint will report it. Prefer restoring a newer backup")
 	transcript := fs.String("transcript", "", "append what the server observes for each request (caller pseudonym, endpoint, counts, bucket prefixes) to this JSON-lines `file`, for review")
+	fed := addServeFederationFlags(fs) // federation.go
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -200,6 +201,9 @@ for one number. Each --witness cosigns the checkpoints the log publishes.`, stde
 		}
 		defer f.Close()
 		cfg.Directory.Observe = directory.NewTranscript(f)
+	}
+	if err := fed.apply(ctx, &cfg); err != nil {
+		return err
 	}
 	return runServer(ctx, serve.Start, cfg)
 }

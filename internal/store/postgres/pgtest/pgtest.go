@@ -79,3 +79,25 @@ func WithParam(t *testing.T, dsn, key, value string) string {
 	}
 	return dsn + " " + key + "=" + value
 }
+
+// FreshDatabase creates an empty database, dropped when the test ends, and
+// returns its DSN: for tests of whole-database tools such as pg_dump, which
+// a schema of a shared database would not isolate.
+func FreshDatabase(t *testing.T) string {
+	t.Helper()
+	dsn := ServerDSN(t)
+	b := make([]byte, 8)
+	rand.Read(b)
+	name := "blindex_test_" + hex.EncodeToString(b)
+	Admin(t, dsn, "CREATE DATABASE "+name)
+	t.Cleanup(func() { Admin(t, dsn, "DROP DATABASE "+name+" WITH (FORCE)") })
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			t.Fatalf("BLINDEX_TEST_POSTGRES is not a valid URL: %v", err)
+		}
+		u.Path = "/" + name
+		return u.String()
+	}
+	return dsn + " dbname=" + name
+}
