@@ -108,7 +108,7 @@ func (c *Client) pinnedFrom(ctx context.Context, pin *Pin) (*pinned, error) {
 
 // FederatedConfig configures a Federated client.
 type FederatedConfig struct {
-	// Map is the federation map, opened with federation.Open (so its
+	// Map is the federation map, opened with federation.Open (so its name,
 	// signatures and expiry were checked). Required.
 	Map *federation.Map
 	// StateDir holds the credential (one for every directory), the newest
@@ -141,10 +141,11 @@ type Federated struct {
 // fileMap is the newest map this state directory has accepted.
 const fileMap = "federation.map"
 
-// NewFederated returns a federated client for cfg. It refuses a map older
-// than one accepted before in StateDir (federation.ErrRollback), and a
-// different map of the same version (*federation.ConflictError, with both
-// signed maps as evidence).
+// NewFederated returns a federated client for cfg. It refuses a map of
+// another name than one accepted before in StateDir (federation.ErrName), a
+// map older than it (federation.ErrRollback), and a different map of the
+// same version (*federation.ConflictError, with both signed maps as
+// evidence).
 func NewFederated(cfg FederatedConfig) (*Federated, error) {
 	if cfg.Map == nil || cfg.StateDir == "" {
 		return nil, errors.New("client: Map and StateDir are required")

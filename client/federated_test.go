@@ -80,7 +80,7 @@ func startFederation(t *testing.T) *federationEnv {
 	}
 	env.signer, _ = note.NewSigner(skey)
 	v, _ := note.NewVerifier(vkey)
-	env.trust = federation.Trust{Keys: []note.Verifier{v}}
+	env.trust = federation.Trust{Name: "federation.test/map", Keys: []note.Verifier{v}}
 
 	var roots [][]byte
 	for _, d := range []*fedDirectory{{name: "us", prefixes: []string{"+1"}}, {name: "uk", prefixes: []string{"+44"}}, {name: "intl", prefixes: []string{"+"}}} {
@@ -121,7 +121,14 @@ func startFederation(t *testing.T) *federationEnv {
 // sign builds, signs and opens a map of entries.
 func (env *federationEnv) sign(t *testing.T, version int64, entries []federation.Directory) *federation.Map {
 	t.Helper()
-	m, err := federation.Build("federation.test/map", version, time.Now().Add(time.Hour), entries)
+	return signMap(t, env.signer, env.trust, version, entries)
+}
+
+// signMap builds a map of entries named trust.Name, signs it with signer
+// and opens it with trust.
+func signMap(t *testing.T, signer note.Signer, trust federation.Trust, version int64, entries []federation.Directory) *federation.Map {
+	t.Helper()
+	m, err := federation.Build(trust.Name, version, time.Now().Add(time.Hour), entries)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,11 +136,11 @@ func (env *federationEnv) sign(t *testing.T, version int64, entries []federation
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, err := federation.Sign(text, env.signer)
+	signed, err := federation.Sign(text, signer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err = federation.Open(signed, env.trust, time.Now()); err != nil {
+	if m, err = federation.Open(signed, trust, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	return m
@@ -329,6 +336,18 @@ func TestFederatedLookup(t *testing.T) {
 	other := env.sign(t, 2, []federation.Directory{us.entry, intl.entry})
 	if _, err := client.NewFederated(client.FederatedConfig{Map: other, StateDir: carolState}); !errors.As(err, &conflict) {
 		t.Errorf("two maps of version 2: %v, want a ConflictError", err)
+	}
+	// So is a newer map of another federation, however well signed.
+	skey, vkey, err := note.GenerateKey(rand.Reader, "other.test/map")
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherSigner, _ := note.NewSigner(skey)
+	otherV, _ := note.NewVerifier(vkey)
+	foreign := signMap(t, otherSigner, federation.Trust{Name: "other.test/map", Keys: []note.Verifier{otherV}}, 3,
+		[]federation.Directory{us.entry, uk.entry, intl.entry})
+	if _, err := client.NewFederated(client.FederatedConfig{Map: foreign, StateDir: carolState}); !errors.Is(err, federation.ErrName) {
+		t.Errorf("a map of another federation: %v, want ErrName", err)
 	}
 
 	// An expired map is refused even by a client that opened it in time.

@@ -35,6 +35,10 @@ type logState struct {
 	Scanned    int64    `json:"scanned"`              // entries [0, Scanned) checked by the monitor
 	StateIndex int64    `json:"state_index"`          // log index of the last State entry this client caused; -1 none
 	Records    []expect `json:"records"`              // what this client published
+	// Retired holds when this client found each lookup epoch retired: the
+	// directory then logs an empty State for the old index, which names no
+	// epoch, so the monitor accepts empty States near those times.
+	Retired map[int]time.Time `json:"retired,omitempty"`
 }
 
 // expect is a record as the client published it: what the State
@@ -88,6 +92,11 @@ func (c *Client) loadLog() (*logState, error) {
 	var s logState
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("client: %s is corrupt: %w", fileLog, err)
+	}
+	for _, r := range s.Records {
+		if len(r.RecordID) != 32 {
+			return nil, fmt.Errorf("client: %s is corrupt: a record id is not 32 bytes", fileLog)
+		}
 	}
 	return &s, nil
 }
@@ -211,7 +220,7 @@ func (c *Client) label(ctx context.Context, s *logState, cred *identity) ([32]by
 	if err := c.do(ctx, "POST", api.PathLogLabel, api.EvaluateRequest{Elements: blinded}, &resp, cred); err != nil {
 		return [32]byte{}, err
 	}
-	ys, err := blinding.Finalize(pk, []byte(p.LogLabelInfo), resp.Evaluated, resp.Proof)
+	ys, err := blinding.Finalize(pk, []byte(api.LogLabelInfo), resp.Evaluated, resp.Proof)
 	if err != nil {
 		return [32]byte{}, fmt.Errorf("client: the log label's proof does not verify against the pinned key: %w", err)
 	}
@@ -285,6 +294,11 @@ func (c *Client) stateLogged(ctx context.Context, cred *identity, p *translog.Pr
 	if e.Kind != translog.State || e.Label != label || e.Commitment != want {
 		return fmt.Errorf("%w: the state entry does not commit to the records published", ErrLogEntry)
 	}
+	// A fresh entry for this write: an old one replayed, or one dated past
+	// every record's expiry (which commits to nothing), proves nothing.
+	if p.Index <= s.StateIndex || !fresh(e.At, c.cfg.Now()) {
+		return fmt.Errorf("%w: the state entry is not a new one for this write", ErrLogEntry)
+	}
 	s.Records, s.StateIndex = recs, p.Index
 	return c.saveLog(s)
 }
@@ -296,6 +310,12 @@ func (c *Client) forget(app string, epoch int) error {
 	if err != nil {
 		return err
 	}
+	if s.Retired == nil {
+		s.Retired = map[int]time.Time{}
+	}
+	if _, ok := s.Retired[epoch]; !ok {
+		s.Retired[epoch] = c.cfg.Now().UTC()
+	}
 	recs := s.Records[:0:0]
 	for _, r := range s.Records {
 		if r.App != app || r.Epoch != epoch {
@@ -305,5 +325,11 @@ func (c *Client) forget(app string, epoch int) error {
 	s.Records = recs
 	return c.saveLog(s)
 }
+
+// clockSkew is how far a server's entry time may be from this client's
+// clock.
+const clockSkew = 5 * time.Minute
+
+func fresh(at, now time.Time) bool { return at.After(now.Add(-clockSkew)) && at.Before(now.Add(clockSkew)) }
 
 func certHash(cert *x509.Certificate) [32]byte { return sha256.Sum256(cert.RawSubjectPublicKeyInfo) }

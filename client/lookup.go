@@ -65,6 +65,12 @@ func (c *Client) pinnedCtx(ctx context.Context) (*pinned, error) {
 		if cfg.Suite != oprf.SuiteID || cfg.Mode != "POPRF" {
 			return nil, fmt.Errorf("client: directory speaks %s %s, want %s POPRF", cfg.Suite, cfg.Mode, oprf.SuiteID)
 		}
+		// The label info is a protocol constant: a directory that named
+		// another could give one client labels that never appear in the
+		// log, blinding its monitor.
+		if cfg.LogKey != "" && cfg.LogLabelInfo != api.LogLabelInfo {
+			return nil, fmt.Errorf("client: directory uses log label info %q, want %q", cfg.LogLabelInfo, api.LogLabelInfo)
+		}
 		p = pinned{PublicKey: cfg.PublicKey, Info: cfg.Info, CARoots: cfg.CARoots, LogKey: cfg.LogKey, LogLabelInfo: cfg.LogLabelInfo}
 		b, _ := json.Marshal(p)
 		if err := writeFile(path, b, 0o600); err != nil {
@@ -97,6 +103,7 @@ func (c *Client) evaluateAt(ctx context.Context, cred *identity, inputs [][]byte
 		return nil, fmt.Errorf("client: pinned directory key: %w", err)
 	}
 	ev := &evaluation{ys: make([][]byte, 0, len(inputs)), prefixBits: 32}
+	epoch0 := epoch // as asked: only the current epoch may raise the pinned one
 	for chunk := range slices.Chunk(inputs, oprf.MaxBatch) {
 		blinding, blinded, err := oprf.Blind(chunk)
 		if err != nil {
@@ -111,6 +118,9 @@ func (c *Client) evaluateAt(ctx context.Context, cred *identity, inputs [][]byte
 			return nil, fmt.Errorf("client: asked for epoch %d, the directory evaluated under %d", *epoch, resp.Epoch)
 		case epoch == nil && resp.Epoch < p.Epoch:
 			return nil, fmt.Errorf("%w: the directory's current epoch went back from %d to %d", ErrKeyChanged, p.Epoch, resp.Epoch)
+		case resp.Previous != nil && *resp.Previous != resp.Epoch-1:
+			// Only the epoch just before the current one overlaps it.
+			return nil, fmt.Errorf("client: the directory names epoch %d as the one before %d", *resp.Previous, resp.Epoch)
 		}
 		out, err := blinding.Finalize(pk, []byte(api.EpochInfo(p.Info, resp.Epoch)), resp.Evaluated, resp.Proof)
 		if errors.Is(err, oprf.ErrProof) {
@@ -128,7 +138,7 @@ func (c *Client) evaluateAt(ctx context.Context, cred *identity, inputs [][]byte
 		// Every chunk in the epoch of the first.
 		ev.epoch, ev.previous, epoch = resp.Epoch, resp.Previous, &resp.Epoch
 	}
-	if ev.epoch > p.Epoch {
+	if epoch0 == nil && ev.epoch > p.Epoch {
 		p.Epoch = ev.epoch
 		b, _ := json.Marshal(p)
 		if err := writeFile(filepath.Join(c.cfg.StateDir, filePinned), b, 0o600); err != nil {
@@ -207,21 +217,18 @@ func (c *Client) Lookup(ctx context.Context, numbers ...string) ([]Result, error
 	if err != nil {
 		return nil, err
 	}
-	// During an epoch overlap, owners that have not moved yet are found
-	// under the previous epoch. An owner moves by publishing in the new
-	// epoch and then deleting the old copy, so fetching the previous epoch
-	// first and the current one second finds the record at every moment; a
-	// record found in both is the current one.
-	var older [][]record.Record
+	// During an epoch overlap a caller looks up in the previous epoch only,
+	// where every owner still is (owners keep a copy there until it
+	// retires). Fetching in both epochs would hand the server two
+	// independent bucket prefixes for each number, which together narrow
+	// it far below one bucket's crowd.
+	current, previous := ev.epoch, ev.previous
 	if ev.previous != nil {
 		old, err := c.evaluateAt(ctx, cred, inputs, ev.previous)
-		if err == nil {
-			older, err = c.fetchRecords(ctx, cred, old)
-		}
 		if e := (*Error)(nil); errors.As(err, &e) && e.Status == http.StatusGone {
-			// The previous epoch retired meanwhile: its records were moved
-			// or are gone.
-			older, err = nil, nil
+			err = nil // retired meanwhile: the current epoch alone is answered
+		} else if err == nil {
+			ev = old
 		}
 		if err != nil {
 			return nil, err
@@ -231,22 +238,14 @@ func (c *Client) Lookup(ctx context.Context, numbers ...string) ([]Result, error
 	if err != nil {
 		return nil, err
 	}
-	for i := range older {
-		for _, r := range older[i] {
-			if !slices.ContainsFunc(found[i], func(x record.Record) bool { return x.App == r.App }) {
-				found[i] = append(found[i], r)
-			}
-		}
-		sortRecords(found[i])
-	}
 	for i := range results {
 		if results[i].Err == nil {
 			results[i].Records = found[pos[results[i].E164]]
 		}
 	}
 	// An owner whose records are in an older epoch moves them now.
-	if err := c.migrate(ctx, ev.epoch, ev.previous); err != nil && !errors.Is(err, ErrNoCredential) {
-		return results, fmt.Errorf("client: moving your records to epoch %d: %w", ev.epoch, err)
+	if err := c.migrate(ctx, current, previous); err != nil && !errors.Is(err, ErrNoCredential) {
+		return results, fmt.Errorf("client: moving your records to epoch %d: %w", current, err)
 	}
 	return results, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,7 +84,27 @@ func (c *Client) Publish(ctx context.Context, r record.Record, a Access) error {
 	if err := c.publishAt(ctx, o, r, a); err != nil {
 		return err
 	}
+	if err := c.alsoPrevious(ctx, o, &a, func(old *ownerEval) error { return c.publishAt(ctx, old, r, a) }); err != nil {
+		return err
+	}
 	return c.migrate(ctx, o.epoch, o.previous)
+}
+
+// alsoPrevious repeats a write in the previous epoch during an overlap:
+// callers look up there until it retires (Lookup). A previous epoch that
+// retired meanwhile is skipped.
+func (c *Client) alsoPrevious(ctx context.Context, o *ownerEval, a *Access, write func(old *ownerEval) error) error {
+	if o.previous == nil {
+		return nil
+	}
+	old, err := c.evalOwner(ctx, a, o.previous)
+	if err == nil {
+		err = write(old)
+	}
+	if e := (*Error)(nil); errors.As(err, &e) && e.Status == http.StatusGone {
+		return nil
+	}
+	return err
 }
 
 // publishAt publishes r under the owner's index in o's epoch, checks the
@@ -123,9 +144,26 @@ func (c *Client) SetACL(ctx context.Context, app string, a Access) error {
 	if o, err = c.evalOwner(ctx, &a, &o.epoch); err != nil {
 		return err
 	}
+	if err := c.setACLAt(ctx, o, app, a); err != nil {
+		return err
+	}
+	return c.alsoPrevious(ctx, o, &a, func(old *ownerEval) error {
+		if !c.hasRecord(app, old.epoch) {
+			return nil // published after the overlap began: only in the current epoch
+		}
+		return c.setACLAt(ctx, old, app, a)
+	})
+}
+
+func (c *Client) hasRecord(app string, epoch int) bool {
+	s, err := c.loadLog()
+	return err == nil && slices.ContainsFunc(s.Records, func(r expect) bool { return r.App == app && r.Epoch == epoch })
+}
+
+func (c *Client) setACLAt(ctx context.Context, o *ownerEval, app string, a Access) error {
 	idx, rid := oprf.Index(o.y), oprf.RecordID(o.y, app)
 	var resp api.WriteResponse
-	err = c.do(ctx, "PUT", api.PathRecordACL, api.SetACLRequest{Index: idx[:], RecordID: rid[:], ACL: &o.acl, Epoch: &o.epoch}, &resp, o.cred)
+	err := c.do(ctx, "PUT", api.PathRecordACL, api.SetACLRequest{Index: idx[:], RecordID: rid[:], ACL: &o.acl, Epoch: &o.epoch}, &resp, o.cred)
 	if err != nil {
 		return err
 	}
@@ -206,9 +244,10 @@ var ErrNoPlaintext = errors.New("client: no local copy of the record to move to 
 
 // migrate moves the records this client published under an epoch older
 // than current: it publishes each again under current (sealed under the
-// new record key, with the access list's pseudonyms evaluated anew), then
-// deletes the old one while previous (the old epoch) is still answered.
-// Lookups find the record in one epoch or the other throughout.
+// new record key, with the access list's pseudonyms evaluated anew). The
+// old copy stays while its epoch is answered, since callers look up there
+// until it retires; a retired epoch's copies are forgotten (the directory
+// deleted them).
 func (c *Client) migrate(ctx context.Context, current int, previous *int) error {
 	s, err := c.loadLog()
 	if err != nil {
@@ -226,12 +265,10 @@ func (c *Client) migrate(ctx context.Context, current int, previous *int) error 
 		if r.Epoch >= current {
 			continue
 		}
-		switch {
-		case inCurrent[r.App]:
-			// Published anew in the current epoch: only the old copy goes.
-		case r.Record == nil:
-			return fmt.Errorf("%w (app %q)", ErrNoPlaintext, r.App)
-		default:
+		if !inCurrent[r.App] {
+			if r.Record == nil {
+				return fmt.Errorf("%w (app %q)", ErrNoPlaintext, r.App)
+			}
 			p, ok := pub.Records[r.App]
 			if !ok {
 				return fmt.Errorf("client: app %q is in %s but not in %s", r.App, fileLog, filePublished)
@@ -248,23 +285,12 @@ func (c *Client) migrate(ctx context.Context, current int, previous *int) error 
 			if err := c.publishAt(ctx, o, *r.Record, a); err != nil {
 				return err
 			}
+			inCurrent[r.App] = true
 		}
-		if previous != nil && *previous == r.Epoch {
-			old, err := c.evalOwner(ctx, nil, previous)
-			if err == nil {
-				err = c.deleteAt(ctx, old, r.App)
+		if previous == nil || *previous != r.Epoch {
+			if err := c.forget(r.App, r.Epoch); err != nil {
+				return err
 			}
-			if e := (*Error)(nil); !errors.As(err, &e) || e.Status != http.StatusGone {
-				if err != nil {
-					return err
-				}
-				continue
-			}
-			// Retired meanwhile: the directory deleted the old copy.
-		}
-		// The old epoch is retired: the directory deleted its records.
-		if err := c.forget(r.App, r.Epoch); err != nil {
-			return err
 		}
 	}
 	return nil

@@ -226,8 +226,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.SharedReplayCache {
 		sigs.Shared = httpapi.SharedNonces(cfg.Store)
 	}
+	m := newMetrics()
 	tl, err := translog.New(translog.Config{Storage: cfg.Store, Key: cfg.LogKey, Witnesses: cfg.Witnesses,
-		WitnessSize: cfg.WitnessSize, Interval: cfg.LogInterval, CheckpointFile: cfg.LogCheckpointFile, Logger: cfg.Logger})
+		WitnessSize: cfg.WitnessSize, Interval: cfg.LogInterval, CheckpointFile: cfg.LogCheckpointFile, Logger: cfg.Logger,
+		OnError: func(error) { m.errors.WithLabelValues("log").Inc() }})
 	if err != nil {
 		return nil, err
 	}
@@ -247,11 +249,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		sigs:  sigs,
 		// Per process: the ceiling protects this server's CPU.
 		ceiling: rate.NewLimiter(rate.Limit(cfg.Budget.GlobalPerSecond), cfg.Budget.GlobalPerSecond),
-		metrics: newMetrics(),
+		metrics: m,
 		// Derived from the OPRF key, which the database thief lacks.
 		budgetSecret: hkdfKey(cfg.OPRFKey.Bytes(), "blindex v1 budget key"),
 		logSecret:    hkdfKey(cfg.OPRFKey.Bytes(), "blindex v1 log fingerprint"),
 	}
+	m.logSize(func() (int64, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		t, err := cfg.Store.LogTree(ctx)
+		return t.N, err
+	})
 	// Reading the epochs logs the keys and infos the server answers under.
 	if _, err := s.epochs(ctx); err != nil {
 		return nil, fmt.Errorf("directory: logging the keys: %w", err)
@@ -307,24 +315,24 @@ func (s *Server) Housekeep(ctx context.Context) {
 	now := s.cfg.Now()
 	// Idempotency answers and counters expire whether or not a CA runs here.
 	if _, err := s.cfg.Store.DeleteExpiredOutcomes(ctx, now); err != nil && ctx.Err() == nil {
-		s.log.Error("deleting expired outcomes", "err", err)
+		s.housekeepError("deleting expired outcomes", err)
 	}
 	if _, err := s.cfg.Store.DeleteExpiredCounters(ctx, now); err != nil && ctx.Err() == nil {
-		s.log.Error("deleting expired counters", "err", err)
+		s.housekeepError("deleting expired counters", err)
 	}
 	// A retired epoch's records can no longer be found: delete them.
 	if e, err := s.epochs(ctx); err != nil && ctx.Err() == nil {
-		s.log.Error("reading epochs", "err", err)
+		s.housekeepError("reading epochs", err)
 	} else if err == nil && e.Current > 0 && e.Previous < 0 {
 		if n, err := s.cfg.Store.DeleteEpochsBefore(ctx, e.Current, now); err != nil && ctx.Err() == nil {
-			s.log.Error("deleting retired epochs' records", "err", err)
+			s.housekeepError("deleting retired epochs' records", err)
 		} else if n > 0 {
 			s.log.Info("deleted retired epochs' records", "count", n, "current_epoch", e.Current)
 			s.invalidatePrefix()
 		}
 	}
 	if n, err := s.cfg.Store.DeleteExpiredRecords(ctx, now); err != nil && ctx.Err() == nil {
-		s.log.Error("deleting expired records", "err", err)
+		s.housekeepError("deleting expired records", err)
 	} else if n > 0 {
 		s.log.Info("deleted expired records", "count", n)
 		s.invalidatePrefix()
@@ -333,6 +341,11 @@ func (s *Server) Housekeep(ctx context.Context) {
 		s.log.Warn("store checkpoint", "err", err)
 	}
 	s.sigs.Prune(now)
+}
+
+func (s *Server) housekeepError(what string, err error) {
+	s.metrics.errors.WithLabelValues("housekeeping").Inc()
+	s.log.Error(what, "err", err)
 }
 
 // config returns the public parameters.
@@ -409,8 +422,9 @@ func (s *Server) invalidatePrefix() {
 	s.mu.Unlock()
 }
 
-// A caller is an authenticated request's identity. The number in its
-// credential is used to derive these and then dropped.
+// A caller is an authenticated request's identity. The number from its
+// credential is kept in memory for the request only (to derive other
+// epochs' values and budget keys); it is never logged or stored.
 type caller struct {
 	pseudonym acl.Pseudonym // in epoch
 	index     [32]byte      // in epoch
@@ -466,30 +480,57 @@ func (s *Server) authenticate(r *http.Request, body []byte, allowRevoked bool) (
 		// again: the holder check below must not let it take a number.
 		return c, nil
 	}
-	h, err := s.cfg.Store.Holder(ctx, c.index)
+	if _, ok := s.holds(number); !ok {
+		// A number outside this directory's prefixes may look up here but
+		// never holds an index here: a peer's CA cannot retire an owner
+		// of this directory, and lookups leave no holder row or log entry.
+		return c, nil
+	}
+	if err := s.claim(ctx, c, c.index, leaf.NotBefore, now); err != nil {
+		return nil, err
+	}
+	if e.Previous >= 0 {
+		// During an overlap the previous epoch's index is held too, so a
+		// reassignment retires the old holder's records in both epochs.
+		_, prevIndex, err := s.at(c, e.Previous)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.claim(ctx, c, prevIndex, leaf.NotBefore, now); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// claim makes the caller's key the holder of index if it is not already
+// (ClaimHolder), retiring another holder whose credential is older.
+func (s *Server) claim(ctx context.Context, c *caller, index [32]byte, notBefore, now time.Time) error {
+	h, err := s.cfg.Store.Holder(ctx, index)
 	switch {
-	case err == nil && h.KeyHash == keyHash && !leaf.NotBefore.After(h.NotBefore):
-		return c, nil // the common case: a read, no write
+	case err == nil && h.KeyHash == c.keyHash && !notBefore.After(h.NotBefore) && h.Label != [32]byte{}:
+		return nil // the common case: a read, no write
 	case err != nil && !errors.Is(err, ErrNotFound):
-		return nil, err
+		return err
 	}
-	reassigned := err == nil && h.KeyHash != keyHash
-	label, err := s.Label(number)
+	reassigned := err == nil && h.KeyHash != c.keyHash
+	// A holder from before the log has no label: claiming again sets it.
+	label, err := s.Label(c.number)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	retired, err := s.cfg.Store.ClaimHolder(ctx, c.index, Holder{KeyHash: keyHash, NotBefore: leaf.NotBefore, Label: label}, now)
+	retired, err := s.cfg.Store.ClaimHolder(ctx, index, Holder{KeyHash: c.keyHash, NotBefore: notBefore, Label: label}, now)
 	if errors.Is(err, ErrConflict) {
-		return nil, ErrSuperseded
+		return ErrSuperseded
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if reassigned {
 		s.invalidatePrefix()
 		s.log.Info("number reassigned: previous holder retired", "caller", s.fingerprint(c), "records_retired", retired)
 	}
-	return c, nil
+	return nil
 }
 
 // revoke revokes the caller's credential key. Every credential for it is
@@ -561,7 +602,7 @@ func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateReques
 	o.Count = len(req.Elements)
 	s.observe(o)
 	resp := api.EvaluateResponse{Evaluated: evaluated, Proof: proof, PrefixBits: pb, Epoch: epoch}
-	if epochs.Previous >= 0 {
+	if epochs.Previous >= 0 && epoch == epochs.Current {
 		resp.Previous = &epochs.Previous
 	}
 	return resp, nil

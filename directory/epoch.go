@@ -107,7 +107,7 @@ func (s *Server) epochs(ctx context.Context) (Epochs, error) {
 	if err != nil {
 		return e, err
 	}
-	if fresh.Current != e.Current || s.epochValid.IsZero() {
+	if fresh.Current != e.Current || valid.IsZero() {
 		if err := s.logKeys(ctx, fresh); err != nil {
 			return e, err
 		}

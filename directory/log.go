@@ -20,9 +20,9 @@ import (
 // LogLabelInfo is the POPRF info under which log labels are evaluated. It
 // differs from the lookup info, so a label says nothing about lookups and
 // lookups say nothing about labels.
-const LogLabelInfo = "blindex log label v1"
+const LogLabelInfo = api.LogLabelInfo
 
-// Log-label evaluations a credential may make: a monitor needs its label
+// Log-label evaluations a number's credentials may make: a monitor needs its label
 // once; more would turn the public log into a registration oracle (an
 // evaluated label that appears in the log is a registered number).
 const (
@@ -48,14 +48,14 @@ func (s *Server) Log() *translog.Log { return s.tlog }
 // owner's monitor: the proof lets it check the label against the OPRF key
 // it pinned, so the server cannot hide entries behind a wrong label. The
 // server cannot tell which number was blinded; the budget below, per
-// credential key, bounds what a caller learns from the log this way.
+// caller number, bounds what a caller learns from the log this way.
 func (s *Server) logLabel(ctx context.Context, c *caller, req api.EvaluateRequest) (api.EvaluateResponse, error) {
 	if len(req.Elements) != 1 {
 		return api.EvaluateResponse{}, fmt.Errorf("%w: exactly one element", httpapi.ErrBadRequest)
 	}
 	m := hmac.New(sha256.New, s.budgetSecret)
 	m.Write([]byte("log label\x00"))
-	m.Write(c.keyHash[:])
+	m.Write([]byte(c.number)) // per number: a new key for it gets no fresh budget
 	key := [32]byte(m.Sum(nil))
 	rate := float64(LabelPerDay) / 86400
 	level, err := s.cfg.Store.Tokens(ctx, key, -1, LabelBurst, LabelBurst, rate, s.cfg.Now())

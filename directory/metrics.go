@@ -19,6 +19,7 @@ type metrics struct {
 	latency     *prometheus.HistogramVec
 	evaluations prometheus.Counter
 	refusals    *prometheus.CounterVec
+	errors      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -37,10 +38,28 @@ func newMetrics() *metrics {
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blindex_budget_refusals_total", Help: "Requests refused by a budget: caller, global or buckets.",
 		}, []string{"budget"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "blindex_store_errors_total",
+			Help: "Failures inside the server, almost always of the store: requests answered 500 (where=request), housekeeping (housekeeping) and log publishing (log). Details are in the log.",
+		}, []string{"where"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.evaluations, m.refusals,
+	m.reg.MustRegister(m.requests, m.latency, m.evaluations, m.refusals, m.errors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// logSize exports the log's size at each scrape.
+func (m *metrics) logSize(size func() (int64, error)) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "blindex_log_entries", Help: "Entries in the transparency log.",
+	}, func() float64 {
+		n, err := size()
+		if err != nil {
+			m.errors.WithLabelValues("request").Inc()
+			return -1
+		}
+		return float64(n)
+	}))
 }
 
 func (m *metrics) handler() http.Handler {
@@ -70,6 +89,9 @@ func (m *metrics) middleware(next http.Handler) http.Handler {
 			}
 		}
 		m.requests.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
+		if sw.code == http.StatusInternalServerError {
+			m.errors.WithLabelValues("request").Inc()
+		}
 		m.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	})
 }

@@ -5,11 +5,12 @@
 //
 // The map is a C2SP signed note whose text has one exact form (Marshal,
 // Parse); docs/protocol.md gives it byte for byte. A client opens it with
-// the map signer keys it trusts (Open), refuses it once expired, and routes
-// each number to the directory with the longest prefix the number starts
-// with (Route). The map is small and fetched whole, so fetching it says
-// nothing about which numbers a client will look up; a directory learns only
-// that a caller looked up some numbers in its own range, and how many.
+// the federation's name and the map signer keys it trusts (Open), refuses
+// it once expired or renamed (CheckSuccessor), and routes each number to
+// the directory with the longest prefix the number starts with (Route).
+// The map is small and fetched whole, so fetching it says nothing about
+// which numbers a client will look up; a directory learns only that a
+// caller looked up some numbers in its own range, and how many.
 package federation
 
 import (
@@ -39,8 +40,9 @@ const MaxSize = 1 << 20
 
 // A Map says which directory holds which numbers.
 type Map struct {
-	// Name names the federation. The map must carry a signature by a known
-	// key of this name (Open).
+	// Name names the federation. Open accepts the map only if Name is the
+	// one the client trusts (Trust.Name) and a known key of this name
+	// signed it.
 	Name string
 	// Version increases with every change; a client refuses a map older
 	// than one it has seen (CheckSuccessor).
@@ -85,6 +87,7 @@ var (
 	ErrSignature     = errors.New("federation: a map signature does not verify: the map was altered")
 	ErrUnknownSigner = errors.New("federation: the map is not signed by a known map key")
 	ErrQuorum        = errors.New("federation: too few known keys signed the map")
+	ErrName          = errors.New("federation: the map names another federation")
 	ErrExpired       = errors.New("federation: the map has expired: fetch a fresh one")
 	ErrRollback      = errors.New("federation: the map is older than one seen before")
 	ErrNoDirectory   = errors.New("federation: no directory in the map holds this number")
@@ -364,19 +367,27 @@ func Sign(doc []byte, signers ...note.Signer) ([]byte, error) {
 
 // Trust is which map signatures a client accepts.
 type Trust struct {
-	// Keys are the known map signer keys.
+	// Name is the federation's name: a map must have this name and be
+	// signed by a key of Keys of this name. Required.
+	Name string
+	// Keys are the known map signer keys: the federation's (named Name)
+	// and any cosigners'.
 	Keys []note.Verifier
 	// Quorum is how many distinct known keys must have signed. Default 1.
-	// One of them must bear the map's name: the others may be cosigners,
-	// such as the directories themselves, so that no single party can
-	// move a prefix.
+	// A key named Name is always one of them: the others may be
+	// cosigners, such as the directories themselves, so that no single
+	// party can move a prefix.
 	Quorum int
 }
 
 // Open verifies a signed map against trust and returns it, unless it has
 // expired at now. A changed byte anywhere in the text fails the signature
-// (ErrSignature); a map signed by no known key fails with ErrUnknownSigner.
+// (ErrSignature); a map of another name than trust.Name fails with ErrName,
+// and one that no known key of that name signed with ErrUnknownSigner.
 func Open(signed []byte, trust Trust, now time.Time) (*Map, error) {
+	if trust.Name == "" {
+		return nil, errors.New("federation: Trust.Name is required: the federation's name, which its map key bears")
+	}
 	if len(signed) > MaxSize {
 		return nil, ErrTooLarge
 	}
@@ -399,12 +410,17 @@ func Open(signed []byte, trust Trust, now time.Time) (*Map, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The name is the client's, not the map's: a map's name is chosen by
+	// whoever signs it, so any one cosigner could name a map after itself.
+	if m.Name != trust.Name {
+		return nil, fmt.Errorf("%w: %q, want %q", ErrName, m.Name, trust.Name)
+	}
 	named := false
 	for _, s := range n.Sigs {
-		named = named || s.Name == m.Name
+		named = named || s.Name == trust.Name
 	}
 	if !named {
-		return nil, fmt.Errorf("%w named %q", ErrUnknownSigner, m.Name)
+		return nil, fmt.Errorf("%w named %q", ErrUnknownSigner, trust.Name)
 	}
 	if len(n.Sigs) < quorum { // note.Open keeps one signature per known key
 		return nil, fmt.Errorf("%w: %d of %d", ErrQuorum, len(n.Sigs), quorum)
@@ -417,10 +433,13 @@ func Open(signed []byte, trust Trust, now time.Time) (*Map, error) {
 }
 
 // CheckSuccessor checks that next may replace prev, the newest map a client
-// has accepted before: a lower version is a rollback (ErrRollback), and a
-// different map of the same version is a *ConflictError.
+// has accepted before: a map of another name is another federation's
+// (ErrName), a lower version is a rollback (ErrRollback), and a different
+// map of the same version is a *ConflictError.
 func CheckSuccessor(prev, next *Map) error {
 	switch {
+	case next.Name != prev.Name:
+		return fmt.Errorf("%w: %q, after %q", ErrName, next.Name, prev.Name)
 	case next.Version < prev.Version:
 		return fmt.Errorf("%w: version %d, after version %d", ErrRollback, next.Version, prev.Version)
 	case next.Version == prev.Version && next.Hash() != prev.Hash():

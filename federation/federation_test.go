@@ -19,6 +19,9 @@ import (
 
 var now = time.Unix(1790000000, 0).UTC()
 
+// fedName is the name of testMap's federation.
+const fedName = "example.org/federation"
+
 // testDirectory returns a directory at u with fresh keys and CA roots.
 func testDirectory(t testing.TB, u string, prefixes ...string) federation.Directory {
 	t.Helper()
@@ -44,7 +47,7 @@ func testDirectory(t testing.TB, u string, prefixes ...string) federation.Direct
 
 func testMap(t testing.TB) *federation.Map {
 	t.Helper()
-	m, err := federation.Build("example.org/federation", 3, now.Add(30*24*time.Hour), []federation.Directory{
+	m, err := federation.Build(fedName, 3, now.Add(30*24*time.Hour), []federation.Directory{
 		testDirectory(t, "https://uk.example.org", "+44"),
 		testDirectory(t, "https://us.example.org", "+1"),
 		testDirectory(t, "https://intl.example.org", "+", "+33"),
@@ -129,9 +132,9 @@ func TestFormat(t *testing.T) {
 
 func TestOpen(t *testing.T) {
 	m := testMap(t)
-	s, v := signer(t, "example.org/federation")
+	s, v := signer(t, fedName)
 	signed := sign(t, m, s)
-	got, err := federation.Open(signed, federation.Trust{Keys: []note.Verifier{v}}, now)
+	got, err := federation.Open(signed, federation.Trust{Name: fedName, Keys: []note.Verifier{v}}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,16 +142,27 @@ func TestOpen(t *testing.T) {
 		t.Fatal("opened map differs")
 	}
 
-	other, otherV := signer(t, "example.org/federation")
+	other, otherV := signer(t, fedName)
 	cosigner, cosignerV := signer(t, "us.example.org")
 	tampered := bytes.Replace(signed, []byte("prefix +44\n"), []byte("prefix +45\n"), 1)
 	cosigned, err := federation.Sign(signed, cosigner)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := federation.Open(cosigned, federation.Trust{Keys: []note.Verifier{v, cosignerV}, Quorum: 2}, now); err != nil {
+	if _, err := federation.Open(cosigned, federation.Trust{Name: fedName, Keys: []note.Verifier{v, cosignerV}, Quorum: 2}, now); err != nil {
 		t.Fatalf("cosigned map with quorum 2: %v", err)
 	}
+	if _, err := federation.Open(signed, federation.Trust{Keys: []note.Verifier{v}}, now); err == nil {
+		t.Error("opened a map with no Trust.Name")
+	}
+	// A cosigner alone, with the default quorum of 1, must not be able to
+	// sign a map: neither one named after itself that routes every number
+	// to it, nor one under the federation's name.
+	own, err := federation.Build("us.example.org", 4, now.Add(time.Hour), []federation.Directory{testDirectory(t, "https://us.example.org", "+")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCosigner := federation.Trust{Name: fedName, Keys: []note.Verifier{v, cosignerV}}
 	for _, c := range []struct {
 		name   string
 		signed []byte
@@ -156,14 +170,18 @@ func TestOpen(t *testing.T) {
 		at     time.Time
 		want   error
 	}{
-		{"expired", signed, federation.Trust{Keys: []note.Verifier{v}}, m.Expires, federation.ErrExpired},
-		{"unknown signer", signed, federation.Trust{Keys: []note.Verifier{otherV}}, now, federation.ErrUnknownSigner},
-		{"unsigned", mustMarshal(t, m), federation.Trust{Keys: []note.Verifier{v}}, now, federation.ErrUnsigned},
-		{"tampered", tampered, federation.Trust{Keys: []note.Verifier{v}}, now, federation.ErrSignature},
-		{"too few signatures", signed, federation.Trust{Keys: []note.Verifier{v, cosignerV}, Quorum: 2}, now, federation.ErrQuorum},
-		{"only a cosigner", sign(t, m, cosigner), federation.Trust{Keys: []note.Verifier{cosignerV}}, now, federation.ErrUnknownSigner},
-		{"signed by another key", sign(t, m, other), federation.Trust{Keys: []note.Verifier{v}}, now, federation.ErrUnknownSigner},
-		{"too large", append(bytes.Repeat([]byte{'x'}, federation.MaxSize), signed...), federation.Trust{Keys: []note.Verifier{v}}, now, federation.ErrTooLarge},
+		{"expired", signed, federation.Trust{Name: fedName, Keys: []note.Verifier{v}}, m.Expires, federation.ErrExpired},
+		{"unknown signer", signed, federation.Trust{Name: fedName, Keys: []note.Verifier{otherV}}, now, federation.ErrUnknownSigner},
+		{"unsigned", mustMarshal(t, m), federation.Trust{Name: fedName, Keys: []note.Verifier{v}}, now, federation.ErrUnsigned},
+		{"tampered", tampered, federation.Trust{Name: fedName, Keys: []note.Verifier{v}}, now, federation.ErrSignature},
+		{"too few signatures", signed, federation.Trust{Name: fedName, Keys: []note.Verifier{v, cosignerV}, Quorum: 2}, now, federation.ErrQuorum},
+		{"only a cosigner", sign(t, m, cosigner), federation.Trust{Name: fedName, Keys: []note.Verifier{cosignerV}}, now, federation.ErrUnknownSigner},
+		{"only a trusted cosigner", sign(t, m, cosigner), withCosigner, now, federation.ErrUnknownSigner},
+		{"a cosigner's own map", sign(t, own, cosigner), withCosigner, now, federation.ErrName},
+		{"a cosigner's own map, cosigned", sign(t, own, cosigner, s), withCosigner, now, federation.ErrName},
+		{"another federation's map", signed, federation.Trust{Name: "other.example/federation", Keys: []note.Verifier{v}}, now, federation.ErrName},
+		{"signed by another key", sign(t, m, other), federation.Trust{Name: fedName, Keys: []note.Verifier{v}}, now, federation.ErrUnknownSigner},
+		{"too large", append(bytes.Repeat([]byte{'x'}, federation.MaxSize), signed...), federation.Trust{Name: fedName, Keys: []note.Verifier{v}}, now, federation.ErrTooLarge},
 	} {
 		if _, err := federation.Open(c.signed, c.trust, c.at); !errors.Is(err, c.want) {
 			t.Errorf("%s: %v, want %v", c.name, err, c.want)
@@ -175,7 +193,7 @@ func TestOpen(t *testing.T) {
 	for i := range signed {
 		b := bytes.Clone(signed)
 		b[i] ^= 0x01
-		if got, err := federation.Open(b, federation.Trust{Keys: []note.Verifier{v}}, now); err == nil && got.Hash() != m.Hash() {
+		if got, err := federation.Open(b, federation.Trust{Name: fedName, Keys: []note.Verifier{v}}, now); err == nil && got.Hash() != m.Hash() {
 			t.Fatalf("byte %d changed: opened a different map", i)
 		}
 	}
@@ -320,7 +338,7 @@ func TestCheckSuccessor(t *testing.T) {
 	m := testMap(t)
 	s, v := signer(t, m.Name)
 	open := func(m *federation.Map) *federation.Map {
-		got, err := federation.Open(sign(t, m, s), federation.Trust{Keys: []note.Verifier{v}}, now)
+		got, err := federation.Open(sign(t, m, s), federation.Trust{Name: fedName, Keys: []note.Verifier{v}}, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -341,6 +359,11 @@ func TestCheckSuccessor(t *testing.T) {
 	}
 	if err := federation.CheckSuccessor(v4, v3); !errors.Is(err, federation.ErrRollback) {
 		t.Errorf("older: %v, want ErrRollback", err)
+	}
+	renamed := next
+	renamed.Name, renamed.Version = "other.example/federation", 5
+	if err := federation.CheckSuccessor(v4, &renamed); !errors.Is(err, federation.ErrName) {
+		t.Errorf("renamed: %v, want ErrName", err)
 	}
 	var conflict *federation.ConflictError
 	if err := federation.CheckSuccessor(v3, v3b); !errors.As(err, &conflict) || !bytes.Equal(conflict.Old, v3.Note) || !bytes.Equal(conflict.New, v3b.Note) {

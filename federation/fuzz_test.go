@@ -48,7 +48,7 @@ func FuzzOpen(f *testing.F) {
 	f.Add(signed[:len(signed)/2])
 	at := time.Unix(1790000000, 0)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := federation.Open(data, federation.Trust{Keys: []note.Verifier{v}}, at)
+		got, err := federation.Open(data, federation.Trust{Name: m.Name, Keys: []note.Verifier{v}}, at)
 		if err != nil {
 			return
 		}

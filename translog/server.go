@@ -81,6 +81,8 @@ type Config struct {
 	// older backup is noticed (CheckHistory) before the log forks.
 	CheckpointFile string
 	Logger         *slog.Logger
+	// OnError, if set, is told of each failed publication (for metrics).
+	OnError func(error)
 }
 
 // Log serves a transparency log kept in a Storage. It is safe for
@@ -258,8 +260,11 @@ func (l *Log) Publish(ctx context.Context) error {
 	if last, err := l.cfg.Storage.LatestCheckpoint(ctx); err != nil {
 		return err
 	} else if last != nil {
+		// Done unless the tree grew, or a witness missed the last round
+		// (fewer cosignatures than witnesses): then that tree is offered
+		// again, so a quiet log does not keep an uncosigned checkpoint.
 		if n, err := note.Open(last, note.VerifierList(l.verifier)); err == nil {
-			if c, err := torchwood.ParseCheckpoint(n.Text); err == nil && c.N >= tree.N {
+			if c, err := torchwood.ParseCheckpoint(n.Text); err == nil && c.N >= tree.N && len(n.UnverifiedSigs) >= len(l.cfg.Witnesses) {
 				return nil
 			}
 		}
@@ -402,6 +407,9 @@ func (l *Log) Run(ctx context.Context) {
 	for {
 		if err := l.Publish(ctx); err != nil && ctx.Err() == nil {
 			l.log.Error("publishing checkpoint", "err", err)
+			if l.cfg.OnError != nil {
+				l.cfg.OnError(err)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -264,7 +264,7 @@ func TestStoryThroughCLI(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !bytes.Contains(metrics, []byte("blindex_evaluations_total")) {
+	if !bytes.Contains(metrics, []byte("blindex_evaluations_total")) || !bytes.Contains(metrics, []byte("\nblindex_log_entries ")) {
 		t.Fatalf("metrics output lacks blindex metrics")
 	}
 

@@ -28,14 +28,15 @@ type mapFlags struct {
 func addMapFlags(fs *flag.FlagSet, use string) mapFlags {
 	return mapFlags{
 		file:   fs.String("map", "", "federation map `file` or http(s) URL (a signed note, see blindex map): "+use),
-		keys:   fs.String("map-key", "", "comma-separated note verifier `keys` of the map's signer (and cosigners), for --map"),
-		quorum: fs.Int("map-quorum", 1, "how many of --map-key must have signed the map; one of them must bear the map's name"),
+		keys:   fs.String("map-key", "", "comma-separated note verifier `keys` for --map: the map signer's first (its key name is the map's name), then any cosigners'"),
+		quorum: fs.Int("map-quorum", 1, "how many of --map-key must have signed the map, one of them a key of the first key's name"),
 	}
 }
 
 func (f mapFlags) given() bool { return *f.file != "" }
 
-// trust parses --map-key and --map-quorum.
+// trust parses --map-key and --map-quorum. The first key is the
+// federation's own: its name is the name the map must bear.
 func (f mapFlags) trust() (federation.Trust, error) {
 	var t federation.Trust
 	for _, k := range strings.Split(*f.keys, ",") {
@@ -51,6 +52,9 @@ func (f mapFlags) trust() (federation.Trust, error) {
 	if len(t.Keys) == 0 {
 		return t, errors.New("--map needs --map-key: the verifier key of the map's signer (blindex map keygen prints it)")
 	}
+	// The name comes from the client's keys, never from the map: a map's
+	// name is whatever its signer wrote, and may be a cosigner's.
+	t.Name = t.Keys[0].Name()
 	if *f.quorum < 1 || *f.quorum > len(t.Keys) {
 		return t, fmt.Errorf("--map-quorum must be between 1 and the number of --map-key keys (%d)", len(t.Keys))
 	}

@@ -192,6 +192,16 @@ func TestFederationThroughCLI(t *testing.T) {
 	cli(t, us.s, "signer", append(slices.Replace(slices.Clone(build), 7, 8, "-1h"), "--out", expiredText)...)
 	expired := filepath.Join(tmp, "expired.signed")
 	cli(t, us.s, "signer", "map", "sign", "--key", keyFile, "--out", expired, expiredText)
+	// A trusted cosigner (the +1 directory's operator) signs alone: a map
+	// named after itself that routes every number to it, and the
+	// federation's map. With the default quorum of 1 both are refused.
+	cosignerKey := filepath.Join(tmp, "cosigner.key")
+	cosignerVkey := strings.TrimSpace(cli(t, us.s, "cosigner", "map", "keygen", "--key", cosignerKey, "us.federation.test"))
+	grabText, grab := filepath.Join(tmp, "grab.txt"), filepath.Join(tmp, "grab.signed")
+	cli(t, us.s, "cosigner", "map", "build", "--name", "us.federation.test", "--version", "2", "--directory", "+="+us.url(), "--out", grabText)
+	cli(t, us.s, "cosigner", "map", "sign", "--key", cosignerKey, "--out", grab, grabText)
+	cosignedOnly := filepath.Join(tmp, "cosigned-only.signed")
+	cli(t, us.s, "cosigner", "map", "sign", "--key", cosignerKey, "--out", cosignedOnly, mapText)
 	for _, c := range []struct {
 		name, file, key, want string
 	}{
@@ -199,6 +209,8 @@ func TestFederationThroughCLI(t *testing.T) {
 		{"expired", expired, vkey, "the map has expired"},
 		{"unsigned", mapText, vkey, "not a signed note"},
 		{"unknown signer", mapFile, otherVkey, "not signed by a known map key"},
+		{"cosigner's own", grab, vkey + "," + cosignerVkey, "the map names another federation"},
+		{"cosigner only", cosignedOnly, vkey + "," + cosignerVkey, "not signed by a known map key named \"federation.test/map\""},
 	} {
 		for _, args := range [][]string{{"map", "verify", "--map-key", c.key, c.file}, {"lookup", "--map", c.file, "--map-key", c.key, bob}} {
 			out, err := cliErr(t, us.s, "owner"+carol, args...)

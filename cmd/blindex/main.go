@@ -233,7 +233,9 @@ func applyConfig(fs *flag.FlagSet, path string, given map[string]bool) error {
 			continue
 		}
 		values := []string{value}
-		if name == "witness" || name == "trust-ca" {
+		if name == "witness" {
+			// Repeatable on the command line: comma-separated here.
+			// (trust-ca is one comma-separated flag already.)
 			values = strings.Split(value, ",")
 		}
 		for _, v := range values {

@@ -30,8 +30,9 @@ accepts). Clients take it with --map and route each number by its longest
 prefix; "+" alone holds every number no longer prefix holds.
 
   blindex map keygen --key signer.key NAME
-      make the map signer's key (kept in the file, mode 0600: keep it
-      offline); prints its verifier key, which clients pass as --map-key
+      make the map signer's key, named NAME, the federation's name (kept
+      in the file, mode 0600: keep it offline); prints its verifier key,
+      which clients pass first in --map-key
   blindex map build --name NAME --version N --expires 720h \
       --directory +1=https://us.example.org --directory +44=https://uk.example.org \
       --directory +=https://intl.example.org > map.txt
@@ -53,8 +54,8 @@ Each directory logs the version and hash of the map it is started with
 	dirs := &stringList{}
 	fs.Var(dirs, "directory", "a directory as `PREFIXES=URL`, prefixes comma-separated; repeat for each (build)")
 	out := fs.String("out", "", "write to this `file` instead of standard output (build, sign)")
-	mf := mapFlags{keys: fs.String("map-key", "", "comma-separated note verifier `keys` the map must be signed by (verify, show)"),
-		quorum: fs.Int("map-quorum", 1, "how many of --map-key must have signed the map (verify, show)")}
+	mf := mapFlags{keys: fs.String("map-key", "", "comma-separated note verifier `keys`: the map signer's first (its key name is the map's name), then any cosigners' (verify, show)"),
+		quorum: fs.Int("map-quorum", 1, "how many of --map-key must have signed the map, one of them a key of the first key's name (verify, show)")}
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -53,6 +53,10 @@ type Epoch struct {
 	Until *time.Time `json:"until,omitempty"` // when it retires; absent for the current epoch
 }
 
+// LogLabelInfo is the POPRF info under which log labels are evaluated: a
+// protocol constant, which clients check rather than take from a server.
+const LogLabelInfo = "blindex log label v1"
+
 // EpochInfo is the POPRF info of lookup epoch n: the base info (Config.Info)
 // itself for epoch 0. Clients derive it themselves from the epoch number,
 // so a server cannot hand a caller an info of its own choosing (which could

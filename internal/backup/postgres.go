@@ -109,6 +109,12 @@ func libpqDSN(dsn string) (string, []string) {
 		env = append(env, "PGOPTIONS="+strings.Join(opts, " "))
 	}
 	u.RawQuery = q.Encode()
+	// A password goes in the environment, not on a command line that other
+	// local users can read.
+	if pw, ok := u.User.Password(); ok {
+		env = append(env, "PGPASSWORD="+pw)
+		u.User = url.User(u.User.Username())
+	}
 	return u.String(), env
 }
 

@@ -79,7 +79,7 @@ func Idempotent[Resp any](store OutcomeStore, now func() time.Time, scope string
 		if !validIdempotencyKey(key) {
 			return zero, ErrIdempotencyKey
 		}
-		lookup := sha256.Sum256([]byte("blindex idempotency lookup\x00" + scope + "\x00" + key + "\x00" + r.Method + " " + r.URL.Path))
+		lookup := sha256.Sum256([]byte("blindex idempotency lookup\x00" + scope + "\x00" + key + "\x00" + r.Method + " " + r.URL.RequestURI()))
 		// Keyed by the client's idempotency key, which the server does not
 		// keep: a plain hash of a body such as {"number":"+1..."} would let
 		// a database thief recover the number by trying them all.

@@ -155,6 +155,9 @@ func logState(ctx context.Context, tx *sql.Tx, index [32]byte, at time.Time) (in
 	if err != nil {
 		return 0, err
 	}
+	if len(label) != 32 {
+		return 0, errors.New("sqlite: corrupt holder label")
+	}
 	recs, err := ownerState(ctx, tx, index)
 	if err != nil {
 		return 0, err
