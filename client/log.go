@@ -330,6 +330,8 @@ func (c *Client) forget(app string, epoch int) error {
 // clock.
 const clockSkew = 5 * time.Minute
 
-func fresh(at, now time.Time) bool { return at.After(now.Add(-clockSkew)) && at.Before(now.Add(clockSkew)) }
+func fresh(at, now time.Time) bool {
+	return at.After(now.Add(-clockSkew)) && at.Before(now.Add(clockSkew))
+}
 
 func certHash(cert *x509.Certificate) [32]byte { return sha256.Sum256(cert.RawSubjectPublicKeyInfo) }
