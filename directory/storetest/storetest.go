@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) directory.Store) {
 	t.Run("DeleteExpiredVerifications", func(t *testing.T) { testDeleteExpiredVerifications(t, open) })
 	t.Run("PutRecord", func(t *testing.T) { testPutRecord(t, open) })
 	t.Run("DeleteExpiredRecords", func(t *testing.T) { testDeleteExpiredRecords(t, open) })
+	t.Run("DeleteEpochsBefore", func(t *testing.T) { testDeleteEpochsBefore(t, open) })
 	t.Run("SetACL", func(t *testing.T) { testSetACL(t, open) })
 	t.Run("DeleteRecord", func(t *testing.T) { testDeleteRecord(t, open) })
 	t.Run("Buckets", func(t *testing.T) { testBuckets(t, open) })
@@ -760,6 +761,36 @@ func testPutRecord(t *testing.T, open opener) {
 		}
 		checkAll(t, s, p1, t0, won...)
 	})
+}
+
+// testDeleteEpochsBefore retires an epoch of more records than one
+// deletion batch holds: every one of them goes, and the current epoch's
+// records stay, found only by fetches in their own epoch.
+func testDeleteEpochsBefore(t *testing.T, open opener) {
+	s := newStore(t, open)
+	const old = 600 // more than two batches of indexes
+	for i := range old {
+		r := record(index(uint32(i), byte(i)), recordID(1), acl.List{Visibility: acl.Public})
+		putRecord(t, s, r, 2)
+	}
+	cur := record(index(0xee, 1), recordID(1), acl.List{Visibility: acl.Public})
+	cur.Epoch = 1
+	putRecord(t, s, cur, 2)
+	got, err := s.Buckets(t.Context(), 1, []directory.BucketRange{fullRange}, p1, t0)
+	if err != nil || len(got[0]) != 1 || got[0][0].Index != cur.Index {
+		t.Fatalf("epoch 1's bucket fetch: %v, %d records", err, len(got[0]))
+	}
+	n, err := s.DeleteEpochsBefore(t.Context(), 1, t0)
+	if err != nil || n != old {
+		t.Fatalf("DeleteEpochsBefore(1) = %d, %v; want %d", n, err, old)
+	}
+	if got, err := s.Buckets(t.Context(), 0, []directory.BucketRange{fullRange}, p1, t0); err != nil || len(got[0]) != 0 {
+		t.Fatalf("epoch 0 after retirement: %v, %d records", err, len(got[0]))
+	}
+	countOwners(t, s, t0, 1)
+	if n, err := s.DeleteEpochsBefore(t.Context(), 1, t0); err != nil || n != 0 {
+		t.Fatalf("DeleteEpochsBefore again = %d, %v", n, err)
+	}
 }
 
 func testDeleteExpiredRecords(t *testing.T, open opener) {

@@ -17,6 +17,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/binary"
@@ -587,31 +588,45 @@ func (s *Store) DeleteEpochsBefore(ctx context.Context, epoch int, now time.Time
 // deleteRecordsWhere deletes the records that cond (with one argument, $1)
 // selects, and logs the State of each index it changed.
 func (s *Store) deleteRecordsWhere(ctx context.Context, cond string, arg any, now time.Time) (int, error) {
-	var n int
-	err := s.tx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `DELETE FROM records WHERE `+cond+` RETURNING idx`, arg)
-		if err != nil {
-			return err
-		}
-		indexes, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) ([32]byte, error) {
-			var idx []byte
-			if err := row.Scan(&idx); err != nil {
-				return [32]byte{}, err
+	total := 0
+	for {
+		var n int
+		var more bool
+		err := s.tx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+			// A batch of indexes per transaction, in index order, so a sweep
+			// of many records (an epoch's retirement) never holds the log
+			// for long.
+			rows, err := tx.Query(ctx, `DELETE FROM records WHERE `+cond+` AND idx IN (
+				SELECT DISTINCT idx FROM records WHERE `+cond+` ORDER BY idx LIMIT $2) RETURNING idx`, arg, deleteBatchIndexes)
+			if err != nil {
+				return err
 			}
-			var out [32]byte
-			return out, copyKey(out[:], idx, "record")
+			indexes, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) ([32]byte, error) {
+				var idx []byte
+				if err := row.Scan(&idx); err != nil {
+					return [32]byte{}, err
+				}
+				var out [32]byte
+				return out, copyKey(out[:], idx, "record")
+			})
+			if err != nil {
+				return err
+			}
+			n = len(indexes)
+			distinct := slices.Clone(indexes)
+			slices.SortFunc(distinct, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+			more = len(slices.Compact(distinct)) == deleteBatchIndexes
+			return logStates(ctx, tx, indexes, now)
 		})
-		if err != nil {
-			return err
+		total += n
+		if err != nil || !more {
+			return total, err
 		}
-		n = len(indexes)
-		return logStates(ctx, tx, indexes, now)
-	})
-	if err != nil {
-		return 0, err
 	}
-	return n, nil
 }
+
+// deleteBatchIndexes bounds one deletion transaction.
+const deleteBatchIndexes = 256
 
 func (s *Store) DeleteRecord(ctx context.Context, index, recordID [32]byte, now time.Time) (int64, error) {
 	var pos int64

@@ -4,7 +4,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	_ "embed"
@@ -12,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -364,11 +362,28 @@ func (s *Store) DeleteEpochsBefore(ctx context.Context, epoch int, now time.Time
 // deleteRecordsWhere deletes the records that cond (with one argument)
 // selects, and logs the State of each index it changed.
 func (s *Store) deleteRecordsWhere(ctx context.Context, cond string, arg any, now time.Time) (int, error) {
+	total := 0
+	for {
+		n, more, err := s.deleteBatch(ctx, cond, arg, now)
+		total += n
+		if err != nil || !more {
+			return total, err
+		}
+	}
+}
+
+// deleteBatchIndexes bounds one deletion transaction, so a sweep of many
+// records (an epoch's retirement) never holds the writer for long.
+const deleteBatchIndexes = 256
+
+// deleteBatch deletes the selected records of the first indexes (in index
+// order) and logs their States, in one transaction, and reports whether
+// more may remain.
+func (s *Store) deleteBatch(ctx context.Context, cond string, arg any, now time.Time) (int, bool, error) {
 	var n int64
+	var more bool
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		// Without DISTINCT the query uses records_expiry; the indexes are
-		// deduplicated and sorted here, so both stores log in index order.
-		rows, err := tx.QueryContext(ctx, `SELECT idx FROM records WHERE `+cond, arg)
+		rows, err := tx.QueryContext(ctx, `SELECT DISTINCT idx FROM records WHERE `+cond+` ORDER BY idx LIMIT ?`, arg, deleteBatchIndexes)
 		if err != nil {
 			return err
 		}
@@ -385,23 +400,24 @@ func (s *Store) deleteRecordsWhere(ctx context.Context, cond string, arg any, no
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		slices.SortFunc(indexes, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
-		indexes = slices.Compact(indexes)
-		res, err := tx.ExecContext(ctx, `DELETE FROM records WHERE `+cond, arg)
-		if err != nil {
-			return err
-		}
-		if n, err = res.RowsAffected(); err != nil {
-			return err
-		}
+		more = len(indexes) == deleteBatchIndexes
 		for _, idx := range indexes {
+			res, err := tx.ExecContext(ctx, `DELETE FROM records WHERE idx = ? AND `+cond, idx[:], arg)
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += k
 			if _, err := logState(ctx, tx, idx, now); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	return int(n), err
+	return int(n), more, err
 }
 
 func (s *Store) DeleteRecord(ctx context.Context, index, recordID [32]byte, now time.Time) (int64, error) {
