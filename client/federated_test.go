@@ -288,6 +288,25 @@ func TestFederatedLookup(t *testing.T) {
 			t.Errorf("%s: records %+v, want none", r.Number, r.Records)
 		}
 	}
+	// Carol (+1) looked up at the +44 and catch-all directories with her
+	// credential, but holds no index there: only a directory that holds a
+	// number keeps a holder for it, so another range's CA cannot take over
+	// its owners and lookups leave no holder entry in its log.
+	for _, d := range []*fedDirectory{uk, intl} {
+		y, err := oprf.NewEvaluator(d.run.Node.OPRFKey).FullEvaluate([]byte("blindex lookup v1"), []byte(fedCarol))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.run.Node.Store.Holder(t.Context(), oprf.Index(y)); !errors.Is(err, directory.ErrNotFound) {
+			t.Errorf("%s keeps a holder for a number outside its prefixes: %v", d.name, err)
+		}
+	}
+	if _, err := us.run.Node.Store.Holder(t.Context(), func() [32]byte {
+		y, _ := oprf.NewEvaluator(us.run.Node.OPRFKey).FullEvaluate([]byte("blindex lookup v1"), []byte(fedCarol))
+		return oprf.Index(y)
+	}()); err != nil {
+		t.Errorf("the +1 directory has no holder for Carol: %v", err)
+	}
 	// Each directory evaluated exactly its own distinct numbers in one
 	// batch, and fetched no more buckets than that.
 	for d, want := range map[*fedDirectory]int{us: 2, uk: 2, intl: 2} {
