@@ -12,8 +12,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"crypto/x509"
@@ -90,6 +92,13 @@ type evaluation struct {
 	previous   *int // an older epoch the directory still answers
 }
 
+// evalPartSize is the most elements a lookup sends in one evaluate request.
+// The parts are evaluated at once, so a large lookup uses the server's cores
+// and the client's rather than one of each. How a batch is split depends
+// only on its size, never on this device, so the requests tell the server
+// nothing it did not learn from the count.
+const evalPartSize = 512
+
 // evaluateAt evaluates under epoch, or the current epoch if nil. The proof
 // is checked under the info the client derives from the epoch number and
 // the pinned key, and the current epoch may only move forward.
@@ -102,43 +111,52 @@ func (c *Client) evaluateAt(ctx context.Context, cred *identity, inputs [][]byte
 	if err != nil {
 		return nil, fmt.Errorf("client: pinned directory key: %w", err)
 	}
-	ev := &evaluation{ys: make([][]byte, 0, len(inputs)), prefixBits: 32}
-	epoch0 := epoch // as asked: only the current epoch may raise the pinned one
-	for chunk := range slices.Chunk(inputs, oprf.MaxBatch) {
-		blinding, blinded, err := oprf.Blind(chunk)
-		if err != nil {
-			return nil, err
-		}
-		var resp api.EvaluateResponse
-		if err := c.do(ctx, "POST", api.PathEvaluate, api.EvaluateRequest{Elements: blinded, Epoch: epoch}, &resp, cred); err != nil {
-			return nil, err
-		}
-		switch {
-		case epoch != nil && resp.Epoch != *epoch:
-			return nil, fmt.Errorf("client: asked for epoch %d, the directory evaluated under %d", *epoch, resp.Epoch)
-		case epoch == nil && resp.Epoch < p.Epoch:
-			return nil, fmt.Errorf("%w: the directory's current epoch went back from %d to %d", ErrKeyChanged, p.Epoch, resp.Epoch)
-		case resp.Previous != nil && *resp.Previous != resp.Epoch-1:
-			// Only the epoch just before the current one overlaps it.
-			return nil, fmt.Errorf("client: the directory names epoch %d as the one before %d", *resp.Previous, resp.Epoch)
-		}
-		out, err := blinding.Finalize(pk, []byte(api.EpochInfo(p.Info, resp.Epoch)), resp.Evaluated, resp.Proof)
-		if errors.Is(err, oprf.ErrProof) {
-			var cfg api.Config
-			if c.do(ctx, "GET", api.PathConfig, nil, &cfg, nil) == nil && !bytes.Equal(cfg.PublicKey, pk.Bytes()) {
-				return nil, ErrKeyChanged
-			}
-			return nil, fmt.Errorf("client: the directory's evaluation proof does not verify against the pinned key: %w", err)
-		}
-		if err != nil {
-			return nil, err
-		}
-		ev.ys = append(ev.ys, out...)
-		ev.prefixBits = min(ev.prefixBits, resp.PrefixBits)
-		// Every chunk in the epoch of the first.
-		ev.epoch, ev.previous, epoch = resp.Epoch, resp.Previous, &resp.Epoch
+	var parts [][][]byte
+	if n := (len(inputs) + evalPartSize - 1) / evalPartSize; n > 0 {
+		parts = slices.Collect(slices.Chunk(inputs, (len(inputs)+n-1)/n))
 	}
-	if epoch0 == nil && ev.epoch > p.Epoch {
+	out := make([]*evalPart, len(parts))
+	errs := make([]error, len(parts))
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, part := range parts {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if out[i], errs[i] = c.evaluatePart(pctx, cred, p, pk, part, epoch); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	// The first failure in input order; the others may only be its
+	// cancellation.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return nil, err
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	// Every part in the epoch of the first: parts sent at once may straddle
+	// the start of a new epoch. Only then is a part evaluated again.
+	for i := 1; i < len(out); i++ {
+		if e := out[0].epoch; out[i].epoch != e {
+			if out[i], err = c.evaluatePart(ctx, cred, p, pk, parts[i], &e); err != nil {
+				return nil, err
+			}
+		}
+	}
+	ev := &evaluation{ys: make([][]byte, 0, len(inputs)), prefixBits: 32}
+	for _, o := range out {
+		ev.ys = append(ev.ys, o.ys...)
+		ev.prefixBits = min(ev.prefixBits, o.prefixBits)
+		ev.epoch, ev.previous = o.epoch, o.previous
+	}
+	if epoch == nil && ev.epoch > p.Epoch {
 		p.Epoch = ev.epoch
 		b, _ := json.Marshal(p)
 		if err := writeFile(filepath.Join(c.cfg.StateDir, filePinned), b, 0o600); err != nil {
@@ -146,6 +164,48 @@ func (c *Client) evaluateAt(ctx context.Context, cred *identity, inputs [][]byte
 		}
 	}
 	return ev, nil
+}
+
+// An evalPart is the outcome of evaluating one request's worth of inputs.
+type evalPart struct {
+	ys         [][]byte
+	prefixBits int
+	epoch      int
+	previous   *int
+}
+
+// evaluatePart blinds part, has the directory evaluate it under epoch (the
+// current one if nil), and verifies and finalizes the answer.
+func (c *Client) evaluatePart(ctx context.Context, cred *identity, p *pinned, pk *oprf.PublicKey, part [][]byte, epoch *int) (*evalPart, error) {
+	blinding, blinded, err := oprf.Blind(part)
+	if err != nil {
+		return nil, err
+	}
+	var resp api.EvaluateResponse
+	if err := c.do(ctx, "POST", api.PathEvaluate, api.EvaluateRequest{Elements: blinded, Epoch: epoch}, &resp, cred); err != nil {
+		return nil, err
+	}
+	switch {
+	case epoch != nil && resp.Epoch != *epoch:
+		return nil, fmt.Errorf("client: asked for epoch %d, the directory evaluated under %d", *epoch, resp.Epoch)
+	case epoch == nil && resp.Epoch < p.Epoch:
+		return nil, fmt.Errorf("%w: the directory's current epoch went back from %d to %d", ErrKeyChanged, p.Epoch, resp.Epoch)
+	case resp.Previous != nil && *resp.Previous != resp.Epoch-1:
+		// Only the epoch just before the current one overlaps it.
+		return nil, fmt.Errorf("client: the directory names epoch %d as the one before %d", *resp.Previous, resp.Epoch)
+	}
+	ys, err := blinding.Finalize(pk, []byte(api.EpochInfo(p.Info, resp.Epoch)), resp.Evaluated, resp.Proof)
+	if errors.Is(err, oprf.ErrProof) {
+		var cfg api.Config
+		if c.do(ctx, "GET", api.PathConfig, nil, &cfg, nil) == nil && !bytes.Equal(cfg.PublicKey, pk.Bytes()) {
+			return nil, ErrKeyChanged
+		}
+		return nil, fmt.Errorf("client: the directory's evaluation proof does not verify against the pinned key: %w", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &evalPart{ys: ys, prefixBits: resp.PrefixBits, epoch: resp.Epoch, previous: resp.Previous}, nil
 }
 
 func (c *Client) normalize(number string) (string, error) {
@@ -309,19 +369,18 @@ func sortRecords(rs []record.Record) {
 // between the two rounds the directory's prefix may have shrunk (409): the
 // client then widens its prefixes to the directory's current length, which
 // only merges buckets, and retries once.
-func (c *Client) fetchBuckets(ctx context.Context, cred *identity, epoch, n int, prefixes []uint32) (api.BucketsResponse, error) {
-	var resp api.BucketsResponse
-	err := c.do(ctx, "POST", api.PathBuckets, api.BucketsRequest{PrefixBits: n, Prefixes: prefixes, Epoch: &epoch}, &resp, cred)
+func (c *Client) fetchBuckets(ctx context.Context, cred *identity, epoch, n int, prefixes []uint32) (*api.BucketsResponse, error) {
+	resp, err := c.postBuckets(ctx, api.BucketsRequest{PrefixBits: n, Prefixes: prefixes, Epoch: &epoch}, cred)
 	var e *Error
 	if !errors.As(err, &e) || e.Status != http.StatusConflict {
 		return resp, err
 	}
 	var cfg api.Config
 	if err := c.do(ctx, "GET", api.PathConfig, nil, &cfg, nil); err != nil {
-		return resp, err
+		return nil, err
 	}
 	if cfg.PrefixBits >= n || cfg.PrefixBits < 0 {
-		return resp, err
+		return nil, err
 	}
 	var wider []uint32
 	seen := map[uint32]bool{}
@@ -331,9 +390,7 @@ func (c *Client) fetchBuckets(ctx context.Context, cred *identity, epoch, n int,
 			wider = append(wider, q)
 		}
 	}
-	var again api.BucketsResponse
-	err = c.do(ctx, "POST", api.PathBuckets, api.BucketsRequest{PrefixBits: cfg.PrefixBits, Prefixes: wider, Epoch: &epoch}, &again, cred)
-	return again, err
+	return c.postBuckets(ctx, api.BucketsRequest{PrefixBits: cfg.PrefixBits, Prefixes: wider, Epoch: &epoch}, cred)
 }
 
 // prefixOf is the first n bits of an index.

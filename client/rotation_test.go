@@ -31,7 +31,7 @@ func TestRotationWithLiveClients(t *testing.T) {
 func testRotation(t *testing.T, db string) {
 	inbox := sms.NewInbox()
 	srv, err := serve.Start(t.Context(), serve.Config{DataDir: t.TempDir(), DB: db, Addr: "127.0.0.1:0", SMS: inbox,
-		Directory: directory.Config{MinBucketOwners: 1,
+		Directory: directory.Config{MinBucketOwners: 1, EpochGrace: 500 * time.Millisecond,
 			Budget: directory.Budget{Burst: 1 << 20, PerDay: 1 << 20, GlobalPerSecond: 1 << 20}}})
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func testRotation(t *testing.T, db string) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(overlap) // the old epoch retires
+	time.Sleep(overlap + time.Second) // the old epoch retires, and its grace for bucket fetches ends
 	srv.Housekeep(t.Context())
 	time.Sleep(500 * time.Millisecond)
 	stop()

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"math/bits"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -86,6 +87,10 @@ type Config struct {
 	// the size a witness reports in a conflict (see translog.Config).
 	Witnesses   []translog.Cosigner
 	WitnessSize func(error) (int64, bool)
+	// EpochGrace is how long after a lookup epoch retires the server still
+	// answers bucket fetches in it, for lookups that evaluated there just
+	// before. Its records are deleted after it. Default 10 s.
+	EpochGrace time.Duration
 	// LogInterval is how often a checkpoint is published. Default 1 s.
 	LogInterval time.Duration
 	// LogCheckpointFile, if set, keeps the newest published checkpoint
@@ -190,6 +195,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	setDefault(&cfg.AuthWindow, 60*time.Second)
 	setDefault(&cfg.RecordMaxTTL, 365*24*time.Hour)
 	setDefault(&cfg.MaxRecordsPerOwner, 32)
+	setDefault(&cfg.EpochGrace, 10*time.Second)
 	setDefault(&cfg.Budget.Burst, 5000)
 	setDefault(&cfg.Budget.PerDay, 1000)
 	setDefault(&cfg.Budget.GlobalPerSecond, 50_000)
@@ -489,7 +495,7 @@ func (s *Server) authenticate(r *http.Request, body []byte, allowRevoked bool) (
 	if err := s.claim(ctx, c, c.index, leaf.NotBefore, now); err != nil {
 		return nil, err
 	}
-	if e.Previous >= 0 {
+	if e.announced() >= 0 {
 		// During an overlap the previous epoch's index is held too, so a
 		// reassignment retires the old holder's records in both epochs.
 		_, prevIndex, err := s.at(c, e.Previous)
@@ -575,7 +581,7 @@ func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateReques
 	} else if n > oprf.MaxBatch {
 		return api.EvaluateResponse{}, oprf.ErrBatchTooLarge
 	}
-	epoch, epochs, err := s.epochOf(ctx, req.Epoch)
+	epoch, epochs, err := s.epochOf(ctx, req.Epoch, false)
 	if err != nil {
 		return api.EvaluateResponse{}, err
 	}
@@ -602,8 +608,8 @@ func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateReques
 	o.Count = len(req.Elements)
 	s.observe(o)
 	resp := api.EvaluateResponse{Evaluated: evaluated, Proof: proof, PrefixBits: pb, Epoch: epoch}
-	if epochs.Previous >= 0 && epoch == epochs.Current {
-		resp.Previous = &epochs.Previous
+	if prev := epochs.announced(); prev >= 0 && epoch == epochs.Current {
+		resp.Previous = &prev
 	}
 	return resp, nil
 }
@@ -620,7 +626,7 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 	if req.PrefixBits < 0 || req.PrefixBits > 32 {
 		return api.BucketsResponse{}, fmt.Errorf("%w: prefix_bits", httpapi.ErrBadRequest)
 	}
-	epoch, _, err := s.epochOf(ctx, req.Epoch)
+	epoch, _, err := s.epochOf(ctx, req.Epoch, true)
 	if err != nil {
 		return api.BucketsResponse{}, err
 	}
@@ -653,7 +659,7 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 		return api.BucketsResponse{}, err
 	}
 	now := s.cfg.Now()
-	found, err := s.cfg.Store.Buckets(ctx, epoch, ranges, pseudonym, now)
+	found, err := s.fetchBuckets(ctx, epoch, ranges, pseudonym, now)
 	if err != nil {
 		return api.BucketsResponse{}, err
 	}
@@ -673,6 +679,38 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 	return resp, nil
 }
 
+// fetchBuckets is Store.Buckets split into one call per core, run at once: a
+// full fetch reads tens of thousands of rows. The parts are disjoint sets of
+// whole buckets, so each bucket is still read in one transaction, and every
+// caller's fetch is split alike.
+func (s *Server) fetchBuckets(ctx context.Context, epoch int, ranges []BucketRange, caller acl.Pseudonym, now time.Time) ([][]Candidate, error) {
+	const minPart = 64 // below this a second call costs more than it saves
+	parts := min(runtime.GOMAXPROCS(0), len(ranges)/minPart)
+	if parts <= 1 {
+		return s.cfg.Store.Buckets(ctx, epoch, ranges, caller, now)
+	}
+	found := make([][]Candidate, 0, len(ranges))
+	results := make([][][]Candidate, parts)
+	errs := make([]error, parts)
+	size := (len(ranges) + parts - 1) / parts
+	var wg sync.WaitGroup
+	for i := range parts {
+		part := ranges[min(i*size, len(ranges)):min((i+1)*size, len(ranges))]
+		wg.Go(func() { results[i], errs[i] = s.cfg.Store.Buckets(ctx, epoch, part, caller, now) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, r := range results {
+		found = append(found, r...)
+	}
+	if len(found) != len(ranges) {
+		return nil, fmt.Errorf("directory: store answered %d buckets for %d ranges", len(found), len(ranges))
+	}
+	return found, nil
+}
+
 // bucketRange is the range of 32-bit buckets under a prefix of n bits.
 func bucketRange(prefix uint32, n int) BucketRange {
 	if n == 0 {
@@ -686,7 +724,7 @@ func (s *Server) checkOwner(ctx context.Context, c *caller, requested *int, inde
 	if len(index) != 32 || len(recordID) != 32 {
 		return 0, idx, rid, fmt.Errorf("%w: index and record_id are 32 bytes", httpapi.ErrBadRequest)
 	}
-	if epoch, _, err = s.epochOf(ctx, requested); err != nil {
+	if epoch, _, err = s.epochOf(ctx, requested, false); err != nil {
 		return 0, idx, rid, err
 	}
 	_, own, err := s.at(c, epoch)
@@ -784,7 +822,7 @@ func (s *Server) setACL(ctx context.Context, c *caller, req api.SetACLRequest) (
 }
 
 func (s *Server) deleteRecord(ctx context.Context, c *caller, epoch *int, recordID []byte) (api.WriteResponse, error) {
-	e, _, err := s.epochOf(ctx, epoch)
+	e, _, err := s.epochOf(ctx, epoch, false)
 	if err != nil {
 		return api.WriteResponse{}, err
 	}

@@ -6,9 +6,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +24,7 @@ import (
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/internal/api"
 	"blindex.dev/blindex/internal/httpapi"
+	"blindex.dev/blindex/internal/httpsig"
 	"blindex.dev/blindex/oprf"
 	"blindex.dev/blindex/record"
 )
@@ -105,6 +109,46 @@ func bucketsAnswer(t *testing.T, e *env, s *signer, y []byte, prefixBits int) re
 	return r
 }
 
+// bucketsAnswers fetches the bucket holding y's index as caller s twice, in
+// JSON and in the binary encoding (api.MediaTypeBuckets), checks that both
+// carry the same records, and returns both bodies.
+func bucketsAnswers(t *testing.T, e *env, s *signer, y []byte, prefixBits int) (jsonBody, binBody []byte) {
+	t.Helper()
+	jsonBody = bucketsAnswer(t, e, s, y, prefixBits).body
+	_, blinded, _ := oprf.Blind([][]byte{[]byte(dave)})
+	if r := e.do("POST", api.PathEvaluate, api.EvaluateRequest{Elements: blinded}, s); r.status != 200 {
+		t.Fatalf("evaluate: %d %s", r.status, r.body)
+	}
+	idx := oprf.Index(y)
+	var p uint32
+	if prefixBits > 0 {
+		p = binary.BigEndian.Uint32(idx[:4]) >> (32 - prefixBits)
+	}
+	body, _ := json.Marshal(api.BucketsRequest{PrefixBits: prefixBits, Prefixes: []uint32{p}})
+	req, _ := http.NewRequest("POST", e.srv.URL()+api.PathBuckets, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", api.MediaTypeBuckets)
+	if err := httpsig.Sign(req, body, s.key, s.cert, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r := e.send(req)
+	if r.status != 200 || r.header.Get("Content-Type") != api.MediaTypeBuckets {
+		t.Fatalf("binary buckets: %d %s %q", r.status, r.header.Get("Content-Type"), r.body)
+	}
+	fromBin, err := api.ParseBuckets(r.body)
+	if err != nil {
+		t.Fatalf("binary buckets: %v", err)
+	}
+	var fromJSON api.BucketsResponse
+	if err := json.Unmarshal(jsonBody, &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fromBin, &fromJSON) {
+		t.Errorf("binary answer differs from JSON:\n%+v\n%+v", fromBin, &fromJSON)
+	}
+	return jsonBody, r.body
+}
+
 // TestDeniedLooksAbsent checks the core promise on raw bytes, in a directory
 // with enough owners that buckets are real subsets: Bob's bucket answer for
 // a caller he did not allow (or denied, or hid from everyone) is identical
@@ -134,11 +178,10 @@ func TestDeniedLooksAbsent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	absent := func() []byte {
-		// Wait out the prefix cache so both answers use the same prefix.
-		return bucketsAnswer(t, e, &aliceSigner, y, 3).body
+	absent := func() (jsonBody, binBody []byte) {
+		return bucketsAnswers(t, e, &aliceSigner, y, 3)
 	}
-	before := absent()
+	before, beforeBin := absent()
 	if !bytes.Contains(before, []byte(`"records":[{`)) {
 		t.Fatalf("bucket has no other owners; the test would prove nothing: %s", before)
 	}
@@ -153,9 +196,12 @@ func TestDeniedLooksAbsent(t *testing.T) {
 		if err := b.Publish(ctx, rec("org.example.chat"), access); err != nil {
 			t.Fatal(err)
 		}
-		denied := bucketsAnswer(t, e, &aliceSigner, y, 3).body
+		denied, deniedBin := bucketsAnswers(t, e, &aliceSigner, y, 3)
 		if !bytes.Equal(denied, before) {
 			t.Errorf("%v: denied answer differs from absent:\n%s\n%s", access, denied, before)
+		}
+		if !bytes.Equal(deniedBin, beforeBin) {
+			t.Errorf("%v: denied binary answer differs from absent:\n%x\n%x", access, deniedBin, beforeBin)
 		}
 		if access.Visibility == acl.Allowlist {
 			e.store.rows.Store(0)
@@ -169,12 +215,15 @@ func TestDeniedLooksAbsent(t *testing.T) {
 			if bytes.Equal(allowed, before) {
 				t.Errorf("allowed caller's answer lacks Bob's record")
 			}
+			if _, allowedBin := bucketsAnswers(t, e, &carolSigner, y, 3); bytes.Equal(allowedBin, beforeBin) {
+				t.Errorf("allowed caller's binary answer lacks Bob's record")
+			}
 		}
 	}
 	if err := b.Delete(ctx, "org.example.chat"); err != nil {
 		t.Fatal(err)
 	}
-	if after := absent(); !bytes.Equal(after, before) {
+	if after, afterBin := absent(); !bytes.Equal(after, before) || !bytes.Equal(afterBin, beforeBin) {
 		t.Errorf("answer after delete differs from before publish")
 	}
 }

@@ -123,11 +123,18 @@ func newEnvFull(t *testing.T, cfg directory.Config, limits ca.Limits) *env {
 
 // alignClock moves the server clock to five minutes into a fixed window
 // (hour, day and 30-day windows all start there), so tests of windowed
-// limits never straddle a window boundary.
+// limits never straddle a window boundary. The clock jumps back by up to
+// 30 days, so the housekeeping round the server starts with, if still under
+// way on the old clock, would delete the limit counters that follow as
+// expired. alignClock therefore runs a round itself and gives the server's
+// first round time to end (a heuristic: the store's single writer
+// serializes the two, and the first round takes milliseconds).
 func (e *env) alignClock() {
 	now := time.Now()
 	start := now.Truncate(30 * 24 * time.Hour).Add(5 * time.Minute)
 	e.skew.Store(int64(start.Sub(now)))
+	e.srv.Housekeep(e.t.Context())
+	time.Sleep(100 * time.Millisecond)
 }
 
 func (e *env) client(name string) *client.Client {

@@ -43,11 +43,28 @@ var ErrEpoch = httpapi.New(http.StatusGone, "directory: epoch not active", "epoc
 type Epochs struct {
 	Current       int
 	Previous      int       // Current-1 while it is still answered, else -1
-	PreviousUntil time.Time // when Previous retires
+	PreviousUntil time.Time // when Previous retires (or retired)
+	// Retiring: PreviousUntil has passed, but for the server's grace
+	// (Config.EpochGrace) it still answers bucket fetches in Previous, so a
+	// lookup that evaluated there just before finishes there: falling back
+	// to the current epoch would hand the server a second set of prefixes.
+	Retiring bool
 }
 
-// Active reports whether the server answers epoch n.
-func (e Epochs) Active(n int) bool { return n == e.Current || (n == e.Previous && n >= 0) }
+// Active reports whether the server answers epoch n: evaluations and
+// writes, or with fetch set, bucket fetches.
+func (e Epochs) Active(n int, fetch bool) bool {
+	return n == e.Current || (n == e.Previous && n >= 0 && (fetch || !e.Retiring))
+}
+
+// announced is the previous epoch as clients are told of it: none while
+// it is retiring.
+func (e Epochs) announced() int {
+	if e.Retiring {
+		return -1
+	}
+	return e.Previous
+}
 
 // ReadEpochs reads the epochs from the store.
 func ReadEpochs(ctx context.Context, store Store, now time.Time) (Epochs, error) {
@@ -66,8 +83,9 @@ func ReadEpochs(ctx context.Context, store Store, now time.Time) (Epochs, error)
 		}
 		e.Current = n
 	}
+	e.PreviousUntil = last.PreviousUntil
 	if e.Current > 0 && now.Before(last.PreviousUntil) {
-		e.Previous, e.PreviousUntil = e.Current-1, last.PreviousUntil
+		e.Previous = e.Current - 1
 	}
 	return e, nil
 }
@@ -100,27 +118,37 @@ func (s *Server) epochs(ctx context.Context) (Epochs, error) {
 	s.mu.Lock()
 	e, valid := s.epochState, s.epochValid
 	s.mu.Unlock()
-	if now.Before(valid) && (e.Previous < 0 || now.Before(e.PreviousUntil)) {
+	if now.Before(valid) {
 		return e, nil
 	}
 	fresh, err := ReadEpochs(ctx, s.cfg.Store, now)
 	if err != nil {
 		return e, err
 	}
+	if fresh.Current > 0 && fresh.Previous < 0 && now.Before(fresh.PreviousUntil.Add(s.cfg.EpochGrace)) {
+		fresh.Previous, fresh.Retiring = fresh.Current-1, true
+	}
 	if fresh.Current != e.Current || valid.IsZero() {
 		if err := s.logKeys(ctx, fresh); err != nil {
 			return e, err
 		}
 	}
+	// Fresh for epochRefresh, but never past a change of state.
+	until := now.Add(epochRefresh)
+	for _, t := range []time.Time{fresh.PreviousUntil, fresh.PreviousUntil.Add(s.cfg.EpochGrace)} {
+		if t.After(now) && t.Before(until) {
+			until = t
+		}
+	}
 	s.mu.Lock()
-	s.epochState, s.epochValid = fresh, now.Add(epochRefresh)
+	s.epochState, s.epochValid = fresh, until
 	s.mu.Unlock()
 	return fresh, nil
 }
 
 // epochOf resolves a request's epoch: the current one if absent, else one
-// the server still answers.
-func (s *Server) epochOf(ctx context.Context, requested *int) (int, Epochs, error) {
+// the server still answers (for a bucket fetch if fetch is set).
+func (s *Server) epochOf(ctx context.Context, requested *int, fetch bool) (int, Epochs, error) {
 	e, err := s.epochs(ctx)
 	if err != nil {
 		return 0, e, err
@@ -128,7 +156,7 @@ func (s *Server) epochOf(ctx context.Context, requested *int) (int, Epochs, erro
 	if requested == nil {
 		return e.Current, e, nil
 	}
-	if !e.Active(*requested) {
+	if !e.Active(*requested, fetch) {
 		return 0, e, ErrEpoch
 	}
 	return *requested, e, nil
@@ -148,7 +176,7 @@ func (s *Server) at(c *caller, n int) (acl.Pseudonym, [32]byte, error) {
 
 func apiEpochs(e Epochs, base string) []api.Epoch {
 	out := []api.Epoch{{Epoch: e.Current, Info: EpochInfo(base, e.Current)}}
-	if e.Previous >= 0 {
+	if e.announced() >= 0 {
 		until := e.PreviousUntil.UTC()
 		out = append(out, api.Epoch{Epoch: e.Previous, Info: EpochInfo(base, e.Previous), Until: &until})
 	}

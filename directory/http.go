@@ -35,7 +35,7 @@ func (s *Server) Handler() http.Handler {
 	})).Methods("GET")
 	// Reads are not idempotent-keyed: a repeat must pay and see fresh buckets.
 	r.Handle(api.PathEvaluate, authed(s, read, s.evaluate)).Methods("POST")
-	r.Handle(api.PathBuckets, authed(s, read, s.buckets)).Methods("POST")
+	r.Handle(api.PathBuckets, httpapi.ServeWith(s.log, authedProcess(s, read, s.buckets), writeBuckets)).Methods("POST")
 	r.Handle(api.PathRecords, authed(s, write, s.publish)).Methods("PUT")
 	r.Handle(api.PathRecordACL, authed(s, write, s.setACL)).Methods("PUT")
 	r.Handle(api.PathLogLabel, authed(s, read, s.logLabel)).Methods("POST")
@@ -88,7 +88,13 @@ const (
 // authed serves an endpoint that acts for the caller's credential: the
 // request is authenticated before its body is processed.
 func authed[Req, Resp any](s *Server, kind op, process func(context.Context, *caller, Req) (Resp, error)) http.Handler {
-	return httpapi.Serve(s.log, func(r *http.Request, body []byte) (Resp, error) {
+	return httpapi.Serve(s.log, authedProcess(s, kind, process))
+}
+
+// authedProcess is authed's processing of the raw body, for endpoints that
+// write their answer themselves.
+func authedProcess[Req, Resp any](s *Server, kind op, process func(context.Context, *caller, Req) (Resp, error)) func(*http.Request, []byte) (Resp, error) {
+	return func(r *http.Request, body []byte) (Resp, error) {
 		var zero Resp
 		c, err := s.authenticate(r, body, kind == revokeOp)
 		if err != nil {
@@ -107,5 +113,23 @@ func authed[Req, Resp any](s *Server, kind op, process func(context.Context, *ca
 		// Authenticated first and scoped to the caller's key, so another
 		// caller's key and body fetch nothing.
 		return httpapi.Idempotent(s.cfg.Store, s.cfg.Now, string(c.keyHash[:]), run)(r, body)
-	})
+	}
+}
+
+// writeBuckets answers a bucket fetch in the binary encoding if the client
+// names it in Accept, and in JSON otherwise. Both carry exactly the admitted
+// records, so a denied record is as absent in one as in the other.
+func writeBuckets(w http.ResponseWriter, r *http.Request, resp api.BucketsResponse) {
+	w.Header().Add("Vary", "Accept")
+	if !httpapi.Accepts(r, api.MediaTypeBuckets) {
+		httpapi.WriteJSON(w, http.StatusOK, resp)
+		return
+	}
+	w.Header().Set("Content-Type", api.MediaTypeBuckets)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(api.BucketsSize(&resp)))
+	w.WriteHeader(http.StatusOK)
+	// Streamed from the records as fetched: no second copy of the answer.
+	// A write error means the client has gone.
+	api.WriteBuckets(w, &resp)
 }

@@ -1,6 +1,7 @@
 // Package api holds the JSON bodies of the blindex HTTP API, shared by the
-// server (directory) and the client. docs/protocol.md and docs/api.yaml
-// describe the same shapes. Byte strings are base64 (standard, padded).
+// server (directory) and the client, and the binary encoding of the bucket
+// answer (MediaTypeBuckets). docs/protocol.md and docs/api.yaml describe the
+// same shapes. Byte strings in JSON are base64 (standard, padded).
 package api
 
 import (

@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -163,6 +164,14 @@ func Decode(body []byte, v any) error {
 // Authenticated endpoints check the signature over the raw body before they
 // decode it.
 func Serve[Resp any](log *slog.Logger, process func(r *http.Request, body []byte) (Resp, error)) http.Handler {
+	return ServeWith(log, process, func(w http.ResponseWriter, _ *http.Request, resp Resp) {
+		WriteJSON(w, http.StatusOK, resp)
+	})
+}
+
+// ServeWith is Serve with the successful answer written by write, for an
+// endpoint that offers another encoding than JSON. Errors are JSON still.
+func ServeWith[Resp any](log *slog.Logger, process func(r *http.Request, body []byte) (Resp, error), write func(w http.ResponseWriter, r *http.Request, resp Resp)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := ReadBody(w, r)
 		if err != nil {
@@ -174,8 +183,29 @@ func Serve[Resp any](log *slog.Logger, process func(r *http.Request, body []byte
 			WriteError(w, r, log, err)
 			return
 		}
-		WriteJSON(w, http.StatusOK, resp)
+		write(w, r, resp)
 	})
+}
+
+// Accepts reports whether the request's Accept header names mediaType with
+// a non-zero quality. Wildcards do not count: a client gets an encoding
+// other than JSON only if it names it.
+func Accepts(r *http.Request, mediaType string) bool {
+	for _, h := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(h, ",") {
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil || mt != mediaType {
+				continue
+			}
+			if q, ok := params["q"]; ok {
+				if f, err := strconv.ParseFloat(q, 64); err != nil || f <= 0 {
+					continue
+				}
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // JSON serves an unauthenticated endpoint whose body decodes into Req.
