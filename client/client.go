@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/internal/atomicfile"
 	"blindex.dev/blindex/internal/httpsig"
 )
 
@@ -446,34 +447,5 @@ func decodeAnswer(resp *http.Response, out any) error {
 
 // writeFile writes data atomically: a crash leaves the old file or the new.
 func writeFile(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	// The rename is durable only once the directory is.
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(path, data, mode)
 }

@@ -28,6 +28,7 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"blindex.dev/blindex/internal/ascii"
 	"blindex.dev/blindex/oprf"
 )
 
@@ -165,7 +166,7 @@ func (m *Map) check() error {
 			}
 			seen[p] = d.URL
 		}
-		if !printable(d.OPRFInfo) || len(d.OPRFInfo) > 1024 {
+		if !ascii.Printable(d.OPRFInfo) || len(d.OPRFInfo) > 1024 {
 			return bad("directory %s: oprf-info must be printable ASCII", d.URL)
 		}
 		if _, err := oprf.ParsePublicKey(d.OPRFKey); err != nil {
@@ -526,20 +527,6 @@ func validName(s string) bool {
 	return true
 }
 
-// printable is printable ASCII with single inner spaces allowed.
-func printable(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		inner := s[i] == ' ' && i > 0 && i < len(s)-1
-		if (s[i] < 0x21 || s[i] > 0x7e) && !inner {
-			return false
-		}
-	}
-	return true
-}
-
 func checkURL(s string) error {
 	u, err := url.Parse(s)
 	switch {
@@ -551,7 +538,7 @@ func checkURL(s string) error {
 		return errors.New("want scheme://host[:port][/path] without user, query or fragment")
 	case strings.HasSuffix(s, "/"):
 		return errors.New("no trailing slash")
-	case u.String() != s || strings.ToLower(u.Host) != u.Host || !printable(s) || strings.Contains(s, " "):
+	case u.String() != s || strings.ToLower(u.Host) != u.Host || !ascii.Printable(s) || strings.Contains(s, " "):
 		return errors.New("not in canonical form")
 	}
 	return nil

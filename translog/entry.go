@@ -14,6 +14,7 @@
 package translog
 
 import (
+	"blindex.dev/blindex/internal/ascii"
 	"bytes"
 	"encoding/base64"
 	"errors"
@@ -128,7 +129,7 @@ func (e *Entry) Marshal() ([]byte, error) {
 		line("records", strconv.Itoa(e.Records))
 		line("at", strconv.FormatInt(e.At.Unix(), 10))
 	case OPRFKey:
-		if !printable(e.Info) {
+		if !ascii.Printable(e.Info) {
 			return nil, fmt.Errorf("%w: info must be printable ASCII", ErrMalformed)
 		}
 		line("info", e.Info)
@@ -141,7 +142,7 @@ func (e *Entry) Marshal() ([]byte, error) {
 			line("root", b64(r))
 		}
 	case Map:
-		if !printable(e.MapName) || strings.Contains(e.MapName, " ") {
+		if !ascii.Printable(e.MapName) || strings.Contains(e.MapName, " ") {
 			return nil, fmt.Errorf("%w: map name must be printable ASCII without spaces", ErrMalformed)
 		}
 		line("name", e.MapName)
@@ -244,13 +245,13 @@ func Parse(data []byte) (*Entry, error) {
 		e.At = time.Unix(num("at"), 0).UTC()
 	case OPRFKey:
 		e.Info = vals["info"]
-		if !printable(e.Info) {
+		if !ascii.Printable(e.Info) {
 			return nil, fmt.Errorf("%w: info", ErrMalformed)
 		}
 		e.PublicKey, err = decodeB64(vals["key"], -1)
 	case Map:
 		e.MapName = vals["name"]
-		if !printable(e.MapName) || strings.Contains(e.MapName, " ") {
+		if !ascii.Printable(e.MapName) || strings.Contains(e.MapName, " ") {
 			return nil, fmt.Errorf("%w: map name", ErrMalformed)
 		}
 		e.MapVersion = num("version")
@@ -299,17 +300,4 @@ func parseInt(s string) (int64, error) {
 		return 0, fmt.Errorf("%w: bad number", ErrMalformed)
 	}
 	return n, nil
-}
-
-func printable(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		inner := s[i] == ' ' && i > 0 && i < len(s)-1
-		if (s[i] < 0x21 || s[i] > 0x7e) && !inner {
-			return false
-		}
-	}
-	return true
 }

@@ -10,11 +10,11 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
+	"blindex.dev/blindex/internal/atomicfile"
 	"filippo.io/torchwood"
 	"github.com/gorilla/mux"
 	"golang.org/x/mod/sumdb/note"
@@ -281,7 +281,7 @@ func (l *Log) Publish(ctx context.Context) error {
 		return err
 	}
 	if l.cfg.CheckpointFile != "" {
-		return writeFileSync(l.cfg.CheckpointFile, signed)
+		return atomicfile.Write(l.cfg.CheckpointFile, signed, 0o600)
 	}
 	return nil
 }
@@ -338,36 +338,6 @@ func (l *Log) CheckHistory(ctx context.Context) error {
 		return &RollbackError{File: l.cfg.CheckpointFile, Published: published, Tree: tree, Forked: true}
 	}
 	return nil
-}
-
-// writeFileSync replaces path with data durably: a crash leaves the old
-// file or the new one.
-func writeFileSync(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".checkpoint-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func (l *Log) cosign(ctx context.Context, i int, w Cosigner, tree tlog.Tree, signed []byte) ([]byte, error) {

@@ -20,16 +20,8 @@ func TestBackupRestore(t *testing.T) {
 	tmp := t.TempDir()
 	data := filepath.Join(tmp, "data")
 	s := startServer(t, data)
-	cli(t, s, "bob", "verify", "start", bob)
-	cli(t, s, "bob", "verify", "confirm", s.lastCode(t))
-	cli(t, s, "bob", "publish", "--app", "org.example.chat", "--endpoint", "https://chat.example.org/u/bob", "--visibility", "public")
-
-	id, err := age.GenerateHybridIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	idFile := filepath.Join(tmp, "operator.key")
-	os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600)
+	bobPublishes(t, s, "https://chat.example.org/u/bob")
+	id, idFile := operatorIdentity(t, tmp)
 	snap := filepath.Join(tmp, "snapshot.age")
 	if out, err := exec.Command(binary, "backup", "--data", data, "--recipient", id.Recipient().String(), "--out", snap).CombinedOutput(); err != nil {
 		t.Fatalf("backup while the server runs: %v\n%s", err, out)
@@ -85,4 +77,27 @@ func TestBackupRestore(t *testing.T) {
 	if strings.Contains(sc, "SQLite format") {
 		t.Error("the snapshot is not encrypted")
 	}
+}
+
+// bobPublishes verifies Bob's number and publishes his chat record.
+func bobPublishes(t *testing.T, s *server, endpoint string) {
+	t.Helper()
+	cli(t, s, "bob", "verify", "start", bob)
+	cli(t, s, "bob", "verify", "confirm", s.lastCode(t))
+	cli(t, s, "bob", "publish", "--app", "org.example.chat", "--endpoint", endpoint, "--visibility", "public")
+}
+
+// operatorIdentity makes the operator's age identity for snapshots and
+// writes it to a file in dir.
+func operatorIdentity(t *testing.T, dir string) (*age.HybridIdentity, string) {
+	t.Helper()
+	id, err := age.GenerateHybridIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "operator.key")
+	if err := os.WriteFile(file, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return id, file
 }

@@ -35,21 +35,7 @@ logged since its last run and raises an alarm when:
 Run it from cron. Exit status: 0 all is well, 3 an alarm was raised, 1 the
 check could not be made (for example the directory was unreachable), 2 bad
 usage.`, stderr)
-	cf := addClientFlags(fs)
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	wf := addWitnessFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return errUsage
-	}
-	mc, err := wf.config(stderr)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	c, mc, asJSON, err := logCommand(fs, args, stderr)
 	if err != nil {
 		return err
 	}
@@ -57,7 +43,7 @@ usage.`, stderr)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
@@ -72,7 +58,7 @@ usage.`, stderr)
 			}
 			fmt.Fprintf(stdout, "ALARM %s%s: %s\n", a.Kind, where, a.Message)
 			for _, ev := range a.Evidence {
-				fmt.Fprintf(stdout, "  | %s\n", strings.ReplaceAll(strings.TrimRight(ev, "\n"), "\n", "\n  | "))
+				printEvidence(stdout, ev)
 			}
 		}
 		if len(rep.Alarms) == 0 {
@@ -96,21 +82,7 @@ audit. Needs no credential.
 Exit status: 0 the log checks out, 3 it is inconsistent (forked or rolled
 back; both signed checkpoints are printed as evidence), 1 the audit could
 not be completed or an entry failed to verify, 2 bad usage.`, stderr)
-	cf := addClientFlags(fs)
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	wf := addWitnessFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 || fs.Arg(0) != "verify" {
-		fs.Usage()
-		return errUsage
-	}
-	mc, err := wf.config(stderr)
-	if err != nil {
-		return err
-	}
-	c, err := cf.client()
+	c, mc, asJSON, err := logCommand(fs, args, stderr, "verify")
 	if err != nil {
 		return err
 	}
@@ -121,11 +93,11 @@ not be completed or an entry failed to verify, 2 bad usage.`, stderr)
 	if rep.Fork != nil {
 		fmt.Fprintf(stdout, "ALARM fork: %s\n", rep.Fork.Error())
 		for _, n := range [][]byte{rep.Fork.Old.Note, rep.Fork.New.Note} {
-			fmt.Fprintf(stdout, "  | %s\n", strings.ReplaceAll(strings.TrimRight(string(n), "\n"), "\n", "\n  | "))
+			printEvidence(stdout, string(n))
 		}
 		return errAlarm
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
@@ -144,6 +116,32 @@ not be completed or an entry failed to verify, 2 bad usage.`, stderr)
 		fmt.Fprintf(stdout, "  %-11s %d\n", k, rep.Kinds[translog.Kind(k)])
 	}
 	return nil
+}
+
+// logCommand parses the flags the log commands share (the client's, the
+// witnesses' and --json) and checks that the arguments are exactly want.
+func logCommand(fs *flag.FlagSet, args []string, stderr io.Writer, want ...string) (*client.Client, client.MonitorConfig, bool, error) {
+	cf := addClientFlags(fs)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	wf := addWitnessFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return nil, client.MonitorConfig{}, false, err
+	}
+	if !slices.Equal(fs.Args(), want) {
+		fs.Usage()
+		return nil, client.MonitorConfig{}, false, errUsage
+	}
+	mc, err := wf.config(stderr)
+	if err != nil {
+		return nil, client.MonitorConfig{}, false, err
+	}
+	c, err := cf.client()
+	return c, mc, *asJSON, err
+}
+
+// printEvidence prints a signed entry or checkpoint, indented.
+func printEvidence(w io.Writer, text string) {
+	fmt.Fprintf(w, "  | %s\n", strings.ReplaceAll(strings.TrimRight(text, "\n"), "\n", "\n  | "))
 }
 
 // witnessFlags choose the witnesses whose cosignatures a checkpoint needs.

@@ -8,8 +8,6 @@ import (
 	"os/exec"
 	"time"
 
-	"filippo.io/age"
-
 	"blindex.dev/blindex/client"
 	"blindex.dev/blindex/internal/api"
 	"blindex.dev/blindex/internal/httpsig"
@@ -147,16 +145,8 @@ func TestPostgresBackupRestore(t *testing.T) {
 	tmp := t.TempDir()
 	data := filepath.Join(tmp, "data")
 	s := startServer(t, data, "--db", dsn)
-	cli(t, s, "bob", "verify", "start", bob)
-	cli(t, s, "bob", "verify", "confirm", s.lastCode(t))
-	cli(t, s, "bob", "publish", "--app", "org.example.chat", "--endpoint", "sip:bob@example.com", "--visibility", "public")
-
-	id, err := age.GenerateHybridIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	idFile := filepath.Join(tmp, "operator.key")
-	os.WriteFile(idFile, []byte(id.String()+"\n"), 0o600)
+	bobPublishes(t, s, "sip:bob@example.com")
+	id, idFile := operatorIdentity(t, tmp)
 	snap := filepath.Join(tmp, "snapshot.age")
 	if out, err := exec.Command(binary, "backup", "--db", dsn, "--recipient", id.Recipient().String(), "--out", snap).CombinedOutput(); err != nil {
 		t.Fatalf("backup --db: %v\n%s", err, out)
