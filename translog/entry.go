@@ -3,10 +3,11 @@
 // are C2SP signed notes and whose tiles follow C2SP tlog-tiles, so generic
 // tlog tooling can read it.
 //
-// Every credential the directory issues or first sees for a number, every
-// change of a number's holder, and every owner's state commitment after a
-// publish, ACL change or delete is an entry, as are the directory's OPRF
-// key, its CA roots and the federation map it serves under. Entries name
+// Every credential the directory's built-in CA issues, every change of a
+// number's holder (which is how credentials of other CAs appear), and every
+// owner's state commitment after a publish, ACL change or delete is an
+// entry, as are the directory's OPRF key, its CA roots and the federation
+// map it serves under. Entries name
 // owners only by their log label: an OPRF output under its own POPRF info,
 // which the server computes from a credential and an owner can obtain (a
 // few times a day) for its own number. No entry holds a number, a record

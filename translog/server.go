@@ -431,7 +431,7 @@ type ConsistencyProof struct {
 	Hashes [][]byte `json:"hashes"`
 }
 
-// Hashes returns the proof's hashes, checked for length.
+// Proof returns the proof's hashes, checked for length.
 func (p ConsistencyProof) Proof() (tlog.TreeProof, error) { return hashesIn(p.Hashes) }
 
 func (l *Log) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
