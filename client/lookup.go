@@ -99,6 +99,10 @@ type evaluation struct {
 // nothing it did not learn from the count.
 const evalPartSize = 512
 
+// bucketPartSize is the most prefixes a lookup sends in one buckets
+// request, for the same reason.
+const bucketPartSize = 512
+
 // evaluateAt evaluates under epoch, or the current epoch if nil. The proof
 // is checked under the info the client derives from the epoch number and
 // the pinned key, and the current epoch may only move forward.
@@ -111,34 +115,12 @@ func (c *Client) evaluateAt(ctx context.Context, cred *identity, inputs [][]byte
 	if err != nil {
 		return nil, fmt.Errorf("client: pinned directory key: %w", err)
 	}
-	var parts [][][]byte
-	if n := (len(inputs) + evalPartSize - 1) / evalPartSize; n > 0 {
-		parts = slices.Collect(slices.Chunk(inputs, (len(inputs)+n-1)/n))
-	}
+	parts := evenParts(inputs, evalPartSize)
 	out := make([]*evalPart, len(parts))
-	errs := make([]error, len(parts))
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	var wg sync.WaitGroup
-	for i, part := range parts {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if out[i], errs[i] = c.evaluatePart(pctx, cred, p, pk, part, epoch); errs[i] != nil {
-				cancel()
-			}
-		})
-	}
-	wg.Wait()
-	// The first failure in input order; the others may only be its
-	// cancellation.
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return nil, err
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := c.inParts(ctx, len(parts), func(ctx context.Context, i int) (err error) {
+		out[i], err = c.evaluatePart(ctx, cred, p, pk, parts[i], epoch)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	// Every part in the epoch of the first: parts sent at once may straddle
@@ -164,6 +146,44 @@ func (c *Client) evaluateAt(ctx context.Context, cred *identity, inputs [][]byte
 		}
 	}
 	return ev, nil
+}
+
+// evenParts splits xs into the fewest parts of at most size, of equal
+// sizes (the last may be smaller).
+func evenParts[T any](xs []T, size int) [][]T {
+	n := (len(xs) + size - 1) / size
+	if n == 0 {
+		return nil
+	}
+	return slices.Collect(slices.Chunk(xs, (len(xs)+n-1)/n))
+}
+
+// inParts runs f for parts 0..n-1 at once, at most one per core, and
+// returns the first failure in part order; the first failure cancels the
+// others.
+func (c *Client) inParts(ctx context.Context, n int, f func(ctx context.Context, i int) error) error {
+	errs := make([]error, n)
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if errs[i] = f(pctx, i); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	// The others may only have failed by their cancellation.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // An evalPart is the outcome of evaluating one request's worth of inputs.
@@ -328,12 +348,21 @@ func (c *Client) fetchRecords(ctx context.Context, cred *identity, ev *evaluatio
 			prefixes = append(prefixes, p)
 		}
 	}
+	// Sorted, so the order of the prefixes says nothing about the order of
+	// the numbers, and split into parts fetched at once (see evalPartSize):
+	// the parts of a sorted set are fixed by the set, so they tell the
+	// server nothing more than one request would.
+	slices.Sort(prefixes)
+	parts := evenParts(prefixes, bucketPartSize)
+	answers := make([]*api.BucketsResponse, len(parts))
+	if err := c.inParts(ctx, len(parts), func(ctx context.Context, i int) (err error) {
+		answers[i], err = c.fetchBuckets(ctx, cred, ev.epoch, prefixBits, parts[i])
+		return err
+	}); err != nil {
+		return nil, err
+	}
 	byIndex := map[[32]byte][][]byte{}
-	for chunk := range slices.Chunk(prefixes, oprf.MaxBatch) {
-		resp, err := c.fetchBuckets(ctx, cred, ev.epoch, prefixBits, chunk)
-		if err != nil {
-			return nil, err
-		}
+	for _, resp := range answers {
 		for _, b := range resp.Buckets {
 			for _, e := range b.Records {
 				if len(e.Index) == 32 {
@@ -345,17 +374,25 @@ func (c *Client) fetchRecords(ctx context.Context, cred *identity, ev *evaluatio
 	}
 	now := c.cfg.Now()
 	found := make([][]record.Record, len(ev.ys))
-	for i, y := range ev.ys {
-		key := oprf.RecordKey(y)
-		for _, ct := range byIndex[indexes[i]] {
-			r, err := record.Open(key, ct)
-			if err != nil || !r.Expires.After(now) {
-				continue // not ours to read, tampered, or stale
+	// Opening is independent per number: spread it over the cores.
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(ev.ys); i += workers {
+				key := oprf.RecordKey(ev.ys[i])
+				for _, ct := range byIndex[indexes[i]] {
+					r, err := record.Open(key, ct)
+					if err != nil || !r.Expires.After(now) {
+						continue // not ours to read, tampered, or stale
+					}
+					found[i] = append(found[i], r)
+				}
+				sortRecords(found[i])
 			}
-			found[i] = append(found[i], r)
-		}
-		sortRecords(found[i])
+		})
 	}
+	wg.Wait()
 	return found, nil
 }
 

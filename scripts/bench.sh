@@ -137,7 +137,7 @@ for n in $SIZES; do
 	fi
 	S=$d.json
 	figure "Synthetic directory, $n owners: build time, rows/s overall, rows/s writing (built $(cat "$d.built" 2>/dev/null || echo "earlier"))" \
-		"$(fmt "$(jget "$S" total_seconds)" 0) s, $(fmt "$(jget "$S" rows_per_second)" 0), $(fmt "$(jget "$S" write_rows_per_second)" 0) ($(jget "$S" records) records, $(jget "$S" acl_entries) ACL entries, $(jget "$S" holders) holders)" "$C_SYNTH"
+		"$(fmt "$(jget "$S" total_seconds)" 0) s, $(fmt "$(jget "$S" rows_per_second)" 0), $(fmt "$(jget "$S" write_rows_per_second)" 0) ($(jget "$S" records) records, $(jget "$S" acl_lists) access lists of $(jget "$S" acl_entries) entries, $(jget "$S" holders) holders)" "$C_SYNTH"
 	BPR=$(div "$(jget "$S" db_bytes)" "$(jget "$S" records)")
 	figure "Database bytes per record, $n owners (every table and index)" "$(fmt "$BPR" 0)" "$C_SYNTH"
 	T8=$BPR
@@ -145,7 +145,7 @@ for n in $SIZES; do
 		# Where the bytes go, per record, from SQLite's dbstat table.
 		C_STAT="sqlite3 -readonly $d/blindex.db 'SELECT name, SUM(pgsize) FROM dbstat GROUP BY name'"
 		split=$(sqlite3 -readonly "$d/blindex.db" "SELECT name, SUM(pgsize) FROM dbstat WHERE name IN
-			('records', 'records_bucket', 'records_expiry', 'acl_entries', 'holders') GROUP BY name ORDER BY 2 DESC" |
+			('records', 'records_expiry', 'acls', 'holders') GROUP BY name ORDER BY 2 DESC" |
 			awk -F'|' -v r="$(jget "$S" records)" '{ printf "%s%s %.0f", sep, $1, $2 / r; sep = ", " }')
 		figure "Database bytes per record by table and index, $n owners" "$split" "$C_STAT"
 	fi
@@ -155,7 +155,7 @@ for n in $SIZES; do
 	produce "$R/store-$n.txt" env BLINDEX_BENCH_DATA="$d" BLINDEX_BENCH_OWNERS="$n" \
 		go test -run '^$' -bench 'Buckets|CountOwners' -benchtime 5x ./internal/store/sqlite
 	F=$R/store-$n.txt
-	figure "Store fetch of 1,024 buckets, $n owners: with ACL membership / plain rows (ms; rows, MiB)" \
+	figure "Store fetch of 1,024 buckets, $n owners: with the access lists / the records rows alone (ms; rows, MiB)" \
 		"$(fmt "$(metric "$F" BenchmarkBuckets buckets-ms)" 1) / $(fmt "$(metric "$F" BenchmarkBuckets plain-ms)" 1) ($(fmt "$(metric "$F" BenchmarkBuckets rows/fetch)" 0) rows, $(fmt "$(metric "$F" BenchmarkBuckets MiB/fetch)" 1) MiB)" "$C_READ"
 	figure "Owner count (redone every 10 s and after each publish), $n owners / plain row count (ms)" \
 		"$(fmt "$(metric "$F" BenchmarkCountOwners count-owners-ms)" 1) / $(fmt "$(metric "$F" BenchmarkCountOwners count-holders-ms)" 1)" "$C_READ"

@@ -71,7 +71,7 @@ owners; a build holds about 80 bytes per owner in memory.`, synth.MaxOwners), st
 	fmt.Fprintf(stdout, "Added %d owners to %s (seed %d) in %s.\n", st.Owners, *data, *seed, st.Total.Round(10*time.Millisecond))
 	fmt.Fprintf(stdout, "  records     %d (%d public, %d allowlist, %d nobody), %d already present\n",
 		st.Records, st.Public, st.Allowlist, st.Nobody, st.Skipped)
-	fmt.Fprintf(stdout, "  rows        %d records, %d acl entries, %d holders\n", st.Records, st.ACLEntries, st.Holders)
+	fmt.Fprintf(stdout, "  rows        %d records, %d access lists (%d entries), %d holders\n", st.Records, st.ACLLists, st.ACLEntries, st.Holders)
 	fmt.Fprintf(stdout, "  evaluate    %s (%.0f owners/s)\n", st.Evaluate.Round(10*time.Millisecond), perSecond(st.Owners, st.Evaluate))
 	fmt.Fprintf(stdout, "  sort        %s\n", st.Sort.Round(10*time.Millisecond))
 	fmt.Fprintf(stdout, "  seal+write  %s (%.0f rows/s)\n", st.Write.Round(10*time.Millisecond), perSecond(st.Rows(), st.Write))
@@ -99,6 +99,7 @@ func synthReport(st synth.Stats, seed uint64) any {
 		Public          int     `json:"public"`
 		Allowlist       int     `json:"allowlist"`
 		Nobody          int     `json:"nobody"`
+		ACLLists        int     `json:"acl_lists"`
 		ACLEntries      int     `json:"acl_entries"`
 		Holders         int     `json:"holders"`
 		DBBytes         int64   `json:"db_bytes"`
@@ -108,7 +109,7 @@ func synthReport(st synth.Stats, seed uint64) any {
 		TotalSeconds    float64 `json:"total_seconds"`
 		WriteRowsPerSec float64 `json:"write_rows_per_second"`
 		RowsPerSec      float64 `json:"rows_per_second"`
-	}{seed, st.Owners, st.Skipped, st.Records, st.Public, st.Allowlist, st.Nobody, st.ACLEntries, st.Holders,
+	}{seed, st.Owners, st.Skipped, st.Records, st.Public, st.Allowlist, st.Nobody, st.ACLLists, st.ACLEntries, st.Holders,
 		st.DBBytes, st.Evaluate.Seconds(), st.Sort.Seconds(), st.Write.Seconds(), st.Total.Seconds(),
 		perSecond(st.Rows(), st.Write), perSecond(st.Rows(), st.Total)}
 }

@@ -46,7 +46,6 @@ type dbFacts struct {
 	Records        [3]int   // unexpired records by visibility (acl.Nobody, Public, Allowlist)
 	OtherVis       int      // unexpired records with an unknown visibility code
 	Expired        int      // records past their expiry, awaiting housekeeping
-	BadBuckets     int      // records whose bucket column disagrees with their index
 	SizeClasses    []sizeClass
 	AllowEdges     int // allow entries on unexpired records
 	AllowCallers   int // distinct pseudonyms in those allowlists
@@ -159,7 +158,7 @@ func (f *dbFacts) read(ctx context.Context, tx *sql.Tx, now time.Time) error {
 		f.Tables = append(f.Tables, tableRows{n, rows})
 		have[n] = true
 	}
-	for _, t := range []string{"records", "acl_entries", "meta", "holders"} {
+	for _, t := range []string{"records", "acls", "meta", "holders"} {
 		if !have[t] {
 			return fmt.Errorf("no %s table: not a blindex database, or an unknown schema version (%d)", t, f.SchemaVersion)
 		}
@@ -219,7 +218,7 @@ func (f *dbFacts) read(ctx context.Context, tx *sql.Tx, now time.Time) error {
 // readRecords scans the records table once, in index order, so that each
 // owner's records come together and no owner map is needed at 1 M owners.
 func (f *dbFacts) readRecords(ctx context.Context, tx *sql.Tx, now time.Time) error {
-	rows, err := tx.QueryContext(ctx, `SELECT idx, bucket, visibility, expires_at, updated_at, length(ciphertext) FROM records ORDER BY idx`)
+	rows, err := tx.QueryContext(ctx, `SELECT idx, visibility, expires_at, updated_at, length(ciphertext) FROM records ORDER BY idx`)
 	if err != nil {
 		return err
 	}
@@ -229,26 +228,25 @@ func (f *dbFacts) readRecords(ctx context.Context, tx *sql.Tx, now time.Time) er
 		last       []byte
 		lastPublic bool
 		idx        []byte
-		bucket     int64
 		vis        int
 		exp, upd   int64
 		size       int
 	)
 	nowUnix := now.Unix()
 	for rows.Next() {
-		if err := rows.Scan(&idx, &bucket, &vis, &exp, &upd, &size); err != nil {
+		if err := rows.Scan(&idx, &vis, &exp, &upd, &size); err != nil {
 			return err
 		}
 		if exp <= nowUnix {
 			f.Expired++
 			continue
 		}
-		if len(idx) < 4 || uint64(bucket) != uint64(binary.BigEndian.Uint32(idx[:4])) {
-			f.BadBuckets++
+		if len(idx) != 32 {
+			return errors.New("a records row with an index that is not 32 bytes: not a blindex database")
 		}
 		if last == nil || !bytes.Equal(idx, last) {
 			f.Owners++
-			f.OwnerBuckets = append(f.OwnerBuckets, uint32(bucket))
+			f.OwnerBuckets = append(f.OwnerBuckets, binary.BigEndian.Uint32(idx[:4]))
 			last = bytes.Clone(idx)
 			lastPublic = false
 		}

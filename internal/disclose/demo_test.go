@@ -84,7 +84,7 @@ func TestDemoFigures(t *testing.T) {
 			t.Errorf("table %s is not described", tb.Name)
 		}
 	}
-	if tables["records"] != 2 || tables["holders"] != 3 || tables["acl_entries"] != 2 {
+	if tables["records"] != 2 || tables["holders"] != 3 || tables["acls"] != 2 {
 		t.Errorf("table rows %v", tables)
 	}
 
@@ -93,7 +93,7 @@ func TestDemoFigures(t *testing.T) {
 		"a lookup hides its target among at least 1 owner",
 		"labels a day",
 		"The age identity is inside the data directory",
-		"| `acl_entries` | 2 |",
+		"| `acls` | 2 |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q", want)

@@ -132,7 +132,6 @@ type Report struct {
 	Nobody         int
 	UnknownVis     int
 	Expired        int // records past expiry, awaiting housekeeping
-	BadBuckets     int // records whose bucket disagrees with their index
 	PublicOwners   int // owners with at least one public record
 	AllowEdges     int // allow entries (owner record → caller pseudonym)
 	AllowCallers   int // distinct caller pseudonyms in allowlists
@@ -267,7 +266,7 @@ func Gather(ctx context.Context, cfg Config) (*Report, error) {
 		Generated: now.UTC(), DataDir: cfg.DataDir, Opened: f.Opened, SchemaVersion: f.SchemaVersion, Config: cfg,
 		Owners: f.Owners, PendingHolders: f.PendingHolders, Verifications: f.Verifications,
 		Nobody: f.Records[0], Public: f.Records[1], Allowlist: f.Records[2], UnknownVis: f.OtherVis,
-		Expired: f.Expired, BadBuckets: f.BadBuckets, PublicOwners: f.PublicOwners,
+		Expired: f.Expired, PublicOwners: f.PublicOwners,
 		AllowEdges: f.AllowEdges, AllowCallers: f.AllowCallers, AllowOwners: f.AllowOwners, DenyEntries: f.DenyEntries,
 		OldestUpdate: f.OldestUpdate, NewestUpdate: f.NewestUpdate, LinkedBudgets: f.LinkedBudgets,
 		OPRFPublicKey: f.OPRFPublicKey, metaKeys: f.MetaKeys,
@@ -497,10 +496,10 @@ var tableDescriptions = map[string]tableDescription{
 		"pending SMS verifications: a keyed tag of the number, a salted hash of the code, times; deleted when the verification ends",
 		"the CA key tests guessed numbers against the tags: which numbers are verifying right now"},
 	"records": {
-		"sealed records: the owner's pseudorandom index, record id, 32-bit bucket, age ciphertext (padded to a size class), visibility class, expiry and last-update time",
+		"sealed records: the owner's pseudorandom index (its first 32 bits are the bucket), record id, age ciphertext (padded to a size class), visibility class, expiry and last-update time",
 		"the OPRF key gives the index of any guessed number (who is registered, with which visibility) and its record key (the record's plaintext)"},
-	"acl_entries": {
-		"allow and deny entries: caller pseudonyms per record, a pseudonymous graph of who may see whom",
+	"acls": {
+		"allow and deny lists: caller pseudonyms per record, a pseudonymous graph of who may see whom",
 		"evaluating guessed numbers turns the pseudonyms into numbers: the owners' contact lists"},
 	"counters": {
 		"abuse-limit counters per time window, keyed by an HMAC of the subject (a number, a client network) under a CA secret",

@@ -1,6 +1,7 @@
 package disclose_test
 
 import (
+	"blindex.dev/blindex/acl"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -92,8 +93,8 @@ func (f fixture) build(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	insRec, _ := tx.Prepare(`INSERT INTO records (idx, record_id, bucket, ciphertext, visibility, expires_at, updated_at) VALUES (?, ?, ?, zeroblob(?), ?, ?, ?)`)
-	insACL, _ := tx.Prepare(`INSERT INTO acl_entries (idx, record_id, kind, pseudonym) VALUES (?, ?, ?, ?)`)
+	insRec, _ := tx.Prepare(`INSERT INTO records (idx, record_id, ciphertext, visibility, expires_at, updated_at) VALUES (?, ?, zeroblob(?), ?, ?, ?)`)
+	insACL, _ := tx.Prepare(`INSERT INTO acls (idx, record_id, allow, deny) VALUES (?, ?, ?, ?)`)
 	insHolder, _ := tx.Prepare(`INSERT INTO holders (idx, key_hash, not_before) VALUES (?, ?, ?)`)
 	rng := rand.New(rand.NewPCG(1, 2))
 	now := time.Now()
@@ -112,7 +113,6 @@ func (f fixture) build(t testing.TB) string {
 		if f.prefix != nil && !expired {
 			binary.BigEndian.PutUint32(idx[:4], f.prefix(i))
 		}
-		bucket := binary.BigEndian.Uint32(idx[:4])
 		must(insHolder.Exec(idx[:], idx[:], now.Unix()))
 		n := i%3 + 1
 		exp := future
@@ -122,17 +122,21 @@ func (f fixture) build(t testing.TB) string {
 		for r := range n {
 			rid := sha256.Sum256(append(idx[:], byte(r)))
 			vis := [...]int{1, 2, 0}[r] // public, allowlist, nobody
-			must(insRec.Exec(idx[:], rid[:], int64(bucket), 699+512*r, vis, exp, now.Unix()))
+			must(insRec.Exec(idx[:], rid[:], 699+512*r, vis, exp, now.Unix()))
+			var l acl.List
 			switch vis {
 			case 1:
 				for d := range f.denyPerPublic {
-					must(insACL.Exec(idx[:], rid[:], 2, callerPseudonym(callerPool+d)))
+					l.Deny = append(l.Deny, acl.Pseudonym(callerPseudonym(callerPool+d)))
 				}
 			case 2:
 				for range f.allowPerRecord {
-					must(insACL.Exec(idx[:], rid[:], 1, callerPseudonym(caller%callerPool)))
+					l.Allow = append(l.Allow, acl.Pseudonym(callerPseudonym(caller%callerPool)))
 					caller++
 				}
+			}
+			if len(l.Allow)+len(l.Deny) > 0 {
+				must(insACL.Exec(idx[:], rid[:], sqlite.PackPseudonyms(l.Allow), sqlite.PackPseudonyms(l.Deny)))
 			}
 		}
 	}

@@ -148,10 +148,6 @@ func (r *Report) ownersSection(d *document) {
 	d.add(para{line(tf("A public record is visible to anyone with a credential who names the number; %s %s have one. "+
 		"An owner whose records are all allowlist or nobody answers exactly like an unregistered number to every caller it has not listed.",
 		fmtInt(r.PublicOwners), plural(r.PublicOwners, "owner", "owners")))})
-	if r.BadBuckets > 0 {
-		d.add(callout{line(bf("%s %s", fmtInt(r.BadBuckets), plural(r.BadBuckets, "record has", "records have")),
-			t(" a bucket that disagrees with its index: the database is inconsistent, and bucket fetches may miss them."))})
-	}
 }
 
 func (r *Report) anonymitySection(d *document) {

@@ -40,7 +40,6 @@ func TestSyntheticFigures(t *testing.T) {
 		{"deny entries", r.DenyEntries, want.denies},
 		{"expired", r.Expired, f.expired},
 		{"linked budgets", r.LinkedBudgets, f.budgetRows},
-		{"bad buckets", r.BadBuckets, 0},
 		// 3000/16 = 187: 7 bits, 128 buckets of 23.4 on average.
 		{"prefix bits", r.Anonymity.PrefixBits, 7},
 		{"non-empty buckets", r.Anonymity.NonEmpty, 128},

@@ -41,6 +41,7 @@ import (
 
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/internal/datadir"
+	"blindex.dev/blindex/internal/store/sqlite"
 	"blindex.dev/blindex/oprf"
 	"blindex.dev/blindex/record"
 )
@@ -98,7 +99,8 @@ type Stats struct {
 	Owners     int           // owners added
 	Skipped    int           // records already present (same index and app), left as they were
 	Records    int           // record rows written
-	ACLEntries int           // acl_entries rows written
+	ACLLists   int           // acls rows written: records with allow or deny entries
+	ACLEntries int           // allow and deny entries in them
 	Holders    int           // holders rows written
 	Public     int           // records by visibility
 	Allowlist  int           //
@@ -111,7 +113,7 @@ type Stats struct {
 }
 
 // Rows is the number of rows written.
-func (s Stats) Rows() int { return s.Records + s.ACLEntries + s.Holders }
+func (s Stats) Rows() int { return s.Records + s.ACLLists + s.Holders }
 
 // Errors.
 var (
@@ -268,7 +270,7 @@ func (b *builder) evaluate(ctx context.Context) error {
 }
 
 // sortByIndex returns the owners in index order, so rows are appended to
-// each B-tree (records, its bucket index, acl_entries, holders) instead of
+// each B-tree (records, acls, holders, the expiry index) instead of
 // landing on random pages.
 func (b *builder) sortByIndex() []uint32 {
 	order := make([]uint32, b.cfg.Owners)
@@ -499,12 +501,12 @@ func openDB(path string) (*sql.DB, error) {
 		return nil, fmt.Errorf("synth: opening %s: %w", path, err)
 	}
 	// Version 2 added the transparency log, 3 lookup epochs (synthetic
-	// records are in epoch 0). Synthetic owners are written
-	// without log labels, so their rows make no log entries: a synthetic
-	// directory's log holds only its keys.
-	if version != 3 {
+	// records are in epoch 0), 4 access lists as one row per record.
+	// Synthetic owners are written without log labels, so their rows make
+	// no log entries: a synthetic directory's log holds only its keys.
+	if version != sqlite.SchemaVersion {
 		db.Close()
-		return nil, fmt.Errorf("synth: %s has schema version %d, this builder writes version 3", path, version)
+		return nil, fmt.Errorf("synth: %s has schema version %d, this builder writes version %d", path, version, sqlite.SchemaVersion)
 	}
 	// A bulk load: no fsync per transaction (the builder can be rerun), a
 	// large page cache, and checkpoints in large steps.
@@ -524,10 +526,10 @@ func openDB(path string) (*sql.DB, error) {
 // writer inserts owners in one transaction at a time, with prepared
 // statements.
 type writer struct {
-	db                *sql.DB
-	tx                *sql.Tx
-	rec, entry, owner *sql.Stmt
-	now, expires      int64 // Unix seconds
+	db               *sql.DB
+	tx               *sql.Tx
+	rec, list, owner *sql.Stmt
+	now, expires     int64 // Unix seconds
 }
 
 func newWriter(ctx context.Context, db *sql.DB, now, expires time.Time) (*writer, error) {
@@ -545,11 +547,11 @@ func (w *writer) begin(ctx context.Context) error {
 	// ClaimHolder, without their per-call reads; conflicts leave the
 	// existing rows alone.
 	if w.rec, err = tx.PrepareContext(ctx, `INSERT INTO records
-		(idx, record_id, bucket, ciphertext, visibility, expires_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (idx, record_id) DO NOTHING`); err != nil {
+		(idx, record_id, ciphertext, visibility, expires_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (idx, record_id) DO NOTHING`); err != nil {
 		return err
 	}
-	if w.entry, err = tx.PrepareContext(ctx, `INSERT INTO acl_entries (idx, record_id, kind, pseudonym)
+	if w.list, err = tx.PrepareContext(ctx, `INSERT INTO acls (idx, record_id, allow, deny)
 		VALUES (?, ?, ?, ?)`); err != nil {
 		return err
 	}
@@ -557,12 +559,6 @@ func (w *writer) begin(ctx context.Context) error {
 		VALUES (?, ?, ?) ON CONFLICT (idx) DO NOTHING`)
 	return err
 }
-
-// The acl_entries kinds of internal/store/sqlite.
-const (
-	kindAllow = 1
-	kindDeny  = 2
-)
 
 func (w *writer) put(ctx context.Context, o owner, st *Stats) error {
 	// Variables are bound by copy, so the arrays may be reused.
@@ -573,9 +569,8 @@ func (w *writer) put(ctx context.Context, o owner, st *Stats) error {
 	if n, _ := res.RowsAffected(); n == 1 {
 		st.Holders++
 	}
-	bucket := int64(binary.BigEndian.Uint32(o.index[:4]))
 	for _, r := range o.recs {
-		res, err := w.rec.ExecContext(ctx, o.index[:], r.id[:], bucket, r.ct, int(r.list.Visibility),
+		res, err := w.rec.ExecContext(ctx, o.index[:], r.id[:], r.ct, int(r.list.Visibility),
 			w.expires, w.now)
 		if err != nil {
 			return fmt.Errorf("synth: inserting record: %w", err)
@@ -595,17 +590,14 @@ func (w *writer) put(ctx context.Context, o owner, st *Stats) error {
 		default:
 			st.Nobody++
 		}
-		// Allow (kind 1) before deny (kind 2), each sorted: primary-key order.
-		for _, e := range []struct {
-			kind int
-			ps   []acl.Pseudonym
-		}{{kindAllow, r.list.Allow}, {kindDeny, r.list.Deny}} {
-			for _, p := range e.ps {
-				if _, err := w.entry.ExecContext(ctx, o.index[:], r.id[:], e.kind, p[:]); err != nil {
-					return fmt.Errorf("synth: inserting acl entry: %w", err)
-				}
-				st.ACLEntries++
+		if n := len(r.list.Allow) + len(r.list.Deny); n > 0 {
+			_, err := w.list.ExecContext(ctx, o.index[:], r.id[:],
+				sqlite.PackPseudonyms(r.list.Allow), sqlite.PackPseudonyms(r.list.Deny))
+			if err != nil {
+				return fmt.Errorf("synth: inserting access list: %w", err)
 			}
+			st.ACLLists++
+			st.ACLEntries += n
 		}
 	}
 	return nil
@@ -614,7 +606,7 @@ func (w *writer) put(ctx context.Context, o owner, st *Stats) error {
 // commit commits the open transaction and, if more is to come, begins
 // the next.
 func (w *writer) commit(ctx context.Context, more bool) error {
-	for _, s := range []*sql.Stmt{w.rec, w.entry, w.owner} {
+	for _, s := range []*sql.Stmt{w.rec, w.list, w.owner} {
 		s.Close()
 	}
 	err := w.tx.Commit()

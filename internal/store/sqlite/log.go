@@ -204,25 +204,19 @@ func ownerState(ctx context.Context, tx *sql.Tx, index [32]byte) ([]translog.Sta
 		return nil, err
 	}
 	for i := range recs {
-		rows, err := tx.QueryContext(ctx, `SELECT kind, pseudonym FROM acl_entries WHERE idx = ? AND record_id = ?`, index[:], recs[i].RecordID[:])
+		var allow, deny []byte
+		err := tx.QueryRowContext(ctx, `SELECT allow, deny FROM acls WHERE idx = ? AND record_id = ?`,
+			index[:], recs[i].RecordID[:]).Scan(&allow, &deny)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
-		for rows.Next() {
-			var kind int
-			var p []byte
-			if err := rows.Scan(&kind, &p); err != nil || len(p) != acl.PseudonymSize {
-				rows.Close()
-				return nil, errors.Join(err, errors.New("sqlite: corrupt acl row"))
-			}
-			if kind == kindAllow {
-				recs[i].ACL.Allow = append(recs[i].ACL.Allow, acl.Pseudonym(p))
-			} else {
-				recs[i].ACL.Deny = append(recs[i].ACL.Deny, acl.Pseudonym(p))
-			}
+		if recs[i].ACL.Allow, err = unpackPseudonyms(allow); err != nil {
+			return nil, err
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if recs[i].ACL.Deny, err = unpackPseudonyms(deny); err != nil {
 			return nil, err
 		}
 	}

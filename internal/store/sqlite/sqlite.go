@@ -4,13 +4,16 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
+	"crypto/subtle"
 	"database/sql"
 	_ "embed"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -30,11 +33,79 @@ var logSchema string
 //go:embed epochs.sql
 var epochSchema string
 
+//go:embed acls.sql
+var aclSchema string
+
 // migrations[v] brings a database from version v to v+1.
-var migrations = []string{schema, logSchema, epochSchema}
+var migrations = []func(*sql.Tx) error{
+	execMigration(schema),
+	execMigration(logSchema),
+	execMigration(epochSchema),
+	func(tx *sql.Tx) error {
+		if _, err := tx.Exec(aclSchema); err != nil {
+			return err
+		}
+		return copyACLEntries(tx)
+	},
+}
+
+func execMigration(script string) func(*sql.Tx) error {
+	return func(tx *sql.Tx) error {
+		_, err := tx.Exec(script)
+		return err
+	}
+}
+
+// copyACLEntries moves version 3's one row per entry into version 4's one
+// row per record, streaming in key order, and drops the old table.
+func copyACLEntries(tx *sql.Tx) error {
+	rows, err := tx.Query(`SELECT idx, record_id, kind, pseudonym FROM acl_entries_v3 ORDER BY idx, record_id, kind, pseudonym`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var idx, rid []byte
+	var l acl.List
+	flush := func() error {
+		if idx == nil {
+			return nil
+		}
+		_, err := tx.Exec(`INSERT INTO acls (idx, record_id, allow, deny) VALUES (?, ?, ?, ?)`,
+			idx, rid, PackPseudonyms(l.Allow), PackPseudonyms(l.Deny))
+		l = acl.List{}
+		return err
+	}
+	for rows.Next() {
+		var i, r, p []byte
+		var kind int
+		if err := rows.Scan(&i, &r, &kind, &p); err != nil || len(p) != acl.PseudonymSize {
+			return errors.Join(err, errors.New("sqlite: corrupt acl row"))
+		}
+		if string(i) != string(idx) || string(r) != string(rid) {
+			if err := flush(); err != nil {
+				return err
+			}
+			idx, rid = i, r
+		}
+		if kind == kindAllow {
+			l.Allow = append(l.Allow, acl.Pseudonym(p))
+		} else {
+			l.Deny = append(l.Deny, acl.Pseudonym(p))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	rows.Close()
+	_, err = tx.Exec(`DROP TABLE acl_entries_v3`)
+	return err
+}
 
 // SchemaVersion is stored in PRAGMA user_version.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 const (
 	kindAllow = 1
@@ -99,7 +170,7 @@ func migrate(db *sql.DB) error {
 	}
 	defer tx.Rollback()
 	for ; v < SchemaVersion; v++ {
-		if _, err := tx.Exec(migrations[v]); err != nil {
+		if err := migrations[v](tx); err != nil {
 			return fmt.Errorf("sqlite: migrating schema to version %d: %w", v+1, err)
 		}
 	}
@@ -276,8 +347,6 @@ func (s *Store) tx(ctx context.Context, f func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-func bucketOf(index [32]byte) uint32 { return binary.BigEndian.Uint32(index[:4]) }
-
 func (s *Store) PutRecord(ctx context.Context, r directory.Record, maxPerIndex int) (int64, error) {
 	var pos int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -292,12 +361,12 @@ func (s *Store) PutRecord(ctx context.Context, r directory.Record, maxPerIndex i
 			return directory.ErrExhausted
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO records
-			(idx, record_id, bucket, ciphertext, visibility, expires_at, updated_at, epoch)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			(idx, record_id, ciphertext, visibility, expires_at, updated_at, epoch)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (idx, record_id) DO UPDATE SET ciphertext = excluded.ciphertext,
 				visibility = excluded.visibility, expires_at = excluded.expires_at,
 				updated_at = excluded.updated_at, epoch = excluded.epoch`,
-			r.Index[:], r.RecordID[:], bucketOf(r.Index), r.Ciphertext, int(r.ACL.Visibility),
+			r.Index[:], r.RecordID[:], r.Ciphertext, int(r.ACL.Visibility),
 			r.Expires.Unix(), r.Updated.Unix(), r.Epoch)
 		if err != nil {
 			return err
@@ -312,26 +381,50 @@ func (s *Store) PutRecord(ctx context.Context, r directory.Record, maxPerIndex i
 }
 
 func replaceACL(ctx context.Context, tx *sql.Tx, index, recordID [32]byte, l acl.List) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM acl_entries WHERE idx = ? AND record_id = ?`,
-		index[:], recordID[:]); err != nil {
-		return err
-	}
 	if len(l.Allow)+len(l.Deny) == 0 {
-		return nil
-	}
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO acl_entries (idx, record_id, kind, pseudonym) VALUES (?, ?, ?, ?)`)
-	if err != nil {
+		_, err := tx.ExecContext(ctx, `DELETE FROM acls WHERE idx = ? AND record_id = ?`, index[:], recordID[:])
 		return err
 	}
-	defer stmt.Close()
-	for kind, list := range map[int][]acl.Pseudonym{kindAllow: l.Allow, kindDeny: l.Deny} {
-		for _, p := range list {
-			if _, err := stmt.ExecContext(ctx, index[:], recordID[:], kind, p[:]); err != nil {
-				return err
-			}
-		}
+	_, err := tx.ExecContext(ctx, `INSERT INTO acls (idx, record_id, allow, deny) VALUES (?, ?, ?, ?)
+		ON CONFLICT (idx, record_id) DO UPDATE SET allow = excluded.allow, deny = excluded.deny`,
+		index[:], recordID[:], PackPseudonyms(l.Allow), PackPseudonyms(l.Deny))
+	return err
+}
+
+// PackPseudonyms is a list's column in acls: its pseudonyms sorted and
+// concatenated, so that equal lists are stored alike. internal/synth
+// writes the same form.
+func PackPseudonyms(ps []acl.Pseudonym) []byte {
+	sorted := slices.Clone(ps)
+	slices.SortFunc(sorted, func(a, b acl.Pseudonym) int { return bytes.Compare(a[:], b[:]) })
+	out := make([]byte, 0, len(sorted)*acl.PseudonymSize)
+	for _, p := range sorted {
+		out = append(out, p[:]...)
 	}
-	return nil
+	return out
+}
+
+// unpackPseudonyms reverses PackPseudonyms.
+func unpackPseudonyms(b []byte) ([]acl.Pseudonym, error) {
+	if len(b)%acl.PseudonymSize != 0 {
+		return nil, errors.New("sqlite: corrupt acl row")
+	}
+	var ps []acl.Pseudonym
+	for ; len(b) > 0; b = b[acl.PseudonymSize:] {
+		ps = append(ps, acl.Pseudonym(b[:acl.PseudonymSize]))
+	}
+	return ps, nil
+}
+
+// listHas reports whether the packed list holds p. It compares every
+// entry, so its time depends on the list's length only, never on where
+// (or whether) the caller is in it.
+func listHas(list []byte, p acl.Pseudonym) bool {
+	found := 0
+	for ; len(list) >= acl.PseudonymSize; list = list[acl.PseudonymSize:] {
+		found |= subtle.ConstantTimeCompare(list[:acl.PseudonymSize], p[:])
+	}
+	return found == 1
 }
 
 func (s *Store) SetACL(ctx context.Context, index, recordID [32]byte, l acl.List, now time.Time) (int64, error) {
@@ -439,30 +532,37 @@ func (s *Store) Buckets(ctx context.Context, epoch int, ranges []directory.Bucke
 		return nil, err
 	}
 	defer tx.Rollback()
-	// Membership is computed for every row alike, so the work does not
-	// depend on whether the caller is allowed, denied or absent.
-	stmt, err := tx.PrepareContext(ctx, `SELECT r.idx, r.record_id, r.ciphertext, r.visibility,
-		EXISTS (SELECT 1 FROM acl_entries a WHERE a.idx = r.idx AND a.record_id = r.record_id
-			AND a.kind = 1 AND a.pseudonym = ?1),
-		EXISTS (SELECT 1 FROM acl_entries a WHERE a.idx = r.idx AND a.record_id = r.record_id
-			AND a.kind = 2 AND a.pseudonym = ?1)
-		FROM records r WHERE r.epoch = ?5 AND r.bucket BETWEEN ?2 AND ?3 AND r.expires_at > ?4
-		ORDER BY r.idx, r.record_id`)
+	// A bucket range is a range of the primary key of records and of acls,
+	// so each is one scan in key order. Every list of the range is read and
+	// compared in full, so the work depends on what the range holds, never
+	// on whether the caller is allowed, denied or absent.
+	// The unary + keeps SQLite from reading the range through the expiry
+	// index instead of the primary key.
+	recStmt, err := tx.PrepareContext(ctx, `SELECT idx, record_id, ciphertext, visibility FROM records
+		WHERE idx BETWEEN ?1 AND ?2 AND +epoch = ?3 AND +expires_at > ?4 ORDER BY idx, record_id`)
 	if err != nil {
 		return nil, err
 	}
-	defer stmt.Close()
+	defer recStmt.Close()
+	aclStmt, err := tx.PrepareContext(ctx, `SELECT idx, record_id, allow, deny FROM acls
+		WHERE idx BETWEEN ?1 AND ?2 ORDER BY idx, record_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer aclStmt.Close()
 	out := make([][]directory.Candidate, len(ranges))
+	var blocks byteBlocks
 	for i, br := range ranges {
-		rows, err := stmt.QueryContext(ctx, caller[:], int64(br.Lo), int64(br.Hi), now.Unix(), epoch)
+		lo, hi := indexRange(br)
+		rows, err := recStmt.QueryContext(ctx, lo, hi, epoch, now.Unix())
 		if err != nil {
 			return nil, err
 		}
 		for rows.Next() {
 			var c directory.Candidate
-			var idx, rid []byte
+			var idx, rid, ct sql.RawBytes // copied below, ciphertexts into blocks
 			var vis int
-			if err := rows.Scan(&idx, &rid, &c.Ciphertext, &vis, &c.Allowed, &c.Denied); err != nil {
+			if err := rows.Scan(&idx, &rid, &ct, &vis); err != nil {
 				rows.Close()
 				return nil, err
 			}
@@ -472,17 +572,77 @@ func (s *Store) Buckets(ctx context.Context, epoch int, ranges []directory.Bucke
 			}
 			copy(c.Index[:], idx)
 			copy(c.RecordID[:], rid)
+			c.Ciphertext = blocks.copy(ct)
 			c.Visibility = acl.Visibility(vis)
 			out[i] = append(out[i], c)
 		}
-		if err := rows.Close(); err != nil {
+		if err := closeRows(rows); err != nil {
 			return nil, err
 		}
-		if err := rows.Err(); err != nil {
+		if err := markMembership(ctx, aclStmt, lo, hi, out[i], caller); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// byteBlocks copies many small byte slices into a few large blocks: one
+// allocation per 1 MiB rather than one per ciphertext.
+type byteBlocks struct{ free []byte }
+
+func (b *byteBlocks) copy(p []byte) []byte {
+	if len(p) > len(b.free) {
+		b.free = make([]byte, max(len(p), 1<<20))
+	}
+	out := b.free[:len(p):len(p)]
+	copy(out, p)
+	b.free = b.free[len(p):]
+	return out
+}
+
+// indexRange is the range of 32-byte indexes whose first 32 bits (the
+// bucket, big-endian) lie in br, as inclusive bounds for BETWEEN.
+func indexRange(br directory.BucketRange) (lo, hi []byte) {
+	lo, hi = make([]byte, 32), bytes.Repeat([]byte{0xff}, 32)
+	binary.BigEndian.PutUint32(lo, br.Lo)
+	binary.BigEndian.PutUint32(hi, br.Hi)
+	return lo, hi
+}
+
+// markMembership sets Allowed and Denied on cands (sorted by index and
+// record id) from every access list in [lo, hi], merging the two scans.
+func markMembership(ctx context.Context, stmt *sql.Stmt, lo, hi []byte, cands []directory.Candidate, caller acl.Pseudonym) error {
+	rows, err := stmt.QueryContext(ctx, lo, hi)
+	if err != nil {
+		return err
+	}
+	j := 0
+	for rows.Next() {
+		var idx, rid, allow, deny sql.RawBytes // used before the next row only
+		if err := rows.Scan(&idx, &rid, &allow, &deny); err != nil {
+			rows.Close()
+			return err
+		}
+		allowed, denied := listHas(allow, caller), listHas(deny, caller)
+		for j < len(cands) && compareKey(cands[j], idx, rid) < 0 {
+			j++
+		}
+		if j < len(cands) && compareKey(cands[j], idx, rid) == 0 {
+			cands[j].Allowed, cands[j].Denied = allowed, denied
+		}
+	}
+	return closeRows(rows)
+}
+
+func compareKey(c directory.Candidate, idx, rid []byte) int {
+	if d := bytes.Compare(c.Index[:], idx); d != 0 {
+		return d
+	}
+	return bytes.Compare(c.RecordID[:], rid)
+}
+
+func closeRows(rows *sql.Rows) error {
+	return errors.Join(rows.Close(), rows.Err())
 }
 
 func (s *Store) CountOwners(ctx context.Context, now time.Time) (int, error) {

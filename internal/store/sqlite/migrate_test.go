@@ -1,0 +1,126 @@
+package sqlite
+
+import (
+	"bytes"
+	"database/sql"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/directory"
+)
+
+// TestMigrateACLsFromVersion3 writes a version 3 database the way version 3
+// did (one acl_entries row per entry, a bucket column), opens it, and checks
+// that every list arrived whole and sorted, that bucket fetches find and
+// judge the records, and that the rows an owner's state covers are the same.
+func TestMigrateACLsFromVersion3(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:3] {
+		if err := m(tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := func(n byte) acl.Pseudonym { return acl.Pseudonym(bytes.Repeat([]byte{n}, 32)) }
+	ix := func(b0, n byte) [32]byte {
+		var i [32]byte
+		i[0], i[31] = b0, n
+		return i
+	}
+	a, b := ix(0x10, 1), ix(0x10, 2)
+	rid := func(n byte) []byte { return bytes.Repeat([]byte{n}, 32) }
+	now := time.Unix(1_750_000_000, 0)
+	exp := now.Add(time.Hour).Unix()
+	rec := func(idx [32]byte, r byte, vis acl.Visibility) {
+		_, err := tx.Exec(`INSERT INTO records (idx, record_id, bucket, ciphertext, visibility, expires_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, idx[:], rid(r), 0x10000000, []byte{r}, int(vis), exp, now.Unix())
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	entry := func(idx [32]byte, r byte, kind int, q acl.Pseudonym) {
+		_, err := tx.Exec(`INSERT INTO acl_entries (idx, record_id, kind, pseudonym) VALUES (?, ?, ?, ?)`,
+			idx[:], rid(r), kind, q[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec(a, 1, acl.Allowlist)
+	entry(a, 1, kindAllow, p(9))
+	entry(a, 1, kindAllow, p(3))
+	rec(a, 2, acl.Public)
+	entry(a, 2, kindDeny, p(4))
+	rec(b, 1, acl.Public)
+	if _, err := tx.Exec(`PRAGMA user_version = 3`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("migrating: %v", err)
+	}
+	defer s.Close()
+	var v int
+	if err := s.rw.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 4 {
+		t.Fatalf("user_version %d, %v", v, err)
+	}
+	var lists, entries, old int
+	err = s.rw.QueryRow(`SELECT (SELECT COUNT(*) FROM acls), (SELECT COUNT(*) FROM acl_entries),
+		(SELECT COUNT(*) FROM sqlite_schema WHERE name = 'acl_entries_v3')`).Scan(&lists, &entries, &old)
+	if err != nil || lists != 2 || entries != 3 || old != 0 {
+		t.Fatalf("acls %d rows, acl_entries view %d rows, old table left %d: %v", lists, entries, old, err)
+	}
+
+	st, err := s.rw.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, err := ownerState(t.Context(), st, a)
+	st.Rollback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(state) != 2 ||
+		!slices.Equal(state[0].ACL.Allow, []acl.Pseudonym{p(3), p(9)}) || len(state[0].ACL.Deny) != 0 ||
+		!slices.Equal(state[1].ACL.Deny, []acl.Pseudonym{p(4)}) || len(state[1].ACL.Allow) != 0 {
+		t.Fatalf("owner state after migration: %+v", state)
+	}
+
+	whole := []directory.BucketRange{{Lo: 0x10000000, Hi: 0x10000000}}
+	for _, c := range []struct {
+		caller          acl.Pseudonym
+		allowed, denied [3]bool // a/1, a/2, b/1
+	}{
+		{p(9), [3]bool{true, false, false}, [3]bool{}},
+		{p(4), [3]bool{}, [3]bool{false, true, false}},
+		{p(5), [3]bool{}, [3]bool{}},
+	} {
+		got, err := s.Buckets(t.Context(), 0, whole, c.caller, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got[0]) != 3 {
+			t.Fatalf("bucket fetch found %d records, want 3", len(got[0]))
+		}
+		for i, cand := range got[0] {
+			if cand.Allowed != c.allowed[i] || cand.Denied != c.denied[i] {
+				t.Errorf("caller %x, record %d: allowed %v denied %v, want %v %v",
+					c.caller[0], i, cand.Allowed, cand.Denied, c.allowed[i], c.denied[i])
+			}
+		}
+	}
+}
