@@ -225,7 +225,15 @@ func (e *env) send(req *http.Request) response {
 // countingStore wraps the real store and counts the rows Buckets touches.
 type countingStore struct {
 	directory.Store
-	rows atomic.Int64
+	rows       atomic.Int64
+	counts     atomic.Int64 // CountOwners calls
+	countDelay atomic.Int64 // added to each CountOwners, in nanoseconds
+}
+
+func (c *countingStore) CountOwners(ctx context.Context, now time.Time) (int, error) {
+	c.counts.Add(1)
+	time.Sleep(time.Duration(c.countDelay.Load()))
+	return c.Store.CountOwners(ctx, now)
 }
 
 func (c *countingStore) wrap(s directory.Store) directory.Store {
