@@ -100,8 +100,8 @@ type evaluation struct {
 const evalPartSize = 512
 
 // bucketPartSize is the most prefixes a lookup sends in one buckets
-// request, for the same reason.
-const bucketPartSize = 512
+// request, for the same reason. A variable for tests only.
+var bucketPartSize = 512
 
 // evaluateAt evaluates under epoch, or the current epoch if nil. The proof
 // is checked under the info the client derives from the epoch number and
@@ -348,17 +348,8 @@ func (c *Client) fetchRecords(ctx context.Context, cred *identity, ev *evaluatio
 			prefixes = append(prefixes, p)
 		}
 	}
-	// Sorted, so the order of the prefixes says nothing about the order of
-	// the numbers, and split into parts fetched at once (see evalPartSize):
-	// the parts of a sorted set are fixed by the set, so they tell the
-	// server nothing more than one request would.
-	slices.Sort(prefixes)
-	parts := evenParts(prefixes, bucketPartSize)
-	answers := make([]*api.BucketsResponse, len(parts))
-	if err := c.inParts(ctx, len(parts), func(ctx context.Context, i int) (err error) {
-		answers[i], err = c.fetchBuckets(ctx, cred, ev.epoch, prefixBits, parts[i])
-		return err
-	}); err != nil {
+	answers, err := c.fetchBuckets(ctx, cred, ev.epoch, prefixBits, prefixes)
+	if err != nil {
 		return nil, err
 	}
 	byIndex := map[[32]byte][][]byte{}
@@ -405,12 +396,12 @@ func sortRecords(rs []record.Record) {
 // fetchBuckets fetches the buckets under prefixes of n bits. If owners left
 // between the two rounds the directory's prefix may have shrunk (409): the
 // client then widens its prefixes to the directory's current length, which
-// only merges buckets, and retries once.
-func (c *Client) fetchBuckets(ctx context.Context, cred *identity, epoch, n int, prefixes []uint32) (*api.BucketsResponse, error) {
-	resp, err := c.postBuckets(ctx, api.BucketsRequest{PrefixBits: n, Prefixes: prefixes, Epoch: &epoch}, cred)
+// only merges buckets, and fetches them all again once.
+func (c *Client) fetchBuckets(ctx context.Context, cred *identity, epoch, n int, prefixes []uint32) ([]*api.BucketsResponse, error) {
+	answers, err := c.fetchBucketParts(ctx, cred, epoch, n, prefixes)
 	var e *Error
 	if !errors.As(err, &e) || e.Status != http.StatusConflict {
-		return resp, err
+		return answers, err
 	}
 	var cfg api.Config
 	if err := c.do(ctx, "GET", api.PathConfig, nil, &cfg, nil); err != nil {
@@ -427,7 +418,22 @@ func (c *Client) fetchBuckets(ctx context.Context, cred *identity, epoch, n int,
 			wider = append(wider, q)
 		}
 	}
-	return c.postBuckets(ctx, api.BucketsRequest{PrefixBits: cfg.PrefixBits, Prefixes: wider, Epoch: &epoch}, cred)
+	return c.fetchBucketParts(ctx, cred, epoch, cfg.PrefixBits, wider)
+}
+
+// fetchBucketParts sorts the prefixes, so that their order says nothing
+// about the order of the numbers, and fetches them in parts at once (see
+// evalPartSize). The parts of a sorted set are fixed by the set, so they
+// tell the server nothing more than one request would.
+func (c *Client) fetchBucketParts(ctx context.Context, cred *identity, epoch, n int, prefixes []uint32) ([]*api.BucketsResponse, error) {
+	slices.Sort(prefixes)
+	parts := evenParts(prefixes, bucketPartSize)
+	answers := make([]*api.BucketsResponse, len(parts))
+	err := c.inParts(ctx, len(parts), func(ctx context.Context, i int) (err error) {
+		answers[i], err = c.postBuckets(ctx, api.BucketsRequest{PrefixBits: n, Prefixes: parts[i], Epoch: &epoch}, cred)
+		return err
+	})
+	return answers, err
 }
 
 // prefixOf is the first n bits of an index.

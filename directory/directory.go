@@ -404,20 +404,29 @@ func (s *Server) currentPrefixBits(ctx context.Context) (int, error) {
 	s.refreshing = true
 	s.mu.Unlock()
 
+	// The count outlives its request: a caller that hangs up must not make
+	// the next request start the count over.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	start := time.Now() // the real clock: this measures the count's cost
-	n, err := s.cfg.Store.CountOwners(ctx, now)
+	n, err := s.cfg.Store.CountOwners(cctx, now)
 	spacing := 20 * time.Since(start)
+	cancel()
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refreshing = false
+	s.prefixSoon = now.Add(spacing)
 	if err != nil {
+		// Others keep the previous value, if there is one, until the
+		// spacing has passed.
+		if s.prefixKnown {
+			s.prefixValid = s.prefixSoon
+		}
 		return 0, err
 	}
 	s.prefixBits = prefixBitsFor(n, s.cfg.MinBucketOwners, s.cfg.MaxPrefixBits)
 	s.prefixKnown = true
 	s.prefixValid = now.Add(max(10*time.Second, spacing))
-	s.prefixSoon = now.Add(spacing)
 	return s.prefixBits, nil
 }
 

@@ -157,7 +157,7 @@ for n in $SIZES; do
 	F=$R/store-$n.txt
 	figure "Store fetch of 1,024 buckets, $n owners: with the access lists / the records rows alone (ms; rows, MiB)" \
 		"$(fmt "$(metric "$F" BenchmarkBuckets buckets-ms)" 1) / $(fmt "$(metric "$F" BenchmarkBuckets plain-ms)" 1) ($(fmt "$(metric "$F" BenchmarkBuckets rows/fetch)" 0) rows, $(fmt "$(metric "$F" BenchmarkBuckets MiB/fetch)" 1) MiB)" "$C_READ"
-	figure "Owner count (redone every 10 s and after each publish), $n owners / plain row count (ms)" \
+	figure "Owner count (redone every 10 s, and after a publish but no sooner than 20 times its cost), $n owners / plain row count (ms)" \
 		"$(fmt "$(metric "$F" BenchmarkCountOwners count-owners-ms)" 1) / $(fmt "$(metric "$F" BenchmarkCountOwners count-holders-ms)" 1)" "$C_READ"
 
 	echo "== Lookups, $n owners" >&2
@@ -273,7 +273,7 @@ BLOCK=$R/block.md
 	echo "| 5 | Single-lookup throughput at 10 M ≥ 0.8× at 100 k | $(fmt "$T5" 2)× ($(fmt "$T5_LARGE" 1) at $LARGE vs $(fmt "$T5_SMALL" 1) lookups/s at $SMALL; separate runs) | $(if [ "$LARGE" = 10000000 ] && [ "$SMALL" = 100000 ]; then cmp "$T5" ge 0.8; else echo "not measured"; fi) |"
 	echo "| 6 | Server resident memory ≤ 256 MiB under the load of target 1 with 10 M owners | $(fmt "$T6" 0) MiB peak under the evaluate load at $LARGE owners; $(fmt "$(div "$HWM_ALL" 1024)" 0) MiB once 1,024-number lookups ran too | $(if [ "$LARGE" = 10000000 ]; then cmp "$T6" le 256; else echo "not measured"; fi) under evaluate load; $(if [ "$LARGE" = 10000000 ]; then cmp "$(div "$HWM_ALL" 1024)" le 256; else echo "not measured"; fi) with lookups |"
 	echo "| 7 | Publish ≥ 1,000 records/s sustained on SQLite, ACL rows included | $(fmt "$T7" 0) records/s over HTTP | $(cmp "$T7" ge 1000) |"
-	echo "| 8 | Disk ≤ 1.5 × (padded ciphertext + 32-byte index) = $((RECORD_FLOOR * 3 / 2)) bytes per record | $(fmt "$T8" 0) bytes per record at $LARGE owners, bulk-loaded in index order | $(cmp "$T8" le $((RECORD_FLOOR * 3 / 2))) |"
+	echo "| 8 | Disk ≤ 1.5 × (padded ciphertext + 32-byte index) = $((RECORD_FLOOR * 3 / 2)) bytes per record | $(fmt "$T8" 0) bytes per record at $LARGE owners, bulk-loaded in index order (synthetic holders carry no log label; a real one adds its label to each holders row) | $(cmp "$T8" le $((RECORD_FLOOR * 3 / 2))) |"
 	echo
 	echo "### Side by side with the published peers"
 	echo

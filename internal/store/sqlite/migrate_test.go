@@ -124,3 +124,41 @@ func TestMigrateACLsFromVersion3(t *testing.T) {
 		}
 	}
 }
+
+// TestListHas checks the fixed-step search on every list length up to 70:
+// each entry is found, and values between, before and after them are not.
+func TestListHas(t *testing.T) {
+	for n := range 71 {
+		var ps []acl.Pseudonym
+		for i := range n {
+			var p acl.Pseudonym
+			p[0], p[1] = byte(2*i+2), 0x80 // leaves room below, between and above
+			ps = append(ps, p)
+		}
+		list := PackPseudonyms(ps)
+		for i, p := range ps {
+			if ok, err := listHas(list, p); !ok || err != nil {
+				t.Fatalf("n=%d: entry %d not found (%v)", n, i, err)
+			}
+			q := p
+			q[1]--
+			if ok, _ := listHas(list, q); ok {
+				t.Fatalf("n=%d: a value just below entry %d found", n, i)
+			}
+			q[1] += 2
+			if ok, _ := listHas(list, q); ok {
+				t.Fatalf("n=%d: a value just above entry %d found", n, i)
+			}
+		}
+		var zero, top acl.Pseudonym
+		top[0] = 0xff
+		for _, q := range []acl.Pseudonym{zero, top} {
+			if ok, _ := listHas(list, q); ok {
+				t.Fatalf("n=%d: %x found", n, q[0])
+			}
+		}
+	}
+	if _, err := listHas(make([]byte, 33), acl.Pseudonym{}); err == nil {
+		t.Error("a list of 33 bytes is not reported as corrupt")
+	}
+}

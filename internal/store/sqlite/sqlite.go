@@ -64,14 +64,18 @@ func copyACLEntries(tx *sql.Tx) error {
 		return err
 	}
 	defer rows.Close()
+	ins, err := tx.Prepare(`INSERT INTO acls (idx, record_id, allow, deny) VALUES (?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
 	var idx, rid []byte
 	var l acl.List
 	flush := func() error {
 		if idx == nil {
 			return nil
 		}
-		_, err := tx.Exec(`INSERT INTO acls (idx, record_id, allow, deny) VALUES (?, ?, ?, ?)`,
-			idx, rid, PackPseudonyms(l.Allow), PackPseudonyms(l.Deny))
+		_, err := ins.Exec(idx, rid, PackPseudonyms(l.Allow), PackPseudonyms(l.Deny))
 		l = acl.List{}
 		return err
 	}
@@ -164,11 +168,15 @@ func migrate(db *sql.DB) error {
 	if v == SchemaVersion {
 		return nil
 	}
-	tx, err := db.Begin()
+	tx, err := db.Begin() // immediate: the write lock, so no other process migrates meanwhile
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	// Read again under the lock: another process may have just migrated.
+	if err := tx.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
+		return err
+	}
 	for ; v < SchemaVersion; v++ {
 		if err := migrations[v](tx); err != nil {
 			return fmt.Errorf("sqlite: migrating schema to version %d: %w", v+1, err)
@@ -416,15 +424,28 @@ func unpackPseudonyms(b []byte) ([]acl.Pseudonym, error) {
 	return ps, nil
 }
 
-// listHas reports whether the packed list holds p. It compares every
-// entry, so its time depends on the list's length only, never on where
+// listHas reports whether the packed, sorted list holds p. It takes the
+// same number of steps, ⌈log2(n)⌉ comparisons and one more, for every
+// caller, so its time depends on the list's length only, never on where
 // (or whether) the caller is in it.
-func listHas(list []byte, p acl.Pseudonym) bool {
-	found := 0
-	for ; len(list) >= acl.PseudonymSize; list = list[acl.PseudonymSize:] {
-		found |= subtle.ConstantTimeCompare(list[:acl.PseudonymSize], p[:])
+func listHas(list []byte, p acl.Pseudonym) (bool, error) {
+	if len(list)%acl.PseudonymSize != 0 {
+		return false, errors.New("sqlite: corrupt acl row")
 	}
-	return found == 1
+	entry := func(i int) []byte { return list[i*acl.PseudonymSize : (i+1)*acl.PseudonymSize] }
+	n := len(list) / acl.PseudonymSize
+	if n == 0 {
+		return false, nil
+	}
+	lo := 0 // the last entry <= p, or 0
+	for size := n; size > 1; {
+		half := size / 2
+		if bytes.Compare(entry(lo+half), p[:]) <= 0 {
+			lo += half
+		}
+		size -= half
+	}
+	return subtle.ConstantTimeCompare(entry(lo), p[:]) == 1, nil
 }
 
 func (s *Store) SetACL(ctx context.Context, index, recordID [32]byte, l acl.List, now time.Time) (int64, error) {
@@ -533,9 +554,10 @@ func (s *Store) Buckets(ctx context.Context, epoch int, ranges []directory.Bucke
 	}
 	defer tx.Rollback()
 	// A bucket range is a range of the primary key of records and of acls,
-	// so each is one scan in key order. Every list of the range is read and
-	// compared in full, so the work depends on what the range holds, never
-	// on whether the caller is allowed, denied or absent.
+	// so each is one scan in key order. Every list of the fetched records is
+	// read and searched in the same number of steps, so the work depends on
+	// what the range holds, never on whether the caller is allowed, denied
+	// or absent.
 	// The unary + keeps SQLite from reading the range through the expiry
 	// index instead of the primary key.
 	recStmt, err := tx.PrepareContext(ctx, `SELECT idx, record_id, ciphertext, visibility FROM records
@@ -544,8 +566,12 @@ func (s *Store) Buckets(ctx context.Context, epoch int, ranges []directory.Bucke
 		return nil, err
 	}
 	defer recStmt.Close()
-	aclStmt, err := tx.PrepareContext(ctx, `SELECT idx, record_id, allow, deny FROM acls
-		WHERE idx BETWEEN ?1 AND ?2 ORDER BY idx, record_id`)
+	// Only the lists of the records fetched: SQLite reads a list's blob
+	// only for the rows it returns.
+	aclStmt, err := tx.PrepareContext(ctx, `SELECT a.idx, a.record_id, a.allow, a.deny
+		FROM acls a JOIN records r ON r.idx = a.idx AND r.record_id = a.record_id
+		WHERE a.idx BETWEEN ?1 AND ?2 AND +r.epoch = ?3 AND +r.expires_at > ?4
+		ORDER BY a.idx, a.record_id`)
 	if err != nil {
 		return nil, err
 	}
@@ -579,7 +605,7 @@ func (s *Store) Buckets(ctx context.Context, epoch int, ranges []directory.Bucke
 		if err := closeRows(rows); err != nil {
 			return nil, err
 		}
-		if err := markMembership(ctx, aclStmt, lo, hi, out[i], caller); err != nil {
+		if err := markMembership(ctx, aclStmt, lo, hi, epoch, now, out[i], caller); err != nil {
 			return nil, err
 		}
 	}
@@ -611,8 +637,8 @@ func indexRange(br directory.BucketRange) (lo, hi []byte) {
 
 // markMembership sets Allowed and Denied on cands (sorted by index and
 // record id) from every access list in [lo, hi], merging the two scans.
-func markMembership(ctx context.Context, stmt *sql.Stmt, lo, hi []byte, cands []directory.Candidate, caller acl.Pseudonym) error {
-	rows, err := stmt.QueryContext(ctx, lo, hi)
+func markMembership(ctx context.Context, stmt *sql.Stmt, lo, hi []byte, epoch int, now time.Time, cands []directory.Candidate, caller acl.Pseudonym) error {
+	rows, err := stmt.QueryContext(ctx, lo, hi, epoch, now.Unix())
 	if err != nil {
 		return err
 	}
@@ -623,7 +649,16 @@ func markMembership(ctx context.Context, stmt *sql.Stmt, lo, hi []byte, cands []
 			rows.Close()
 			return err
 		}
-		allowed, denied := listHas(allow, caller), listHas(deny, caller)
+		allowed, err := listHas(allow, caller)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		denied, err := listHas(deny, caller)
+		if err != nil {
+			rows.Close()
+			return err
+		}
 		for j < len(cands) && compareKey(cands[j], idx, rid) < 0 {
 			j++
 		}
