@@ -244,7 +244,7 @@ func BenchmarkEvaluateHTTP(b *testing.B) {
 }
 
 // benchACL is an allowlist of four pseudonyms, as the store writes them:
-// one records row and four acl_entries rows per publish.
+// one records row and one acls row of four entries per publish.
 func benchACL() acl.List {
 	l := acl.List{Visibility: acl.Allowlist}
 	for i := range 4 {

@@ -226,14 +226,31 @@ func (e *env) send(req *http.Request) response {
 type countingStore struct {
 	directory.Store
 	rows       atomic.Int64
-	counts     atomic.Int64 // CountOwners calls
 	countDelay atomic.Int64 // added to each CountOwners, in nanoseconds
+
+	mu     sync.Mutex
+	counts []time.Time // when each CountOwners began, on the real clock
 }
 
 func (c *countingStore) CountOwners(ctx context.Context, now time.Time) (int, error) {
-	c.counts.Add(1)
+	c.mu.Lock()
+	c.counts = append(c.counts, time.Now())
+	c.mu.Unlock()
 	time.Sleep(time.Duration(c.countDelay.Load()))
 	return c.Store.CountOwners(ctx, now)
+}
+
+// countsSince returns when the counts that began after t began.
+func (c *countingStore) countsSince(t time.Time) []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []time.Time
+	for _, at := range c.counts {
+		if at.After(t) {
+			out = append(out, at)
+		}
+	}
+	return out
 }
 
 func (c *countingStore) wrap(s directory.Store) directory.Store {

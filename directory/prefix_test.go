@@ -12,8 +12,8 @@ import (
 
 // TestOwnerCountSpacing checks that publishes cannot make the server
 // recount owners back to back: after a count that took d, a publish's
-// recount waits until 20·d have passed, and without a publish the count
-// holds for 10 s.
+// recount waits until 20·d have passed and then happens once, and without
+// a publish the count holds for 10 s of the server's clock.
 func TestOwnerCountSpacing(t *testing.T) {
 	e := newEnv(t, directory.Config{})
 	b := e.register(bob)
@@ -33,27 +33,37 @@ func TestOwnerCountSpacing(t *testing.T) {
 		}
 	}
 	publish() // invalidates whatever was counted before the delay was set
+	start := time.Now()
 	config()
-	counted := time.Now()
-	before := e.store.counts.Load()
+	first := e.store.countsSince(start)
+	if len(first) != 1 {
+		t.Fatalf("%d counts for the first config after a publish, want 1", len(first))
+	}
+	counted := first[0]
 	for range 5 {
 		publish()
 		config()
 	}
-	if n := e.store.counts.Load() - before; n != 0 && time.Since(counted) < 20*delay {
-		t.Fatalf("%d counts within %v of a count that took %v", n, time.Since(counted), delay)
+	spacing := 20 * delay
+	time.Sleep(time.Until(counted.Add(spacing + 100*time.Millisecond)))
+	config()
+	config()
+	later := e.store.countsSince(counted)
+	if len(later) != 1 {
+		t.Fatalf("%d counts after the publishes, want exactly 1", len(later))
 	}
-	// The publishes' recount waits for the spacing, then happens once.
-	time.Sleep(time.Until(counted.Add(20*delay + 100*time.Millisecond)))
-	config()
-	config()
-	if n := e.store.counts.Load() - before; n != 1 {
-		t.Fatalf("%d counts once the spacing passed, want 1", n)
+	if gap := later[0].Sub(counted); gap < spacing {
+		t.Fatalf("a publish's count began %v after the last, before the %v spacing", gap, spacing)
 	}
-	// Without a publish, the count holds for 10 s.
-	time.Sleep(20*delay + 100*time.Millisecond)
+	// Without a publish the count holds for 10 s, then is redone.
+	e.skew.Add(int64(9 * time.Second))
 	config()
-	if n := e.store.counts.Load() - before; n != 1 {
-		t.Fatalf("%d counts without a publish, want still 1", n)
+	if n := len(e.store.countsSince(counted)); n != 1 {
+		t.Fatalf("%d counts within 10 s without a publish, want still 1", n)
+	}
+	e.skew.Add(int64(2 * time.Second))
+	config()
+	if n := len(e.store.countsSince(counted)); n != 2 {
+		t.Fatalf("%d counts after 10 s, want 2", n)
 	}
 }

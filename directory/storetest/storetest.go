@@ -1072,6 +1072,29 @@ func testBuckets(t *testing.T, open opener) {
 		checkAll(t, s, p1, t0.Add(-time.Nanosecond), atNow, soon, later)
 	})
 
+	t.Run("MembershipBesideHidden", func(t *testing.T) {
+		// Lists of expired records and of another epoch's, between the
+		// fetched ones in key order, must not lend their entries to them.
+		s := newStore(t, open)
+		expired := record(index(0x55, 1), recordID(1), acl.List{Visibility: acl.Public, Deny: []acl.Pseudonym{p1}})
+		expired.Expires = t0.Add(-time.Hour)
+		live := record(index(0x55, 1), recordID(2), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}})
+		other := record(index(0x55, 2), recordID(1), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p2}, Deny: []acl.Pseudonym{p1}})
+		other.Epoch = 1
+		plain := record(index(0x55, 3), recordID(1), acl.List{Visibility: acl.Public, Deny: []acl.Pseudonym{p2}})
+		for _, r := range []directory.Record{plain, other, live, expired} {
+			putRecord(t, s, r, noLimit)
+		}
+		checkAllCallers(t, s, t0, live, plain)
+		got, err := s.Buckets(t.Context(), 1, []directory.BucketRange{fullRange}, p2, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := diffCandidates(got[0], candidates(p2, other)); d != "" {
+			t.Errorf("epoch 1 for p2:\n%s", d)
+		}
+	})
+
 	t.Run("Membership", func(t *testing.T) {
 		s := newStore(t, open)
 		i, j, k := index(0x77, 1), index(0x77, 2), index(0x78, 1)

@@ -164,7 +164,7 @@ func checkRows(t *testing.T, dir string, st synth.Stats) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for table, want := range map[string]int{"records": st.Records, "acl_entries": st.ACLEntries, "holders": st.Holders} {
+	for table, want := range map[string]int{"records": st.Records, "acls": st.ACLLists, "holders": st.Holders} {
 		var n int
 		if err := db.QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
 			t.Fatal(err)
@@ -172,6 +172,10 @@ func checkRows(t *testing.T, dir string, st synth.Stats) {
 		if n != want {
 			t.Errorf("%s has %d rows, want %d", table, n, want)
 		}
+	}
+	var entries int
+	if err := db.QueryRow("SELECT COALESCE(SUM(length(allow) + length(deny)), 0) / 32 FROM acls").Scan(&entries); err != nil || entries != st.ACLEntries {
+		t.Errorf("acls hold %d entries, want %d (%v)", entries, st.ACLEntries, err)
 	}
 	var res string
 	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil || res != "ok" {

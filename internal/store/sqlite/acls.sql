@@ -21,15 +21,3 @@ CREATE TABLE acls (
 	PRIMARY KEY (idx, record_id),
 	FOREIGN KEY (idx, record_id) REFERENCES records (idx, record_id) ON DELETE CASCADE
 ) STRICT, WITHOUT ROWID;
-
--- The lists' entries one per row (kind 1 = allow, 2 = deny), for analysis
--- (blindex disclose) and for anyone reading the database by hand.
-CREATE VIEW acl_entries (idx, record_id, kind, pseudonym) AS
-WITH RECURSIVE e (idx, record_id, kind, list, i) AS (
-	SELECT idx, record_id, 1, allow, 0 FROM acls WHERE length(allow) > 0
-	UNION ALL
-	SELECT idx, record_id, 2, deny, 0 FROM acls WHERE length(deny) > 0
-	UNION ALL
-	SELECT idx, record_id, kind, list, i + 32 FROM e WHERE i + 32 < length(list)
-)
-SELECT idx, record_id, kind, substr(list, i + 1, 32) FROM e;
