@@ -352,13 +352,20 @@ func (c *Client) fetchRecords(ctx context.Context, cred *identity, ev *evaluatio
 	if err != nil {
 		return nil, err
 	}
-	byIndex := map[[32]byte][][]byte{}
+	// Keep only the records under this lookup's own indexes: a bucket holds
+	// tens of other owners' records for each of ours.
+	byIndex := make(map[[32]byte][][]byte, len(indexes))
+	for _, idx := range indexes {
+		byIndex[idx] = nil
+	}
 	for _, resp := range answers {
 		for _, b := range resp.Buckets {
 			for _, e := range b.Records {
-				if len(e.Index) == 32 {
-					k := [32]byte(e.Index)
-					byIndex[k] = append(byIndex[k], e.Ciphertext)
+				if len(e.Index) != 32 {
+					continue
+				}
+				if cts, ours := byIndex[[32]byte(e.Index)]; ours {
+					byIndex[[32]byte(e.Index)] = append(cts, e.Ciphertext)
 				}
 			}
 		}

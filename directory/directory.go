@@ -300,6 +300,13 @@ func (s *Server) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait() // no checkpoint is being written once Run returns
 	wg.Go(func() { s.tlog.Run(ctx) })
+	// Count owners now, so the first lookups need not wait for the count
+	// (seconds at 10 M owners).
+	wg.Go(func() {
+		if _, err := s.currentPrefixBits(ctx); err != nil && ctx.Err() == nil {
+			s.housekeepError("counting owners", err)
+		}
+	})
 	t := time.NewTicker(15 * time.Second)
 	defer t.Stop()
 	for {
