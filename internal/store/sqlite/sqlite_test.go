@@ -218,6 +218,14 @@ func TestIntegrityCheck(t *testing.T) {
 // file, its WAL or its shared-memory file once the store is closed: a
 // seized or backed-up file must not reveal pending number tags, sealed
 // records, or whom an owner allowed.
+// A deletionCase writes data and deletes it with run; none of its markers
+// may remain in the database files afterwards.
+type deletionCase struct {
+	name    string
+	markers map[string][]byte
+	run     func(t *testing.T, s *sqlite.Store)
+}
+
 func TestDeletedDataGone(t *testing.T) {
 	marker := func(name string, n int) []byte {
 		return bytes.Repeat([]byte(name), n/len(name)+1)[:n]
@@ -231,11 +239,7 @@ func TestDeletedDataGone(t *testing.T) {
 	copy(allowed[:], marker("ALLOWMARKER", 32))
 	copy(denied[:], marker("DENYMARKER", 32))
 
-	tests := []struct {
-		name    string
-		markers map[string][]byte
-		run     func(t *testing.T, s *sqlite.Store)
-	}{
+	tests := []deletionCase{
 		{
 			name: "DeleteVerification",
 			markers: map[string][]byte{
@@ -352,6 +356,7 @@ func TestDeletedDataGone(t *testing.T) {
 				}
 			},
 		},
+		shortenedList(allowed),
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -397,6 +402,37 @@ func TestDeletedDataGone(t *testing.T) {
 			closeStore(t, s)
 			scan("closed")
 		})
+	}
+}
+
+// shortenedList is a TestDeletedDataGone case: an allowlist long enough to
+// spill into overflow pages (200 entries, 6,400 bytes in one blob) cut down
+// to one entry. The entries removed must leave no trace.
+func shortenedList(kept acl.Pseudonym) deletionCase {
+	long := acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{kept}}
+	markers := map[string][]byte{}
+	for i := range 199 {
+		var p acl.Pseudonym
+		copy(p[:], fmt.Sprintf("SHORTENED-LIST-ENTRY-%04d-MARKER", i))
+		long.Allow = append(long.Allow, p)
+		markers[fmt.Sprintf("removed entry %d", i)] = p[:]
+	}
+	return deletionCase{
+		name:    "ShortenLongList",
+		markers: markers,
+		run: func(t *testing.T, s *sqlite.Store) {
+			var index, recordID [32]byte
+			index[0], recordID[0] = 0x42, 1
+			r := directory.Record{Index: index, RecordID: recordID, Ciphertext: []byte("sealed"),
+				ACL: long, Expires: now.Add(time.Hour), Updated: now}
+			if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
+				t.Fatal(err)
+			}
+			short := acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{kept}}
+			if _, err := s.SetACL(t.Context(), index, recordID, short, now); err != nil {
+				t.Fatal(err)
+			}
+		},
 	}
 }
 
