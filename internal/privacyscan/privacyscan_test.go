@@ -1,11 +1,16 @@
 package privacyscan
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
+	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -64,5 +69,63 @@ func TestFindsHashes(t *testing.T) {
 	other := sha256.Sum256([]byte("+14155550101"))
 	if f := s.Bytes("entry", []byte(base64.StdEncoding.EncodeToString(other[:]))); len(f) != 0 {
 		t.Errorf("another number's hash found: %v", f)
+	}
+}
+
+// The one-pass search finds exactly what a search per spelling finds, on
+// bytes full of digits, near-misses and every kind of needle.
+func TestOnePassMatchesNaive(t *testing.T) {
+	var numbers []string
+	for i := range 50 {
+		numbers = append(numbers, fmt.Sprintf("+1415555%04d", 100+i*7))
+	}
+	s, err := New(numbers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	needles := slices.Collect(maps.Keys(s.needles))
+	slices.Sort(needles)
+	for round := range 20 {
+		var b []byte
+		for len(b) < 200_000 {
+			switch rng.IntN(4) {
+			case 0: // random bytes
+				for range rng.IntN(64) {
+					b = append(b, byte(rng.Uint32()))
+				}
+			case 1: // digits and punctuation, like numbers that are not ours
+				for range rng.IntN(32) {
+					b = append(b, "0123456789+-() "[rng.IntN(15)])
+				}
+			case 2: // a needle, whole or cut short by one byte
+				n := needles[rng.IntN(len(needles))]
+				if rng.IntN(2) == 0 {
+					n = n[:len(n)-1]
+				}
+				b = append(b, n...)
+			default: // a needle's first 3 bytes only
+				b = append(b, needles[rng.IntN(len(needles))][:3]...)
+			}
+		}
+		var want []string
+		for _, n := range needles {
+			if bytes.Contains(b, []byte(n)) {
+				want = append(want, n)
+			}
+		}
+		var got []string
+		for _, f := range s.Bytes("round", b) {
+			got = append(got, f.Spelling)
+			if f.Number != s.needles[f.Spelling] {
+				t.Fatalf("round %d: %q attributed to %s", round, f.Spelling, f.Number)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d: one pass found %d spellings, a search per spelling %d", round, len(got), len(want))
+		}
+		if len(want) == 0 {
+			t.Fatalf("round %d: no needle in the data: the comparison proves nothing", round)
+		}
 	}
 }
