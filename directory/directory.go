@@ -169,14 +169,21 @@ type Server struct {
 	logSecret    []byte
 	tlog         *translog.Log
 
+	// Owner counts run in the background, one at a time, under bgCtx;
+	// Run cancels and waits for them when it ends.
+	bg       sync.WaitGroup
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+
 	mu          sync.Mutex
 	prefixBits  int
-	prefixValid time.Time // prefixBits is fresh until then
-	prefixSoon  time.Time // a publish may not bring the next count before this
-	prefixKnown bool      // prefixBits has been computed once
-	refreshing  bool      // a request is recounting owners
-	epochState  Epochs    // the lookup epochs, as last read
-	epochValid  time.Time // epochState is fresh until then
+	prefixValid time.Time     // prefixBits is fresh until then
+	prefixSoon  time.Time     // a publish may not bring the next count before this
+	prefixKnown bool          // prefixBits has been computed once
+	counting    chan struct{} // closed when the running count ends; nil if none runs
+	countErr    error         // the last count's failure
+	epochState  Epochs        // the lookup epochs, as last read
+	epochValid  time.Time     // epochState is fresh until then
 }
 
 // MetaOPRFPublicKey is the store meta key under which the OPRF public key
@@ -261,6 +268,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		budgetSecret: hkdfKey(cfg.OPRFKey.Bytes(), "blindex v1 budget key"),
 		logSecret:    hkdfKey(cfg.OPRFKey.Bytes(), "blindex v1 log fingerprint"),
 	}
+	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
 	m.logSize(func() (int64, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -300,13 +308,12 @@ func (s *Server) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait() // no checkpoint is being written once Run returns
 	wg.Go(func() { s.tlog.Run(ctx) })
+	defer func() { s.bgCancel(); s.bg.Wait() }()
 	// Count owners now, so the first lookups need not wait for the count
 	// (seconds at 10 M owners).
-	wg.Go(func() {
-		if _, err := s.currentPrefixBits(ctx); err != nil && ctx.Err() == nil {
-			s.housekeepError("counting owners", err)
-		}
-	})
+	s.mu.Lock()
+	s.startCount(s.cfg.Now())
+	s.mu.Unlock()
 	t := time.NewTicker(15 * time.Second)
 	defer t.Stop()
 	for {
@@ -395,46 +402,69 @@ func (s *Server) config(ctx context.Context) (api.Config, error) {
 // currentPrefixBits is floor(log2(owners / MinBucketOwners)), so that an
 // average bucket holds at least MinBucketOwners owners. Counting owners
 // scans an index (seconds at 10 M owners), so the value is cached and
-// refreshed by one request at a time, outside the lock: other requests
-// meanwhile use the previous value instead of waiting. It is recounted
-// after 10 seconds, or after a publish, but never sooner after the last
-// count than 20 times what that count took: counting never takes more than
-// a twentieth of a core, however fast owners publish.
+// recounted in the background, one count at a time, while requests use the
+// previous value; only before the first count has ended do they wait for
+// it. It is recounted after 10 seconds, or after a publish, but never
+// sooner after the last count than 20 times what that count took: counting
+// never takes more than a twentieth of a core, however fast owners publish.
 func (s *Server) currentPrefixBits(ctx context.Context) (int, error) {
-	now := s.cfg.Now()
 	s.mu.Lock()
-	if now.Before(s.prefixValid) || (s.refreshing && s.prefixKnown) {
-		pb := s.prefixBits
-		s.mu.Unlock()
+	if !s.cfg.Now().Before(s.prefixValid) {
+		s.startCount(s.cfg.Now())
+	}
+	known, pb, done, err := s.prefixKnown, s.prefixBits, s.counting, s.countErr
+	s.mu.Unlock()
+	if known {
 		return pb, nil
 	}
-	s.refreshing = true
-	s.mu.Unlock()
-
-	// The count outlives its request: a caller that hangs up must not make
-	// the next request start the count over.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	start := time.Now() // the real clock: this measures the count's cost
-	n, err := s.cfg.Store.CountOwners(cctx, now)
-	spacing := 20 * time.Since(start)
-	cancel()
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.refreshing = false
-	s.prefixSoon = now.Add(spacing)
-	if err != nil {
-		// Others keep the previous value, if there is one, until the
-		// spacing has passed.
-		if s.prefixKnown {
-			s.prefixValid = s.prefixSoon
-		}
+	if done == nil { // the first count failed, and the next waits its turn
 		return 0, err
 	}
-	s.prefixBits = prefixBitsFor(n, s.cfg.MinBucketOwners, s.cfg.MaxPrefixBits)
-	s.prefixKnown = true
-	s.prefixValid = now.Add(max(10*time.Second, spacing))
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.prefixKnown {
+		return 0, s.countErr
+	}
 	return s.prefixBits, nil
+}
+
+// startCount starts a count of owners in the background unless one runs.
+// s.mu must be held.
+func (s *Server) startCount(now time.Time) {
+	if s.counting != nil {
+		return
+	}
+	done := make(chan struct{})
+	s.counting = done
+	s.bg.Go(func() {
+		ctx, cancel := context.WithTimeout(s.bgCtx, time.Minute)
+		start := time.Now() // the real clock: this measures the count's cost
+		n, err := s.cfg.Store.CountOwners(ctx, now)
+		spacing := 20 * time.Since(start)
+		cancel()
+		if err != nil && s.bgCtx.Err() == nil {
+			s.housekeepError("counting owners", err)
+		}
+
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		defer close(done)
+		s.counting = nil
+		s.countErr = err
+		s.prefixSoon = now.Add(spacing)
+		if err != nil {
+			s.prefixValid = s.prefixSoon // try again once the spacing has passed
+			return
+		}
+		s.prefixBits = prefixBitsFor(n, s.cfg.MinBucketOwners, s.cfg.MaxPrefixBits)
+		s.prefixKnown = true
+		s.prefixValid = now.Add(max(10*time.Second, spacing))
+	})
 }
 
 func prefixBitsFor(owners, minPerBucket, maxBits int) int {

@@ -10,60 +10,124 @@ import (
 	"blindex.dev/blindex/internal/api"
 )
 
+// countEnv is a server whose owner counts each take delay, with a
+// registered owner who can publish.
+type countEnv struct {
+	*env
+	t     *testing.T
+	owner *client.Client
+}
+
+func newCountEnv(t *testing.T, delay time.Duration) *countEnv {
+	e := newEnv(t, directory.Config{})
+	c := &countEnv{env: e, t: t, owner: e.register(bob)}
+	e.store.countDelay.Store(int64(delay))
+	return c
+}
+
+func (c *countEnv) publish() {
+	c.t.Helper()
+	if err := c.owner.Publish(c.t.Context(), rec("org.example.chat"), client.Access{Visibility: acl.Public}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// config asks for /v1/config, which needs the prefix length, and returns
+// how long the answer took.
+func (c *countEnv) config() time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	if r := c.do("GET", api.PathConfig, nil, nil); r.status != 200 {
+		c.t.Fatalf("config: %d", r.status)
+	}
+	return time.Since(start)
+}
+
+// waitCounts waits up to 5 s for n counts to have begun after since, and
+// returns when they began.
+func (c *countEnv) waitCounts(since time.Time, n int) []time.Time {
+	c.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := c.store.countsSince(since)
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // TestOwnerCountSpacing checks that publishes cannot make the server
 // recount owners back to back: after a count that took d, a publish's
 // recount waits until 20·d have passed and then happens once, and without
 // a publish the count holds for 10 s of the server's clock.
 func TestOwnerCountSpacing(t *testing.T) {
-	e := newEnv(t, directory.Config{})
-	b := e.register(bob)
 	const delay = 50 * time.Millisecond // so a count "costs" 50 ms: spacing ≥ 1 s
-	e.store.countDelay.Store(int64(delay))
-
-	publish := func() {
-		t.Helper()
-		if err := b.Publish(t.Context(), rec("org.example.chat"), client.Access{Visibility: acl.Public}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	config := func() {
-		t.Helper()
-		if r := e.do("GET", api.PathConfig, nil, nil); r.status != 200 {
-			t.Fatalf("config: %d", r.status)
-		}
-	}
-	publish() // invalidates whatever was counted before the delay was set
+	e := newCountEnv(t, delay)
 	start := time.Now()
-	config()
-	first := e.store.countsSince(start)
+	e.publish() // invalidates whatever was counted before the delay was set
+	e.config()
+	first := e.waitCounts(start, 1)
 	if len(first) != 1 {
-		t.Fatalf("%d counts for the first config after a publish, want 1", len(first))
+		t.Fatalf("%d counts after a publish, want 1", len(first))
 	}
 	counted := first[0]
+	time.Sleep(2 * delay) // until that count has ended
 	for range 5 {
-		publish()
-		config()
+		e.publish()
+		e.config()
 	}
 	spacing := 20 * delay
+	time.Sleep(100 * time.Millisecond)
+	if n := len(e.store.countsSince(counted)); n != 0 && time.Since(counted) < spacing {
+		t.Fatalf("%d counts within %v of a count that took %v", n, time.Since(counted), delay)
+	}
 	time.Sleep(time.Until(counted.Add(spacing + 100*time.Millisecond)))
-	config()
-	config()
-	later := e.store.countsSince(counted)
-	if len(later) != 1 {
+	e.config()
+	e.waitCounts(counted, 1)
+	time.Sleep(2 * delay)
+	e.config()
+	if later := e.store.countsSince(counted); len(later) != 1 {
 		t.Fatalf("%d counts after the publishes, want exactly 1", len(later))
 	}
-	if gap := later[0].Sub(counted); gap < spacing {
+	if gap := e.store.countsSince(counted)[0].Sub(counted); gap < spacing {
 		t.Fatalf("a publish's count began %v after the last, before the %v spacing", gap, spacing)
 	}
 	// Without a publish the count holds for 10 s, then is redone.
 	e.skew.Add(int64(9 * time.Second))
-	config()
+	e.config()
+	time.Sleep(100 * time.Millisecond)
 	if n := len(e.store.countsSince(counted)); n != 1 {
 		t.Fatalf("%d counts within 10 s without a publish, want still 1", n)
 	}
 	e.skew.Add(int64(2 * time.Second))
-	config()
-	if n := len(e.store.countsSince(counted)); n != 2 {
+	e.config()
+	if n := len(e.waitCounts(counted, 2)); n != 2 {
 		t.Fatalf("%d counts after 10 s, want 2", n)
+	}
+}
+
+// TestRecountDoesNotDelayRequests checks that once the prefix length is
+// known, a request that finds it stale answers with it at once and leaves
+// the recount to the background.
+func TestRecountDoesNotDelayRequests(t *testing.T) {
+	const delay = 2 * time.Second
+	e := newCountEnv(t, delay)
+	start := time.Now()
+	e.publish()
+	if took := e.config(); took > delay/2 {
+		t.Fatalf("config took %v while a %v recount ran", took, delay)
+	}
+	if n := len(e.waitCounts(start, 1)); n != 1 {
+		t.Fatalf("%d counts after a publish, want 1 in the background", n)
+	}
+	// Other requests meanwhile neither wait nor start another count.
+	for range 3 {
+		if took := e.config(); took > delay/2 {
+			t.Fatalf("config took %v during the recount", took)
+		}
+	}
+	if n := len(e.store.countsSince(start)); n != 1 {
+		t.Fatalf("%d counts at once, want 1", n)
 	}
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"database/sql"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -160,5 +161,30 @@ func TestListHas(t *testing.T) {
 	}
 	if _, err := listHas(make([]byte, 33), acl.Pseudonym{}); err == nil {
 		t.Error("a list of 33 bytes is not reported as corrupt")
+	}
+}
+
+// TestLessFull checks the no-early-exit comparison against bytes.Compare.
+func TestLessFull(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 20000 {
+		a, b := make([]byte, 32), make([]byte, 32)
+		for j := range a {
+			a[j] = byte(rng.IntN(3)) // few values: many equal bytes and ties
+			b[j] = byte(rng.IntN(3))
+		}
+		if i%4 == 0 {
+			copy(b, a)
+			if i%8 == 0 {
+				b[rng.IntN(32)] ^= 0xff
+			}
+		}
+		want := 0
+		if bytes.Compare(a, b) < 0 {
+			want = 1
+		}
+		if got := lessFull(a, b); got != want {
+			t.Fatalf("lessFull(%x, %x) = %d, want %d", a, b, got, want)
+		}
 	}
 }

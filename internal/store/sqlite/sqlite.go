@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -173,9 +174,16 @@ func migrate(db *sql.DB) error {
 		return err
 	}
 	defer tx.Rollback()
-	// Read again under the lock: another process may have just migrated.
+	// Read again under the lock: another process may have just migrated,
+	// perhaps with a newer binary.
 	if err := tx.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
 		return err
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("sqlite: database schema version %d, this binary supports %d: use a newer blindex", v, SchemaVersion)
+	}
+	if v == SchemaVersion {
+		return nil
 	}
 	for ; v < SchemaVersion; v++ {
 		if err := migrations[v](tx); err != nil {
@@ -425,9 +433,9 @@ func unpackPseudonyms(b []byte) ([]acl.Pseudonym, error) {
 }
 
 // listHas reports whether the packed, sorted list holds p. It takes the
-// same number of steps, ⌈log2(n)⌉ comparisons and one more, for every
-// caller, so its time depends on the list's length only, never on where
-// (or whether) the caller is in it.
+// same steps for every caller: ⌈log2(n)⌉ halvings, each comparing all 32
+// bytes, and one comparison at the end. Its time depends on the list's
+// length only, never on where (or whether) the caller is in it.
 func listHas(list []byte, p acl.Pseudonym) (bool, error) {
 	if len(list)%acl.PseudonymSize != 0 {
 		return false, errors.New("sqlite: corrupt acl row")
@@ -440,12 +448,27 @@ func listHas(list []byte, p acl.Pseudonym) (bool, error) {
 	lo := 0 // the last entry <= p, or 0
 	for size := n; size > 1; {
 		half := size / 2
-		if bytes.Compare(entry(lo+half), p[:]) <= 0 {
-			lo += half
-		}
+		// lo += half if entry <= p, without a branch on the outcome.
+		le := 1 - lessFull(p[:], entry(lo+half)) // 1 unless p < entry
+		lo += half * le
 		size -= half
 	}
 	return subtle.ConstantTimeCompare(entry(lo), p[:]) == 1, nil
+}
+
+// lessFull returns 1 if a < b (bytewise, as bytes.Compare), else 0. It
+// reads every byte of both, with no early exit.
+func lessFull(a, b []byte) int {
+	// Walking from the last byte up, each byte that differs overrides the
+	// verdict of the bytes after it.
+	less := 0
+	for i := len(a) - 1; i >= 0; i-- {
+		x, y := int(a[i]), int(b[i])
+		differ := subtle.ConstantTimeByteEq(a[i], b[i]) ^ 1
+		lt := int(uint(x-y) >> (strconv.IntSize - 1)) // 1 if x < y
+		less = subtle.ConstantTimeSelect(differ, lt, less)
+	}
+	return less
 }
 
 func (s *Store) SetACL(ctx context.Context, index, recordID [32]byte, l acl.List, now time.Time) (int64, error) {
