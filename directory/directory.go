@@ -83,10 +83,8 @@ type Config struct {
 	// LogKey is the transparency log's note signer key (Ed25519, from
 	// note.GenerateKey); required. Its name is the log's origin.
 	LogKey string
-	// Witnesses cosign the log's published checkpoints; WitnessSize reads
-	// the size a witness reports in a conflict (see translog.Config).
-	Witnesses   []translog.Cosigner
-	WitnessSize func(error) (int64, bool)
+	// Witnesses cosign the log's published checkpoints.
+	Witnesses []translog.Cosigner
 	// EpochGrace is how long after a lookup epoch retires the server still
 	// answers bucket fetches in it, for lookups that evaluated there just
 	// before. Its records are deleted after it. Default 10 s.
@@ -242,7 +240,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	m := newMetrics()
 	tl, err := translog.New(translog.Config{Storage: cfg.Store, Key: cfg.LogKey, Witnesses: cfg.Witnesses,
-		WitnessSize: cfg.WitnessSize, Interval: cfg.LogInterval, CheckpointFile: cfg.LogCheckpointFile, Logger: cfg.Logger,
+		Interval: cfg.LogInterval, CheckpointFile: cfg.LogCheckpointFile, Logger: cfg.Logger,
 		OnError: func(error) { m.errors.WithLabelValues("log").Inc() }})
 	if err != nil {
 		return nil, err

@@ -33,7 +33,7 @@ func SignCheckpoint(origin string, tree tlog.Tree, signer note.Signer) ([]byte, 
 
 // OpenCheckpoint verifies a signed checkpoint against the log's key and
 // checks that it names the log's origin (the key's name). Signatures by
-// other keys are ignored here; see RequireWitnesses.
+// other keys are ignored here; see witness.RequireCosignatures.
 func OpenCheckpoint(signed []byte, logKey note.Verifier) (Checkpoint, error) {
 	n, err := note.Open(signed, note.VerifierList(logKey))
 	if err != nil {
@@ -76,6 +76,9 @@ func CheckConsistency(old, latest Checkpoint, proof tlog.TreeProof) error {
 			return &ForkError{Old: old, New: latest, Reason: "two different trees of the same size"}
 		}
 		return nil
+	}
+	if small.N == 0 {
+		return nil // the empty tree is a prefix of every tree
 	}
 	if err := tlog.CheckTree(proof, large.N, large.Hash, small.N, small.Hash); err != nil {
 		return &ForkError{Old: old, New: latest, Reason: "the smaller tree is not a prefix of the larger"}

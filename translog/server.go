@@ -71,9 +71,6 @@ type Config struct {
 	Key string
 	// Witnesses cosign the checkpoints the log publishes.
 	Witnesses []Cosigner
-	// WitnessSize, if set, extracts the tree size a witness reports having
-	// cosigned from the error of a refused AddCheckpoint (a conflict).
-	WitnessSize func(error) (int64, bool)
 	// Interval is how often a new checkpoint is published. Default 1 s.
 	Interval time.Duration
 	// CheckpointFile, if set, is where each published checkpoint is also
@@ -92,6 +89,7 @@ type Log struct {
 	log      *slog.Logger
 	signer   note.Signer
 	verifier note.Verifier
+	vkey     string // verifier's key in note's text form
 
 	mu      sync.Mutex
 	witness map[int]int64 // the size each witness last cosigned
@@ -116,7 +114,7 @@ func New(cfg Config) (*Log, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Log{cfg: cfg, log: cfg.Logger, signer: signer, verifier: verifier, witness: map[int]int64{}}, nil
+	return &Log{cfg: cfg, log: cfg.Logger, signer: signer, verifier: verifier, vkey: VerifierKey(cfg.Key), witness: map[int]int64{}}, nil
 }
 
 // Origin is the log's name: the origin line of its checkpoints.
@@ -126,7 +124,7 @@ func (l *Log) Origin() string { return l.signer.Name() }
 func (l *Log) Verifier() note.Verifier { return l.verifier }
 
 // VerifierKey returns the log's public key in note's text form.
-func (l *Log) VerifierKey() string { return VerifierKey(l.cfg.Key) }
+func (l *Log) VerifierKey() string { return l.vkey }
 
 // AppendEntry appends one entry on its own and returns its index.
 func (l *Log) AppendEntry(ctx context.Context, entry []byte) (int64, error) {
@@ -350,12 +348,13 @@ func (l *Log) cosign(ctx context.Context, i int, w Cosigner, tree tlog.Tree, sig
 			return nil, err
 		}
 		sigs, err := w.AddCheckpoint(ctx, old, proof, signed)
-		if err != nil && attempt == 0 && l.cfg.WitnessSize != nil {
+		var sized interface{ WitnessTreeSize() int64 }
+		if attempt == 0 && errors.As(err, &sized) {
 			// The witness has cosigned another size (another server of this
 			// log, or a restart): prove consistency from there.
 			// A size at or past this checkpoint's means the witness holds
 			// another tree of that size: a fork; retrying cannot help.
-			if n, ok := l.cfg.WitnessSize(err); ok && n < tree.N {
+			if n := sized.WitnessTreeSize(); n < tree.N {
 				old = n
 				continue
 			}

@@ -212,6 +212,12 @@ func TestConsistencyEveryPair(t *testing.T) {
 				t.Fatalf("sizes %d and %d (reversed): %v", cps[j].N, cps[i].N, err)
 			}
 		}
+		// The empty tree is a prefix of every tree, as Log.Consistency
+		// and the client treat it.
+		empty := translog.Checkpoint{Origin: cps[i].Origin}
+		if err := translog.CheckConsistency(empty, cps[i], nil); err != nil {
+			t.Fatalf("from the empty tree to size %d: %v", cps[i].N, err)
+		}
 	}
 	if _, err := l.Consistency(ctx, 5, max+1); !errors.Is(err, translog.ErrAhead) {
 		t.Fatalf("consistency past the log: %v, want ErrAhead", err)

@@ -184,13 +184,6 @@ for one number. Each --witness cosigns the checkpoints the log publishes.`, stde
 		}
 		cfg.Directory.Witnesses = append(cfg.Directory.Witnesses, w)
 	}
-	cfg.Directory.WitnessSize = func(err error) (int64, bool) {
-		var c *witness.ConflictError
-		if errors.As(err, &c) {
-			return c.Size, true
-		}
-		return 0, false
-	}
 	if *burst < 1024 || *global < 1024 || *perDay < 1 {
 		return fmt.Errorf("--budget-burst and --budget-global-per-second must be at least 1024 (a full batch), --budget-per-day at least 1")
 	}

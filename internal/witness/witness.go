@@ -114,6 +114,10 @@ type ConflictError struct {
 	Size int64
 }
 
+// WitnessTreeSize is the size the witness has cosigned: translog's Log
+// proves consistency from it and submits again.
+func (e *ConflictError) WitnessTreeSize() int64 { return e.Size }
+
 func (e *ConflictError) Error() string {
 	return "witness: witness has cosigned tree size " + strconv.FormatInt(e.Size, 10) + ", not the old size sent"
 }
