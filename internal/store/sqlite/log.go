@@ -47,12 +47,7 @@ func appendLog(ctx context.Context, tx *sql.Tx, entries ...[]byte) (int64, error
 	return first, err
 }
 
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-func readHashes(ctx context.Context, q querier, indexes []int64) ([]tlog.Hash, error) {
+func readHashes(ctx context.Context, q *sql.Tx, indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
 	for i, idx := range indexes {
 		var b []byte
@@ -178,47 +173,36 @@ func (s *Store) OwnerState(ctx context.Context, index [32]byte) ([]translog.Stat
 	return ownerState(ctx, tx, index)
 }
 
-// ownerState reads what an owner's state commitment covers.
+// ownerState reads what an owner's state commitment covers: each record
+// with its access list, in one query (a record without a list has none).
 func ownerState(ctx context.Context, tx *sql.Tx, index [32]byte) ([]translog.StateRecord, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT record_id, ciphertext, visibility, expires_at FROM records WHERE idx = ?`, index[:])
+	rows, err := tx.QueryContext(ctx, `SELECT r.record_id, r.ciphertext, r.visibility, r.expires_at,
+			COALESCE(a.allow, x''), COALESCE(a.deny, x'')
+		FROM records r LEFT JOIN acls a ON a.idx = r.idx AND a.record_id = r.record_id
+		WHERE r.idx = ?`, index[:])
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
 	var recs []translog.StateRecord
 	for rows.Next() {
-		var rid, ct []byte
+		var rid, ct, allow, deny []byte
 		var vis, exp int64
-		if err := rows.Scan(&rid, &ct, &vis, &exp); err != nil {
-			rows.Close()
+		if err := rows.Scan(&rid, &ct, &vis, &exp, &allow, &deny); err != nil {
 			return nil, err
 		}
 		if len(rid) != 32 {
-			rows.Close()
 			return nil, errors.New("sqlite: corrupt record row")
 		}
-		recs = append(recs, translog.StateRecord{RecordID: [32]byte(rid), CiphertextSHA256: sha256.Sum256(ct),
-			Expires: time.Unix(exp, 0), ACL: acl.List{Visibility: acl.Visibility(vis)}})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	for i := range recs {
-		var allow, deny []byte
-		err := tx.QueryRowContext(ctx, `SELECT allow, deny FROM acls WHERE idx = ? AND record_id = ?`,
-			index[:], recs[i].RecordID[:]).Scan(&allow, &deny)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
-		if err != nil {
+		r := translog.StateRecord{RecordID: [32]byte(rid), CiphertextSHA256: sha256.Sum256(ct),
+			Expires: time.Unix(exp, 0), ACL: acl.List{Visibility: acl.Visibility(vis)}}
+		if r.ACL.Allow, err = unpackPseudonyms(allow); err != nil {
 			return nil, err
 		}
-		if recs[i].ACL.Allow, err = unpackPseudonyms(allow); err != nil {
+		if r.ACL.Deny, err = unpackPseudonyms(deny); err != nil {
 			return nil, err
 		}
-		if recs[i].ACL.Deny, err = unpackPseudonyms(deny); err != nil {
-			return nil, err
-		}
+		recs = append(recs, r)
 	}
-	return recs, nil
+	return recs, rows.Err()
 }

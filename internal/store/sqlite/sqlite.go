@@ -163,11 +163,8 @@ func migrate(db *sql.DB) error {
 	if err := db.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
 		return fmt.Errorf("sqlite: opening database: %w", err)
 	}
-	if v > SchemaVersion {
-		return fmt.Errorf("sqlite: database schema version %d, this binary supports %d: use a newer blindex", v, SchemaVersion)
-	}
-	if v == SchemaVersion {
-		return nil
+	if done, err := migrated(v); done || err != nil {
+		return err
 	}
 	tx, err := db.Begin() // immediate: the write lock, so no other process migrates meanwhile
 	if err != nil {
@@ -179,11 +176,8 @@ func migrate(db *sql.DB) error {
 	if err := tx.QueryRow("PRAGMA user_version").Scan(&v); err != nil {
 		return err
 	}
-	if v > SchemaVersion {
-		return fmt.Errorf("sqlite: database schema version %d, this binary supports %d: use a newer blindex", v, SchemaVersion)
-	}
-	if v == SchemaVersion {
-		return nil
+	if done, err := migrated(v); done || err != nil {
+		return err
 	}
 	for ; v < SchemaVersion; v++ {
 		if err := migrations[v](tx); err != nil {
@@ -194,6 +188,15 @@ func migrate(db *sql.DB) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// migrated reports whether a database of schema version v needs no
+// migration, and refuses one newer than this binary.
+func migrated(v int) (bool, error) {
+	if v > SchemaVersion {
+		return true, fmt.Errorf("sqlite: database schema version %d, this binary supports %d: use a newer blindex", v, SchemaVersion)
+	}
+	return v == SchemaVersion, nil
 }
 
 // Close closes the database.
