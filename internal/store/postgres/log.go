@@ -315,11 +315,18 @@ func pseudonyms(bs [][]byte) ([]acl.Pseudonym, error) {
 	return ps, nil
 }
 
-// logStates appends the State entries of indexes, in index order, so that
-// every store logs one change in one order.
+// sortedDistinct returns the indexes sorted, each once: the order in which
+// logStates wants them.
+func sortedDistinct(indexes [][32]byte) [][32]byte {
+	out := slices.Clone(indexes)
+	slices.SortFunc(out, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	return slices.Compact(out)
+}
+
+// logStates appends the State entries of indexes, which must be sorted and
+// distinct (sortedDistinct), in that order, so that every store logs one
+// change in one order.
 func logStates(ctx context.Context, tx pgx.Tx, indexes [][32]byte, at time.Time) error {
-	slices.SortFunc(indexes, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
-	indexes = slices.Compact(indexes)
 	for _, idx := range indexes {
 		if _, err := logState(ctx, tx, idx, at); err != nil {
 			return err

@@ -17,7 +17,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"embed"
 	"encoding/binary"
@@ -613,10 +612,9 @@ func (s *Store) deleteRecordsWhere(ctx context.Context, cond string, arg any, no
 				return err
 			}
 			n = len(indexes)
-			distinct := slices.Clone(indexes)
-			slices.SortFunc(distinct, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
-			more = len(slices.Compact(distinct)) == deleteBatchIndexes
-			return logStates(ctx, tx, indexes, now)
+			distinct := sortedDistinct(indexes)
+			more = len(distinct) == deleteBatchIndexes
+			return logStates(ctx, tx, distinct, now)
 		})
 		total += n
 		if err != nil || !more {
