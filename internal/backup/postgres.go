@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 
 	"filippo.io/age"
@@ -87,20 +88,31 @@ var libpqParams = map[string]bool{
 	"sslcrl": true, "sslpassword": true, "target_session_attrs": true, "gssencmode": true,
 }
 
-// libpqDSN returns dsn with pgx-only parameters moved into the
-// environment for the libpq tools.
+// libpqDSN returns dsn for the libpq tools, and their environment: the
+// password moves to PGPASSWORD, off a command line that other local users
+// can read, and pgx-only parameters move to PGOPTIONS.
 func libpqDSN(dsn string) (string, []string) {
 	env := os.Environ()
 	u, err := url.Parse(dsn)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return dsn, env // keyword=value form: passed as given
+		// keyword=value form: only the password is taken out.
+		if m := conninfoPassword.FindStringSubmatchIndex(dsn); m != nil {
+			pw := dsn[m[2]:m[3]]
+			if strings.HasPrefix(pw, "'") {
+				pw = conninfoUnquote.Replace(pw[1 : len(pw)-1])
+			}
+			env = append(env, "PGPASSWORD="+pw)
+			dsn = strings.TrimSpace(dsn[:m[0]] + dsn[m[1]:])
+		}
+		return dsn, env
 	}
 	q := u.Query()
 	var opts []string
 	for k, vs := range q {
 		if !libpqParams[k] {
 			for _, v := range vs {
-				opts = append(opts, "-c "+k+"="+v)
+				// Spaces separate options in PGOPTIONS unless escaped.
+				opts = append(opts, "-c "+k+"="+pgoptionsEscape.Replace(v))
 			}
 			q.Del(k)
 		}
@@ -108,15 +120,25 @@ func libpqDSN(dsn string) (string, []string) {
 	if len(opts) > 0 {
 		env = append(env, "PGOPTIONS="+strings.Join(opts, " "))
 	}
+	if pw := q.Get("password"); pw != "" {
+		env = append(env, "PGPASSWORD="+pw)
+		q.Del("password")
+	}
 	u.RawQuery = q.Encode()
-	// A password goes in the environment, not on a command line that other
-	// local users can read.
 	if pw, ok := u.User.Password(); ok {
 		env = append(env, "PGPASSWORD="+pw)
 		u.User = url.User(u.User.Username())
 	}
 	return u.String(), env
 }
+
+var (
+	// conninfoPassword finds password=VALUE in a keyword=value DSN, the
+	// value bare or single-quoted with backslash escapes (libpq's rules).
+	conninfoPassword = regexp.MustCompile(`(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']\S*)`)
+	conninfoUnquote  = strings.NewReplacer(`\'`, `'`, `\\`, `\`)
+	pgoptionsEscape  = strings.NewReplacer(`\`, `\\`, " ", `\ `)
+)
 
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
