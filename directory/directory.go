@@ -155,11 +155,12 @@ var (
 // Server is a blindex directory. Create it with New; it is safe for
 // concurrent use.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	eval  *oprf.Evaluator
-	roots *x509.CertPool
-	sigs  *httpsig.Verifier
+	cfg      Config
+	log      *slog.Logger
+	eval     *oprf.Evaluator
+	roots    *x509.CertPool
+	rootsDER [][]byte // cfg.Roots as DER, for the config answer and the log
+	sigs     *httpsig.Verifier
 
 	ceiling      *rate.Limiter
 	metrics      *metrics
@@ -267,6 +268,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		logSecret:    hkdfKey(cfg.OPRFKey.Bytes(), "blindex v1 log fingerprint"),
 	}
 	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	for _, r := range cfg.Roots {
+		s.rootsDER = append(s.rootsDER, r.Raw)
+	}
 	m.logSize(func() (int64, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -373,10 +377,6 @@ func (s *Server) config(ctx context.Context) (api.Config, error) {
 	if err != nil {
 		return api.Config{}, err
 	}
-	roots := make([][]byte, len(s.cfg.Roots))
-	for i, r := range s.cfg.Roots {
-		roots[i] = r.Raw
-	}
 	e, err := s.epochs(ctx)
 	if err != nil {
 		return api.Config{}, err
@@ -390,7 +390,7 @@ func (s *Server) config(ctx context.Context) (api.Config, error) {
 		Epochs:       apiEpochs(e, s.cfg.Info),
 		PrefixBits:   pb,
 		MaxBatch:     oprf.MaxBatch,
-		CARoots:      roots,
+		CARoots:      s.rootsDER,
 		RecordMaxTTL: int64(s.cfg.RecordMaxTTL / time.Second),
 		LogKey:       s.tlog.VerifierKey(),
 		LogLabelInfo: LogLabelInfo,

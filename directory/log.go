@@ -2,7 +2,6 @@ package directory
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -53,10 +52,7 @@ func (s *Server) logLabel(ctx context.Context, c *caller, req api.EvaluateReques
 	if len(req.Elements) != 1 {
 		return api.EvaluateResponse{}, fmt.Errorf("%w: exactly one element", httpapi.ErrBadRequest)
 	}
-	m := hmac.New(sha256.New, s.budgetSecret)
-	m.Write([]byte("log label\x00"))
-	m.Write([]byte(c.number)) // per number: a new key for it gets no fresh budget
-	key := [32]byte(m.Sum(nil))
+	key := s.budgetKey("log label", c) // per number: a new key for it gets no fresh budget
 	rate := float64(LabelPerDay) / 86400
 	level, err := s.cfg.Store.Tokens(ctx, key, -1, LabelBurst, LabelBurst, rate, s.cfg.Now())
 	if errors.Is(err, ErrExhausted) {
@@ -98,10 +94,6 @@ func (s *Server) logState(ctx context.Context, c *caller, _ struct{}) (api.State
 // the store's meta under the entry's hash), so clients and auditors can
 // check the keys they are given against the log.
 func (s *Server) logKeys(ctx context.Context, epochs Epochs) error {
-	roots := make([][]byte, len(s.cfg.Roots))
-	for i, r := range s.cfg.Roots {
-		roots[i] = r.Raw
-	}
 	pub := s.cfg.OPRFKey.Public().Bytes()
 	entries := []translog.Entry{{Kind: translog.OPRFKey, Info: EpochInfo(s.cfg.Info, epochs.Current), PublicKey: pub}}
 	if epochs.Previous >= 0 {
@@ -109,7 +101,7 @@ func (s *Server) logKeys(ctx context.Context, epochs Epochs) error {
 	}
 	entries = append(entries,
 		translog.Entry{Kind: translog.OPRFKey, Info: LogLabelInfo, PublicKey: pub},
-		translog.Entry{Kind: translog.CARoots, Roots: roots})
+		translog.Entry{Kind: translog.CARoots, Roots: s.rootsDER})
 	if s.cfg.MapEntry != nil {
 		entries = append(entries, *s.cfg.MapEntry)
 	}

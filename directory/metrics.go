@@ -55,7 +55,7 @@ func (m *metrics) logSize(size func() (int64, error)) {
 	}, func() float64 {
 		n, err := size()
 		if err != nil {
-			m.errors.WithLabelValues("request").Inc()
+			m.errors.WithLabelValues("log").Inc()
 			return -1
 		}
 		return float64(n)
