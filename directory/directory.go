@@ -174,6 +174,8 @@ type Server struct {
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 
+	logKeysMu sync.Mutex // serializes logKeys
+
 	mu          sync.Mutex
 	prefixBits  int
 	prefixValid time.Time     // prefixBits is fresh until then

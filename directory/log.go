@@ -94,6 +94,10 @@ func (s *Server) logState(ctx context.Context, c *caller, _ struct{}) (api.State
 // the store's meta under the entry's hash), so clients and auditors can
 // check the keys they are given against the log.
 func (s *Server) logKeys(ctx context.Context, epochs Epochs) error {
+	// One at a time: requests that find a new epoch together would
+	// otherwise all see an entry unlogged and append it.
+	s.logKeysMu.Lock()
+	defer s.logKeysMu.Unlock()
 	pub := s.cfg.OPRFKey.Public().Bytes()
 	entries := []translog.Entry{{Kind: translog.OPRFKey, Info: EpochInfo(s.cfg.Info, epochs.Current), PublicKey: pub}}
 	if epochs.Previous >= 0 {
