@@ -490,6 +490,15 @@ type caller struct {
 	epoch     int           // the current lookup epoch when the request arrived
 	keyHash   [32]byte
 	number    string // from the credential; for other epochs' derivations, never logged
+
+	// The values in one other epoch, derived once per request by Server.at
+	// (during an overlap, authenticate and the handler both need them).
+	other struct {
+		epoch     int
+		pseudonym acl.Pseudonym
+		index     [32]byte
+		ok        bool
+	}
 }
 
 // fingerprint names a caller in logs. It is an HMAC under a server secret,

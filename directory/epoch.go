@@ -162,16 +162,22 @@ func (s *Server) epochOf(ctx context.Context, requested *int, fetch bool) (int, 
 	return *requested, e, nil
 }
 
-// at returns the caller's pseudonym and index in epoch n.
+// at returns the caller's pseudonym and index in epoch n, derived at most
+// once per request for an epoch other than the current. Not for concurrent
+// use on one caller.
 func (s *Server) at(c *caller, n int) (acl.Pseudonym, [32]byte, error) {
 	if n == c.epoch {
 		return c.pseudonym, c.index, nil
+	}
+	if c.other.ok && c.other.epoch == n {
+		return c.other.pseudonym, c.other.index, nil
 	}
 	y, err := s.eval.FullEvaluate([]byte(EpochInfo(s.cfg.Info, n)), []byte(c.number))
 	if err != nil {
 		return acl.Pseudonym{}, [32]byte{}, err
 	}
-	return oprf.Pseudonym(y), oprf.Index(y), nil
+	c.other.epoch, c.other.pseudonym, c.other.index, c.other.ok = n, oprf.Pseudonym(y), oprf.Index(y), true
+	return c.other.pseudonym, c.other.index, nil
 }
 
 func apiEpochs(e Epochs, base string) []api.Epoch {
