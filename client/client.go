@@ -22,7 +22,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -421,7 +420,7 @@ func (c *Client) send(ctx context.Context, base, method, path string, body []byt
 }
 
 func decodeAnswer(resp *http.Response, out any) error {
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	b, err := readAnswer(resp)
 	if err != nil {
 		return err
 	}

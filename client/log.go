@@ -247,7 +247,7 @@ func (c *Client) confirmLogged(ctx context.Context, resp api.VerifyConfirmRespon
 		return err
 	}
 	if e.Kind != translog.Credential || e.Cert != sha256.Sum256(resp.Certificate) ||
-		e.Key != sha256.Sum256(cred.cert.RawSubjectPublicKeyInfo) {
+		e.Key != certHash(cred.cert) {
 		return fmt.Errorf("%w: the credential entry does not match the credential", ErrLogEntry)
 	}
 	// The label is checked when it is first evaluated (label): asking now
