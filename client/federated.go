@@ -99,8 +99,7 @@ func (c *Client) pinnedFrom(ctx context.Context, pin *Pin) (*pinned, error) {
 	}
 	p := pinned{PublicKey: pin.PublicKey, Info: pin.Info, CARoots: pin.CARoots, LogKey: pin.LogKey,
 		LogLabelInfo: cfg.LogLabelInfo, Epoch: pin.Epoch}
-	b, _ = json.Marshal(p)
-	if err := writeFile(path, b, 0o600); err != nil {
+	if err := c.savePinned(&p); err != nil {
 		return nil, err
 	}
 	return &p, nil

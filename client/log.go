@@ -126,8 +126,7 @@ func (c *Client) logKey(ctx context.Context) (note.Verifier, error) {
 			return nil, ErrNoLog
 		}
 		p.LogKey, p.LogLabelInfo = cfg.LogKey, cfg.LogLabelInfo
-		b, _ := json.Marshal(p)
-		if err := writeFile(filepath.Join(c.cfg.StateDir, filePinned), b, 0o600); err != nil {
+		if err := c.savePinned(p); err != nil {
 			return nil, err
 		}
 	}

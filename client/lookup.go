@@ -74,14 +74,22 @@ func (c *Client) pinnedCtx(ctx context.Context) (*pinned, error) {
 			return nil, fmt.Errorf("client: directory uses log label info %q, want %q", cfg.LogLabelInfo, api.LogLabelInfo)
 		}
 		p = pinned{PublicKey: cfg.PublicKey, Info: cfg.Info, CARoots: cfg.CARoots, LogKey: cfg.LogKey, LogLabelInfo: cfg.LogLabelInfo}
-		b, _ := json.Marshal(p)
-		if err := writeFile(path, b, 0o600); err != nil {
+		if err := c.savePinned(&p); err != nil {
 			return nil, err
 		}
 	default:
 		return nil, err
 	}
 	return &p, nil
+}
+
+// savePinned stores the pinned directory parameters.
+func (c *Client) savePinned(p *pinned) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(c.cfg.StateDir, filePinned), b, 0o600)
 }
 
 // An evaluation is the outcome of evaluating a batch of inputs.
@@ -140,8 +148,7 @@ func (c *Client) evaluateAt(ctx context.Context, cred *identity, inputs [][]byte
 	}
 	if epoch == nil && ev.epoch > p.Epoch {
 		p.Epoch = ev.epoch
-		b, _ := json.Marshal(p)
-		if err := writeFile(filepath.Join(c.cfg.StateDir, filePinned), b, 0o600); err != nil {
+		if err := c.savePinned(p); err != nil {
 			return nil, err
 		}
 	}
