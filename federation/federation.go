@@ -563,8 +563,8 @@ func canonicalVerifierKey(vkey string) string {
 }
 
 func decodeB64(s string) ([]byte, error) {
-	b, err := base64.StdEncoding.Strict().DecodeString(s)
-	if err != nil || len(b) == 0 {
+	b, ok := ascii.Base64(s)
+	if !ok {
 		return nil, fmt.Errorf("%w: bad base64 value", ErrMalformed)
 	}
 	return b, nil
@@ -581,8 +581,8 @@ func parseInt(s string) (int64, error) {
 
 // parseUint accepts a decimal without a sign or leading zeros.
 func parseUint(s string) (int64, error) {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > maxInt || strconv.FormatInt(n, 10) != s {
+	n, ok := ascii.Decimal(s, maxInt)
+	if !ok {
 		return 0, fmt.Errorf("%w: bad number", ErrMalformed)
 	}
 	return n, nil

@@ -287,8 +287,8 @@ func value(line, name string) (string, error) {
 }
 
 func decodeB64(s string, size int) ([]byte, error) {
-	b, err := base64.StdEncoding.Strict().DecodeString(s)
-	if err != nil || (size >= 0 && len(b) != size) || len(b) == 0 {
+	b, ok := ascii.Base64(s)
+	if !ok || (size >= 0 && len(b) != size) {
 		return nil, fmt.Errorf("%w: bad base64 value", ErrMalformed)
 	}
 	return b, nil
@@ -296,8 +296,8 @@ func decodeB64(s string, size int) ([]byte, error) {
 
 // parseInt accepts a non-negative decimal without a sign or leading zeros.
 func parseInt(s string) (int64, error) {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || strconv.FormatInt(n, 10) != s || n > 1<<40 {
+	n, ok := ascii.Decimal(s, 1<<40)
+	if !ok {
 		return 0, fmt.Errorf("%w: bad number", ErrMalformed)
 	}
 	return n, nil

@@ -2,6 +2,12 @@
 // federation maps): one spelling per value, nothing that could hide.
 package ascii
 
+import (
+	"encoding/base64"
+	"strconv"
+	"strings"
+)
+
 // Printable reports whether s is non-empty printable ASCII, with spaces
 // allowed only inside (not leading or trailing).
 func Printable(s string) bool {
@@ -15,4 +21,27 @@ func Printable(s string) bool {
 		}
 	}
 	return true
+}
+
+// Decimal parses s as a non-negative decimal of at most max, in its one
+// spelling: no sign, no leading zeros, no spaces.
+func Decimal(s string, max int64) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > max || strconv.FormatInt(n, 10) != s {
+		return 0, false
+	}
+	return n, true
+}
+
+// Base64 decodes s as non-empty standard base64 in its one spelling
+// (padded, no stray bits, and none of the line breaks Go's decoder skips).
+func Base64(s string) ([]byte, bool) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, false
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(s)
+	if err != nil || len(b) == 0 {
+		return nil, false
+	}
+	return b, true
 }

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -27,6 +28,8 @@ import (
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"blindex.dev/blindex/internal/ascii"
 )
 
 var (
@@ -255,8 +258,8 @@ func parseSize(b []byte) (int64, error) {
 	if !ok {
 		return 0, fmt.Errorf("%w: bad tree size", ErrMalformedResponse)
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || strconv.FormatInt(n, 10) != s {
+	n, ok := ascii.Decimal(s, math.MaxInt64)
+	if !ok {
 		return 0, fmt.Errorf("%w: bad tree size", ErrMalformedResponse)
 	}
 	return n, nil
