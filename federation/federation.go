@@ -351,19 +351,38 @@ func Sign(doc []byte, signers ...note.Signer) ([]byte, error) {
 	if len(doc) > MaxSize {
 		return nil, ErrTooLarge
 	}
-	n := &note.Note{Text: string(doc)}
-	if bytes.Contains(doc, []byte("\n\n")) {
-		_, err := note.Open(doc, note.VerifierList())
-		var unverified *note.UnverifiedNoteError
-		if !errors.As(err, &unverified) {
-			return nil, fmt.Errorf("%w: not a map text or a signed note", ErrMalformed)
-		}
-		n = unverified.Note
+	n, err := unsigned(doc)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := Parse([]byte(n.Text)); err != nil {
 		return nil, err
 	}
 	return note.Sign(n, signers...)
+}
+
+// Text returns the map text of doc, a bare map text or a signed note, with
+// no signature checked: for showing a map, never for trusting one (Open).
+func Text(doc []byte) ([]byte, error) {
+	n, err := unsigned(doc)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(n.Text), nil
+}
+
+// unsigned reads doc, a bare map text or a signed note, as a note whose
+// signatures (if any) are kept but not checked.
+func unsigned(doc []byte) (*note.Note, error) {
+	if !bytes.Contains(doc, []byte("\n\n")) {
+		return &note.Note{Text: string(doc)}, nil
+	}
+	_, err := note.Open(doc, note.VerifierList())
+	var unverified *note.UnverifiedNoteError
+	if !errors.As(err, &unverified) {
+		return nil, fmt.Errorf("%w: not a map text or a signed note", ErrMalformed)
+	}
+	return unverified.Note, nil
 }
 
 // Trust is which map signatures a client accepts.

@@ -176,9 +176,9 @@ Each directory logs the version and hash of the map it is started with
 				return fmt.Errorf("map NOT verified: %w", err)
 			}
 		} else {
-			text := doc
-			if i := strings.LastIndex(string(doc), "\n\n"); i >= 0 {
-				text = doc[:i+1]
+			text, err := federation.Text(doc)
+			if err != nil {
+				return err
 			}
 			if m, err = federation.Parse(text); err != nil {
 				return err
