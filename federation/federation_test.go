@@ -142,6 +142,20 @@ func TestOpen(t *testing.T) {
 		t.Fatal("opened map differs")
 	}
 
+	// Text gives the same map text from the bare text and the signed note.
+	bare, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range [][]byte{bare, signed} {
+		if text, err := federation.Text(doc); err != nil || !bytes.Equal(text, bare) {
+			t.Fatalf("Text: %q, %v; want the map text", text, err)
+		}
+	}
+	if _, err := federation.Text(append(bare, "\nnot a signature line\n"...)); err == nil {
+		t.Error("Text accepted a note with a malformed signature block")
+	}
+
 	other, otherV := signer(t, fedName)
 	cosigner, cosignerV := signer(t, "us.example.org")
 	tampered := bytes.Replace(signed, []byte("prefix +44\n"), []byte("prefix +45\n"), 1)
