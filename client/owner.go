@@ -133,15 +133,12 @@ func (c *Client) publishAt(ctx context.Context, o *ownerEval, r record.Record, a
 
 // SetACL replaces the access list of the record published for app.
 func (c *Client) SetACL(ctx context.Context, app string, a Access) error {
-	o, err := c.evalOwner(ctx, nil, nil)
+	o, err := c.evalOwner(ctx, &a, nil)
 	if err != nil {
 		return err
 	}
 	// The record must be in the current epoch before its ACL can change.
 	if err := c.migrate(ctx, o.epoch, o.previous); err != nil {
-		return err
-	}
-	if o, err = c.evalOwner(ctx, &a, &o.epoch); err != nil {
 		return err
 	}
 	if err := c.setACLAt(ctx, o, app, a); err != nil {
