@@ -13,14 +13,14 @@ import (
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/client"
 	"blindex.dev/blindex/directory"
-	"blindex.dev/blindex/internal/serve"
 	"blindex.dev/blindex/internal/sms"
 	"blindex.dev/blindex/record"
+	"blindex.dev/blindex/server"
 )
 
-func startServer(t *testing.T, inbox *sms.Inbox, cfg directory.Config) *serve.Running {
+func startServer(t *testing.T, inbox *sms.Inbox, cfg directory.Config) *server.Running {
 	t.Helper()
-	srv, err := serve.Start(t.Context(), serve.Config{DataDir: t.TempDir(), Addr: "127.0.0.1:0", SMS: inbox, Directory: cfg})
+	srv, err := server.Start(t.Context(), server.Config{DataDir: t.TempDir(), Addr: "127.0.0.1:0", SMS: inbox, Directory: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func startServer(t *testing.T, inbox *sms.Inbox, cfg directory.Config) *serve.Ru
 	return srv
 }
 
-func register(t *testing.T, srv *serve.Running, inbox *sms.Inbox, dir, number string, maxBits int) *client.Client {
+func register(t *testing.T, srv *server.Running, inbox *sms.Inbox, dir, number string, maxBits int) *client.Client {
 	t.Helper()
 	c, err := client.New(client.Config{Server: srv.URL(), StateDir: dir, MaxPrefixBits: maxBits})
 	if err != nil {

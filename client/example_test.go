@@ -10,9 +10,9 @@ import (
 
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/client"
-	"blindex.dev/blindex/internal/serve"
 	"blindex.dev/blindex/internal/sms"
 	"blindex.dev/blindex/record"
+	"blindex.dev/blindex/server"
 )
 
 // Example plays the whole story: Bob verifies his number and publishes a
@@ -25,7 +25,7 @@ func Example() {
 
 	// A throwaway directory server on a loopback port.
 	inbox := sms.NewInbox() // the phones that receive the codes
-	srv, err := serve.Start(ctx, serve.Config{DataDir: filepath.Join(dir, "server"), Addr: "127.0.0.1:0", SMS: inbox})
+	srv, err := server.Start(ctx, server.Config{DataDir: filepath.Join(dir, "server"), Addr: "127.0.0.1:0", SMS: inbox})
 	if err != nil {
 		log.Fatal(err)
 	}

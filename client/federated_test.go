@@ -21,10 +21,10 @@ import (
 	"blindex.dev/blindex/client"
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/federation"
-	"blindex.dev/blindex/internal/serve"
 	"blindex.dev/blindex/internal/sms"
 	"blindex.dev/blindex/oprf"
 	"blindex.dev/blindex/record"
+	"blindex.dev/blindex/server"
 	"blindex.dev/blindex/translog"
 )
 
@@ -37,7 +37,7 @@ type fedDirectory struct {
 	addr     string
 	root     *x509.Certificate
 	entry    federation.Directory
-	run      *serve.Running
+	run      *server.Running
 
 	mu  sync.Mutex
 	obs []directory.Observation
@@ -86,7 +86,7 @@ func startFederation(t *testing.T) *federationEnv {
 	for _, d := range []*fedDirectory{{name: "us", prefixes: []string{"+1"}}, {name: "uk", prefixes: []string{"+44"}}, {name: "intl", prefixes: []string{"+"}}} {
 		// A first start makes the keys; the map needs them, and the URL.
 		d.data = t.TempDir()
-		r, err := serve.Start(t.Context(), serve.Config{DataDir: d.data, Addr: "127.0.0.1:0", SMS: env.inbox})
+		r, err := server.Start(t.Context(), server.Config{DataDir: d.data, Addr: "127.0.0.1:0", SMS: env.inbox})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,7 +156,7 @@ func (env *federationEnv) start(t *testing.T, d *fedDirectory) {
 		}
 	}
 	holds := env.m.Holds(d.URL())
-	r, err := serve.Start(t.Context(), serve.Config{DataDir: d.data, Addr: d.addr, SMS: env.inbox,
+	r, err := server.Start(t.Context(), server.Config{DataDir: d.data, Addr: d.addr, SMS: env.inbox,
 		CA: ca.Config{Holds: holds},
 		Directory: directory.Config{Roots: others, Holds: holds, Observe: d.observe,
 			MapEntry: &translog.Entry{Kind: translog.Map, MapName: env.m.Name, MapVersion: env.m.Version,
@@ -425,7 +425,7 @@ func TestFederatedWrongKey(t *testing.T) {
 	if err := uk.run.Close(); err != nil {
 		t.Fatal(err)
 	}
-	impostor, err := serve.Start(t.Context(), serve.Config{DataDir: t.TempDir(), Addr: uk.addr, SMS: env.inbox,
+	impostor, err := server.Start(t.Context(), server.Config{DataDir: t.TempDir(), Addr: uk.addr, SMS: env.inbox,
 		Directory: directory.Config{Roots: []*x509.Certificate{us.root, intl.root}}})
 	if err != nil {
 		t.Fatal(err)

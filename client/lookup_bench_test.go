@@ -29,11 +29,11 @@ import (
 	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/client"
 	"blindex.dev/blindex/directory"
-	"blindex.dev/blindex/internal/datadir"
-	"blindex.dev/blindex/internal/serve"
+	"blindex.dev/blindex/directory/datadir"
+	"blindex.dev/blindex/directory/synth"
 	"blindex.dev/blindex/internal/sms"
-	"blindex.dev/blindex/internal/synth"
 	"blindex.dev/blindex/oprf"
+	"blindex.dev/blindex/server"
 )
 
 // benchCaller is the number that looks up; synthetic allowlists built by
@@ -71,7 +71,7 @@ func newBenchLookupEnv(b *testing.B) *benchLookupEnv {
 	inbox := sms.NewInbox()
 	// Lifted budgets, and lifted verification limits: every run verifies
 	// the same caller again on a reused directory.
-	srv, err := serve.Start(b.Context(), serve.Config{DataDir: dir, Addr: "127.0.0.1:0", SMS: inbox,
+	srv, err := server.Start(b.Context(), server.Config{DataDir: dir, Addr: "127.0.0.1:0", SMS: inbox,
 		Directory: directory.Config{Budget: directory.Budget{Burst: 1 << 30, PerDay: 1 << 30, GlobalPerSecond: 1 << 30}},
 		CA:        ca.Config{Limits: ca.Limits{NumberPerHour: 1 << 20, NumberPerDay: 1 << 20, NetworkPerHour: 1 << 20}}})
 	if err != nil {

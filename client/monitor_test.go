@@ -15,9 +15,9 @@ import (
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/client"
 	"blindex.dev/blindex/directory"
-	"blindex.dev/blindex/internal/serve"
 	"blindex.dev/blindex/internal/sms"
 	"blindex.dev/blindex/record"
+	"blindex.dev/blindex/server"
 	"blindex.dev/blindex/translog"
 )
 
@@ -85,7 +85,7 @@ func TestMonitorCatchesHijack(t *testing.T) {
 func TestMonitorCatchesDatabaseEdit(t *testing.T) {
 	inbox := sms.NewInbox()
 	dataDir := t.TempDir()
-	srv, err := serve.Start(t.Context(), serve.Config{DataDir: dataDir, Addr: "127.0.0.1:0", SMS: inbox})
+	srv, err := server.Start(t.Context(), server.Config{DataDir: dataDir, Addr: "127.0.0.1:0", SMS: inbox})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,8 +151,8 @@ func copyDir(t *testing.T, src, dst string) {
 func TestForkAndRollbackDetected(t *testing.T) {
 	inbox := sms.NewInbox()
 	dirA := t.TempDir()
-	start := func(dir string) *serve.Running {
-		srv, err := serve.Start(t.Context(), serve.Config{DataDir: dir, Addr: "127.0.0.1:0", SMS: inbox})
+	start := func(dir string) *server.Running {
+		srv, err := server.Start(t.Context(), server.Config{DataDir: dir, Addr: "127.0.0.1:0", SMS: inbox})
 		if err != nil {
 			t.Fatal(err)
 		}

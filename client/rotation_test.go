@@ -11,10 +11,10 @@ import (
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/client"
 	"blindex.dev/blindex/directory"
-	"blindex.dev/blindex/internal/serve"
+	"blindex.dev/blindex/directory/postgres/pgtest"
 	"blindex.dev/blindex/internal/sms"
-	"blindex.dev/blindex/internal/store/postgres/pgtest"
 	"blindex.dev/blindex/record"
+	"blindex.dev/blindex/server"
 	"blindex.dev/blindex/translog"
 )
 
@@ -30,7 +30,7 @@ func TestRotationWithLiveClients(t *testing.T) {
 
 func testRotation(t *testing.T, db string) {
 	inbox := sms.NewInbox()
-	srv, err := serve.Start(t.Context(), serve.Config{DataDir: t.TempDir(), DB: db, Addr: "127.0.0.1:0", SMS: inbox,
+	srv, err := server.Start(t.Context(), server.Config{DataDir: t.TempDir(), DB: db, Addr: "127.0.0.1:0", SMS: inbox,
 		Directory: directory.Config{MinBucketOwners: 1, EpochGrace: 500 * time.Millisecond,
 			Budget: directory.Budget{Burst: 1 << 20, PerDay: 1 << 20, GlobalPerSecond: 1 << 20}}})
 	if err != nil {

@@ -7,7 +7,7 @@ package directory_test
 //     batches evaluated in-process on every core (target 1: at least 0.85);
 //   - BenchmarkPublishHTTP: signed publishes with an ACL, against the same
 //     writes straight to the store (target 7: at least 1,000 records/s);
-//   - BenchmarkPrivacyScan: internal/privacyscan over a synthetic data
+//   - BenchmarkPrivacyScan: threatmodel/privacyscan over a synthetic data
 //     directory, against reading the same files.
 //
 // BLINDEX_BENCH_OWNERS sets the synthetic directory's size (default 10,000)
@@ -36,14 +36,14 @@ import (
 
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/directory"
+	"blindex.dev/blindex/directory/datadir"
+	"blindex.dev/blindex/directory/synth"
 	"blindex.dev/blindex/internal/api"
-	"blindex.dev/blindex/internal/datadir"
 	"blindex.dev/blindex/internal/httpsig"
-	"blindex.dev/blindex/internal/privacyscan"
-	"blindex.dev/blindex/internal/serve"
-	"blindex.dev/blindex/internal/synth"
 	"blindex.dev/blindex/oprf"
 	"blindex.dev/blindex/record"
+	"blindex.dev/blindex/server"
+	"blindex.dev/blindex/threatmodel/privacyscan"
 )
 
 // benchBudget lifts every evaluation limit: benchmarks measure the work,
@@ -83,13 +83,13 @@ func benchData(b *testing.B) (dir string, owners int) {
 // benchServer is a real server on loopback whose CA issues credentials
 // directly, with evaluation limits lifted.
 type benchServer struct {
-	srv  *serve.Running
+	srv  *server.Running
 	http *http.Client
 }
 
 func newBenchServer(b *testing.B, dir string) *benchServer {
 	b.Helper()
-	srv, err := serve.Start(b.Context(), serve.Config{
+	srv, err := server.Start(b.Context(), server.Config{
 		DataDir:   dir,
 		Addr:      "127.0.0.1:0",
 		Directory: directory.Config{Budget: benchBudget},
@@ -314,7 +314,7 @@ func BenchmarkPublishHTTP(b *testing.B) {
 	b.ReportMetric(direct.Seconds()/overHTTP.Seconds(), "http/store")
 }
 
-// BenchmarkPrivacyScan measures internal/privacyscan looking for 100
+// BenchmarkPrivacyScan measures threatmodel/privacyscan looking for 100
 // synthetic numbers (five spellings each) in a synthetic data directory,
 // against reading the same files once. The scan is one pass per spelling,
 // so scan/read grows with the numbers sought.

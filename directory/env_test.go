@@ -22,8 +22,8 @@ import (
 	"blindex.dev/blindex/client"
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/internal/httpsig"
-	"blindex.dev/blindex/internal/serve"
 	"blindex.dev/blindex/internal/sms"
+	"blindex.dev/blindex/server"
 )
 
 // Fictional but valid numbers.
@@ -78,7 +78,7 @@ func (s *syncBuffer) String() string {
 // env is a real server on a loopback port over a temporary data directory.
 type env struct {
 	t      *testing.T
-	srv    *serve.Running
+	srv    *server.Running
 	phones *phones
 	logs   *syncBuffer
 	skew   atomic.Int64 // added to the server clock, in nanoseconds
@@ -104,7 +104,7 @@ func newEnvFull(t *testing.T, cfg directory.Config, limits ca.Limits) *env {
 	caCfg := ca.Config{Limits: limits, Now: cfg.Now}
 	e.store = &countingStore{}
 	cfg.Observe = nil
-	srv, err := serve.Start(t.Context(), serve.Config{
+	srv, err := server.Start(t.Context(), server.Config{
 		DataDir:   filepath.Join(e.dir, "server"),
 		Addr:      "127.0.0.1:0",
 		SMS:       e.phones,

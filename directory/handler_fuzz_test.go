@@ -22,10 +22,10 @@ import (
 	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/credential"
 	"blindex.dev/blindex/directory"
+	"blindex.dev/blindex/directory/sqlite"
 	"blindex.dev/blindex/internal/api"
 	"blindex.dev/blindex/internal/httpsig"
 	"blindex.dev/blindex/internal/sms"
-	"blindex.dev/blindex/internal/store/sqlite"
 	"blindex.dev/blindex/oprf"
 	"blindex.dev/blindex/record"
 )

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"blindex.dev/blindex/internal/datadir"
+	"blindex.dev/blindex/directory/datadir"
 	"blindex.dev/blindex/internal/httpsig"
 )
 

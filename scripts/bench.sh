@@ -119,8 +119,8 @@ T1=$(metric "$D" BenchmarkEvaluateHTTP/1024 http/inproc)
 T7=$(metric "$D" BenchmarkPublishHTTP http-rec/s)
 figure "Publish (record + 4 ACL entries), 2 owners per core at once: HTTP / straight to the store (records/s)" \
 	"$(fmt "$T7" 0) / $(fmt "$(metric "$D" BenchmarkPublishHTTP store-rec/s)" 0)" "$C_DIR"
-C_STORE="go test -run '^\$' -bench PutRecord -benchtime $BT ./internal/store/sqlite"
-produce "$R/store.txt" go test -run '^$' -bench PutRecord -benchtime "$BT" ./internal/store/sqlite
+C_STORE="go test -run '^\$' -bench PutRecord -benchtime $BT ./directory/sqlite"
+produce "$R/store.txt" go test -run '^$' -bench PutRecord -benchtime "$BT" ./directory/sqlite
 figure "Store publish transaction, one at a time / bare durable commit (per second)" \
 	"$(fmt "$(metric "$R/store.txt" BenchmarkPutRecord put-rec/s)" 0) / $(fmt "$(metric "$R/store.txt" BenchmarkPutRecord commit/s)" 0)" "$C_STORE"
 
@@ -151,9 +151,9 @@ for n in $SIZES; do
 	fi
 
 	echo "== Store reads, $n owners" >&2
-	C_READ="BLINDEX_BENCH_DATA=$d BLINDEX_BENCH_OWNERS=$n go test -run '^\$' -bench 'Buckets|CountOwners' -benchtime 5x ./internal/store/sqlite"
+	C_READ="BLINDEX_BENCH_DATA=$d BLINDEX_BENCH_OWNERS=$n go test -run '^\$' -bench 'Buckets|CountOwners' -benchtime 5x ./directory/sqlite"
 	produce "$R/store-$n.txt" env BLINDEX_BENCH_DATA="$d" BLINDEX_BENCH_OWNERS="$n" \
-		go test -run '^$' -bench 'Buckets|CountOwners' -benchtime 5x ./internal/store/sqlite
+		go test -run '^$' -bench 'Buckets|CountOwners' -benchtime 5x ./directory/sqlite
 	F=$R/store-$n.txt
 	figure "Store fetch of 1,024 buckets, $n owners: with the access lists / the records rows alone (ms; rows, MiB)" \
 		"$(fmt "$(metric "$F" BenchmarkBuckets buckets-ms)" 1) / $(fmt "$(metric "$F" BenchmarkBuckets plain-ms)" 1) ($(fmt "$(metric "$F" BenchmarkBuckets rows/fetch)" 0) rows, $(fmt "$(metric "$F" BenchmarkBuckets MiB/fetch)" 1) MiB)" "$C_READ"

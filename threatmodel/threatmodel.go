@@ -27,8 +27,8 @@ var Claims = []Claim{
 		Learns:      "the caller, how many numbers it blinded, the bucket prefixes it fetched",
 		NeverLearns: "the looked-up numbers; which record in a bucket was wanted",
 		Tests: []string{
-			"internal/privacyharness.TestInvariants",
-			"internal/demo.TestDemo",
+			"threatmodel/privacyharness.TestInvariants",
+			"server/demo.TestDemo",
 			"oprf.TestRoundTripMatchesFullEvaluate",
 		},
 	},
@@ -37,9 +37,9 @@ var Claims = []Claim{
 		Learns:      "indexes, caller pseudonyms, ciphertexts, ACL sets, holder key hashes, tombstones",
 		NeverLearns: "any plaintext number, including pending verifications; any record plaintext",
 		Tests: []string{
-			"internal/privacyharness.TestInvariants",
+			"threatmodel/privacyharness.TestInvariants",
 			"cmd/blindex.TestStoryThroughCLI",
-			"internal/store/sqlite.TestDeletedDataGone",
+			"directory/sqlite.TestDeletedDataGone",
 		},
 	},
 	{
@@ -56,7 +56,7 @@ var Claims = []Claim{
 		Learns:      "the records whose owners admit it",
 		NeverLearns: "whether a number is registered when it is not admitted; other owners' records",
 		Tests: []string{
-			"internal/privacyharness.TestInvariants",
+			"threatmodel/privacyharness.TestInvariants",
 			"directory.TestDeniedLooksAbsent",
 			"directory.TestStory",
 		},
@@ -94,7 +94,7 @@ var Claims = []Claim{
 		Tests: []string{
 			"cmd/blindex.TestStoryThroughCLI",
 			"cmd/blindex.TestHijackThroughCLI",
-			"internal/privacyscan.TestFindsHashes",
+			"threatmodel/privacyscan.TestFindsHashes",
 			"translog.TestEntryRoundTrip",
 		},
 	},

@@ -11,8 +11,8 @@ import (
 
 	"filippo.io/age"
 
-	"blindex.dev/blindex/internal/backup"
-	"blindex.dev/blindex/internal/datadir"
+	"blindex.dev/blindex/directory/backup"
+	"blindex.dev/blindex/directory/datadir"
 	"blindex.dev/blindex/internal/keyfile"
 )
 

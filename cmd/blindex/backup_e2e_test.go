@@ -80,7 +80,7 @@ func TestBackupRestore(t *testing.T) {
 }
 
 // bobPublishes verifies Bob's number and publishes his chat record.
-func bobPublishes(t *testing.T, s *server, endpoint string) {
+func bobPublishes(t *testing.T, s *process, endpoint string) {
 	t.Helper()
 	cli(t, s, "bob", "verify", "start", bob)
 	cli(t, s, "bob", "verify", "confirm", s.lastCode(t))

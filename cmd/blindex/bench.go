@@ -21,9 +21,9 @@ import (
 	"time"
 
 	"blindex.dev/blindex/client"
+	"blindex.dev/blindex/directory/synth"
 	"blindex.dev/blindex/internal/api"
 	"blindex.dev/blindex/internal/httpsig"
-	"blindex.dev/blindex/internal/synth"
 	"blindex.dev/blindex/oprf"
 )
 

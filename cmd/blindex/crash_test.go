@@ -15,8 +15,8 @@ import (
 
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/client"
-	"blindex.dev/blindex/internal/datadir"
-	"blindex.dev/blindex/internal/store/sqlite"
+	"blindex.dev/blindex/directory/datadir"
+	"blindex.dev/blindex/directory/sqlite"
 	"blindex.dev/blindex/record"
 )
 
@@ -39,7 +39,7 @@ func TestCrashSafety(t *testing.T) {
 		}
 		return c
 	}
-	register := func(s *server, name, number string) error {
+	register := func(s *process, name, number string) error {
 		c := newClient(name)
 		if _, err := c.Verify(t.Context(), number); err != nil {
 			return err
@@ -199,7 +199,7 @@ func TestCrashSafety(t *testing.T) {
 }
 
 // kill SIGKILLs the server: no shutdown, no checkpoint.
-func (s *server) kill(t *testing.T) {
+func (s *process) kill(t *testing.T) {
 	t.Helper()
 	s.cmd.Process.Signal(syscall.SIGKILL)
 	<-s.done

@@ -8,7 +8,7 @@ import (
 	"os"
 
 	"blindex.dev/blindex/directory"
-	"blindex.dev/blindex/internal/disclose"
+	"blindex.dev/blindex/threatmodel/disclose"
 )
 
 func cmdDisclose(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"blindex.dev/blindex/internal/demo"
-	"blindex.dev/blindex/internal/privacyscan"
+	"blindex.dev/blindex/server/demo"
+	"blindex.dev/blindex/threatmodel/privacyscan"
 )
 
 // TestDisclose runs "blindex disclose" over the directory "blindex demo

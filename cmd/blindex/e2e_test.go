@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"blindex.dev/blindex/internal/privacyscan"
+	"blindex.dev/blindex/threatmodel/privacyscan"
 )
 
 var binary string
@@ -40,8 +40,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// server is a running "blindex serve" process.
-type server struct {
+// process is a running "blindex serve" (or "blindex ca") process.
+type process struct {
 	cmd  *exec.Cmd
 	url  string
 	mu   sync.Mutex
@@ -49,22 +49,22 @@ type server struct {
 	done chan struct{}
 }
 
-func startServer(t *testing.T, data string, extra ...string) *server {
+func startServer(t *testing.T, data string, extra ...string) *process {
 	t.Helper()
 	return startProcess(t, append([]string{"serve", "--data", data}, extra...)...)
 }
 
 // startProcess starts "blindex args... --addr 127.0.0.1:0 --log-format json"
 // and waits until it listens.
-func startProcess(t *testing.T, args ...string) *server {
+func startProcess(t *testing.T, args ...string) *process {
 	t.Helper()
 	return startProcessAt(t, "127.0.0.1:0", args...)
 }
 
 // startProcessAt is startProcess listening on addr.
-func startProcessAt(t *testing.T, listen string, args ...string) *server {
+func startProcessAt(t *testing.T, listen string, args ...string) *process {
 	t.Helper()
-	s := &server{done: make(chan struct{})}
+	s := &process{done: make(chan struct{})}
 	s.cmd = exec.Command(binary, append(args, "--addr", listen, "--log-format", "json")...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
@@ -100,14 +100,14 @@ func startProcessAt(t *testing.T, listen string, args ...string) *server {
 	return s
 }
 
-func (s *server) log() string {
+func (s *process) log() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.logs.String()
 }
 
 // stop sends SIGTERM and waits for a clean exit.
-func (s *server) stop(t *testing.T) {
+func (s *process) stop(t *testing.T) {
 	if s.cmd.ProcessState != nil {
 		return
 	}
@@ -119,7 +119,7 @@ func (s *server) stop(t *testing.T) {
 }
 
 // lastCode is the newest code the log SMS sender wrote.
-func (s *server) lastCode(t *testing.T) string {
+func (s *process) lastCode(t *testing.T) string {
 	t.Helper()
 	var code string
 	for _, line := range strings.Split(s.log(), "\n") {
@@ -135,7 +135,7 @@ func (s *server) lastCode(t *testing.T) string {
 }
 
 // cli runs the binary as user (a state directory) against the server.
-func cli(t *testing.T, s *server, user string, args ...string) string {
+func cli(t *testing.T, s *process, user string, args ...string) string {
 	t.Helper()
 	out, err := cliErr(t, s, user, args...)
 	if err != nil {
@@ -144,7 +144,7 @@ func cli(t *testing.T, s *server, user string, args ...string) string {
 	return out
 }
 
-func cliErr(t *testing.T, s *server, user string, args ...string) (string, error) {
+func cliErr(t *testing.T, s *process, user string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), "BLINDEX_SERVER="+s.url, "BLINDEX_STATE="+filepath.Join(statesDir(t), user), "BLINDEX_CA=")
@@ -165,7 +165,7 @@ type lookupResult struct {
 	Error   string
 }
 
-func lookupApps(t *testing.T, s *server, user string, numbers ...string) map[string][]string {
+func lookupApps(t *testing.T, s *process, user string, numbers ...string) map[string][]string {
 	t.Helper()
 	var res []lookupResult
 	out := cli(t, s, user, append([]string{"lookup", "--json"}, numbers...)...)

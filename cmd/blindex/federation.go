@@ -15,7 +15,7 @@ import (
 
 	"blindex.dev/blindex/client"
 	"blindex.dev/blindex/federation"
-	"blindex.dev/blindex/internal/serve"
+	"blindex.dev/blindex/server"
 	"blindex.dev/blindex/translog"
 )
 
@@ -180,7 +180,7 @@ func addServeFederationFlags(fs *flag.FlagSet) *serveFederation {
 }
 
 // apply sets the directory's and its CA's range from the flags.
-func (f *serveFederation) apply(ctx context.Context, cfg *serve.Config) error {
+func (f *serveFederation) apply(ctx context.Context, cfg *server.Config) error {
 	var holds func(string) (string, bool)
 	switch {
 	case f.m.given() && *f.prefixes != "":

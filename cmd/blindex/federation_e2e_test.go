@@ -17,7 +17,7 @@ type fedServer struct {
 	name, prefixes string
 	data, addr     string
 	transcript     string
-	s              *server
+	s              *process
 }
 
 func (d *fedServer) url() string { return "http://" + d.addr }

@@ -34,7 +34,7 @@ func exitCode(t *testing.T, err error) int {
 
 // untilExit runs the command until it exits with want (the log publishes
 // its checkpoint once a second), and returns the last output.
-func untilExit(t *testing.T, s *server, user string, want int, args ...string) string {
+func untilExit(t *testing.T, s *process, user string, want int, args ...string) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -176,7 +176,7 @@ func TestWitnessThroughCLI(t *testing.T) {
 // logBytes fetches every entry bundle of the server's log, for the privacy
 // scan: log entries and labels must hold no number in any spelling, and no
 // bare hash of one.
-func logBytes(t *testing.T, s *server) []byte {
+func logBytes(t *testing.T, s *process) []byte {
 	t.Helper()
 	get := func(path string) []byte {
 		resp, err := http.Get(s.url + api.PathLog + "/" + path)

@@ -19,7 +19,7 @@ import (
 	"sync"
 	"testing"
 
-	"blindex.dev/blindex/internal/store/postgres/pgtest"
+	"blindex.dev/blindex/directory/postgres/pgtest"
 )
 
 // TestTwoServersOnePostgres runs two "blindex serve" processes on one
@@ -32,7 +32,7 @@ func TestTwoServersOnePostgres(t *testing.T) {
 	// The second server shares the keys (here: the same data directory;
 	// in production, copies of the key files and identity).
 	b := startServer(t, data, "--db", dsn)
-	servers := []*server{a, b}
+	servers := []*process{a, b}
 
 	// Verification starts on one server and confirms on the other: the
 	// pending verification lives in the shared database.
@@ -50,7 +50,7 @@ func TestTwoServersOnePostgres(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range numbers {
 		wg.Go(func() {
-			for j, s := range []*server{servers[i%2], servers[(i+1)%2]} {
+			for j, s := range []*process{servers[i%2], servers[(i+1)%2]} {
 				app := fmt.Sprintf("org.example.app%d", j)
 				out, err := cliErr(t, s, fmt.Sprintf("u%d", i), "publish", "--app", app,
 					"--endpoint", "https://x.example/"+app, "--visibility", "public")

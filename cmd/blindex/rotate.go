@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"blindex.dev/blindex/directory"
-	"blindex.dev/blindex/internal/datadir"
+	"blindex.dev/blindex/directory/datadir"
 )
 
 func cmdRotate(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -14,9 +14,9 @@ import (
 
 	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/directory"
-	"blindex.dev/blindex/internal/demo"
-	"blindex.dev/blindex/internal/serve"
 	"blindex.dev/blindex/internal/witness"
+	"blindex.dev/blindex/server"
+	"blindex.dev/blindex/server/demo"
 	"blindex.dev/blindex/translog"
 )
 
@@ -59,7 +59,7 @@ func addServerFlags(fs *flag.FlagSet, defaultData, defaultAddr string) *serverFl
 }
 
 // config validates the shared flags and returns the base server config.
-func (f *serverFlags) config(stderr io.Writer) (serve.Config, error) {
+func (f *serverFlags) config(stderr io.Writer) (server.Config, error) {
 	var h slog.Handler
 	switch *f.logFormat {
 	case "text":
@@ -67,24 +67,24 @@ func (f *serverFlags) config(stderr io.Writer) (serve.Config, error) {
 	case "json":
 		h = slog.NewJSONHandler(stderr, nil)
 	default:
-		return serve.Config{}, fmt.Errorf("--log-format must be text or json, not %q", *f.logFormat)
+		return server.Config{}, fmt.Errorf("--log-format must be text or json, not %q", *f.logFormat)
 	}
 	if *f.validity < time.Hour {
-		return serve.Config{}, fmt.Errorf("--credential-validity must be at least 1h")
+		return server.Config{}, fmt.Errorf("--credential-validity must be at least 1h")
 	}
 	logger := slog.New(h)
 	sender, err := f.sms.sender(logger)
 	if err != nil {
-		return serve.Config{}, err
+		return server.Config{}, err
 	}
-	cfg := serve.Config{DataDir: *f.data, IdentityPath: *f.identity, DB: *f.db, Addr: *f.addr, SMS: sender, Logger: logger,
+	cfg := server.Config{DataDir: *f.data, IdentityPath: *f.identity, DB: *f.db, Addr: *f.addr, SMS: sender, Logger: logger,
 		TLSCert: *f.tlsCert, TLSKey: *f.tlsKey}
 	cfg.CA.CredentialValidity = *f.validity
 	cfg.CA.ForwardedFor = *f.forwardedFor
 	for _, v := range []int{f.limits.NetworkPerHour, f.limits.NumberPerHour, f.limits.NumberPerDay, f.limits.GlobalPerMinute,
 		f.limits.GlobalPerDay, f.limits.FailuresPerNumber, f.limits.RenewalsPerDay} {
 		if v < 1 {
-			return serve.Config{}, fmt.Errorf("--limit-* values must be at least 1")
+			return server.Config{}, fmt.Errorf("--limit-* values must be at least 1")
 		}
 	}
 	cfg.CA.Limits = f.limits
@@ -92,7 +92,7 @@ func (f *serverFlags) config(stderr io.Writer) (serve.Config, error) {
 }
 
 // run starts a server and waits for a signal or a failure.
-func runServer(ctx context.Context, start func(context.Context, serve.Config) (*serve.Running, error), cfg serve.Config) error {
+func runServer(ctx context.Context, start func(context.Context, server.Config) (*server.Running, error), cfg server.Config) error {
 	r, err := start(ctx, cfg)
 	var rollback *translog.RollbackError
 	if errors.As(err, &rollback) {
@@ -198,7 +198,7 @@ for one number. Each --witness cosigns the checkpoints the log publishes.`, stde
 	if err := fed.apply(ctx, &cfg); err != nil {
 		return err
 	}
-	return runServer(ctx, serve.Start, cfg)
+	return runServer(ctx, server.Start, cfg)
 }
 
 func loadRootFiles(list string) ([]*x509.Certificate, error) {
@@ -216,7 +216,7 @@ func loadRootFiles(list string) ([]*x509.Certificate, error) {
 	if len(pems) == 0 {
 		return nil, nil
 	}
-	roots, err := serve.LoadRoots(pems...)
+	roots, err := server.LoadRoots(pems...)
 	if err != nil {
 		return nil, fmt.Errorf("--trust-ca: %w", err)
 	}
@@ -245,7 +245,7 @@ With no flags it keeps its database and age-encrypted key under
 	if err != nil {
 		return err
 	}
-	return runServer(ctx, serve.StartCA, cfg)
+	return runServer(ctx, server.StartCA, cfg)
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {

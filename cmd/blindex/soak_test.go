@@ -856,7 +856,7 @@ func soakSample(t *testing.T, base string, tr *http.Transport) soakResources {
 // smsCode waits for the n-th code (from 0) the log SMS sender wrote: the
 // log reaches the test through a pipe, possibly after the answer to the
 // start.
-func (s *server) smsCode(n int) (string, error) {
+func (s *process) smsCode(n int) (string, error) {
 	const marker = `"msg":"sms (log sender`
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		var found []string

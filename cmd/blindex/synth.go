@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"blindex.dev/blindex/internal/synth"
+	"blindex.dev/blindex/directory/synth"
 )
 
 func cmdSynth(ctx context.Context, args []string, stdout, stderr io.Writer) error {
