@@ -44,9 +44,13 @@ func TestMain(m *testing.M) {
 type process struct {
 	cmd  *exec.Cmd
 	url  string
-	mu   sync.Mutex
-	logs bytes.Buffer
 	done chan struct{}
+
+	mu      sync.Mutex
+	logs    bytes.Buffer
+	codes   []string      // codes the log SMS sender wrote, in order
+	taken   int           // codes handed out by lastCode
+	newCode chan struct{} // closed (and replaced) when a code arrives
 }
 
 func startServer(t *testing.T, data string, extra ...string) *process {
@@ -64,7 +68,7 @@ func startProcess(t *testing.T, args ...string) *process {
 // startProcessAt is startProcess listening on addr.
 func startProcessAt(t *testing.T, listen string, args ...string) *process {
 	t.Helper()
-	s := &process{done: make(chan struct{})}
+	s := &process{done: make(chan struct{}), newCode: make(chan struct{})}
 	s.cmd = exec.Command(binary, append(args, "--addr", listen, "--log-format", "json")...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
@@ -79,11 +83,17 @@ func startProcessAt(t *testing.T, listen string, args ...string) *process {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
+			var m struct{ Msg, Addr, Code string }
+			json.Unmarshal([]byte(line), &m)
 			s.mu.Lock()
 			s.logs.WriteString(line + "\n")
+			if strings.HasPrefix(m.Msg, "sms (log sender") {
+				s.codes = append(s.codes, m.Code)
+				close(s.newCode)
+				s.newCode = make(chan struct{})
+			}
 			s.mu.Unlock()
-			var m struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "listening" {
+			if m.Msg == "listening" {
 				addr <- m.Addr
 			}
 		}
@@ -118,20 +128,33 @@ func (s *process) stop(t *testing.T) {
 	}
 }
 
-// lastCode is the newest code the log SMS sender wrote.
+// lastCode is the newest code the log SMS sender wrote since the last call.
+// The server logs the code before it answers "verify start", but this
+// process reads the log through a pipe, so lastCode waits for the line to
+// arrive rather than reading whatever has arrived so far.
 func (s *process) lastCode(t *testing.T) string {
 	t.Helper()
-	var code string
-	for _, line := range strings.Split(s.log(), "\n") {
-		var m struct{ Msg, Code string }
-		if json.Unmarshal([]byte(line), &m) == nil && strings.HasPrefix(m.Msg, "sms (log sender") {
-			code = m.Code
+	for {
+		s.mu.Lock()
+		n, wait := len(s.codes), s.newCode
+		if n > s.taken {
+			s.taken = n
+			code := s.codes[n-1]
+			s.mu.Unlock()
+			if len(code) != 6 {
+				t.Fatalf("malformed code %q in server log", code)
+			}
+			return code
+		}
+		s.mu.Unlock()
+		select {
+		case <-wait:
+		case <-s.done:
+			t.Fatalf("server exited before it sent a code: %s", s.log())
+		case <-time.After(2 * time.Minute): // only so that a broken server fails rather than hangs
+			t.Fatalf("no code in server log")
 		}
 	}
-	if len(code) != 6 {
-		t.Fatalf("no code in server log")
-	}
-	return code
 }
 
 // cli runs the binary as user (a state directory) against the server.
