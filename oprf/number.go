@@ -47,7 +47,7 @@ func NormalizeNumber(s, defaultRegion string) (string, error) {
 	num, err := phonenumbers.Parse(s, defaultRegion)
 	switch {
 	case err == phonenumbers.ErrInvalidCountryCode && !strings.Contains(s, "+"):
-		return "", numberError("missing country code")
+		return "", numberError("the leading + and country code are missing (write + then the country code, then the number)")
 	case err != nil:
 		return "", numberError("not a valid number")
 	}
