@@ -281,6 +281,9 @@ answer is the same for both, by design.`, stderr)
 		return err
 	}
 	lookupErr := err // with --map, some directories may have answered
+	if lookupErr == nil && !anyLookedUp(results) {
+		lookupErr = errors.New("lookup: no valid number to look up")
+	}
 	if *asJSON {
 		type jsonResult struct {
 			Number  string          `json:"number"`
@@ -308,7 +311,7 @@ answer is the same for both, by design.`, stderr)
 	for _, r := range results {
 		switch {
 		case r.Err != nil:
-			fmt.Fprintf(stdout, "%s: %v\n", r.Number, r.Err)
+			fmt.Fprintf(stderr, "%s: %v\n", r.Number, r.Err)
 		case len(r.Records) == 0:
 			fmt.Fprintf(stdout, "%s: nothing (not registered, or not shared with you)\n", r.E164)
 		default:
@@ -320,6 +323,16 @@ answer is the same for both, by design.`, stderr)
 		}
 	}
 	return lookupErr
+}
+
+// anyLookedUp reports whether at least one number was valid and looked up.
+func anyLookedUp(results []client.Result) bool {
+	for _, r := range results {
+		if r.Err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func cmdWhoami(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -251,6 +251,17 @@ func TestStoryThroughCLI(t *testing.T) {
 		}
 	}
 
+	// Only invalid numbers: nothing was looked up, so the command fails,
+	// with each number's reason and without the number's digits echoed to stdout.
+	invalid := exec.Command(binary, "lookup", "+1 800 FLOWERS", "4155550100")
+	invalid.Env = append(os.Environ(), "BLINDEX_SERVER="+s.url, "BLINDEX_STATE="+filepath.Join(statesDir(t), "alice"), "BLINDEX_CA=")
+	var stdout, stderr bytes.Buffer
+	invalid.Stdout, invalid.Stderr = &stdout, &stderr
+	if err := invalid.Run(); err == nil || stdout.Len() != 0 ||
+		!strings.Contains(stderr.String(), "no valid number to look up") || !strings.Contains(stderr.String(), "country code are missing") {
+		t.Errorf("lookup of invalid numbers only: err %v, stdout %q, stderr %q", err, stdout.String(), stderr.String())
+	}
+
 	// Bob narrows the chat record: now Alice sees nothing, as for Dave.
 	cli(t, s, "bob", "acl", "--app", "org.example.chat", "--visibility", "allowlist", "--allow", "(415) 555-2671", "--region", "US")
 	if got := lookupApps(t, s, "alice", bob); len(got[bob]) != 0 {
