@@ -538,6 +538,7 @@ var knownFiles = []struct{ path, what string }{
 	{datadir.CAKeyFile, "the built-in CA's private key, age-encrypted"},
 	{datadir.LogKeyFile, "the transparency log's signing key, age-encrypted"},
 	{datadir.CACertFile, "the CA root certificate (public)"},
+	{datadir.LogCheckpointFile, "the newest checkpoint the log published (public), kept beside the keys so that an older database is refused"},
 	{datadir.IdentityFile, "the age identity that decrypts the key files"},
 }
 

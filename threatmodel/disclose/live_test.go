@@ -173,6 +173,12 @@ func TestLiveServer(t *testing.T) {
 		t.Errorf("with keys: %+v", k)
 	}
 	scanReport(t, r, []string{ann, ben, cid, ann2, ben2}, false)
+	// Every file the server itself wrote is named for what it is.
+	for _, f := range r.Database.Files {
+		if f.Present && strings.Contains(f.What, "not part of") {
+			t.Errorf("the server's own %s is reported as foreign", f.Path)
+		}
+	}
 
 	// Another identity opens nothing.
 	other := filepath.Join(t.TempDir(), "other.age-key")

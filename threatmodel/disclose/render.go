@@ -145,9 +145,9 @@ func (r *Report) ownersSection(d *document) {
 			{label: "nobody", value: float64(r.Nobody), text: fmtInt(r.Nobody)},
 		},
 		caption: fmt.Sprintf("%s unexpired %s under %s %s.", fmtInt(records), plural(records, "record", "records"), fmtInt(r.Owners), plural(r.Owners, "owner", "owners"))}}})
-	d.add(para{line(tf("A public record is visible to anyone with a credential who names the number; %s %s have one. "+
+	d.add(para{line(tf("A public record is visible to anyone with a credential who names the number; %s %s one. "+
 		"An owner whose records are all allowlist or nobody answers exactly like an unregistered number to every caller it has not listed.",
-		fmtInt(r.PublicOwners), plural(r.PublicOwners, "owner", "owners")))})
+		fmtInt(r.PublicOwners), plural(r.PublicOwners, "owner has", "owners have")))})
 }
 
 func (r *Report) anonymitySection(d *document) {

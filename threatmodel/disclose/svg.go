@@ -48,14 +48,29 @@ const (
 // give them.
 const maxValueLabels = 16
 
+// legendH is the room a legend takes between the title and the plot, so
+// that the tallest bar's value label never runs into it.
+const legendH = 18.0
+
 // scale maps values to the plot's vertical axis.
 type scale struct {
 	log    bool
 	lo, hi float64 // for log: the decades' exponents
 	ticks  []tick
+	top, h float64 // the plot's top edge and height, in pixels
 }
 
 func (c *chart) scale() scale {
+	s := c.values()
+	s.top, s.h = marginT, plotH
+	if c.legend != "" {
+		s.top, s.h = marginT+legendH, plotH-legendH
+	}
+	return s
+}
+
+// values chooses the axis range and ticks.
+func (c *chart) values() scale {
 	maxV := 0.0
 	minV := math.Inf(1)
 	for _, b := range c.bars {
@@ -100,14 +115,14 @@ func (s scale) y(v float64) float64 {
 	var f float64
 	if s.log {
 		if v <= 0 {
-			return marginT + plotH
+			return s.top + s.h
 		}
 		f = (math.Log10(v) - s.lo) / (s.hi - s.lo)
 	} else {
 		f = (v - s.lo) / (s.hi - s.lo)
 	}
 	f = math.Max(0, math.Min(1, f))
-	return marginT + plotH*(1-f)
+	return s.top + s.h*(1-f)
 }
 
 // niceStep rounds x up to 1, 2 or 5 times a power of ten.
@@ -143,8 +158,8 @@ func (c *chart) svg() string {
 		fmt.Fprintf(&sb, `<line x1="%g" y1="%.1f" x2="%g" y2="%.1f" stroke="%s" stroke-width="1"/>`, marginL, y, marginL+plotW, y, colourGrid)
 		fmt.Fprintf(&sb, `<text class="tick" x="%g" y="%.1f" text-anchor="end" font-size="12" fill="%s">%s</text>`+"\n", marginL-6, y+4, axis, esc(tk.label))
 	}
-	fmt.Fprintf(&sb, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="%s" stroke-width="1.5"/>`, marginL, marginT, marginL, marginT+plotH, axis)
-	fmt.Fprintf(&sb, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="%s" stroke-width="1.5"/>`+"\n", marginL, marginT+plotH, marginL+plotW, marginT+plotH, axis)
+	fmt.Fprintf(&sb, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="%s" stroke-width="1.5"/>`, marginL, s.top, marginL, s.top+s.h, axis)
+	fmt.Fprintf(&sb, `<line x1="%g" y1="%g" x2="%g" y2="%g" stroke="%s" stroke-width="1.5"/>`+"\n", marginL, s.top+s.h, marginL+plotW, s.top+s.h, axis)
 	// Bars, their values and their labels.
 	n := len(c.bars)
 	slot := plotW / float64(max(n, 1))
@@ -156,7 +171,7 @@ func (c *chart) svg() string {
 			rotate = true
 		}
 	}
-	base := marginT + plotH
+	base := s.top + s.h
 	for i, b := range c.bars {
 		x := marginL + float64(i)*slot + (slot-bw)/2
 		y := s.y(b.value)
@@ -182,7 +197,7 @@ func (c *chart) svg() string {
 	}
 	fmt.Fprintf(&sb, `<text class="axis-label" x="%g" y="%g" text-anchor="middle" font-size="13" fill="%s">%s</text>`+"\n", marginL+plotW/2, svgH-10, colourText, esc(c.xLabel))
 	fmt.Fprintf(&sb, `<text class="axis-label" x="16" y="%g" text-anchor="middle" font-size="13" fill="%s" transform="rotate(-90 16 %g)">%s</text>`+"\n",
-		marginT+plotH/2, colourText, marginT+plotH/2, esc(c.yLabel))
+		s.top+s.h/2, colourText, s.top+s.h/2, esc(c.yLabel))
 	sb.WriteString("</svg>")
 	return sb.String()
 }
@@ -197,7 +212,7 @@ func (c *chart) markdown() string {
 	}
 	sb.WriteString("\n\n| " + mdEscaper.Replace(c.xLabel) + " | " + mdEscaper.Replace(c.yLabel) + " | |\n|---|---:|---|\n")
 	for _, b := range c.bars {
-		f := 1 - (s.y(b.value)-marginT)/plotH
+		f := 1 - (s.y(b.value)-s.top)/s.h
 		bar := strings.Repeat("█", int(math.Round(f*40)))
 		if b.warn {
 			bar += " ◀"
