@@ -25,18 +25,25 @@ pg_restore can read the decrypted file too). The key files are not in it:
 back up <data>/keys and the identity separately.`, stderr)
 	data := fs.String("data", "blindex-data", "data `directory` of the server")
 	db := fs.String("db", "", "PostgreSQL `URL` to back up instead (needs pg_dump; put the password in PGPASSWORD or ~/.pgpass)")
-	recipients := fs.String("recipient", "", "comma-separated age `recipients` (age1...) to encrypt to")
+	recipients := fs.String("recipient", "", "comma-separated post-quantum age `recipients` (age1pq1...) to encrypt to: the server identity's (age-keygen -y IDENTITY) or one from age-keygen -pq")
 	out := fs.String("out", "", "`file` to write (refuses to overwrite)")
+	asJSON := fs.Bool("json", false, "print the snapshot's file and size as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *recipients == "" || *out == "" || fs.NArg() != 0 {
+	switch {
+	case fs.NArg() != 0:
 		fs.Usage()
 		return errUsage
+	case *recipients == "":
+		return errors.New("--recipient is required: the age recipient to encrypt to, such as the server identity's " +
+			"(age-keygen -y IDENTITY-FILE prints it) or a new one from age-keygen -pq")
+	case *out == "":
+		return errors.New("--out is required: the snapshot file to write")
 	}
-	to, err := age.ParseRecipients(strings.NewReader(strings.ReplaceAll(*recipients, ",", "\n")))
+	to, err := parseBackupRecipients(*recipients)
 	if err != nil {
-		return fmt.Errorf("--recipient: %w", err)
+		return err
 	}
 	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -55,11 +62,40 @@ back up <data>/keys and the identity separately.`, stderr)
 	if err := f.Sync(); err != nil {
 		return err
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
 	if err := f.Close(); err != nil {
 		return err
 	}
+	if *asJSON {
+		return printJSON(stdout, struct {
+			Out   string `json:"out"`
+			Bytes int64  `json:"bytes"`
+		}{*out, fi.Size()})
+	}
 	fmt.Fprintf(stdout, "Wrote an encrypted snapshot to %s.\n", *out)
 	return nil
+}
+
+// parseBackupRecipients parses --recipient. Only post-quantum (ML-KEM-768 +
+// X25519) recipients are taken: restore, like the key files, opens only
+// hybrid identities, so a snapshot for a classic X25519 key could not be
+// restored by blindex, and a database copy must not be open to a future
+// quantum attacker who recorded it.
+func parseBackupRecipients(list string) ([]age.Recipient, error) {
+	to, err := age.ParseRecipients(strings.NewReader(strings.ReplaceAll(list, ",", "\n")))
+	if err != nil {
+		return nil, fmt.Errorf("--recipient: %w", err)
+	}
+	for i, r := range to {
+		if _, ok := r.(*age.HybridRecipient); !ok {
+			return nil, fmt.Errorf("--recipient: recipient %d is not a post-quantum age recipient (age1pq1...): "+
+				"blindex restores only with hybrid identities; make one with age-keygen -pq", i+1)
+		}
+	}
+	return to, nil
 }
 
 func cmdRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {

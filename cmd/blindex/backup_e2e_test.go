@@ -29,6 +29,29 @@ func TestBackupRestore(t *testing.T) {
 	if out, err := exec.Command(binary, "backup", "--data", data, "--recipient", id.Recipient().String(), "--out", snap).CombinedOutput(); err == nil {
 		t.Errorf("backup overwrote an existing file: %s", out)
 	}
+	// A classic X25519 recipient is refused: restore could not open the
+	// snapshot. So is a missing --recipient, with what to give instead.
+	classic, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--recipient", classic.Recipient().String(), "--out", snap + ".x25519"}, "not a post-quantum age recipient"},
+		{[]string{"--recipient", id.Recipient().String() + "," + classic.Recipient().String(), "--out", snap + ".mixed"}, "recipient 2 is not a post-quantum"},
+		{[]string{"--out", snap + ".none"}, "age-keygen -y"},
+	} {
+		out, err := exec.Command(binary, append([]string{"backup", "--data", data}, c.args...)...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("backup %v: err %v, output %q, want %q", c.args, err, out, c.want)
+		}
+		if _, err := os.Stat(c.args[len(c.args)-1]); err == nil {
+			t.Errorf("backup %v left a file", c.args)
+		}
+	}
+
 	// The log grows past the snapshot, and the server publishes it.
 	before, _ := os.ReadFile(filepath.Join(data, "keys", "log.checkpoint"))
 	cli(t, s, "bob", "publish", "--app", "org.example.video", "--endpoint", "sip:bob@example.com", "--visibility", "public")

@@ -138,9 +138,7 @@ server's defaults keep small: start a benchmark server with a large budget
 		rep.Ratio = rep.NumbersPerSecond / inproc
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return printJSON(stdout, rep)
 	}
 	rep.print(stdout, *allowRemote)
 	return nil

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -52,6 +51,7 @@ Proves that you hold a phone number, in two steps:
 The code is valid for 10 minutes and 5 tries. The credential and its key are
 stored in --state; every other command uses them. Run verify again to renew.`, stderr)
 	cf := addClientFlags(fs)
+	asJSON := fs.Bool("json", false, "print the result as JSON: the code's expiry after start, the credential's number and expiry after confirm")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -68,6 +68,11 @@ stored in --state; every other command uses them. Run verify again to renew.`, s
 		if err != nil {
 			return err
 		}
+		if *asJSON {
+			return printJSON(stdout, struct {
+				CodeExpires time.Time `json:"code_expires"`
+			}{expires})
+		}
 		fmt.Fprintf(stdout, "A code is on its way by SMS. It expires at %s.\nNext: blindex verify confirm CODE\n",
 			expires.Local().Format(time.Kitchen))
 		return nil
@@ -75,30 +80,42 @@ stored in --state; every other command uses them. Run verify again to renew.`, s
 	if err := c.Confirm(ctx, fs.Arg(1)); err != nil {
 		return err
 	}
-	_, exp, err := c.Identity()
+	n, exp, err := c.Identity()
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, credentialJSON{n, exp})
 	}
 	fmt.Fprintf(stdout, "Verified. Your credential is valid until %s.\nNext: blindex publish --app APP --endpoint URI --visibility public\n",
 		exp.Local().Format(time.DateOnly))
 	return nil
 }
 
+// credentialJSON is the --json form of a stored credential.
+type credentialJSON struct {
+	Number  string    `json:"number"`
+	Expires time.Time `json:"expires"`
+}
+
 // accessFlags are the ACL flags of publish and acl.
 type accessFlags struct {
 	visibility          *string
-	allow, deny         *string
+	allow, deny         *stringList // repeatable, and comma-separated
 	allowFile, denyFile *string
 }
 
 func addAccessFlags(fs *flag.FlagSet) accessFlags {
-	return accessFlags{
+	f := accessFlags{
 		visibility: fs.String("visibility", "", "who may see the record: public, allowlist or nobody (required)"),
-		allow:      fs.String("allow", "", "comma-separated `numbers` that may see the record (with --visibility allowlist)"),
+		allow:      &stringList{},
 		allowFile:  fs.String("allow-file", "", "CSV or vCard `file` of contacts to allow"),
-		deny:       fs.String("deny", "", "comma-separated `numbers` that may never see the record"),
+		deny:       &stringList{},
 		denyFile:   fs.String("deny-file", "", "CSV or vCard `file` of contacts to deny"),
 	}
+	fs.Var(f.allow, "allow", "comma-separated `numbers` that may see the record (with --visibility allowlist); repeat to add more")
+	fs.Var(f.deny, "deny", "comma-separated `numbers` that may never see the record; repeat to add more")
+	return f
 }
 
 func (f accessFlags) access() (client.Access, error) {
@@ -109,11 +126,11 @@ func (f accessFlags) access() (client.Access, error) {
 	if err != nil {
 		return client.Access{}, fmt.Errorf("--visibility: %w (want public, allowlist or nobody)", err)
 	}
-	allow, err := numbersFrom(*f.allow, *f.allowFile)
+	allow, err := numbersFrom(strings.Join(*f.allow, ","), *f.allowFile)
 	if err != nil {
 		return client.Access{}, err
 	}
-	deny, err := numbersFrom(*f.deny, *f.denyFile)
+	deny, err := numbersFrom(strings.Join(*f.deny, ","), *f.denyFile)
 	if err != nil {
 		return client.Access{}, err
 	}
@@ -162,6 +179,7 @@ Example:
 	pubKey := fs.String("public-key", "", "optional app-level public key, `base64`")
 	priority := fs.Int("priority", 0, "preference among your apps, 0 to 65535, lower first")
 	ttl := fs.Duration("expires", 30*24*time.Hour, "how long the record stays valid")
+	asJSON := fs.Bool("json", false, "print what was published as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -187,6 +205,15 @@ Example:
 		Expires: time.Now().Add(*ttl).UTC().Truncate(time.Second)}
 	if err := c.Publish(ctx, r, access); err != nil {
 		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, struct {
+			App        string    `json:"app"`
+			Visibility string    `json:"visibility"`
+			Allowed    int       `json:"allowed"`
+			Denied     int       `json:"denied"`
+			Expires    time.Time `json:"expires"`
+		}{*app, access.Visibility.String(), len(access.Allow), len(access.Deny), r.Expires})
 	}
 	fmt.Fprintf(stdout, "Published %s (%s", *app, access.Visibility)
 	if n := len(access.Allow); n > 0 {
@@ -301,9 +328,7 @@ answer is the same for both, by design.`, stderr)
 				out[i].Error = r.Err.Error()
 			}
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := printJSON(stdout, out); err != nil {
 			return err
 		}
 		return lookupErr
@@ -336,19 +361,24 @@ func anyLookedUp(results []client.Result) bool {
 }
 
 func cmdWhoami(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("whoami", "whoami", `
-Shows the number and validity of your stored credential.`, stderr)
-	cf := addClientFlags(fs)
+	fs := newFlags("whoami", "whoami [--json]", `
+Shows the number and validity of your stored credential. It reads --state
+only, and sends nothing.`, stderr)
+	state := fs.String("state", defaultStateDir(), "`directory` holding your credential and the directory's pinned key")
+	asJSON := fs.Bool("json", false, "print the credential's number and expiry as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	c, err := cf.client()
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	n, exp, err := client.StoredIdentity(*state)
 	if err != nil {
 		return err
 	}
-	n, exp, err := c.Identity()
-	if err != nil {
-		return err
+	if *asJSON {
+		return printJSON(stdout, credentialJSON{n, exp})
 	}
 	fmt.Fprintf(stdout, "%s, credential valid until %s\n", n, exp.Local().Format(time.DateTime))
 	return nil

@@ -96,7 +96,7 @@ func TestDiscloseFlags(t *testing.T) {
 // CLI's TestHelp uses (run with -update to rewrite it).
 func TestDiscloseHelp(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if err := cmdDisclose(t.Context(), []string{"-h"}, &stdout, &stderr); !errors.Is(err, errUsage) {
+	if err := cmdDisclose(t.Context(), []string{"-h"}, &stdout, &stderr); !errors.Is(err, errHelp) {
 		t.Fatalf("-h: %v", err)
 	}
 	golden := filepath.Join("testdata", "help", "disclose.txt")

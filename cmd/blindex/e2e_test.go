@@ -270,6 +270,14 @@ func TestStoryThroughCLI(t *testing.T) {
 	if got := lookupApps(t, s, "carol", bob); len(got[bob]) != 2 {
 		t.Errorf("carol sees %v after the acl change", got)
 	}
+	// A repeated --allow adds to the list: both numbers are admitted.
+	cli(t, s, "bob", "acl", "--app", "org.example.chat", "--visibility", "allowlist", "--allow", carol, "--allow", alice)
+	if got := lookupApps(t, s, "alice", bob); !slices.Equal(got[bob], []string{"org.example.chat"}) {
+		t.Errorf("alice sees %v after a repeated --allow", got)
+	}
+	if got := lookupApps(t, s, "carol", bob); len(got[bob]) != 2 {
+		t.Errorf("carol sees %v after a repeated --allow", got)
+	}
 	cli(t, s, "bob", "unpublish", "--app", "org.example.video")
 	if got := lookupApps(t, s, "carol", bob); !slices.Equal(got[bob], []string{"org.example.chat"}) {
 		t.Errorf("carol sees %v after unpublish", got)
@@ -356,7 +364,10 @@ func TestHelp(t *testing.T) {
 		{"map", "-h"}} {
 		cmd := exec.Command(binary, args...)
 		cmd.Env = append(os.Environ(), "HOME=/home/user", "XDG_CONFIG_HOME=")
-		out, _ := cmd.CombinedOutput()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("blindex %s: %v (asking for help is not an error)", strings.Join(args, " "), err)
+		}
 		golden := filepath.Join("testdata", "help", args[0]+".txt")
 		if *update {
 			os.MkdirAll(filepath.Dir(golden), 0o755)

@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -57,21 +59,25 @@ BLINDEX_REGION), such as --region US "(415) 555-0100".
 Run "blindex COMMAND -h" for a command's flags.
 `
 
-// errUsage means the command line was wrong; the message has been printed.
-var errUsage = errors.New("usage")
+var (
+	// errUsage means the command line was wrong; the message has been printed.
+	errUsage = errors.New("usage")
+	// errHelp means -h or --help asked for the usage, which has been printed.
+	errHelp = errors.New("help")
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, errHelp):
 	case errors.Is(err, errUsage):
 		os.Exit(2)
 	case errors.Is(err, errAlarm):
 		os.Exit(3)
 	default:
-		fmt.Fprintln(os.Stderr, "blindex:", err)
+		fmt.Fprintln(os.Stderr, "blindex:", explain(err))
 		os.Exit(1)
 	}
 }
@@ -134,16 +140,54 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
+// explain turns a failure to reach a server into what failed and what to
+// check, instead of Go's raw "Post ...: dial tcp ..." text.
+func explain(err error) string {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err.Error()
+	}
+	u, perr := url.Parse(ue.URL)
+	if perr != nil {
+		return err.Error()
+	}
+	server := u.Scheme + "://" + u.Host
+	var dns *net.DNSError
+	var op *net.OpError
+	switch {
+	case ue.Timeout():
+		return fmt.Sprintf("%s did not answer in time: is the server up and reachable? (%v)", server, ue.Err)
+	case errors.As(err, &dns):
+		return fmt.Sprintf("cannot resolve %s: check the server URL (--server, BLINDEX_SERVER; --ca for verify) (%v)", u.Host, dns)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("nothing is listening at %s: start the server (blindex serve), or give its URL with --server "+
+			"(BLINDEX_SERVER; --ca for verify and renew)", server)
+	case errors.As(err, &op):
+		return fmt.Sprintf("cannot reach %s: %v: check the network and the server URL (--server, BLINDEX_SERVER)", server, op.Err)
+	}
+	return fmt.Sprintf("talking to %s: %v", server, ue.Err)
+}
+
 // newFlags makes a flag set whose -h prints synopsis, description and flags.
 func newFlags(name, synopsis, description string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: blindex %s\n\n%s\n", synopsis, strings.TrimSpace(description))
-		hasFlags := false
-		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
-		if hasFlags {
-			fmt.Fprintf(stderr, "\nFlags (each also read from BLINDEX_<NAME>, e.g. --state from BLINDEX_STATE, then from\nthe config file named by BLINDEX_CONFIG; see docs/operations.md):\n")
+		example := "" // a flag this command has, the likeliest to be set in the environment
+		fs.VisitAll(func(f *flag.Flag) {
+			if example == "" {
+				example = f.Name
+			}
+		})
+		for _, name := range []string{"data", "server", "state"} {
+			if fs.Lookup(name) != nil {
+				example = name
+			}
+		}
+		if example != "" {
+			fmt.Fprintf(stderr, "\nFlags (each also read from BLINDEX_<NAME>, e.g. --%s from %s, then from\nthe config file named by BLINDEX_CONFIG; see docs/operations.md):\n",
+				example, envName(example))
 			fs.PrintDefaults()
 		}
 	}
@@ -158,7 +202,9 @@ func newFlags(name, synopsis, description string, stderr io.Writer) *flag.FlagSe
 func parse(fs *flag.FlagSet, args []string) error {
 	var positional []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		} else if err != nil {
 			return errUsage // the flag package has printed why, and the usage
 		}
 		rest := fs.Args()
@@ -180,7 +226,7 @@ func parse(fs *flag.FlagSet, args []string) error {
 		if given[f.Name] || err != nil {
 			return
 		}
-		env := "BLINDEX_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		env := envName(f.Name)
 		if v, ok := os.LookupEnv(env); ok {
 			given[f.Name] = true
 			if e := fs.Set(f.Name, v); e != nil {
@@ -195,6 +241,11 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return applyConfig(fs, path, given)
 	}
 	return nil
+}
+
+// envName is the environment variable a flag is also read from.
+func envName(flag string) string {
+	return "BLINDEX_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
 // applyConfig sets, from the config file at path, every flag of fs that

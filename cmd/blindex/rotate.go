@@ -17,9 +17,10 @@ its own POPRF info, so every index, record key and caller pseudonym changes,
 and what a copy of the database or a log of old lookups holds stops matching
 new ones. Each epoch's info is published in the transparency log.
 
-For --overlap the directory answers both epochs: clients look up in both,
-and owners' clients move their records to the new epoch on their next
-publish, lookup or monitor run. Then the old epoch retires and its records
+For --overlap the directory answers both epochs: callers keep looking up in
+the previous one only (two epochs' prefixes for one number would narrow its
+bucket), and owners' clients copy their records into the new epoch on their
+next publish, lookup or monitor run. Then the old epoch retires and its records
 are deleted. Give owners' apps time to run within the overlap; a record not
 moved by then disappears until its owner publishes again.
 
@@ -30,6 +31,7 @@ server on the database picks the new epoch up within seconds.`, stderr)
 	db := fs.String("db", "", "PostgreSQL `URL`, if the server uses one")
 	overlap := fs.Duration("overlap", 7*24*time.Hour, "how long the previous epoch is still answered")
 	status := fs.Bool("status", false, "only show the epochs")
+	asJSON := fs.Bool("json", false, "print the epochs as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -53,6 +55,19 @@ server on the database picks the new epoch up within seconds.`, stderr)
 	}
 	if err != nil {
 		return err
+	}
+	if *asJSON {
+		type jsonEpochs struct {
+			Started       bool       `json:"started"` // this run started Current
+			Current       int        `json:"current"`
+			Previous      *int       `json:"previous,omitempty"`
+			PreviousUntil *time.Time `json:"previous_until,omitempty"`
+		}
+		out := jsonEpochs{Started: !*status, Current: e.Current}
+		if e.Previous >= 0 {
+			out.Previous, out.PreviousUntil = &e.Previous, &e.PreviousUntil
+		}
+		return printJSON(stdout, out)
 	}
 	if !*status {
 		fmt.Fprintf(stdout, "Started lookup epoch %d.\n", e.Current)

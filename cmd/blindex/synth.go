@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -64,9 +63,7 @@ owners; a build holds about 80 bytes per owner in memory.`, synth.MaxOwners), st
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(synthReport(st, *seed))
+		return printJSON(stdout, synthReport(st, *seed))
 	}
 	fmt.Fprintf(stdout, "Added %d owners to %s (seed %d) in %s.\n", st.Owners, *data, *seed, st.Total.Round(10*time.Millisecond))
 	fmt.Fprintf(stdout, "  records     %d (%d public, %d allowlist, %d nobody), %d already present\n",
