@@ -104,8 +104,8 @@ func (s *Server) spendBuckets(ctx context.Context, c *caller, n int) error {
 	_, err := s.cfg.Store.Tokens(ctx, s.budgetKey("buckets", c), -float64(n), 0, capacity, 0, s.cfg.Now())
 	if errors.Is(err, ErrExhausted) {
 		s.metrics.refusals.WithLabelValues("buckets").Inc()
-		// Every 429 says when to come back; credit comes from evaluating.
-		return httpapi.Retry(ErrBucketCredit, time.Minute)
+		// No Retry-After: waiting buys no credit, only evaluating does.
+		return ErrBucketCredit
 	}
 	return err
 }
