@@ -440,7 +440,7 @@ func (l *Log) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		l.log.Error("serving checkpoint", "err", err)
-		http.Error(w, "internal error\n", http.StatusInternalServerError)
+		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -455,19 +455,19 @@ func (l *Log) serveTile(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	t, err := torchwood.ParseTilePath(r.URL.Path)
 	if err != nil {
-		http.Error(w, "malformed tile path\n", http.StatusBadRequest)
+		http.Error(w, "malformed tile path", http.StatusBadRequest)
 		return
 	}
 	tree, err := l.cfg.Storage.LogTree(ctx)
 	if err != nil {
 		l.log.Error("serving tile", "err", err)
-		http.Error(w, "internal error\n", http.StatusInternalServerError)
+		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	level := max(t.L, 0) * t.H
 	end := t.N<<t.H + int64(t.W) // hashes (or entries) at that level the tile needs
 	if t.N > tree.N>>t.H || end > tree.N>>level {
-		http.Error(w, "tile not in the tree\n", http.StatusNotFound)
+		http.Error(w, "tile not in the tree", http.StatusNotFound)
 		return
 	}
 	var data []byte
@@ -482,12 +482,12 @@ func (l *Log) serveTile(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil {
 			l.log.Error("serving entries", "err", err)
-			http.Error(w, "internal error\n", http.StatusInternalServerError)
+			http.Error(w, "internal error", http.StatusInternalServerError)
 			return
 		}
 	} else if data, err = tlog.ReadTileData(t, l.hashReader(ctx)); err != nil {
 		l.log.Error("serving tile", "err", err)
-		http.Error(w, "internal error\n", http.StatusInternalServerError)
+		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")

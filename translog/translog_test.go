@@ -531,3 +531,28 @@ func TestVerifierKey(t *testing.T) {
 		t.Fatal("VerifierKey accepted a malformed key")
 	}
 }
+
+// TestTileErrorBodies: a refused tile request's plain-text body is its
+// message and one newline (protocol §8.17).
+func TestTileErrorBodies(t *testing.T) {
+	l, _, _ := newLog(t, "example.com/errors", 10)
+	if err := l.Publish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	base := serveLog(t, l, nil)
+	for path, want := range map[string]string{
+		"tile/0/x001":   "malformed tile path\n",
+		"tile/0/x001/5": "malformed tile path\n",
+		"tile/0/009":    "tile not in the tree\n",
+	} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode < 400 || string(body) != want {
+			t.Errorf("%s: %d %q, want %q", path, resp.StatusCode, body, want)
+		}
+	}
+}
