@@ -43,6 +43,7 @@ Usage:
   blindex monitor [--json]         check the transparency log for credentials and changes you did not make
   blindex log verify               audit the whole transparency log (no credential needed)
   blindex map SUBCOMMAND [flags]   make (keygen, build, sign) and check (verify, show) a federation map
+  blindex version [--json]         show this build: version, VCS revision, protocol and schema versions
 
 Client commands talk to --server (env BLINDEX_SERVER, default
 http://127.0.0.1:8390) and keep your credential and the directory's pinned key
@@ -94,6 +95,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "demo":
 		return cmdDemo(ctx, rest, stdout, stderr)
+	case "version", "--version", "-version":
+		return cmdVersion(ctx, rest, stdout, stderr)
 	case "serve":
 		return cmdServe(ctx, rest, stdout, stderr)
 	case "ca":
