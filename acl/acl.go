@@ -10,13 +10,13 @@
 package acl
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
+
+	"blindex.dev/blindex/internal/strictjson"
 )
 
 // Visibility says who may read a record, before the denylist is applied.
@@ -183,13 +183,10 @@ func encodeEntries(ps []Pseudonym) []string {
 // checked with Validate. On error l is left unchanged.
 func (l *List) UnmarshalJSON(b []byte) error {
 	var w wireList
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&w); err != nil {
+	// Strict: a duplicate or case-folded member ("VISIBILITY") is refused,
+	// not read one way here and another by the owner's own tools.
+	if err := strictjson.Decode(b, &w); err != nil {
 		return fmt.Errorf("acl: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("acl: trailing data after list")
 	}
 	v, err := ParseVisibility(w.Visibility)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -157,6 +158,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, kind uint8, body []byte) {
 		k := decodeKinds[int(kind)%len(decodeKinds)]
 		k.check(t, body)
+		checkStrict(t, k.decodes, body)
 	})
 }
 
@@ -170,9 +172,13 @@ func TestDecodeStrict(t *testing.T) {
 	}{
 		{`{"number":"+14155550100"}`, true},
 		{` {"number":"+14155550100"} ` + "\n", true},
-		{`{"NUMBER":"+14155550100"}`, true},                         // Go matches names case-insensitively
-		{`{"number":"+12025550173","number":"+14155550100"}`, true}, // the last duplicate wins
+		{`{"\u006eumber":"+14155550100"}`, true}, // the same name, escaped
 		{`null`, true},
+		// encoding/json alone would fold case and keep the last duplicate.
+		{`{"NUMBER":"+14155550100"}`, false},
+		{`{"Number":"+14155550100"}`, false},
+		{`{"number":"+12025550173","number":"+14155550100"}`, false},
+		{`{"number":"+14155550100","\u006eumber":"+14155550100"}`, false},
 		{`{"number":"+14155550100","extra":1}`, false},
 		{`{"number":"+14155550100"}{}`, false},
 		{`{"number":"+14155550100"} x`, false},
@@ -193,9 +199,99 @@ func TestDecodeStrict(t *testing.T) {
 			t.Errorf("Decode(%q) number = %q", c.body, v.Number)
 		}
 	}
-	// An unknown member inside the ACL is refused too.
+	// Inside the ACL (which decodes itself) the same rules hold.
+	for _, body := range []string{
+		`{"acl":{"visibility":"public","x":1}}`,
+		`{"acl":{"VISIBILITY":"public"}}`,
+		`{"acl":{"visibility":"nobody","visibility":"public"}}`,
+		`{"ACL":{"visibility":"public"}}`,
+		`{"acl":{"visibility":"public"},"acl":{"visibility":"public"}}`,
+	} {
+		var p api.PublishRequest
+		if err := httpapi.Decode([]byte(body), &p); !errors.Is(err, httpapi.ErrBadRequest) {
+			t.Errorf("Decode(%s) = %v, want ErrBadRequest", body, err)
+		}
+	}
 	var p api.PublishRequest
-	if err := httpapi.Decode([]byte(`{"acl":{"visibility":"public","x":1}}`), &p); err == nil {
-		t.Error("unknown member in acl accepted")
+	if err := httpapi.Decode([]byte(`{"acl":{"visibility":"public"}}`), &p); err != nil {
+		t.Errorf("a plain acl refused: %v", err)
+	}
+}
+
+// member is one object member of a JSON text, at any depth: the name's
+// bytes are body[name:colon] (quotes included), the whole member
+// body[name:end].
+type member struct{ name, end int }
+
+// members lists the object members of a valid JSON text, outermost first.
+// It only locates them (with json.Decoder's offsets); what Decode does with
+// them is the thing tested.
+func members(body []byte) []member {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var out []member
+	var value func() bool
+	value = func() bool {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		switch tok {
+		case json.Delim('['):
+			for dec.More() {
+				if !value() {
+					return false
+				}
+			}
+			_, err = dec.Token()
+		case json.Delim('{'):
+			for dec.More() {
+				start := int(dec.InputOffset()) // just after '{' or the previous value
+				if _, err := dec.Token(); err != nil {
+					return false
+				}
+				i := len(out)
+				out = append(out, member{name: start + bytes.IndexByte(body[start:], '"')})
+				if !value() {
+					return false
+				}
+				out[i].end = int(dec.InputOffset())
+			}
+			_, err = dec.Token()
+		}
+		return err == nil
+	}
+	if !value() {
+		return nil
+	}
+	return out
+}
+
+// checkStrict checks, for a body Decode accepts, that every variant with
+// one member doubled, or one member name's letters in upper case, is
+// refused: the request types have no maps, so every member name is a
+// field's, matched exactly.
+func checkStrict(t *testing.T, decodes func([]byte) bool, body []byte) {
+	if !decodes(body) {
+		return
+	}
+	for _, m := range members(body) {
+		name, end := m.name, m.end
+		dup := slices.Concat(body[:name], body[name:end], []byte(","), body[name:])
+		if decodes(dup) {
+			t.Fatalf("a doubled member accepted: %q", dup)
+		}
+		colon := name + 1 + bytes.IndexByte(body[name+1:], '"') + 1
+		raw := body[name:colon]
+		if bytes.IndexByte(raw, '\\') >= 0 {
+			continue // an escape's hex digits may not change case
+		}
+		upper := bytes.ToUpper(raw)
+		if bytes.Equal(upper, raw) {
+			continue
+		}
+		folded := slices.Concat(body[:name], upper, body[colon:])
+		if decodes(folded) {
+			t.Fatalf("a case-folded member name accepted: %q", folded)
+		}
 	}
 }

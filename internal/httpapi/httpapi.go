@@ -5,9 +5,9 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -20,6 +20,7 @@ import (
 
 	"blindex.dev/blindex/internal/api"
 	"blindex.dev/blindex/internal/httpsig"
+	"blindex.dev/blindex/internal/strictjson"
 	"blindex.dev/blindex/oprf"
 )
 
@@ -146,17 +147,22 @@ func ReadBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
-// Decode parses exactly one JSON value and rejects unknown fields.
+// Decode parses exactly one JSON value and rejects unknown members,
+// duplicate members and member names that differ from a field's in case
+// (strictjson). It is the one place request bodies are decoded: a body has
+// one reading, whatever reads it. Every failure is ErrBadRequest.
 func Decode(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := strictjson.Decode(body, v)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, strictjson.ErrDuplicate), errors.Is(err, strictjson.ErrName):
+		// These name no member: the detail may go to the log.
+		return fmt.Errorf("%w: %w", ErrBadRequest, err)
+	default:
+		// encoding/json's errors can quote the body.
 		return ErrBadRequest
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return ErrBadRequest
-	}
-	return nil
 }
 
 // Serve serves an endpoint: it reads the capped body, calls process with
