@@ -242,28 +242,15 @@ func Parse(text []byte) (*Map, error) {
 	if len(text) > MaxSize {
 		return nil, ErrTooLarge
 	}
-	s := string(text)
-	if !strings.HasSuffix(s, "\n") {
+	lines, ok := ascii.NewLines(text)
+	if !ok {
 		return nil, fmt.Errorf("%w: no final newline", ErrMalformed)
 	}
-	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
-	if lines[0] != Header {
+	if head, _ := lines.Line(); head != Header {
 		return nil, fmt.Errorf("%w: first line must be %q", ErrMalformed, Header)
 	}
-	lines = lines[1:]
-	next := func(name string) (string, bool) {
-		if len(lines) == 0 {
-			return "", false
-		}
-		v, ok := strings.CutPrefix(lines[0], name+" ")
-		if !ok {
-			return "", false
-		}
-		lines = lines[1:]
-		return v, true
-	}
 	want := func(name string) (string, error) {
-		v, ok := next(name)
+		v, ok := lines.Field(name)
 		if !ok {
 			return "", fmt.Errorf("%w: want a %q line", ErrMalformed, name)
 		}
@@ -278,6 +265,8 @@ func Parse(text []byte) (*Map, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A zero version or expiry parses, and check (through Marshal below)
+	// refuses it with the rule it breaks.
 	if m.Version, err = parseInt(v); err != nil {
 		return nil, err
 	}
@@ -289,13 +278,13 @@ func Parse(text []byte) (*Map, error) {
 		return nil, err
 	}
 	m.Expires = time.Unix(exp, 0).UTC()
-	for len(lines) > 0 {
+	for lines.Len() > 0 {
 		var d Directory
 		if d.URL, err = want("directory"); err != nil {
 			return nil, err
 		}
 		for {
-			p, ok := next("prefix")
+			p, ok := lines.Field("prefix")
 			if !ok {
 				break
 			}
@@ -313,7 +302,7 @@ func Parse(text []byte) (*Map, error) {
 		if v, err = want("oprf-epoch"); err != nil {
 			return nil, err
 		}
-		epoch, err := parseUint(v)
+		epoch, err := parseInt(v)
 		if err != nil {
 			return nil, err
 		}
@@ -322,7 +311,7 @@ func Parse(text []byte) (*Map, error) {
 			return nil, err
 		}
 		for {
-			r, ok := next("ca-root")
+			r, ok := lines.Field("ca-root")
 			if !ok {
 				break
 			}
@@ -589,17 +578,8 @@ func decodeB64(s string) ([]byte, error) {
 	return b, nil
 }
 
-// parseInt accepts a positive decimal without a sign or leading zeros.
+// parseInt accepts a decimal, zero too, without a sign or leading zeros.
 func parseInt(s string) (int64, error) {
-	n, err := parseUint(s)
-	if err == nil && n == 0 {
-		err = fmt.Errorf("%w: bad number", ErrMalformed)
-	}
-	return n, err
-}
-
-// parseUint accepts a decimal without a sign or leading zeros.
-func parseUint(s string) (int64, error) {
 	n, ok := ascii.Decimal(s, maxInt)
 	if !ok {
 		return 0, fmt.Errorf("%w: bad number", ErrMalformed)

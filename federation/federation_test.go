@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -332,6 +333,9 @@ func TestParseStrict(t *testing.T) {
 		"CRLF":              strings.ReplaceAll(text, "\n", "\r\n"),
 		"trailing space":    strings.Replace(text, "version 3\n", "version 3 \n", 1),
 		"leading zero":      strings.Replace(text, "version 3\n", "version 03\n", 1),
+		"version 0":         strings.Replace(text, "version 3\n", "version 0\n", 1),
+		"negative version":  strings.Replace(text, "version 3\n", "version -3\n", 1),
+		"expires 0":         regexp.MustCompile("(?m)^expires [0-9]+$").ReplaceAllString(text, "expires 0"),
 		"other header":      strings.Replace(text, "blindex-map/v1", "blindex-map/v2", 1),
 		"unsorted prefixes": strings.Replace(text, "prefix +\nprefix +33\n", "prefix +33\nprefix +\n", 1),
 		"lines swapped":     strings.Replace(text, "oprf-key "+base64.StdEncoding.EncodeToString(us.OPRFKey)+"\noprf-info blindex lookup v1\n", "oprf-info blindex lookup v1\noprf-key "+base64.StdEncoding.EncodeToString(us.OPRFKey)+"\n", 1),

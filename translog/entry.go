@@ -165,12 +165,12 @@ func Parse(data []byte) (*Entry, error) {
 	if len(data) > MaxEntrySize {
 		return nil, ErrTooLarge
 	}
-	text := string(data)
-	if !strings.HasSuffix(text, "\n") {
+	lines, ok := ascii.NewLines(data)
+	if !ok {
 		return nil, fmt.Errorf("%w: no final newline", ErrMalformed)
 	}
-	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
-	kind, ok := strings.CutPrefix(lines[0], Header+" ")
+	head, _ := lines.Line()
+	kind, ok := strings.CutPrefix(head, Header+" ")
 	if !ok {
 		return nil, fmt.Errorf("%w: bad header", ErrMalformed)
 	}
@@ -179,13 +179,12 @@ func Parse(data []byte) (*Entry, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown kind", ErrMalformed)
 	}
-	lines = lines[1:]
 	if e.Kind == CARoots {
-		if len(lines) == 0 {
+		if lines.Len() == 0 {
 			return nil, fmt.Errorf("%w: no roots", ErrMalformed)
 		}
-		for _, l := range lines {
-			v, err := value(l, "root")
+		for lines.Len() > 0 {
+			v, err := value(lines, "root")
 			if err != nil {
 				return nil, err
 			}
@@ -197,12 +196,12 @@ func Parse(data []byte) (*Entry, error) {
 		}
 		return e, e.canonical(data)
 	}
-	if len(lines) != len(want) {
+	if lines.Len() != len(want) {
 		return nil, fmt.Errorf("%w: want %d fields", ErrMalformed, len(want))
 	}
 	vals := make(map[string]string, len(want))
-	for i, name := range want {
-		v, err := value(lines[i], name)
+	for _, name := range want {
+		v, err := value(lines, name)
 		if err != nil {
 			return nil, err
 		}
@@ -222,8 +221,10 @@ func Parse(data []byte) (*Entry, error) {
 		if err != nil {
 			return 0
 		}
-		var n int64
-		n, err = parseInt(vals[name])
+		n, ok := ascii.Decimal(vals[name], maxNumber) // zero too: no records retired
+		if !ok {
+			err = fmt.Errorf("%w: bad number", ErrMalformed)
+		}
 		return n
 	}
 	switch e.Kind {
@@ -278,8 +279,9 @@ func (e *Entry) canonical(data []byte) error {
 	return nil
 }
 
-func value(line, name string) (string, error) {
-	v, ok := strings.CutPrefix(line, name+" ")
+// value reads the next line as the field name, whose value is not empty.
+func value(lines *ascii.Lines, name string) (string, error) {
+	v, ok := lines.Field(name)
 	if !ok || v == "" {
 		return "", fmt.Errorf("%w: want field %q", ErrMalformed, name)
 	}
@@ -294,11 +296,5 @@ func decodeB64(s string, size int) ([]byte, error) {
 	return b, nil
 }
 
-// parseInt accepts a non-negative decimal without a sign or leading zeros.
-func parseInt(s string) (int64, error) {
-	n, ok := ascii.Decimal(s, 1<<40)
-	if !ok {
-		return 0, fmt.Errorf("%w: bad number", ErrMalformed)
-	}
-	return n, nil
-}
+// maxNumber bounds every number in an entry (times, counts, versions).
+const maxNumber = 1 << 40

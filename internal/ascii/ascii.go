@@ -1,5 +1,6 @@
-// Package ascii checks the text fields of signed notes (log entries,
-// federation maps): one spelling per value, nothing that could hide.
+// Package ascii reads the text fields of signed notes (log entries,
+// federation maps) line by line, and checks each has one spelling per
+// value, nothing that could hide.
 package ascii
 
 import (
@@ -44,4 +45,48 @@ func Base64(s string) ([]byte, bool) {
 		return nil, false
 	}
 	return b, true
+}
+
+// Lines reads a note's text one line at a time, each line a field
+// "name value": log entries and federation maps share this one reader.
+type Lines struct {
+	rest []string
+}
+
+// NewLines splits text into its lines. Every line, the last too, must end
+// in a newline: without one, NewLines returns false.
+func NewLines(text []byte) (*Lines, bool) {
+	s, ok := strings.CutSuffix(string(text), "\n")
+	if !ok {
+		return nil, false
+	}
+	return &Lines{rest: strings.Split(s, "\n")}, true
+}
+
+// Len is how many lines are left.
+func (l *Lines) Len() int { return len(l.rest) }
+
+// Line returns the next line and moves past it, or false if none is left.
+func (l *Lines) Line() (string, bool) {
+	if len(l.rest) == 0 {
+		return "", false
+	}
+	line := l.rest[0]
+	l.rest = l.rest[1:]
+	return line, true
+}
+
+// Field returns the value of the next line and moves past it, if that line
+// is name, a space and the value (which may be empty). Otherwise it returns
+// false and stays on the line.
+func (l *Lines) Field(name string) (string, bool) {
+	if len(l.rest) == 0 {
+		return "", false
+	}
+	v, ok := strings.CutPrefix(l.rest[0], name+" ")
+	if !ok {
+		return "", false
+	}
+	l.rest = l.rest[1:]
+	return v, true
 }

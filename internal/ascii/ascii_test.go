@@ -39,3 +39,48 @@ func TestBase64(t *testing.T) {
 		}
 	}
 }
+
+func TestLines(t *testing.T) {
+	if _, ok := NewLines([]byte("head\nname x")); ok {
+		t.Error("NewLines accepted a text without a final newline")
+	}
+	if _, ok := NewLines(nil); ok {
+		t.Error("NewLines accepted an empty text")
+	}
+	l, ok := NewLines([]byte("head\nname x\nprefix \nprefix +1\nnamex y\n"))
+	if !ok || l.Len() != 5 {
+		t.Fatalf("NewLines: %v, %d lines, want 5", ok, l.Len())
+	}
+	if h, ok := l.Line(); !ok || h != "head" {
+		t.Errorf("Line() = %q, %v; want head", h, ok)
+	}
+	if _, ok := l.Field("prefix"); ok || l.Len() != 4 {
+		t.Errorf("Field(prefix) on a name line: ok %v, %d left; want false, 4", ok, l.Len())
+	}
+	if v, ok := l.Field("name"); !ok || v != "x" {
+		t.Errorf("Field(name) = %q, %v; want x", v, ok)
+	}
+	var prefixes []string
+	for {
+		p, ok := l.Field("prefix")
+		if !ok {
+			break
+		}
+		prefixes = append(prefixes, p)
+	}
+	if len(prefixes) != 2 || prefixes[0] != "" || prefixes[1] != "+1" {
+		t.Errorf("prefixes %q, want an empty one then +1", prefixes)
+	}
+	if _, ok := l.Field("name"); ok {
+		t.Error(`Field(name) matched "namex y"`)
+	}
+	if v, ok := l.Line(); !ok || v != "namex y" || l.Len() != 0 {
+		t.Errorf("Line() = %q, %v, %d left", v, ok, l.Len())
+	}
+	if _, ok := l.Line(); ok {
+		t.Error("Line() past the end")
+	}
+	if _, ok := l.Field("name"); ok {
+		t.Error("Field past the end")
+	}
+}
