@@ -35,6 +35,7 @@ import (
 
 	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/internal/buildinfo"
 	"blindex.dev/blindex/internal/httpapi"
 	"blindex.dev/blindex/internal/httpsig"
 	"blindex.dev/blindex/oprf"
@@ -396,6 +397,7 @@ func (s *Server) config(ctx context.Context) (api.Config, error) {
 		RecordMaxTTL: int64(s.cfg.RecordMaxTTL / time.Second),
 		LogKey:       s.tlog.VerifierKey(),
 		LogLabelInfo: LogLabelInfo,
+		Build:        buildinfo.Read(nil).String(),
 	}, nil
 }
 

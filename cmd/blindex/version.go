@@ -22,7 +22,7 @@ built from with that commit's time and whether the work tree had uncommitted
 changes, the Go toolchain, the protocol version it speaks, and the newest
 schema version of each store, which "blindex serve" migrates a database to.
 Give it in bug reports. A running directory names its build in /v1/config
-(server_version). "blindex --version" is the same command.`, stderr)
+(build). "blindex --version" is the same command.`, stderr)
 	asJSON := fs.Bool("json", false, "print the same as one JSON object")
 	if err := parse(fs, args); err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,7 +64,8 @@ type versionJSON struct {
 // toolchain itself reads from the binary ("go version -m"), for the test
 // binary (built as the other tests build it) and for one built with VCS
 // stamping, whose revision must be a commit of this repository with that
-// commit's time.
+// commit's time. Each binary, run as a directory, names the same build in
+// /v1/config.
 func TestVersionJSON(t *testing.T) {
 	stamped := filepath.Join(t.TempDir(), "blindex")
 	// -buildvcs=auto on the command line overrides a GOFLAGS=-buildvcs=false.
@@ -128,6 +130,7 @@ func TestVersionJSON(t *testing.T) {
 			}
 			checkVersionText(t, bin, got)
 		}
+		checkConfigBuild(t, bin)
 	}
 	if !sawRevision {
 		if err := exec.Command("git", "rev-parse", "--git-dir").Run(); err == nil {
@@ -136,6 +139,52 @@ func TestVersionJSON(t *testing.T) {
 			t.Log("not in a git repository: only builds without VCS information were checked")
 		}
 	}
+}
+
+// checkConfigBuild starts bin as a directory and checks that /v1/config
+// names the build that "bin version --json" describes.
+func checkConfigBuild(t *testing.T, bin string) {
+	t.Helper()
+	out, err := exec.Command(bin, "version", "--json").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v versionJSON
+	if err := json.Unmarshal(out, &v); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{v.Version}
+	if v.Revision != "" {
+		want = append(want, v.Revision)
+	}
+	if v.Time != nil {
+		want = append(want, v.Time.Format(time.RFC3339))
+	}
+	if v.Modified != nil && *v.Modified {
+		want = append(want, "modified")
+	}
+	want = append(want, v.Go)
+
+	// startServer runs the package's binary; run bin instead.
+	saved := binary
+	binary = bin
+	s := startServer(t, t.TempDir())
+	binary = saved
+	resp, err := http.Get(s.url + "/v1/config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var cfg struct{ Build *string }
+	if err := json.NewDecoder(resp.Body).Decode(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Build == nil {
+		t.Errorf("%s: /v1/config has no build", bin)
+	} else if *cfg.Build != strings.Join(want, " ") {
+		t.Errorf("%s: /v1/config build %q, want %q", bin, *cfg.Build, strings.Join(want, " "))
+	}
+	s.stop(t)
 }
 
 // checkVersionText checks that "blindex version" prints the same as its

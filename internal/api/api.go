@@ -44,6 +44,7 @@ type Config struct {
 	Epochs       []Epoch  `json:"epochs"`         // the epochs answered: the current one, and the previous one during an overlap
 	LogKey       string   `json:"log_key"`        // the log's note verifier key; its name is the log origin
 	LogLabelInfo string   `json:"log_label_info"` // POPRF info for log labels
+	Build        string   `json:"build"`          // the server's version and build (buildinfo.Info.String), for bug reports; clients do not act on it
 }
 
 // An Epoch is a lookup epoch the directory answers. Its info is
