@@ -4,7 +4,9 @@
 // The client signs the method, host, request URI, a timestamp, a random nonce,
 // the hash of its certificate and the hash of the body with ECDSA P-256. The
 // server accepts a signature only within a short window around its clock and
-// only once: it remembers every nonce it accepted until the window has passed.
+// only once: it remembers every nonce it accepted until the window has passed,
+// in memory and, through Verifier.Shared, in state that outlives the process
+// and is shared by every process on it.
 package httpsig
 
 import (
@@ -78,10 +80,12 @@ func Sign(req *http.Request, body []byte, key *ecdsa.PrivateKey, certDER []byte,
 type Verifier struct {
 	window time.Duration
 
-	// Shared, if set, also records each accepted nonce key in state that
-	// every server process shares (a database), so a request accepted by
-	// one process cannot be replayed to another. It returns ErrReplay for a
-	// key already recorded. Set it before the first Verify.
+	// Shared, if set, also records each accepted nonce key durably, in
+	// state that every server process shares (a database), so that a
+	// request accepted by one process cannot be replayed to another, nor
+	// to this one after a restart. It returns ErrReplay for a key already
+	// recorded; its other errors fail the request. It is asked only for
+	// keys the memory has not seen. Set it before the first Verify.
 	Shared func(ctx context.Context, key [32]byte, forgetAt time.Time) error
 
 	mu   sync.Mutex
@@ -144,11 +148,21 @@ func (v *Verifier) remember(ctx context.Context, certDER []byte, nonce string, f
 	var key [32]byte
 	h.Sum(key[:0])
 
-	if v.Shared != nil {
-		if err := v.Shared(ctx, key, forgetAt); err != nil {
-			return err
-		}
+	// Memory first: a replay to this process costs no store round trip,
+	// and of two copies in flight at once only one reaches the store.
+	if err := v.reserve(key, forgetAt, now); err != nil {
+		return err
 	}
+	if v.Shared == nil {
+		return nil
+	}
+	// The key stays reserved even if this fails: a client sends every
+	// request, retries included, with a fresh nonce.
+	return v.Shared(ctx, key, forgetAt)
+}
+
+// reserve records key in memory, or returns ErrReplay if it is there.
+func (v *Verifier) reserve(key [32]byte, forgetAt, now time.Time) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if _, ok := v.seen[key]; ok {
