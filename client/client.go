@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"blindex.dev/blindex/credential"
 	"blindex.dev/blindex/internal/api"
 	"blindex.dev/blindex/internal/atomicfile"
 	"blindex.dev/blindex/internal/httpsig"
@@ -160,19 +161,28 @@ func (c *Client) Verify(ctx context.Context, number string) (time.Time, error) {
 	return resp.Expires, nil
 }
 
-// Confirm completes the pending verification with the code from the SMS. It
-// makes a new P-256 key, gets a credential for it and stores both.
-func (c *Client) Confirm(ctx context.Context, code string) error {
-	b, err := os.ReadFile(filepath.Join(c.cfg.StateDir, filePending))
+// readPending reads the verification in progress in stateDir.
+func readPending(stateDir string) (*pending, error) {
+	b, err := os.ReadFile(filepath.Join(stateDir, filePending))
 	if errors.Is(err, fs.ErrNotExist) {
-		return ErrNoPending
+		return nil, ErrNoPending
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var p pending
 	if err := json.Unmarshal(b, &p); err != nil {
-		return fmt.Errorf("client: %s is corrupt: %w", filePending, err)
+		return nil, fmt.Errorf("client: %s is corrupt: %w", filePending, err)
+	}
+	return &p, nil
+}
+
+// Confirm completes the pending verification with the code from the SMS. It
+// makes a new P-256 key, gets a credential for it and stores both.
+func (c *Client) Confirm(ctx context.Context, code string) error {
+	p, err := readPending(c.cfg.StateDir)
+	if err != nil {
+		return err
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -187,21 +197,13 @@ func (c *Client) Confirm(ctx context.Context, code string) error {
 		VerificationID: p.VerificationID, Number: p.Number, Code: strings.TrimSpace(code), PublicKey: pub,
 	}, &resp, nil)
 	if err != nil {
-		var e *Error
-		if errors.As(err, &e) && e.Status == http.StatusNotFound {
+		if asStatus(err, http.StatusNotFound) != nil {
 			os.Remove(filepath.Join(c.cfg.StateDir, filePending)) // the directory ended it
 		}
 		return err
 	}
-	cert, err := x509.ParseCertificate(resp.Certificate)
-	if err != nil {
-		return fmt.Errorf("client: the directory returned an unreadable credential: %w", err)
-	}
-	if k, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !k.Equal(&key.PublicKey) {
-		return errors.New("client: the directory returned a credential for another key")
-	}
-	if n, err := numberOf(cert); err != nil || n != p.Number {
-		return errors.New("client: the directory returned a credential for another number")
+	if err := checkIssued(resp, &key.PublicKey, p.Number, "the directory"); err != nil {
+		return err
 	}
 	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
@@ -226,6 +228,23 @@ func (c *Client) Confirm(ctx context.Context, code string) error {
 	return c.confirmLogged(ctx, resp, cred)
 }
 
+// checkIssued checks that a credential just issued by from is readable and
+// binds number to key: a CA that answered with another would have the
+// client sign as someone else.
+func checkIssued(resp api.VerifyConfirmResponse, key *ecdsa.PublicKey, number, from string) error {
+	cert, err := x509.ParseCertificate(resp.Certificate)
+	if err != nil {
+		return fmt.Errorf("client: %s returned an unreadable credential: %w", from, err)
+	}
+	if k, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !k.Equal(key) {
+		return fmt.Errorf("client: %s returned a credential for another key", from)
+	}
+	if n, err := credential.Number(cert); err != nil || n != number {
+		return fmt.Errorf("client: %s returned a credential for another number", from)
+	}
+	return nil
+}
+
 func (c *Client) storeCert(resp api.VerifyConfirmResponse) error {
 	var certPEM bytes.Buffer
 	for _, der := range append([][]byte{resp.Certificate}, resp.Chain...) {
@@ -245,15 +264,8 @@ func (c *Client) Renew(ctx context.Context) error {
 	if err := c.doAt(ctx, c.cfg.CA, "POST", api.PathRenew, struct{}{}, &resp, cred); err != nil {
 		return err
 	}
-	cert, err := x509.ParseCertificate(resp.Certificate)
-	if err != nil {
-		return fmt.Errorf("client: the CA returned an unreadable credential: %w", err)
-	}
-	if k, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok || !k.Equal(&cred.key.PublicKey) {
-		return errors.New("client: the CA returned a credential for another key")
-	}
-	if n, err := numberOf(cert); err != nil || n != mustNumber(cred) {
-		return errors.New("client: the CA returned a credential for another number")
+	if err := checkIssued(resp, &cred.key.PublicKey, cred.number, "the CA"); err != nil {
+		return err
 	}
 	if err := c.storeCert(resp); err != nil {
 		return err
@@ -270,11 +282,6 @@ func (c *Client) Revoke(ctx context.Context) error {
 		return err
 	}
 	return c.do(ctx, "POST", api.PathRevoke, struct{}{}, nil, cred)
-}
-
-func mustNumber(cred *identity) string {
-	n, _ := numberOf(cred.cert)
-	return n
 }
 
 // Chain returns the stored credential and its issuer chain (DER, leaf
@@ -301,9 +308,10 @@ func (c *Client) Chain() ([][]byte, *ecdsa.PrivateKey, error) {
 
 // identity is the loaded key and certificate.
 type identity struct {
-	key  *ecdsa.PrivateKey
-	cert *x509.Certificate
-	der  []byte
+	key    *ecdsa.PrivateKey
+	cert   *x509.Certificate
+	der    []byte
+	number string // from the certificate's TNAuthList
 }
 
 func (c *Client) credential() (*identity, error) {
@@ -338,10 +346,14 @@ func (c *Client) credential() (*identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: credential certificate: %w", err)
 	}
-	return &identity{key: key, cert: cert, der: cb.Bytes}, nil
+	number, err := credential.Number(cert)
+	if err != nil {
+		return nil, fmt.Errorf("client: credential: %w", err)
+	}
+	return &identity{key: key, cert: cert, der: cb.Bytes, number: number}, nil
 }
 
-// Credential returns the stored credential certificate (DER), or
+// Credential returns the stored credential's certificate, parsed, or
 // ErrNoCredential.
 func (c *Client) Credential() (*x509.Certificate, error) {
 	cred, err := c.credential()
@@ -349,6 +361,16 @@ func (c *Client) Credential() (*x509.Certificate, error) {
 		return nil, err
 	}
 	return cred.cert, nil
+}
+
+// asStatus returns err's error answer from the directory if it has status,
+// or nil.
+func asStatus(err error, status int) *Error {
+	var e *Error
+	if errors.As(err, &e) && e.Status == status {
+		return e
+	}
+	return nil
 }
 
 // do sends a JSON request and decodes a JSON answer into out (if non-nil).

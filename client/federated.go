@@ -90,11 +90,11 @@ func (c *Client) pinnedFrom(ctx context.Context, pin *Pin) (*pinned, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, err
 	}
-	var cfg api.Config
-	if err := c.do(ctx, "GET", api.PathConfig, nil, &cfg, nil); err != nil {
+	cfg, err := c.config(ctx)
+	if err != nil {
 		return nil, err
 	}
-	if err := pin.check(&cfg); err != nil {
+	if err := pin.check(cfg); err != nil {
 		return nil, err
 	}
 	p := pinned{PublicKey: pin.PublicKey, Info: pin.Info, CARoots: pin.CARoots, LogKey: pin.LogKey,
@@ -225,29 +225,13 @@ func dirName(u string) string {
 // homeNumber is the number of the stored credential, or of the pending
 // verification, or "".
 func (f *Federated) homeNumber() string {
-	base := &Client{cfg: Config{StateDir: f.cfg.StateDir, CredentialDir: f.cfg.StateDir}}
-	if n, _, err := base.Identity(); err == nil {
+	if n, _, err := f.Identity(); err == nil {
 		return n
 	}
-	if p, err := f.pending(); err == nil {
+	if p, err := readPending(f.cfg.StateDir); err == nil {
 		return p.Number
 	}
 	return ""
-}
-
-func (f *Federated) pending() (*pending, error) {
-	b, err := os.ReadFile(filepath.Join(f.cfg.StateDir, filePending))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ErrNoPending
-	}
-	if err != nil {
-		return nil, err
-	}
-	var p pending
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("client: %s is corrupt: %w", filePending, err)
-	}
-	return &p, nil
 }
 
 // Route returns the directory of the map that holds number.
@@ -286,8 +270,7 @@ func (f *Federated) Home() (*Client, error) {
 
 // Identity returns the number and expiry of the stored credential.
 func (f *Federated) Identity() (string, time.Time, error) {
-	base := &Client{cfg: Config{StateDir: f.cfg.StateDir, CredentialDir: f.cfg.StateDir}}
-	return base.Identity()
+	return StoredIdentity(f.cfg.StateDir)
 }
 
 // Verify starts the verification of number at the directory that holds it.
@@ -302,7 +285,7 @@ func (f *Federated) Verify(ctx context.Context, number string) (time.Time, error
 // Confirm completes the pending verification at the directory that holds
 // its number.
 func (f *Federated) Confirm(ctx context.Context, code string) error {
-	p, err := f.pending()
+	p, err := readPending(f.cfg.StateDir)
 	if err != nil {
 		return err
 	}

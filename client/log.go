@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -118,8 +119,8 @@ func (c *Client) logKey(ctx context.Context) (note.Verifier, error) {
 	if p.LogKey == "" {
 		// Pinned before the directory had a log: adopt its log key once,
 		// if it still answers under the pinned OPRF key.
-		var cfg api.Config
-		if err := c.do(ctx, "GET", api.PathConfig, nil, &cfg, nil); err != nil {
+		cfg, err := c.config(ctx)
+		if err != nil {
 			return nil, err
 		}
 		if cfg.LogKey == "" || !bytes.Equal(cfg.PublicKey, p.PublicKey) {
@@ -154,8 +155,7 @@ func (c *Client) advance(ctx context.Context, s *logState, cp translog.Checkpoin
 	if from != to && from > 0 {
 		path := api.PathLog + "/consistency?from=" + strconv.FormatInt(from, 10) + "&to=" + strconv.FormatInt(to, 10)
 		err := c.do(ctx, "GET", path, nil, &proof, nil)
-		var e *Error
-		if errors.As(err, &e) && e.Status == 404 {
+		if asStatus(err, http.StatusNotFound) != nil {
 			// The log no longer has a tree this client has seen.
 			return &translog.ForkError{Old: old, New: cp, Reason: "the log was rolled back: it cannot prove the tree seen before"}
 		}
@@ -207,11 +207,7 @@ func (c *Client) label(ctx context.Context, s *logState, cred *identity) ([32]by
 	if err != nil {
 		return [32]byte{}, err
 	}
-	number, err := credentialNumber(cred)
-	if err != nil {
-		return [32]byte{}, err
-	}
-	blinding, blinded, err := oprf.Blind([][]byte{[]byte(number)})
+	blinding, blinded, err := oprf.Blind([][]byte{[]byte(cred.number)})
 	if err != nil {
 		return [32]byte{}, err
 	}

@@ -18,10 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"crypto/x509"
-
 	"blindex.dev/blindex/acl"
-	"blindex.dev/blindex/credential"
 	"blindex.dev/blindex/internal/api"
 	"blindex.dev/blindex/oprf"
 	"blindex.dev/blindex/record"
@@ -60,8 +57,8 @@ func (c *Client) pinnedCtx(ctx context.Context) (*pinned, error) {
 			return nil, fmt.Errorf("client: %s is corrupt: %w", filePinned, err)
 		}
 	case errors.Is(err, fs.ErrNotExist):
-		var cfg api.Config
-		if err := c.do(ctx, "GET", api.PathConfig, nil, &cfg, nil); err != nil {
+		cfg, err := c.config(ctx)
+		if err != nil {
 			return nil, err
 		}
 		if cfg.Suite != oprf.SuiteID || cfg.Mode != "POPRF" {
@@ -83,6 +80,15 @@ func (c *Client) pinnedCtx(ctx context.Context) (*pinned, error) {
 	return &p, nil
 }
 
+// config fetches the directory's public parameters.
+func (c *Client) config(ctx context.Context) (*api.Config, error) {
+	var cfg api.Config
+	if err := c.do(ctx, "GET", api.PathConfig, nil, &cfg, nil); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
 // savePinned stores the pinned directory parameters.
 func (c *Client) savePinned(p *pinned) error {
 	b, err := json.Marshal(p)
@@ -92,7 +98,8 @@ func (c *Client) savePinned(p *pinned) error {
 	return writeFile(filepath.Join(c.cfg.StateDir, filePinned), b, 0o600)
 }
 
-// An evaluation is the outcome of evaluating a batch of inputs.
+// An evaluation is the outcome of evaluating a batch of inputs, or one
+// request's worth of them (evaluatePart).
 type evaluation struct {
 	ys         [][]byte
 	prefixBits int  // the smallest prefix length the directory reported
@@ -124,7 +131,7 @@ func (c *Client) evaluateAt(ctx context.Context, cred *identity, inputs [][]byte
 		return nil, fmt.Errorf("client: pinned directory key: %w", err)
 	}
 	parts := evenParts(inputs, evalPartSize)
-	out := make([]*evalPart, len(parts))
+	out := make([]*evaluation, len(parts))
 	if err := c.inParts(ctx, len(parts), func(ctx context.Context, i int) (err error) {
 		out[i], err = c.evaluatePart(ctx, cred, p, pk, parts[i], epoch)
 		return err
@@ -193,17 +200,9 @@ func (c *Client) inParts(ctx context.Context, n int, f func(ctx context.Context,
 	return errors.Join(errs...)
 }
 
-// An evalPart is the outcome of evaluating one request's worth of inputs.
-type evalPart struct {
-	ys         [][]byte
-	prefixBits int
-	epoch      int
-	previous   *int
-}
-
 // evaluatePart blinds part, has the directory evaluate it under epoch (the
 // current one if nil), and verifies and finalizes the answer.
-func (c *Client) evaluatePart(ctx context.Context, cred *identity, p *pinned, pk *oprf.PublicKey, part [][]byte, epoch *int) (*evalPart, error) {
+func (c *Client) evaluatePart(ctx context.Context, cred *identity, p *pinned, pk *oprf.PublicKey, part [][]byte, epoch *int) (*evaluation, error) {
 	blinding, blinded, err := oprf.Blind(part)
 	if err != nil {
 		return nil, err
@@ -223,8 +222,7 @@ func (c *Client) evaluatePart(ctx context.Context, cred *identity, p *pinned, pk
 	}
 	ys, err := blinding.Finalize(pk, []byte(api.EpochInfo(p.Info, resp.Epoch)), resp.Evaluated, resp.Proof)
 	if errors.Is(err, oprf.ErrProof) {
-		var cfg api.Config
-		if c.do(ctx, "GET", api.PathConfig, nil, &cfg, nil) == nil && !bytes.Equal(cfg.PublicKey, pk.Bytes()) {
+		if cfg, err := c.config(ctx); err == nil && !bytes.Equal(cfg.PublicKey, pk.Bytes()) {
 			return nil, ErrKeyChanged
 		}
 		return nil, fmt.Errorf("client: the directory's evaluation proof does not verify against the pinned key: %w", err)
@@ -232,7 +230,7 @@ func (c *Client) evaluatePart(ctx context.Context, cred *identity, p *pinned, pk
 	if err != nil {
 		return nil, err
 	}
-	return &evalPart{ys: ys, prefixBits: resp.PrefixBits, epoch: resp.Epoch, previous: resp.Previous}, nil
+	return &evaluation{ys: ys, prefixBits: resp.PrefixBits, epoch: resp.Epoch, previous: resp.Previous}, nil
 }
 
 func (c *Client) normalize(number string) (string, error) {
@@ -312,7 +310,7 @@ func (c *Client) Lookup(ctx context.Context, numbers ...string) ([]Result, error
 	current, previous := ev.epoch, ev.previous
 	if ev.previous != nil {
 		old, err := c.evaluateAt(ctx, cred, inputs, ev.previous)
-		if e := (*Error)(nil); errors.As(err, &e) && e.Status == http.StatusGone {
+		if asStatus(err, http.StatusGone) != nil {
 			err = nil // retired meanwhile: the current epoch alone is answered
 		} else if err == nil {
 			ev = old
@@ -413,13 +411,12 @@ func sortRecords(rs []record.Record) {
 // only merges buckets, and fetches them all again once.
 func (c *Client) fetchBuckets(ctx context.Context, cred *identity, epoch, n int, prefixes []uint32) ([]*api.BucketsResponse, error) {
 	answers, err := c.fetchBucketParts(ctx, cred, epoch, n, prefixes)
-	var e *Error
-	if !errors.As(err, &e) || e.Status != http.StatusConflict {
+	if asStatus(err, http.StatusConflict) == nil {
 		return answers, err
 	}
-	var cfg api.Config
-	if err := c.do(ctx, "GET", api.PathConfig, nil, &cfg, nil); err != nil {
-		return nil, err
+	cfg, cerr := c.config(ctx)
+	if cerr != nil {
+		return nil, cerr
 	}
 	if cfg.PrefixBits >= n || cfg.PrefixBits < 0 {
 		return nil, err
@@ -458,38 +455,11 @@ func prefixOf(index [32]byte, n int) uint32 {
 	return binary.BigEndian.Uint32(index[:4]) >> (32 - n)
 }
 
-// credentialNumber reads the number from the credential's TNAuthList.
-func credentialNumber(cred *identity) (string, error) {
-	n, err := numberOf(cred.cert)
-	if err != nil {
-		return "", fmt.Errorf("client: credential: %w", err)
-	}
-	return n, nil
-}
-
 // Identity returns the number and expiry of the stored credential.
 func (c *Client) Identity() (number string, expires time.Time, err error) {
 	cred, err := c.credential()
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	n, err := credentialNumber(cred)
-	return n, cred.cert.NotAfter, err
-}
-
-// numberOf returns the single number in a certificate's TNAuthList.
-func numberOf(cert *x509.Certificate) (string, error) {
-	for _, ext := range cert.Extensions {
-		if ext.Id.Equal(credential.OIDTNAuthList) {
-			ns, err := credential.ParseTNAuthList(ext.Value)
-			if err != nil {
-				return "", err
-			}
-			if len(ns) != 1 {
-				return "", credential.ErrNoNumber
-			}
-			return ns[0], nil
-		}
-	}
-	return "", credential.ErrNoNumber
+	return cred.number, cred.cert.NotAfter, nil
 }

@@ -74,7 +74,7 @@ func (c *Client) Monitor(ctx context.Context, mc MonitorConfig) (*Report, error)
 	// retired one, so the expectations below match the directory's epochs.
 	// A refused credential is an alarm below, not a reason to stop here.
 	if err := c.Migrate(ctx); err != nil {
-		if e := (*Error)(nil); !errors.As(err, &e) || e.Status != http.StatusUnauthorized {
+		if asStatus(err, http.StatusUnauthorized) == nil {
 			return nil, err
 		}
 	}

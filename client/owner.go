@@ -36,11 +36,7 @@ func (c *Client) evalOwner(ctx context.Context, a *Access, epoch *int) (*ownerEv
 	if err != nil {
 		return nil, err
 	}
-	number, err := credentialNumber(cred)
-	if err != nil {
-		return nil, err
-	}
-	inputs := [][]byte{[]byte(number)}
+	inputs := [][]byte{[]byte(cred.number)}
 	var allow, deny [][]byte
 	if a != nil {
 		if allow, err = c.normalizeAll(a.Allow); err != nil {
@@ -101,7 +97,7 @@ func (c *Client) alsoPrevious(ctx context.Context, o *ownerEval, a *Access, writ
 	if err == nil {
 		err = write(old)
 	}
-	if e := (*Error)(nil); errors.As(err, &e) && e.Status == http.StatusGone {
+	if asStatus(err, http.StatusGone) != nil {
 		return nil
 	}
 	return err

@@ -203,7 +203,7 @@ func Verify(leafDER []byte, roots *x509.CertPool, now time.Time) (number string,
 		return "", nil, ErrKey
 	}
 
-	number, err = leafNumber(leaf)
+	number, err = Number(leaf)
 	if err != nil {
 		return "", nil, err
 	}
@@ -213,8 +213,9 @@ func Verify(leafDER []byte, roots *x509.CertPool, now time.Time) (number string,
 	return number, leaf, nil
 }
 
-// leafNumber returns the single E.164 number in leaf's TNAuthList.
-func leafNumber(leaf *x509.Certificate) (string, error) {
+// Number returns the single E.164 number in leaf's TNAuthList. It checks
+// nothing else: Verify is what trusts a credential.
+func Number(leaf *x509.Certificate) (string, error) {
 	var value []byte
 	found := 0
 	for _, e := range leaf.Extensions {
