@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/bits"
 	"net/http"
 	"runtime"
 	"slices"
@@ -169,23 +168,10 @@ type Server struct {
 	logSecret    []byte
 	tlog         *translog.Log
 
-	// Owner counts run in the background, one at a time, under bgCtx;
-	// Run cancels and waits for them when it ends.
-	bg       sync.WaitGroup
-	bgCtx    context.Context
-	bgCancel context.CancelFunc
+	owners     *ownerCount // the prefix length; Run stops its counts when it ends
+	epochCache *epochCache
 
 	logKeysMu sync.Mutex // serializes logKeys
-
-	mu          sync.Mutex
-	prefixBits  int
-	prefixValid time.Time     // prefixBits is fresh until then
-	prefixSoon  time.Time     // a publish may not bring the next count before this
-	prefixKnown bool          // prefixBits has been computed once
-	counting    chan struct{} // closed when the running count ends; nil if none runs
-	countErr    error         // the last count's failure
-	epochState  Epochs        // the lookup epochs, as last read
-	epochValid  time.Time     // epochState is fresh until then
 }
 
 // MetaOPRFPublicKey is the store meta key under which the OPRF public key
@@ -270,7 +256,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		budgetSecret: hkdfKey(cfg.OPRFKey.Bytes(), "blindex v1 budget key"),
 		logSecret:    hkdfKey(cfg.OPRFKey.Bytes(), "blindex v1 log fingerprint"),
 	}
-	s.bgCtx, s.bgCancel = context.WithCancel(context.Background())
+	s.owners = newOwnerCount(cfg.Store, cfg.MinBucketOwners, cfg.MaxPrefixBits, cfg.Now,
+		func(err error) { s.housekeepError("counting owners", err) })
+	s.epochCache = &epochCache{store: cfg.Store, grace: cfg.EpochGrace, now: cfg.Now, seen: s.logKeys}
 	for _, r := range cfg.Roots {
 		s.rootsDER = append(s.rootsDER, r.Raw)
 	}
@@ -313,12 +301,10 @@ func (s *Server) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait() // no checkpoint is being written once Run returns
 	wg.Go(func() { s.tlog.Run(ctx) })
-	defer func() { s.bgCancel(); s.bg.Wait() }()
+	defer s.owners.stop()
 	// Count owners now, so the first lookups need not wait for the count
 	// (seconds at 10 M owners).
-	s.mu.Lock()
-	s.startCount(s.cfg.Now())
-	s.mu.Unlock()
+	s.owners.refresh()
 	t := time.NewTicker(15 * time.Second)
 	defer t.Stop()
 	for {
@@ -354,14 +340,14 @@ func (s *Server) Housekeep(ctx context.Context) {
 			s.housekeepError("deleting retired epochs' records", err)
 		} else if n > 0 {
 			s.log.Info("deleted retired epochs' records", "count", n, "current_epoch", e.Current)
-			s.invalidatePrefix()
+			s.owners.changed()
 		}
 	}
 	if n, err := s.cfg.Store.DeleteExpiredRecords(ctx, now); err != nil && ctx.Err() == nil {
 		s.housekeepError("deleting expired records", err)
 	} else if n > 0 {
 		s.log.Info("deleted expired records", "count", n)
-		s.invalidatePrefix()
+		s.owners.changed()
 	}
 	if err := s.cfg.Store.Checkpoint(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("store checkpoint", "err", err)
@@ -376,7 +362,7 @@ func (s *Server) housekeepError(what string, err error) {
 
 // config returns the public parameters.
 func (s *Server) config(ctx context.Context) (api.Config, error) {
-	pb, err := s.currentPrefixBits(ctx)
+	pb, err := s.owners.prefixBits(ctx)
 	if err != nil {
 		return api.Config{}, err
 	}
@@ -399,88 +385,6 @@ func (s *Server) config(ctx context.Context) (api.Config, error) {
 		LogLabelInfo: LogLabelInfo,
 		Build:        buildinfo.Read(nil).String(),
 	}, nil
-}
-
-// currentPrefixBits is floor(log2(owners / MinBucketOwners)), so that an
-// average bucket holds at least MinBucketOwners owners. Counting owners
-// scans an index (seconds at 10 M owners), so the value is cached and
-// recounted in the background, one count at a time, while requests use the
-// previous value; only before the first count has ended do they wait for
-// it. It is recounted after 10 seconds, or after a publish, but never
-// sooner after the last count than 20 times what that count took: counting
-// never takes more than a twentieth of a core, however fast owners publish.
-func (s *Server) currentPrefixBits(ctx context.Context) (int, error) {
-	s.mu.Lock()
-	if !s.cfg.Now().Before(s.prefixValid) {
-		s.startCount(s.cfg.Now())
-	}
-	known, pb, done, err := s.prefixKnown, s.prefixBits, s.counting, s.countErr
-	s.mu.Unlock()
-	if known {
-		return pb, nil
-	}
-	if done == nil { // the first count failed, and the next waits its turn
-		return 0, err
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.prefixKnown {
-		return 0, s.countErr
-	}
-	return s.prefixBits, nil
-}
-
-// startCount starts a count of owners in the background unless one runs.
-// s.mu must be held.
-func (s *Server) startCount(now time.Time) {
-	if s.counting != nil {
-		return
-	}
-	done := make(chan struct{})
-	s.counting = done
-	s.bg.Go(func() {
-		ctx, cancel := context.WithTimeout(s.bgCtx, time.Minute)
-		start := time.Now() // the real clock: this measures the count's cost
-		n, err := s.cfg.Store.CountOwners(ctx, now)
-		spacing := 20 * time.Since(start)
-		cancel()
-		if err != nil && s.bgCtx.Err() == nil {
-			s.housekeepError("counting owners", err)
-		}
-
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		defer close(done)
-		s.counting = nil
-		s.countErr = err
-		s.prefixSoon = now.Add(spacing)
-		if err != nil {
-			s.prefixValid = s.prefixSoon // try again once the spacing has passed
-			return
-		}
-		s.prefixBits = prefixBitsFor(n, s.cfg.MinBucketOwners, s.cfg.MaxPrefixBits)
-		s.prefixKnown = true
-		s.prefixValid = now.Add(max(10*time.Second, spacing))
-	})
-}
-
-func prefixBitsFor(owners, minPerBucket, maxBits int) int {
-	q := owners / minPerBucket
-	if q < 2 {
-		return 0
-	}
-	return min(bits.Len(uint(q))-1, maxBits)
-}
-
-func (s *Server) invalidatePrefix() {
-	s.mu.Lock()
-	s.prefixValid = s.prefixSoon
-	s.mu.Unlock()
 }
 
 // A caller is an authenticated request's identity. The number from its
@@ -597,7 +501,7 @@ func (s *Server) claim(ctx context.Context, c *caller, index [32]byte, notBefore
 		return err
 	}
 	if reassigned {
-		s.invalidatePrefix()
+		s.owners.changed()
 		s.log.Info("number reassigned: previous holder retired", "caller", s.fingerprint(c), "records_retired", retired)
 	}
 	return nil
@@ -660,7 +564,7 @@ func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateReques
 		}
 		return api.EvaluateResponse{}, fmt.Errorf("evaluate: %w", err) // httpapi maps the oprf input errors to 400
 	}
-	pb, err := s.currentPrefixBits(ctx)
+	pb, err := s.owners.prefixBits(ctx)
 	if err != nil {
 		return api.EvaluateResponse{}, err
 	}
@@ -698,7 +602,7 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 	if err != nil {
 		return api.BucketsResponse{}, err
 	}
-	pb, err := s.currentPrefixBits(ctx)
+	pb, err := s.owners.prefixBits(ctx)
 	if err != nil {
 		return api.BucketsResponse{}, err
 	}
@@ -784,7 +688,25 @@ func bucketRange(prefix uint32, n int) BucketRange {
 	return BucketRange{uint32(lo), uint32(lo + 1<<(32-n) - 1)}
 }
 
-func (s *Server) checkOwner(ctx context.Context, c *caller, requested *int, index, recordID []byte) (epoch int, idx, rid [32]byte, err error) {
+// logged answers a write with the proof that its log entry (at pos) is in
+// the log, so the owner need not trust the server to have logged it.
+func (s *Server) logged(ctx context.Context, pos int64) (api.WriteResponse, error) {
+	if pos < 0 {
+		return api.WriteResponse{}, nil
+	}
+	p, err := s.tlog.Prove(ctx, pos)
+	if err != nil {
+		return api.WriteResponse{}, err
+	}
+	return api.WriteResponse{Log: p}, nil
+}
+
+// checkWrite checks that the caller may write the record (index,
+// recordID): this directory holds its number, and index is its own.
+func (s *Server) checkWrite(ctx context.Context, c *caller, requested *int, index, recordID []byte) (epoch int, idx, rid [32]byte, err error) {
+	if err := s.misdirected(c); err != nil {
+		return 0, idx, rid, err
+	}
 	if len(index) != 32 || len(recordID) != 32 {
 		return 0, idx, rid, fmt.Errorf("%w: index and record_id are 32 bytes", httpapi.ErrBadRequest)
 	}
@@ -804,24 +726,27 @@ func (s *Server) checkOwner(ctx context.Context, c *caller, requested *int, inde
 	return epoch, idx, rid, nil
 }
 
-// logged answers a write with the proof that its log entry (at pos) is in
-// the log, so the owner need not trust the server to have logged it.
-func (s *Server) logged(ctx context.Context, pos int64) (api.WriteResponse, error) {
-	if pos < 0 {
-		return api.WriteResponse{}, nil
+// checkACL checks a write's ACL, which is required.
+func checkACL(l *acl.List) error {
+	if l == nil {
+		return fmt.Errorf("%w: acl is required", httpapi.ErrBadRequest)
 	}
-	p, err := s.tlog.Prove(ctx, pos)
-	if err != nil {
-		return api.WriteResponse{}, err
+	if err := l.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", httpapi.ErrBadRequest, err)
 	}
-	return api.WriteResponse{Log: p}, nil
+	return nil
+}
+
+// wroteACL observes and logs (as msg) a write that set a record's ACL to l:
+// the log gets the list sizes only, never the pseudonyms in them.
+func (s *Server) wroteACL(o Observation, msg string, l acl.List) {
+	o.Visibility, o.Allow, o.Deny = l.Visibility.String(), len(l.Allow), len(l.Deny)
+	s.observe(o)
+	s.log.Info(msg, "caller", o.Caller, "visibility", o.Visibility, "allow", o.Allow, "deny", o.Deny)
 }
 
 func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest) (api.WriteResponse, error) {
-	if err := s.misdirected(c); err != nil {
-		return api.WriteResponse{}, err
-	}
-	epoch, idx, rid, err := s.checkOwner(ctx, c, req.Epoch, req.Index, req.RecordID)
+	epoch, idx, rid, err := s.checkWrite(ctx, c, req.Epoch, req.Index, req.RecordID)
 	if err != nil {
 		return api.WriteResponse{}, err
 	}
@@ -832,11 +757,8 @@ func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest)
 	if !req.Expires.After(now) || req.Expires.After(now.Add(s.cfg.RecordMaxTTL)) {
 		return api.WriteResponse{}, fmt.Errorf("%w: expires must be in the future and within %v", httpapi.ErrBadRequest, s.cfg.RecordMaxTTL)
 	}
-	if req.ACL == nil {
-		return api.WriteResponse{}, fmt.Errorf("%w: acl is required", httpapi.ErrBadRequest)
-	}
-	if err := req.ACL.Validate(); err != nil {
-		return api.WriteResponse{}, fmt.Errorf("%w: %w", httpapi.ErrBadRequest, err)
+	if err := checkACL(req.ACL); err != nil {
+		return api.WriteResponse{}, err
 	}
 	pos, err := s.cfg.Store.PutRecord(ctx, Record{Epoch: epoch, Index: idx, RecordID: rid, Ciphertext: req.Ciphertext,
 		ACL: *req.ACL, Expires: req.Expires, Updated: now}, s.cfg.MaxRecordsPerOwner)
@@ -846,29 +768,20 @@ func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest)
 	if err != nil {
 		return api.WriteResponse{}, err
 	}
-	s.invalidatePrefix()
+	s.owners.changed()
 	o := s.observation(c, "publish")
-	o.Index, o.RecordID, o.Size = hex.EncodeToString(idx[:]), hex.EncodeToString(rid[:]), len(req.Ciphertext)
-	o.Visibility, o.Allow, o.Deny, o.Expires = req.ACL.Visibility.String(), len(req.ACL.Allow), len(req.ACL.Deny), req.Expires.UTC()
-	s.observe(o)
-	s.log.Info("record published", "caller", s.fingerprint(c), "visibility", req.ACL.Visibility.String(),
-		"allow", len(req.ACL.Allow), "deny", len(req.ACL.Deny))
+	o.Index, o.RecordID, o.Size, o.Expires = hex.EncodeToString(idx[:]), hex.EncodeToString(rid[:]), len(req.Ciphertext), req.Expires.UTC()
+	s.wroteACL(o, "record published", *req.ACL)
 	return s.logged(ctx, pos)
 }
 
 func (s *Server) setACL(ctx context.Context, c *caller, req api.SetACLRequest) (api.WriteResponse, error) {
-	if err := s.misdirected(c); err != nil {
-		return api.WriteResponse{}, err
-	}
-	_, idx, rid, err := s.checkOwner(ctx, c, req.Epoch, req.Index, req.RecordID)
+	_, idx, rid, err := s.checkWrite(ctx, c, req.Epoch, req.Index, req.RecordID)
 	if err != nil {
 		return api.WriteResponse{}, err
 	}
-	if req.ACL == nil {
-		return api.WriteResponse{}, fmt.Errorf("%w: acl is required", httpapi.ErrBadRequest)
-	}
-	if err := req.ACL.Validate(); err != nil {
-		return api.WriteResponse{}, fmt.Errorf("%w: %w", httpapi.ErrBadRequest, err)
+	if err := checkACL(req.ACL); err != nil {
+		return api.WriteResponse{}, err
 	}
 	pos, err := s.cfg.Store.SetACL(ctx, idx, rid, *req.ACL, s.cfg.Now())
 	if errors.Is(err, ErrNotFound) {
@@ -878,10 +791,7 @@ func (s *Server) setACL(ctx context.Context, c *caller, req api.SetACLRequest) (
 	}
 	o := s.observation(c, "acl")
 	o.Index, o.RecordID = hex.EncodeToString(idx[:]), hex.EncodeToString(rid[:])
-	o.Visibility, o.Allow, o.Deny = req.ACL.Visibility.String(), len(req.ACL.Allow), len(req.ACL.Deny)
-	s.observe(o)
-	s.log.Info("acl set", "caller", s.fingerprint(c), "visibility", req.ACL.Visibility.String(),
-		"allow", len(req.ACL.Allow), "deny", len(req.ACL.Deny))
+	s.wroteACL(o, "acl set", *req.ACL)
 	return s.logged(ctx, pos)
 }
 
@@ -905,7 +815,7 @@ func (s *Server) deleteRecord(ctx context.Context, c *caller, epoch *int, record
 	} else if err != nil {
 		return api.WriteResponse{}, err
 	}
-	s.invalidatePrefix()
+	s.owners.changed()
 	o := s.observation(c, "delete")
 	o.Index, o.RecordID = hex.EncodeToString(idx[:]), hex.EncodeToString(rid[:])
 	s.observe(o)

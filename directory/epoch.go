@@ -108,43 +108,9 @@ func StartEpoch(ctx context.Context, store Store, overlap time.Duration, now tim
 	return ReadEpochs(ctx, store, now)
 }
 
-// epochRefresh is how long a server keeps its view of the epochs.
-const epochRefresh = 2 * time.Second
-
-// epochs returns the current epochs, re-read from the store at most every
-// epochRefresh; a newly started epoch's info is logged when first seen.
-func (s *Server) epochs(ctx context.Context) (Epochs, error) {
-	now := s.cfg.Now()
-	s.mu.Lock()
-	e, valid := s.epochState, s.epochValid
-	s.mu.Unlock()
-	if now.Before(valid) {
-		return e, nil
-	}
-	fresh, err := ReadEpochs(ctx, s.cfg.Store, now)
-	if err != nil {
-		return e, err
-	}
-	if fresh.Current > 0 && fresh.Previous < 0 && now.Before(fresh.PreviousUntil.Add(s.cfg.EpochGrace)) {
-		fresh.Previous, fresh.Retiring = fresh.Current-1, true
-	}
-	if fresh.Current != e.Current || valid.IsZero() {
-		if err := s.logKeys(ctx, fresh); err != nil {
-			return e, err
-		}
-	}
-	// Fresh for epochRefresh, but never past a change of state.
-	until := now.Add(epochRefresh)
-	for _, t := range []time.Time{fresh.PreviousUntil, fresh.PreviousUntil.Add(s.cfg.EpochGrace)} {
-		if t.After(now) && t.Before(until) {
-			until = t
-		}
-	}
-	s.mu.Lock()
-	s.epochState, s.epochValid = fresh, until
-	s.mu.Unlock()
-	return fresh, nil
-}
+// epochs returns the current epochs (epochCache); a newly started epoch's
+// keys and info are logged when first seen.
+func (s *Server) epochs(ctx context.Context) (Epochs, error) { return s.epochCache.get(ctx) }
 
 // epochOf resolves a request's epoch: the current one if absent, else one
 // the server still answers (for a bucket fetch if fetch is set).

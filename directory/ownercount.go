@@ -1,0 +1,136 @@
+package directory
+
+import (
+	"context"
+	"math/bits"
+	"sync"
+	"time"
+)
+
+// ownerCount caches the bucket prefix length, floor(log2(owners /
+// MinBucketOwners)), so that an average bucket holds at least
+// MinBucketOwners owners. Counting owners scans an index (seconds at 10 M
+// owners), so the value is cached and recounted in the background, one
+// count at a time, while requests use the previous value; only before the
+// first count has ended do they wait for it. It is recounted after 10
+// seconds, or after a write, but never sooner after the last count than 20
+// times what that count took: counting never takes more than a twentieth
+// of a core, however fast owners publish. Safe for concurrent use.
+type ownerCount struct {
+	count        func(context.Context, time.Time) (int, error) // Store.CountOwners
+	now          func() time.Time
+	minPerBucket int
+	maxBits      int
+	failed       func(error) // a count failed (not for a stop)
+
+	// Counts run in the background under ctx; stop cancels and waits for
+	// them.
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	bits     int
+	valid    time.Time     // bits is fresh until then
+	soon     time.Time     // a write may not bring the next count before this
+	known    bool          // bits has been computed once
+	counting chan struct{} // closed when the running count ends; nil if none runs
+	err      error         // the last count's failure
+}
+
+func newOwnerCount(store Store, minPerBucket, maxBits int, now func() time.Time, failed func(error)) *ownerCount {
+	o := &ownerCount{count: store.CountOwners, now: now, minPerBucket: minPerBucket, maxBits: maxBits, failed: failed}
+	o.ctx, o.cancel = context.WithCancel(context.Background())
+	return o
+}
+
+// prefixBits returns the current prefix length.
+func (o *ownerCount) prefixBits(ctx context.Context) (int, error) {
+	o.mu.Lock()
+	if !o.now().Before(o.valid) {
+		o.start(o.now())
+	}
+	known, pb, done, err := o.known, o.bits, o.counting, o.err
+	o.mu.Unlock()
+	if known {
+		return pb, nil
+	}
+	if done == nil { // the first count failed, and the next waits its turn
+		return 0, err
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if !o.known {
+		return 0, o.err
+	}
+	return o.bits, nil
+}
+
+// refresh starts a count now unless one runs, so that the first requests
+// need not wait for it.
+func (o *ownerCount) refresh() {
+	o.mu.Lock()
+	o.start(o.now())
+	o.mu.Unlock()
+}
+
+// start starts a count in the background unless one runs. o.mu must be
+// held.
+func (o *ownerCount) start(now time.Time) {
+	if o.counting != nil {
+		return
+	}
+	done := make(chan struct{})
+	o.counting = done
+	o.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(o.ctx, time.Minute)
+		start := time.Now() // the real clock: this measures the count's cost
+		n, err := o.count(ctx, now)
+		spacing := 20 * time.Since(start)
+		cancel()
+		if err != nil && o.ctx.Err() == nil {
+			o.failed(err)
+		}
+
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		defer close(done)
+		o.counting = nil
+		o.err = err
+		o.soon = now.Add(spacing)
+		if err != nil {
+			o.valid = o.soon // try again once the spacing has passed
+			return
+		}
+		o.bits = prefixBitsFor(n, o.minPerBucket, o.maxBits)
+		o.known = true
+		o.valid = now.Add(max(10*time.Second, spacing))
+	})
+}
+
+// changed says that the owners may have changed: the next request after
+// the spacing recounts.
+func (o *ownerCount) changed() {
+	o.mu.Lock()
+	o.valid = o.soon
+	o.mu.Unlock()
+}
+
+// stop cancels a running count and waits for it.
+func (o *ownerCount) stop() {
+	o.cancel()
+	o.wg.Wait()
+}
+
+func prefixBitsFor(owners, minPerBucket, maxBits int) int {
+	q := owners / minPerBucket
+	if q < 2 {
+		return 0
+	}
+	return min(bits.Len(uint(q))-1, maxBits)
+}
