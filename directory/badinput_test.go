@@ -334,7 +334,8 @@ func TestBadInputMatrix(t *testing.T) {
 	publishJSON := jsonBody(publish)
 	unknownMember := bytes.Replace(publishJSON, []byte(`{"index"`), []byte(`{"priority":1,"index"`), 1)
 	unknownInACL := bytes.Replace(publishJSON, []byte(`"acl":{"visibility":"public"}`), []byte(`"acl":{"visibility":"public","x":1}`), 1)
-	if bytes.Equal(unknownMember, publishJSON) || bytes.Equal(unknownInACL, publishJSON) {
+	duplicateACL := bytes.Replace(publishJSON, []byte(`"acl":{"visibility":"public"}`), []byte(`"acl":{"visibility":"nobody"},"acl":{"visibility":"public"}`), 1)
+	if bytes.Equal(unknownMember, publishJSON) || bytes.Equal(unknownInACL, publishJSON) || bytes.Equal(duplicateACL, publishJSON) {
 		t.Fatalf("test broken: publish body shape changed: %s", publishJSON)
 	}
 
@@ -348,7 +349,6 @@ func TestBadInputMatrix(t *testing.T) {
 		manyPrefixes[i] = uint32(i)
 	}
 	budget := []string{"token_buckets"} // a caller's evaluation budget and bucket credit
-	verification := []string{"counters", "verifications"}
 
 	cases := []badCase{
 		// Oversized bodies: refused while reading, before the signature
@@ -383,10 +383,12 @@ func TestBadInputMatrix(t *testing.T) {
 			status: 400, message: msgBadRequest},
 		{name: "unknown_field/inside_acl", method: "PUT", path: api.PathRecords, body: unknownInACL, as: owner,
 			status: 400, message: msgBadRequest},
-		// Not unknown to encoding/json: it matches member names without
-		// regard to case (docs/protocol.md §2 tells clients not to rely on it).
-		{name: "unknown_field/case_variant_accepted", method: "POST", path: api.PathVerifyStart, body: []byte(`{"NUMBER":"` + dave + `"}`),
-			status: 200, writes: verification},
+		// encoding/json alone would fold the case, or keep the last of two
+		// members (here the public ACL); both are refused (protocol §2).
+		{name: "unknown_field/case_variant", method: "POST", path: api.PathVerifyStart, body: []byte(`{"NUMBER":"` + dave + `"}`),
+			status: 400, message: msgBadRequest},
+		{name: "unknown_field/duplicate_member", method: "PUT", path: api.PathRecords, body: duplicateACL, as: owner,
+			status: 400, message: msgBadRequest},
 
 		// Content type: checked first, before the size and the signature.
 		{name: "content_type/text_plain", method: "POST", path: api.PathVerifyStart, body: start, contentType: "text/plain",
