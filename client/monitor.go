@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -18,11 +19,40 @@ import (
 
 // An Alarm is something the monitor found that the owner did not do.
 type Alarm struct {
-	Kind    string `json:"kind"`            // credential, holder, state, stored-state, retired, fork
-	Index   int64  `json:"index,omitempty"` // log index of the entry, if any
-	Message string `json:"message"`
+	Kind    AlarmKind `json:"kind"`
+	Index   int64     `json:"index,omitempty"` // log index of the entry, if any
+	Message string    `json:"message"`
 	// Evidence is the entry, or for a fork both signed checkpoints.
 	Evidence []string `json:"evidence,omitempty"`
+}
+
+// An AlarmKind says what an Alarm is about. Its string is the report's
+// "kind" (docs/protocol.md).
+type AlarmKind string
+
+const (
+	// AlarmCredential is a credential for the owner's number issued to
+	// another key: an SMS hijack, or a misissuing CA.
+	AlarmCredential AlarmKind = "credential"
+	// AlarmHolder is another key taking the number over at the directory.
+	AlarmHolder AlarmKind = "holder"
+	// AlarmState is a State entry that commits to other records than the
+	// owner published.
+	AlarmState AlarmKind = "state"
+	// AlarmStoredState is the directory storing, now, other records than
+	// the owner published.
+	AlarmStoredState AlarmKind = "stored-state"
+	// AlarmRetired is the directory refusing the owner's credential.
+	AlarmRetired AlarmKind = "retired"
+	// AlarmFork is a checkpoint inconsistent with one seen before: a
+	// forked or rolled-back log. Its evidence is both checkpoints.
+	AlarmFork AlarmKind = "fork"
+)
+
+// aboutState reports whether the alarm says the directory does not hold
+// what the owner published (Report.StateOK).
+func (k AlarmKind) aboutState() bool {
+	return k == AlarmState || k == AlarmStoredState || k == AlarmRetired
 }
 
 // A Report is the outcome of one monitor run.
@@ -70,13 +100,8 @@ func (c *Client) Monitor(ctx context.Context, mc MonitorConfig) (*Report, error)
 	if err != nil {
 		return nil, err
 	}
-	// First move records to a new lookup epoch, and forget those of a
-	// retired one, so the expectations below match the directory's epochs.
-	// A refused credential is an alarm below, not a reason to stop here.
-	if err := c.Migrate(ctx); err != nil {
-		if asStatus(err, http.StatusUnauthorized) == nil {
-			return nil, err
-		}
+	if err := c.migrateToMonitor(ctx); err != nil {
+		return nil, err
 	}
 	s, err := c.loadLog()
 	if err != nil {
@@ -87,28 +112,100 @@ func (c *Client) Monitor(ctx context.Context, mc MonitorConfig) (*Report, error)
 		return nil, err
 	}
 	rep := &Report{Origin: logKey.Name(), Label: base64.StdEncoding.EncodeToString(label[:]), Alarms: []Alarm{}, CheckedAt: c.cfg.Now().UTC()}
-	cp, err := c.fetchCheckpoint(ctx, logKey, mc)
+	cp, fork, err := c.checkFork(ctx, s, logKey, mc)
 	if err != nil {
 		return nil, err
 	}
 	rep.Size = cp.N
+	if fork != nil {
+		rep.Alarms = append(rep.Alarms, *fork)
+		return rep, nil // nothing read from a forked log can be trusted
+	}
+	if err := c.scanEntries(ctx, s, cp, label, certHash(cred.cert), rep); err != nil {
+		return nil, err
+	}
+	s.Scanned = cp.N
+	stored, err := c.checkStored(ctx, s, cred, label)
+	if err != nil {
+		return nil, err
+	}
+	if stored != nil {
+		rep.Alarms = append(rep.Alarms, *stored)
+	}
+	rep.StateOK = !slices.ContainsFunc(rep.Alarms, func(a Alarm) bool { return a.Kind.aboutState() })
+	return rep, c.saveLog(s)
+}
+
+// migrateToMonitor first moves records to a new lookup epoch, and forgets
+// those of a retired one, so the monitor's expectations match the
+// directory's epochs. A refused credential is an alarm (checkStored), not
+// a reason to stop here.
+func (c *Client) migrateToMonitor(ctx context.Context) error {
+	if err := c.Migrate(ctx); err != nil && asStatus(err, http.StatusUnauthorized) == nil {
+		return err
+	}
+	return nil
+}
+
+// checkFork fetches the log's checkpoint and checks it is consistent with
+// the latest this client has seen. It returns the checkpoint to read up
+// to: the larger of the two, now proven consistent with each other. A
+// fork or rollback is an alarm, returned with the fetched checkpoint.
+func (c *Client) checkFork(ctx context.Context, s *logState, logKey note.Verifier, mc MonitorConfig) (translog.Checkpoint, *Alarm, error) {
+	cp, err := c.fetchCheckpoint(ctx, logKey, mc)
+	if err != nil {
+		return cp, nil, err
+	}
 	var fork *translog.ForkError
 	if err := c.advance(ctx, s, cp, logKey); errors.As(err, &fork) {
-		rep.Alarms = append(rep.Alarms, Alarm{Kind: "fork", Message: fork.Error(),
-			Evidence: []string{string(fork.Old.Note), string(fork.New.Note)}})
-		return rep, nil // nothing read from a forked log can be trusted
+		return cp, &Alarm{Kind: AlarmFork, Message: fork.Error(),
+			Evidence: []string{string(fork.Old.Note), string(fork.New.Note)}}, nil
 	} else if err != nil {
-		return nil, err
+		return cp, nil, err
 	}
-	// Read up to the larger of the fetched checkpoint and the one kept from
-	// this client's own writes, now proven consistent with each other.
-	if cp, err = translog.OpenCheckpoint(s.Checkpoint, logKey); err != nil {
-		return nil, err
-	}
-	rep.Size = cp.N
-	own := certHash(cred.cert)
-	// A State entry does not name its epoch: it must match what the owner
-	// expects in one of the epochs it has records in (or the current one).
+	// The larger may be the one kept from this client's own writes.
+	cp, err = translog.OpenCheckpoint(s.Checkpoint, logKey)
+	return cp, nil, err
+}
+
+// scanEntries reads the entries the last run did not, up to cp, and adds
+// to rep an alarm for each under label that the owner did not cause: a
+// credential or holder entry with a key other than own, or a State entry
+// after the owner's last change that commits to other records.
+func (c *Client) scanEntries(ctx context.Context, s *logState, cp translog.Checkpoint, label, own [32]byte, rep *Report) error {
+	matches := c.stateMatcher(ctx, s)
+	return c.replayFrom(ctx, cp.Tree, s.Scanned, func(i int64, data []byte) error {
+		rep.Scanned++
+		e, err := translog.Parse(data)
+		if err != nil {
+			return fmt.Errorf("client: log entry %d: %w", i, err)
+		}
+		if (e.Kind != translog.Credential && e.Kind != translog.Holder && e.Kind != translog.State) || e.Label != label {
+			return nil
+		}
+		rep.Mine++
+		evidence := []string{string(data)}
+		switch {
+		case e.Kind == translog.Credential && e.Key != own:
+			rep.Alarms = append(rep.Alarms, Alarm{Kind: AlarmCredential, Index: i, Evidence: evidence,
+				Message: fmt.Sprintf("a credential for your number was issued to another key (valid %s to %s): if you did not verify the number again, it was hijacked",
+					e.NotBefore.Format(time.RFC3339), e.NotAfter.Format(time.RFC3339))})
+		case e.Kind == translog.Holder && e.Key != own:
+			rep.Alarms = append(rep.Alarms, Alarm{Kind: AlarmHolder, Index: i, Evidence: evidence,
+				Message: fmt.Sprintf("another key took over your number at the directory; %d of your records were retired", e.Retired)})
+		case e.Kind == translog.State && i > s.StateIndex && !matches(e):
+			rep.Alarms = append(rep.Alarms, Alarm{Kind: AlarmState, Index: i, Evidence: evidence,
+				Message: "the directory logged a state for your records that differs from what you published"})
+		}
+		return nil
+	})
+}
+
+// stateMatcher returns whether a State entry commits to what the owner
+// expects. A State entry does not name its epoch: it must match the
+// owner's records in one of the epochs it has records in (or the current
+// one), or be the emptying of a retired epoch's index.
+func (c *Client) stateMatcher(ctx context.Context, s *logState) func(e *translog.Entry) bool {
 	epochs := map[int]bool{}
 	if p, err := c.pinnedCtx(ctx); err == nil {
 		epochs[p.Epoch] = true
@@ -117,7 +214,7 @@ func (c *Client) Monitor(ctx context.Context, mc MonitorConfig) (*Report, error)
 		epochs[r.Epoch] = true
 	}
 	empty := translog.Commitment(nil)
-	matches := func(e *translog.Entry) bool {
+	return func(e *translog.Entry) bool {
 		for ep := range epochs {
 			if e.Commitment == translog.Commitment(translog.Live(expectedState(s.Records, ep), e.At)) {
 				return true
@@ -131,64 +228,33 @@ func (c *Client) Monitor(ctx context.Context, mc MonitorConfig) (*Report, error)
 		}
 		return false
 	}
-	err = c.replayFrom(ctx, cp.Tree, s.Scanned, func(i int64, data []byte) error {
-		rep.Scanned++
-		e, err := translog.Parse(data)
-		if err != nil {
-			return fmt.Errorf("client: log entry %d: %w", i, err)
-		}
-		if (e.Kind != translog.Credential && e.Kind != translog.Holder && e.Kind != translog.State) || e.Label != label {
-			return nil
-		}
-		rep.Mine++
-		evidence := []string{string(data)}
-		switch {
-		case e.Kind == translog.Credential && e.Key != own:
-			rep.Alarms = append(rep.Alarms, Alarm{Kind: "credential", Index: i, Evidence: evidence,
-				Message: fmt.Sprintf("a credential for your number was issued to another key (valid %s to %s): if you did not verify the number again, it was hijacked",
-					e.NotBefore.Format(time.RFC3339), e.NotAfter.Format(time.RFC3339))})
-		case e.Kind == translog.Holder && e.Key != own:
-			rep.Alarms = append(rep.Alarms, Alarm{Kind: "holder", Index: i, Evidence: evidence,
-				Message: fmt.Sprintf("another key took over your number at the directory; %d of your records were retired", e.Retired)})
-		case e.Kind == translog.State && i > s.StateIndex && !matches(e):
-			rep.Alarms = append(rep.Alarms, Alarm{Kind: "state", Index: i, Evidence: evidence,
-				Message: "the directory logged a state for your records that differs from what you published"})
-		}
-		return nil
-	})
+}
+
+// checkStored asks the directory for the state it stores for the owner
+// now, and returns an alarm if that differs from what the owner published
+// in the directory's current epoch, or if the directory refuses the
+// credential.
+func (c *Client) checkStored(ctx context.Context, s *logState, cred *identity, label [32]byte) (*Alarm, error) {
+	var st api.StateResponse
+	err := c.do(ctx, "POST", api.PathLogState, struct{}{}, &st, cred)
+	if e := asStatus(err, http.StatusUnauthorized); e != nil {
+		return &Alarm{Kind: AlarmRetired, Message: "the directory refuses your credential: " + e.Message}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	s.Scanned = cp.N
-	var st api.StateResponse
-	var apiErr *Error
-	err = c.do(ctx, "POST", api.PathLogState, struct{}{}, &st, cred)
-	switch {
-	case errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized:
-		rep.Alarms = append(rep.Alarms, Alarm{Kind: "retired",
-			Message: "the directory refuses your credential: " + apiErr.Message})
-	case err != nil:
-		return nil, err
-	default:
-		e, err := translog.Parse(st.Entry)
-		if err != nil || e.Kind != translog.State || e.Label != label {
-			return nil, fmt.Errorf("client: malformed state answer: %v", err)
-		}
-		if !fresh(e.At, c.cfg.Now()) {
-			return nil, fmt.Errorf("client: the state answer is dated %s, not now", e.At.Format(time.RFC3339))
-		}
-		if e.Commitment != translog.Commitment(translog.Live(expectedState(s.Records, st.Epoch), e.At)) {
-			rep.Alarms = append(rep.Alarms, Alarm{Kind: "stored-state", Evidence: []string{string(st.Entry)},
-				Message: fmt.Sprintf("the directory now stores %d records or access lists for your number that differ from what you published", e.Records)})
-		}
+	e, err := translog.Parse(st.Entry)
+	if err != nil || e.Kind != translog.State || e.Label != label {
+		return nil, fmt.Errorf("client: malformed state answer: %v", err)
 	}
-	rep.StateOK = true
-	for _, a := range rep.Alarms {
-		if a.Kind == "state" || a.Kind == "stored-state" || a.Kind == "retired" {
-			rep.StateOK = false
-		}
+	if !fresh(e.At, c.cfg.Now()) {
+		return nil, fmt.Errorf("client: the state answer is dated %s, not now", e.At.Format(time.RFC3339))
 	}
-	return rep, c.saveLog(s)
+	if e.Commitment != translog.Commitment(translog.Live(expectedState(s.Records, st.Epoch), e.At)) {
+		return &Alarm{Kind: AlarmStoredState, Evidence: []string{string(st.Entry)},
+			Message: fmt.Sprintf("the directory now stores %d records or access lists for your number that differ from what you published", e.Records)}, nil
+	}
+	return nil, nil
 }
 
 // fetchCheckpoint gets the log's published checkpoint and checks the log's

@@ -24,7 +24,7 @@ import (
 func alarmKinds(r *client.Report) []string {
 	var ks []string
 	for _, a := range r.Alarms {
-		ks = append(ks, a.Kind)
+		ks = append(ks, string(a.Kind))
 	}
 	return ks
 }
@@ -208,10 +208,10 @@ func collectAlarms(t *testing.T, c *client.Client, kinds ...string) map[string]c
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		for _, a := range monitor(t, c).Alarms {
-			if !slices.Contains(kinds, a.Kind) {
+			if !slices.Contains(kinds, string(a.Kind)) {
 				t.Fatalf("unexpected %s alarm: %s", a.Kind, a.Message)
 			}
-			got[a.Kind] = a
+			got[string(a.Kind)] = a
 		}
 		if len(got) == len(kinds) {
 			return got
