@@ -76,10 +76,6 @@ type Config struct {
 	// Observe, if set, receives what the server observed for each lookup
 	// request: never a number, only what the protocol discloses.
 	Observe func(Observation)
-	// SharedReplayCache records accepted request nonces in the store as
-	// well as in memory, so that several server processes on one database
-	// refuse each other's replays. Set it when servers share a database.
-	SharedReplayCache bool
 	// LogKey is the transparency log's note signer key (Ed25519, from
 	// note.GenerateKey); required. Its name is the log's origin.
 	LogKey string
@@ -225,9 +221,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("directory: recording the OPRF public key: %w", err)
 	}
 	sigs := httpsig.NewVerifier(cfg.AuthWindow)
-	if cfg.SharedReplayCache {
-		sigs.Shared = httpapi.SharedNonces(cfg.Store)
-	}
+	// Accepted nonces are recorded in the store too, so that neither this
+	// server restarted nor another on the same database accepts a replay.
+	sigs.Shared = httpapi.SharedNonces(cfg.Store)
 	m := newMetrics()
 	tl, err := translog.New(translog.Config{Storage: cfg.Store, Key: cfg.LogKey, Witnesses: cfg.Witnesses,
 		Interval: cfg.LogInterval, CheckpointFile: cfg.LogCheckpointFile, Logger: cfg.Logger,
@@ -340,14 +336,14 @@ func (s *Server) Housekeep(ctx context.Context) {
 			s.housekeepError("deleting retired epochs' records", err)
 		} else if n > 0 {
 			s.log.Info("deleted retired epochs' records", "count", n, "current_epoch", e.Current)
-			s.owners.changed()
+			s.owners.left(n)
 		}
 	}
 	if n, err := s.cfg.Store.DeleteExpiredRecords(ctx, now); err != nil && ctx.Err() == nil {
 		s.housekeepError("deleting expired records", err)
 	} else if n > 0 {
 		s.log.Info("deleted expired records", "count", n)
-		s.owners.changed()
+		s.owners.left(n)
 	}
 	if err := s.cfg.Store.Checkpoint(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("store checkpoint", "err", err)
@@ -501,7 +497,7 @@ func (s *Server) claim(ctx context.Context, c *caller, index [32]byte, notBefore
 		return err
 	}
 	if reassigned {
-		s.owners.changed()
+		s.owners.left(min(retired, 1)) // one index's records
 		s.log.Info("number reassigned: previous holder retired", "caller", s.fingerprint(c), "records_retired", retired)
 	}
 	return nil
@@ -815,7 +811,7 @@ func (s *Server) deleteRecord(ctx context.Context, c *caller, epoch *int, record
 	} else if err != nil {
 		return api.WriteResponse{}, err
 	}
-	s.owners.changed()
+	s.owners.left(1)
 	o := s.observation(c, "delete")
 	o.Index, o.RecordID = hex.EncodeToString(idx[:]), hex.EncodeToString(rid[:])
 	s.observe(o)

@@ -236,7 +236,11 @@ func (c *countingStore) CountOwners(ctx context.Context, now time.Time) (int, er
 	c.mu.Lock()
 	c.counts = append(c.counts, time.Now())
 	c.mu.Unlock()
-	time.Sleep(time.Duration(c.countDelay.Load()))
+	select {
+	case <-time.After(time.Duration(c.countDelay.Load())):
+	case <-ctx.Done(): // the server stopping
+		return 0, ctx.Err()
+	}
 	return c.Store.CountOwners(ctx, now)
 }
 

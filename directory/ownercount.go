@@ -16,6 +16,13 @@ import (
 // seconds, or after a write, but never sooner after the last count than 20
 // times what that count took: counting never takes more than a twentieth
 // of a core, however fast owners publish. Safe for concurrent use.
+//
+// Owners who may have left (a record deleted, a holder retired, records
+// expired) are subtracted from the count at once, not at the next count: a
+// prefix the remaining owners no longer fill is refused (409) from the next
+// request on, and the answer the client then fetches already has the shorter
+// one. New owners wait for the count: a stale shorter prefix only widens
+// buckets.
 type ownerCount struct {
 	count        func(context.Context, time.Time) (int, error) // Store.CountOwners
 	now          func() time.Time
@@ -30,10 +37,12 @@ type ownerCount struct {
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	bits     int
-	valid    time.Time     // bits is fresh until then
+	owners   int           // at the last count
+	lost     uint64        // owners who may have left since New, ever growing
+	lostThen uint64        // lost when the last count began: already in owners
+	valid    time.Time     // owners is fresh until then
 	soon     time.Time     // a write may not bring the next count before this
-	known    bool          // bits has been computed once
+	known    bool          // owners has been counted once
 	counting chan struct{} // closed when the running count ends; nil if none runs
 	err      error         // the last count's failure
 }
@@ -50,7 +59,7 @@ func (o *ownerCount) prefixBits(ctx context.Context) (int, error) {
 	if !o.now().Before(o.valid) {
 		o.start(o.now())
 	}
-	known, pb, done, err := o.known, o.bits, o.counting, o.err
+	known, pb, done, err := o.known, o.bitsLocked(), o.counting, o.err
 	o.mu.Unlock()
 	if known {
 		return pb, nil
@@ -68,7 +77,16 @@ func (o *ownerCount) prefixBits(ctx context.Context) (int, error) {
 	if !o.known {
 		return 0, o.err
 	}
-	return o.bits, nil
+	return o.bitsLocked(), nil
+}
+
+// bitsLocked is the prefix length for the owners counted less those who
+// may have left since. o.mu must be held.
+func (o *ownerCount) bitsLocked() int {
+	// Conservative: one who left and was counted anyway (the count read
+	// after the removal) is subtracted too, until the next count.
+	n := o.owners - int(o.lost-o.lostThen)
+	return prefixBitsFor(max(n, 0), o.minPerBucket, o.maxBits)
 }
 
 // refresh starts a count now unless one runs, so that the first requests
@@ -87,6 +105,7 @@ func (o *ownerCount) start(now time.Time) {
 	}
 	done := make(chan struct{})
 	o.counting = done
+	lostBefore := o.lost // taken before the count reads, so no removal is missed
 	o.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(o.ctx, time.Minute)
 		start := time.Now() // the real clock: this measures the count's cost
@@ -107,16 +126,22 @@ func (o *ownerCount) start(now time.Time) {
 			o.valid = o.soon // try again once the spacing has passed
 			return
 		}
-		o.bits = prefixBitsFor(n, o.minPerBucket, o.maxBits)
+		o.owners, o.lostThen = n, lostBefore
 		o.known = true
 		o.valid = now.Add(max(10*time.Second, spacing))
 	})
 }
 
-// changed says that the owners may have changed: the next request after
-// the spacing recounts.
-func (o *ownerCount) changed() {
+// changed says that owners may have come: the next request after the
+// spacing recounts.
+func (o *ownerCount) changed() { o.left(0) }
+
+// left says that up to n owners may have left (n records removed), after
+// the store has committed the removal: they no longer count from now on,
+// and the next request after the spacing recounts.
+func (o *ownerCount) left(n int) {
 	o.mu.Lock()
+	o.lost += uint64(n)
 	o.valid = o.soon
 	o.mu.Unlock()
 }

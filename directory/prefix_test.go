@@ -1,6 +1,7 @@
 package directory_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -129,5 +130,61 @@ func TestRecountDoesNotDelayRequests(t *testing.T) {
 	}
 	if n := len(e.store.countsSince(start)); n != 1 {
 		t.Fatalf("%d counts at once, want 1", n)
+	}
+}
+
+// prefixBits reads prefix_bits from /v1/config.
+func (e *env) prefixBits() int {
+	e.t.Helper()
+	r := e.do("GET", api.PathConfig, nil, nil)
+	var cfg api.Config
+	if r.status != 200 || json.Unmarshal(r.body, &cfg) != nil {
+		e.t.Fatalf("config: %d %s", r.status, r.body)
+	}
+	return cfg.PrefixBits
+}
+
+// TestPrefixAfterDelete checks that owners who leave shorten the prefix at
+// once, not at the next count: the prefix they no longer fill is refused,
+// and the config a client then fetches has the shorter one (a client that
+// read the stale one retried with it, and got a second 409).
+func TestPrefixAfterDelete(t *testing.T) {
+	e := newEnv(t, directory.Config{MinBucketOwners: 1})
+	numbers := []string{bob, "+14155550101", "+14155550102", "+14155550103"}
+	owners := make([]*client.Client, len(numbers))
+	for i, n := range numbers {
+		owners[i] = e.register(n)
+		if err := owners[i].Publish(t.Context(), rec("org.example.chat"), client.Access{Visibility: acl.Public}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 4 owners, 1 per bucket: 2 bits, once a count has seen them all.
+	for deadline := time.Now().Add(5 * time.Second); e.prefixBits() != 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("prefix bits %d with 4 owners, want 2", e.prefixBits())
+		}
+	}
+	// From now on a count takes longer than the test: only what the
+	// deletes themselves tell the server can shorten the prefix.
+	e.store.countDelay.Store(int64(time.Minute))
+	for _, o := range owners[1:] {
+		if err := o.Delete(t.Context(), "org.example.chat"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := e.issue(dave, time.Now(), time.Hour)
+	if r := e.do("POST", api.PathBuckets, api.BucketsRequest{PrefixBits: 2, Prefixes: []uint32{0}}, &s); r.status != 409 {
+		t.Errorf("2 bits with 1 owner left: %d %q, want 409", r.status, r.message())
+	}
+	if pb := e.prefixBits(); pb != 0 {
+		t.Errorf("prefix bits %d after 3 of 4 owners left, want 0", pb)
+	}
+	// A publish does not lengthen it before a count: a shorter prefix
+	// than needed only widens buckets.
+	if err := owners[1].Publish(t.Context(), rec("org.example.chat"), client.Access{Visibility: acl.Public}); err != nil {
+		t.Fatal(err)
+	}
+	if pb := e.prefixBits(); pb != 0 {
+		t.Errorf("prefix bits %d right after a publish, want still 0", pb)
 	}
 }
