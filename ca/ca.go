@@ -15,7 +15,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
@@ -38,17 +37,45 @@ import (
 	"blindex.dev/blindex/translog"
 )
 
-// Limits are the abuse limits on verification. Zero fields take the
-// defaults given; the reasoning is in docs/operations.md.
+// Limits are the abuse limits on verification, each counted in a fixed
+// window (the hour, the day). Zero fields take DefaultLimits; the reasoning
+// is in docs/operations.md. Each start texts one code, so the per-number
+// limits are also the cap on the SMS cost of one number.
 type Limits struct {
-	NumberPerHour     int // starts per number per hour; default 5
-	NumberPerDay      int // starts per number per day; default 10
-	NetworkPerHour    int // starts per client network (IPv4 address, IPv6 /64) per hour; default 30
-	GlobalPerMinute   int // starts per minute, all clients; default 600
-	GlobalPerDay      int // starts per day, all clients: the daily SMS cap; default 50,000
-	FailuresPerNumber int // failed confirmations per number per 30 days; default 20
-	RenewalsPerDay    int // renewals per credential key per day; default 5
+	NumberPerHour     int // starts per number per hour
+	NumberPerDay      int // starts per number per day
+	NetworkPerHour    int // starts per client network (IPv4 address, IPv6 /64) per hour
+	GlobalPerMinute   int // starts per minute, all clients
+	GlobalPerDay      int // starts per day, all clients: the daily SMS cap
+	FailuresPerNumber int // codes checked per number per hour, across its verifications; more than MaxCodeAttempts
+	RenewalsPerDay    int // renewals per credential key per day
 }
+
+// DefaultLimits are the limits a zero Limits field takes. With them a
+// number gets at most 10 codes a day, and a guesser at most 10 guesses an
+// hour and 50 a day at its 10^6 codes.
+var DefaultLimits = Limits{
+	NumberPerHour:     5,
+	NumberPerDay:      10,
+	NetworkPerHour:    30,
+	GlobalPerMinute:   600,
+	GlobalPerDay:      50_000,
+	FailuresPerNumber: 10,
+	RenewalsPerDay:    5,
+}
+
+// The defaults of the other Config fields.
+const (
+	DefaultCredentialValidity = 30 * 24 * time.Hour
+	DefaultCodeTTL            = 10 * time.Minute
+	DefaultMaxCodeAttempts    = 5
+	DefaultAuthWindow         = 60 * time.Second
+)
+
+// FailureWindow is the fixed window of Limits.FailuresPerNumber. Wrong
+// guesses alone, anyone's, never lock a number out of verification for
+// longer.
+const FailureWindow = time.Hour
 
 // Config configures a Service. Zero values take the defaults given.
 type Config struct {
@@ -59,19 +86,18 @@ type Config struct {
 	// Logger receives operational logs; never a number or code (except
 	// from the log SMS sender). Default: discard.
 	Logger *slog.Logger
-	// CredentialValidity is the lifetime of issued credentials. Default 30 days.
+	// CredentialValidity is the lifetime of issued credentials.
+	// Default DefaultCredentialValidity (30 days).
 	CredentialValidity time.Duration
-	// CodeTTL is how long a code is valid. Default 10 minutes.
+	// CodeTTL is how long a code is valid. Default DefaultCodeTTL (10 minutes).
 	CodeTTL time.Duration
-	// MaxCodeAttempts is the number of confirmations per verification. Default 5.
+	// MaxCodeAttempts is the number of confirmations per verification.
+	// Default DefaultMaxCodeAttempts (5).
 	MaxCodeAttempts int
-	// MaxCodeSends is the number of codes sent per verification (the first
-	// plus resends). Default 3.
-	MaxCodeSends int
 	// Limits are the abuse limits.
 	Limits Limits
 	// AuthWindow is how far a signed request's timestamp may be from the
-	// clock. Default 60 seconds.
+	// clock. Default DefaultAuthWindow (60 seconds).
 	AuthWindow time.Duration
 	// ForwardedFor takes the client address for the per-network limit from
 	// the last X-Forwarded-For entry. Set it only behind a reverse proxy that
@@ -100,11 +126,10 @@ var (
 	ErrPublicKey       = httpapi.New(http.StatusBadRequest, "ca: bad public key", "public_key must be an ECDSA P-256 key in PKIX DER")
 	ErrWrongCode       = httpapi.New(http.StatusBadRequest, "ca: wrong code", "wrong code")
 	ErrVerification    = httpapi.New(http.StatusNotFound, "ca: verification unknown, expired or out of attempts", "verification unknown, expired or out of attempts: start again")
-	ErrTooManySends    = httpapi.New(http.StatusTooManyRequests, "ca: too many codes sent", "too many codes sent for this number: wait for the current code to expire")
 	ErrRateLimited     = httpapi.New(http.StatusTooManyRequests, "ca: rate limited", "too many verification requests: retry later")
 	ErrTooManyFailures = httpapi.New(http.StatusTooManyRequests, "ca: too many failed confirmations", "too many failed confirmations for this number: retry later")
 	ErrTooManyRenewals = httpapi.New(http.StatusTooManyRequests, "ca: too many renewals", "too many renewals for this credential today: retry later")
-	ErrBusy            = httpapi.New(http.StatusTooManyRequests, "ca: verification already in progress", "busy: retry shortly")
+	ErrBusy            = httpapi.New(http.StatusTooManyRequests, "ca: verification id collision", "busy: retry shortly")
 	ErrSMS             = httpapi.New(http.StatusServiceUnavailable, "ca: sms not sent", "could not send the code: retry later")
 	ErrRevoked         = httpapi.New(http.StatusUnauthorized, "ca: key revoked or retired", "credential revoked or superseded: verify the number again")
 	ErrMisdirected     = httpapi.New(http.StatusMisdirectedRequest, "ca: number outside this directory's prefixes", "number outside this directory's prefixes, and no directory in the federation map holds it")
@@ -140,6 +165,9 @@ type Service struct {
 	roots  *x509.CertPool
 	sigs   *httpsig.Verifier
 	tagKey []byte
+	// codeKey keys the code MACs. It is derived from the CA key, which the
+	// store never holds: a copy of the database cannot test the 10^6 codes.
+	codeKey []byte
 
 	tlog  *translog.Log                         // nil: issuance is not logged
 	label func(number string) ([32]byte, error) // the number's log label
@@ -200,19 +228,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil || cfg.CA == nil || cfg.SMS == nil {
 		return nil, errors.New("ca: Store, CA and SMS are required")
 	}
-	setDefault(&cfg.CredentialValidity, 30*24*time.Hour)
-	setDefault(&cfg.CodeTTL, 10*time.Minute)
-	setDefault(&cfg.MaxCodeAttempts, 5)
-	setDefault(&cfg.MaxCodeSends, 3)
-	setDefault(&cfg.AuthWindow, 60*time.Second)
-	l := &cfg.Limits
-	setDefault(&l.NumberPerHour, 5)
-	setDefault(&l.NumberPerDay, 10)
-	setDefault(&l.NetworkPerHour, 30)
-	setDefault(&l.GlobalPerMinute, 600)
-	setDefault(&l.GlobalPerDay, 50_000)
-	setDefault(&l.FailuresPerNumber, 20)
-	setDefault(&l.RenewalsPerDay, 5)
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -229,13 +247,56 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	codeKey, err := hkdf.Key(sha256.New, keyDER, nil, "blindex v1 ca code key", 32)
+	if err != nil {
+		return nil, err
+	}
 	roots := x509.NewCertPool()
 	roots.AddCert(cfg.CA.Root())
 	sigs := httpsig.NewVerifier(cfg.AuthWindow)
 	if cfg.SharedReplayCache {
 		sigs.Shared = httpapi.SharedNonces(cfg.Store)
 	}
-	return &Service{cfg: cfg, log: cfg.Logger, roots: roots, sigs: sigs, tagKey: tagKey}, nil
+	return &Service{cfg: cfg, log: cfg.Logger, roots: roots, sigs: sigs, tagKey: tagKey, codeKey: codeKey}, nil
+}
+
+// defaults fills in the zero fields of cfg and refuses values that would
+// break a limit, naming the field to change.
+func (cfg *Config) defaults() error {
+	setDefault(&cfg.CredentialValidity, DefaultCredentialValidity)
+	setDefault(&cfg.CodeTTL, DefaultCodeTTL)
+	setDefault(&cfg.MaxCodeAttempts, DefaultMaxCodeAttempts)
+	setDefault(&cfg.AuthWindow, DefaultAuthWindow)
+	l, d := &cfg.Limits, DefaultLimits
+	setDefault(&l.NumberPerHour, d.NumberPerHour)
+	setDefault(&l.NumberPerDay, d.NumberPerDay)
+	setDefault(&l.NetworkPerHour, d.NetworkPerHour)
+	setDefault(&l.GlobalPerMinute, d.GlobalPerMinute)
+	setDefault(&l.GlobalPerDay, d.GlobalPerDay)
+	setDefault(&l.FailuresPerNumber, d.FailuresPerNumber)
+	setDefault(&l.RenewalsPerDay, d.RenewalsPerDay)
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"CredentialValidity", int64(cfg.CredentialValidity)}, {"CodeTTL", int64(cfg.CodeTTL)},
+		{"MaxCodeAttempts", int64(cfg.MaxCodeAttempts)}, {"AuthWindow", int64(cfg.AuthWindow)},
+		{"Limits.NumberPerHour", int64(l.NumberPerHour)}, {"Limits.NumberPerDay", int64(l.NumberPerDay)},
+		{"Limits.NetworkPerHour", int64(l.NetworkPerHour)}, {"Limits.GlobalPerMinute", int64(l.GlobalPerMinute)},
+		{"Limits.GlobalPerDay", int64(l.GlobalPerDay)}, {"Limits.FailuresPerNumber", int64(l.FailuresPerNumber)},
+		{"Limits.RenewalsPerDay", int64(l.RenewalsPerDay)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("ca: %s is negative: give a positive value, or zero for the default", f.name)
+		}
+	}
+	// One party's verification, used up, must leave the number's owner
+	// codes to check in the same hour.
+	if l.FailuresPerNumber <= cfg.MaxCodeAttempts {
+		return fmt.Errorf("ca: Limits.FailuresPerNumber (%d) must exceed MaxCodeAttempts (%d), "+
+			"or one stranger's verification could lock a number's owner out for the hour", l.FailuresPerNumber, cfg.MaxCodeAttempts)
+	}
+	return nil
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -315,12 +376,11 @@ func (s *Service) limit(ctx context.Context, purpose, subject string, period tim
 	return cerr
 }
 
-const failureWindow = 30 * 24 * time.Hour
-
-// failureKey counts failed confirmations of a number, named by its
-// verification tag.
+// failureKey counts the codes checked for a number, named by its
+// verification tag, in windows of FailureWindow. (Version 1's 30-day
+// counter had another purpose string, so no old count is read as new.)
 func (s *Service) failureKey(tag [32]byte) [32]byte {
-	return s.tag("confirm/failures", string(tag[:]))
+	return s.tag("confirm/number/hour", string(tag[:]))
 }
 
 // network is the client's IPv4 address or IPv6 /64: a per-client limit on
@@ -348,21 +408,23 @@ func (s *Service) network(r *http.Request) string {
 	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
-func newCode() (code string, salt, hash []byte) {
+func newCode() string {
 	var b [8]byte
 	rand.Read(b[:])
 	// The bias of 2^64 mod 10^6 is below 2^-44: negligible.
-	code = fmt.Sprintf("%06d", binary.BigEndian.Uint64(b[:])%1_000_000)
-	salt = make([]byte, 16)
-	rand.Read(salt)
-	return code, salt, codeHash(salt, code)
+	return fmt.Sprintf("%06d", binary.BigEndian.Uint64(b[:])%1_000_000)
 }
 
-func codeHash(salt []byte, code string) []byte {
-	h := sha256.New()
-	h.Write(salt)
-	h.Write([]byte(code))
-	return h.Sum(nil)
+// codeMAC binds code to one verification and one number. It is keyed with
+// codeKey, outside the store, so the stored value does not let a reader of
+// the database test codes; and it covers the number's tag, so one
+// comparison checks both the code and the number a confirmation names.
+func (s *Service) codeMAC(id [16]byte, tag [32]byte, code string) []byte {
+	m := hmac.New(sha256.New, s.codeKey)
+	m.Write(id[:])
+	m.Write(tag[:])
+	m.Write([]byte(code))
+	return m.Sum(nil)
 }
 
 func (s *Service) serveStart(r *http.Request, req api.VerifyStartRequest) (api.VerifyStartResponse, error) {
@@ -393,42 +455,27 @@ func (s *Service) serveStart(r *http.Request, req api.VerifyStartRequest) (api.V
 		}
 	}
 	now := s.cfg.Now()
-	fw := now.Truncate(failureWindow)
 	tag := s.tag("verification", number)
-	if n, err := s.cfg.Store.Counted(ctx, s.failureKey(tag), fw); err != nil {
+	// A number whose codes were guessed at this hour gets no new code: the
+	// owner could not check it until the window ends.
+	if err := s.failuresLeft(ctx, tag, now); err != nil {
 		return api.VerifyStartResponse{}, err
-	} else if n >= l.FailuresPerNumber {
-		return api.VerifyStartResponse{}, httpapi.Retry(ErrTooManyFailures, fw.Add(failureWindow).Sub(now))
 	}
 
-	code, salt, hash := newCode()
-	v, err := s.cfg.Store.VerificationByTag(ctx, tag)
-	if err == nil && !now.Before(v.Expires) {
-		// Expired but not yet swept: end it now and start afresh.
-		if err := s.cfg.Store.DeleteVerification(ctx, v.ID); err != nil && !errors.Is(err, ErrNotFound) {
-			return api.VerifyStartResponse{}, err
-		}
-		err = ErrNotFound
+	// Each start is its own verification, with its own random id, code and
+	// attempts, and answers the same whether or not another is pending: a
+	// second party can neither learn of, void nor use up the owner's. The
+	// per-number limits above bound how many a number has at once.
+	code := newCode()
+	v := Verification{NumberTag: tag,
+		Created: now.Truncate(time.Second), Expires: now.Add(s.cfg.CodeTTL).Truncate(time.Second)}
+	rand.Read(v.ID[:])
+	v.CodeMAC = s.codeMAC(v.ID, tag, code)
+	err = s.cfg.Store.CreateVerification(ctx, v)
+	if errors.Is(err, ErrConflict) {
+		return api.VerifyStartResponse{}, httpapi.Retry(ErrBusy, time.Second) // a 2^-128 id collision
 	}
-	created := false
-	switch {
-	case err == nil:
-		if v.Sends >= s.cfg.MaxCodeSends {
-			return api.VerifyStartResponse{}, httpapi.Retry(ErrTooManySends, v.Expires.Sub(now))
-		}
-	case errors.Is(err, ErrNotFound):
-		v = Verification{NumberTag: tag, CodeSalt: salt, CodeHash: hash,
-			Created: now.Truncate(time.Second), Expires: now.Add(s.cfg.CodeTTL).Truncate(time.Second), Sends: 1}
-		rand.Read(v.ID[:])
-		err := s.cfg.Store.CreateVerification(ctx, v)
-		if errors.Is(err, ErrConflict) {
-			return api.VerifyStartResponse{}, httpapi.Retry(ErrBusy, time.Second)
-		}
-		if err != nil {
-			return api.VerifyStartResponse{}, err
-		}
-		created = true
-	default:
+	if err != nil {
 		return api.VerifyStartResponse{}, err
 	}
 
@@ -440,12 +487,10 @@ func (s *Service) serveStart(r *http.Request, req api.VerifyStartRequest) (api.V
 		VerificationID: id,
 	})
 	if err != nil {
-		// The code was never delivered: forget a new verification, and keep
-		// a pending one's current code valid.
-		if created {
-			if derr := s.cfg.Store.DeleteVerification(ctx, v.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
-				s.log.Error("forgetting unsent verification", "verification_id", id, "err", derr)
-			}
+		// The code was never delivered: forget it. Codes delivered by
+		// earlier starts stay valid.
+		if derr := s.cfg.Store.DeleteVerification(ctx, v.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
+			s.log.Error("forgetting unsent verification", "verification_id", id, "err", derr)
 		}
 		level := slog.LevelWarn
 		if errors.Is(err, sms.ErrRejected) {
@@ -454,26 +499,34 @@ func (s *Service) serveStart(r *http.Request, req api.VerifyStartRequest) (api.V
 		s.log.Log(ctx, level, "sms send failed", "verification_id", id, "err", err)
 		return api.VerifyStartResponse{}, httpapi.Retry(ErrSMS, 30*time.Second)
 	}
-	if !created {
-		err := s.cfg.Store.ResendVerification(ctx, v.ID, salt, hash, s.cfg.MaxCodeSends)
-		if errors.Is(err, ErrExhausted) {
-			return api.VerifyStartResponse{}, httpapi.Retry(ErrTooManySends, v.Expires.Sub(now))
-		}
-		if errors.Is(err, ErrNotFound) {
-			return api.VerifyStartResponse{}, httpapi.Retry(ErrBusy, time.Second)
-		}
-		if err != nil {
-			return api.VerifyStartResponse{}, err
-		}
-	}
 	s.log.Info("verification started", "verification_id", id)
 	return api.VerifyStartResponse{VerificationID: id, Expires: v.Expires.UTC()}, nil
 }
 
-// serveConfirm checks a code and, on success, issues a credential. The
-// attempt is counted before the code is compared, so concurrent guesses
-// cannot exceed MaxCodeAttempts; the verification is deleted before the
-// credential is issued, so one code yields at most one credential.
+// failuresLeft refuses, with a Retry-After at the window's end, a number
+// whose codes checked this FailureWindow reached Limits.FailuresPerNumber.
+func (s *Service) failuresLeft(ctx context.Context, tag [32]byte, now time.Time) error {
+	fw := now.Truncate(FailureWindow)
+	n, err := s.cfg.Store.Counted(ctx, s.failureKey(tag), fw)
+	if err != nil {
+		return err
+	}
+	if n >= s.cfg.Limits.FailuresPerNumber {
+		return httpapi.Retry(ErrTooManyFailures, fw.Add(FailureWindow).Sub(now))
+	}
+	return nil
+}
+
+// serveConfirm checks a code and, on success, issues a credential.
+//
+// Two budgets bound guessing, each spent before the code is compared, so
+// concurrent guesses cannot exceed them: the verification's own
+// MaxCodeAttempts, and its number's FailuresPerNumber codes checked per
+// FailureWindow. The second is charged to the verification's own number,
+// never to the number a request names, and only to a verification whose
+// id the caller holds. The verification is deleted before the credential
+// is issued, so one code yields at most one credential, and a replayed
+// confirmation finds it gone.
 func (s *Service) serveConfirm(r *http.Request, req api.VerifyConfirmRequest) (api.VerifyConfirmResponse, error) {
 	ctx := r.Context()
 	var id [16]byte
@@ -494,7 +547,24 @@ func (s *Service) serveConfirm(r *http.Request, req api.VerifyConfirmRequest) (a
 	if err != nil {
 		return api.VerifyConfirmResponse{}, err
 	}
-	v, err := s.cfg.Store.ClaimAttempt(ctx, id, s.cfg.MaxCodeAttempts)
+	now := s.cfg.Now()
+	v, err := s.cfg.Store.Verification(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return api.VerifyConfirmResponse{}, ErrVerification
+	}
+	if err != nil {
+		return api.VerifyConfirmResponse{}, err
+	}
+	if !now.Before(v.Expires) {
+		s.end(ctx, id, "expired")
+		return api.VerifyConfirmResponse{}, ErrVerification
+	}
+	// While the number's budget is spent, refuse before an attempt is
+	// claimed: the owner's code then still has all its tries afterwards.
+	if err := s.failuresLeft(ctx, v.NumberTag, now); err != nil {
+		return api.VerifyConfirmResponse{}, err
+	}
+	v, err = s.cfg.Store.ClaimAttempt(ctx, id, s.cfg.MaxCodeAttempts)
 	if errors.Is(err, ErrExhausted) {
 		s.end(ctx, id, "out of attempts")
 		return api.VerifyConfirmResponse{}, ErrVerification
@@ -505,28 +575,19 @@ func (s *Service) serveConfirm(r *http.Request, req api.VerifyConfirmRequest) (a
 	if err != nil {
 		return api.VerifyConfirmResponse{}, err
 	}
-	now := s.cfg.Now()
-	if !now.Before(v.Expires) {
-		s.end(ctx, id, "expired")
-		return api.VerifyConfirmResponse{}, ErrVerification
+	fw := now.Truncate(FailureWindow)
+	_, err = s.cfg.Store.Count(ctx, s.failureKey(v.NumberTag), fw, fw.Add(FailureWindow), s.cfg.Limits.FailuresPerNumber)
+	if errors.Is(err, ErrExhausted) {
+		return api.VerifyConfirmResponse{}, httpapi.Retry(ErrTooManyFailures, fw.Add(FailureWindow).Sub(now))
 	}
-	tag := s.tag("verification", number)
-	tagOK := subtle.ConstantTimeCompare(tag[:], v.NumberTag[:])
-	codeOK := subtle.ConstantTimeCompare(codeHash(v.CodeSalt, req.Code), v.CodeHash)
-	if tagOK&codeOK != 1 {
+	if err != nil {
+		return api.VerifyConfirmResponse{}, err
+	}
+	// The MAC covers the tag of the number the request names: the right
+	// code for another number is a wrong code, in the same comparison.
+	if !hmac.Equal(s.codeMAC(id, s.tag("verification", number), req.Code), v.CodeMAC) {
 		if v.Attempts >= s.cfg.MaxCodeAttempts {
 			s.end(ctx, id, "out of attempts")
-		}
-		fw := now.Truncate(failureWindow)
-		// Charged to the verification's own number, never to the number a
-		// request names: nobody can spend another number's failures.
-		_, err := s.cfg.Store.Count(ctx, s.failureKey(v.NumberTag), fw, fw.Add(failureWindow), s.cfg.Limits.FailuresPerNumber)
-		if errors.Is(err, ErrExhausted) {
-			s.end(ctx, id, "too many failures for the number")
-			return api.VerifyConfirmResponse{}, httpapi.Retry(ErrTooManyFailures, fw.Add(failureWindow).Sub(now))
-		}
-		if err != nil {
-			return api.VerifyConfirmResponse{}, err
 		}
 		return api.VerifyConfirmResponse{}, ErrWrongCode
 	}

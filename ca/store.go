@@ -15,18 +15,21 @@ var (
 	ErrExhausted = storeerr.ErrExhausted
 )
 
-// A Verification is a pending SMS verification. It never holds the number:
-// NumberTag is an HMAC of the number under a CA secret, so a pending row on
-// disk (or in a WAL frame) reveals no plaintext number.
+// A Verification is one pending SMS verification: one start, one code, its
+// own attempts. A number may have several at once (each start is its own),
+// so nobody who starts one can void or use up another's code. It never
+// holds the number: NumberTag is an HMAC of the number under a CA secret,
+// so a pending row on disk (or in a WAL frame) reveals no plaintext number.
 type Verification struct {
-	ID        [16]byte
+	ID        [16]byte // random: the verification_id, which only its starter learns
 	NumberTag [32]byte
-	CodeSalt  []byte
-	CodeHash  []byte // SHA-256(salt || code)
-	Created   time.Time
-	Expires   time.Time
-	Attempts  int // confirmations tried
-	Sends     int // codes sent
+	// CodeMAC is an HMAC of the ID, the number tag and the code under a key
+	// derived from the CA key, which the store does not hold: with only 10^6
+	// codes, an unkeyed hash would give the code to anyone who reads the row.
+	CodeMAC  []byte
+	Created  time.Time
+	Expires  time.Time
+	Attempts int // confirmations tried
 }
 
 // An Outcome is a stored answer to an idempotent request.
@@ -37,17 +40,11 @@ type Outcome = httpapi.Outcome
 // crash of the process and of the machine.
 type Store interface {
 	// CreateVerification inserts v. It returns ErrConflict if a
-	// verification with the same NumberTag (or ID) exists.
+	// verification with the same ID exists; several may share a NumberTag.
 	CreateVerification(ctx context.Context, v Verification) error
 
-	// VerificationByTag returns the pending verification for a number tag,
-	// or ErrNotFound.
-	VerificationByTag(ctx context.Context, tag [32]byte) (Verification, error)
-
-	// ResendVerification replaces the code of verification id and increments
-	// its send count, if that count is below maxSends. It returns ErrNotFound
-	// if id does not exist and ErrExhausted if the count is at maxSends.
-	ResendVerification(ctx context.Context, id [16]byte, salt, hash []byte, maxSends int) error
+	// Verification returns verification id, expired or not, or ErrNotFound.
+	Verification(ctx context.Context, id [16]byte) (Verification, error)
 
 	// ClaimAttempt atomically increments the attempt count of verification id
 	// if it is below maxAttempts, and returns the row as updated. It returns

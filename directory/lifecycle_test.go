@@ -3,6 +3,7 @@ package directory_test
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -165,10 +166,11 @@ func TestLimitsAreConfigurable(t *testing.T) {
 	}
 }
 
-// Failed confirmations are limited per number over 30 days, across
-// verifications.
+// Codes checked are limited per number per hour, across verifications,
+// and the refusal ends with the hour: wrong guesses, anyone's, never lock
+// a number out for longer.
 func TestFailureLimit(t *testing.T) {
-	e := newEnvCA(t, ca.Limits{FailuresPerNumber: 3, NetworkPerHour: 100})
+	e := newEnvCA(t, ca.Limits{FailuresPerNumber: 6, NetworkPerHour: 100})
 	e.alignClock()
 	pub := publicKeyDER(t)
 	var last response
@@ -176,20 +178,27 @@ func TestFailureLimit(t *testing.T) {
 		r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: bob}, nil)
 		var s api.VerifyStartResponse
 		mustJSON(t, r.body, &s)
-		for range 2 {
+		for range 4 {
 			last = e.do("POST", api.PathVerifyConfirm, api.VerifyConfirmRequest{VerificationID: s.VerificationID,
 				Number: bob, Code: "not-a-code", PublicKey: pub}, nil)
 		}
 	}
 	if last.status != 429 || !strings.Contains(last.message(), "failed confirmations") {
-		t.Errorf("4th failure for the number: %d %q", last.status, last.message())
+		t.Errorf("7th failure for the number: %d %q", last.status, last.message())
 	}
-	e.skew.Add(int64(time.Hour))
+	if s, err := strconv.Atoi(last.header.Get("Retry-After")); err != nil || s <= 0 || s > 3600 {
+		t.Errorf("Retry-After %q after too many failures, want at most an hour", last.header.Get("Retry-After"))
+	}
+	e.skew.Add(int64(10 * time.Minute))
 	if r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: bob}, nil); r.status != 429 {
 		t.Errorf("start after too many failures: %d", r.status)
 	}
 	if r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: carol}, nil); r.status != 200 {
 		t.Errorf("another number is not affected: %d", r.status)
+	}
+	e.skew.Add(int64(time.Hour))
+	if r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: bob}, nil); r.status != 200 {
+		t.Errorf("start in the next hour: %d %q", r.status, r.message())
 	}
 
 	// A stranger's failures on its own verification, naming Alice's number,
@@ -198,7 +207,7 @@ func TestFailureLimit(t *testing.T) {
 		r := e.do("POST", api.PathVerifyStart, api.VerifyStartRequest{Number: dave}, nil)
 		var s api.VerifyStartResponse
 		mustJSON(t, r.body, &s)
-		for range 2 {
+		for range 4 {
 			e.do("POST", api.PathVerifyConfirm, api.VerifyConfirmRequest{VerificationID: s.VerificationID,
 				Number: alice, Code: "000000", PublicKey: pub}, nil)
 		}

@@ -42,7 +42,7 @@ import (
 
 // SchemaVersion is the newest schema this binary knows: the number of the
 // last file in migrations/.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
@@ -316,22 +316,22 @@ func copyKey(dst []byte, src []byte, what string) error {
 
 func (s *Store) CreateVerification(ctx context.Context, v ca.Verification) error {
 	_, err := s.exec(ctx, `INSERT INTO verifications
-		(id, number_tag, code_salt, code_hash, created_at, expires_at, attempts, sends)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		v.ID[:], v.NumberTag[:], v.CodeSalt, v.CodeHash, v.Created.Unix(), v.Expires.Unix(), v.Attempts, v.Sends)
+		(id, number_tag, code_mac, created_at, expires_at, attempts)
+		VALUES ($1, $2, $3, $4, $5, $6)`,
+		v.ID[:], v.NumberTag[:], v.CodeMAC, v.Created.Unix(), v.Expires.Unix(), v.Attempts)
 	if isUnique(err) {
 		return directory.ErrConflict
 	}
 	return err
 }
 
-const verificationCols = `id, number_tag, code_salt, code_hash, created_at, expires_at, attempts, sends`
+const verificationCols = `id, number_tag, code_mac, created_at, expires_at, attempts`
 
 func scanVerification(row pgx.Row) (ca.Verification, error) {
 	var v ca.Verification
 	var id, tag []byte
 	var created, expires int64
-	err := row.Scan(&id, &tag, &v.CodeSalt, &v.CodeHash, &created, &expires, &v.Attempts, &v.Sends)
+	err := row.Scan(&id, &tag, &v.CodeMAC, &created, &expires, &v.Attempts)
 	if err != nil {
 		return v, err
 	}
@@ -342,12 +342,12 @@ func scanVerification(row pgx.Row) (ca.Verification, error) {
 	return v, nil
 }
 
-func (s *Store) VerificationByTag(ctx context.Context, tag [32]byte) (ca.Verification, error) {
+func (s *Store) Verification(ctx context.Context, id [16]byte) (ca.Verification, error) {
 	var v ca.Verification
 	err := retry(ctx, func() error {
 		var err error
 		v, err = scanVerification(s.pool.QueryRow(ctx,
-			`SELECT `+verificationCols+` FROM verifications WHERE number_tag = $1`, tag[:]))
+			`SELECT `+verificationCols+` FROM verifications WHERE id = $1`, id[:]))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -368,20 +368,6 @@ func (s *Store) limitRefused(ctx context.Context, id [16]byte) error {
 		return directory.ErrExhausted
 	}
 	return directory.ErrNotFound
-}
-
-func (s *Store) ResendVerification(ctx context.Context, id [16]byte, salt, hash []byte, maxSends int) error {
-	// The guard is evaluated on the newest row after the row lock, so
-	// concurrent resends never pass maxSends.
-	n, err := s.exec(ctx, `UPDATE verifications SET code_salt = $2, code_hash = $3, sends = sends + 1
-		WHERE id = $1 AND sends < $4`, id[:], salt, hash, maxSends)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return s.limitRefused(ctx, id)
-	}
-	return nil
 }
 
 func (s *Store) ClaimAttempt(ctx context.Context, id [16]byte, maxAttempts int) (ca.Verification, error) {

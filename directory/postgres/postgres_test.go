@@ -143,8 +143,8 @@ func TestMigrateFromVersion1(t *testing.T) {
 	s := open(t, dsn)
 	defer closeStore(t, s)
 	ctx := t.Context()
-	if got := schemaVersions(t, dsn); !slices.Equal(got, []int{1, 2, 3}) {
-		t.Errorf("schema versions after Open = %v, want [1 2 3]", got)
+	if got := schemaVersions(t, dsn); !slices.Equal(got, []int{1, 2, 3, 4}) {
+		t.Errorf("schema versions after Open = %v, want [1 2 3 4]", got)
 	}
 	if h, err := s.Holder(ctx, idx); err != nil || h.KeyHash != key || h.Label != ([32]byte{}) {
 		t.Errorf("Holder of a version 1 holder = %+v, %v; want its key and no label", h, err)
@@ -313,10 +313,10 @@ func TestOutcomes(t *testing.T) {
 func TestConstraintIsNotConflict(t *testing.T) {
 	s := open(t, pgtest.FreshDSN(t))
 	defer closeStore(t, s)
-	v := ca.Verification{CodeSalt: nil, CodeHash: []byte("h"), Created: now, Expires: now.Add(time.Hour), Sends: 1}
+	v := ca.Verification{CodeMAC: nil, Created: now, Expires: now.Add(time.Hour)}
 	err := s.CreateVerification(t.Context(), v)
 	if err == nil || errors.Is(err, directory.ErrConflict) {
-		t.Errorf("NULL code_salt: %v, want a non-conflict error", err)
+		t.Errorf("NULL code_mac: %v, want a non-conflict error", err)
 	}
 }
 
@@ -444,5 +444,42 @@ func TestConcurrentClaimHolder(t *testing.T) {
 	}
 	if previous != keys[n-1] {
 		t.Errorf("the last Holder entry names key %x, want the holder %x", previous[:2], keys[n-1][:2])
+	}
+}
+
+// TestMigrateVerificationsFromVersion3 opens a version 3 database with a
+// pending verification as version 3 kept it (one row per number, the code
+// as SHA-256(salt || code)) and checks that version 4 dropped the row, and
+// that a number may now have several.
+func TestMigrateVerificationsFromVersion3(t *testing.T) {
+	dsn := pgtest.FreshDSN(t)
+	pgtest.Admin(t, dsn, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`)
+	for i, name := range []string{"0001_initial.sql", "0002_log.sql", "0003_epochs.sql"} {
+		b, err := os.ReadFile("migrations/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pgtest.Admin(t, dsn, string(b))
+		pgtest.Admin(t, dsn, `INSERT INTO schema_migrations VALUES ($1, $2, 0)`, i+1, name)
+	}
+	var old ca.Verification
+	old.ID[0] = 1
+	pgtest.Admin(t, dsn, `INSERT INTO verifications (id, number_tag, code_salt, code_hash, created_at, expires_at, attempts, sends)
+		VALUES ($1, $2, 'salt', 'hash', $3, $4, 0, 1)`, old.ID[:], old.NumberTag[:], now.Unix(), now.Add(time.Hour).Unix())
+
+	s := open(t, dsn)
+	defer closeStore(t, s)
+	if got := schemaVersions(t, dsn); !slices.Equal(got, []int{1, 2, 3, 4}) {
+		t.Errorf("schema versions after Open = %v, want [1 2 3 4]", got)
+	}
+	if _, err := s.Verification(t.Context(), old.ID); !errors.Is(err, directory.ErrNotFound) {
+		t.Errorf("version 3 verification after migrating: %v, want ErrNotFound", err)
+	}
+	for i := range 2 {
+		v := ca.Verification{CodeMAC: []byte("mac"), Created: now, Expires: now.Add(time.Hour)}
+		v.ID[0], v.NumberTag[0] = byte(10+i), 7
+		if err := s.CreateVerification(t.Context(), v); err != nil {
+			t.Fatalf("verification %d of one number: %v", i, err)
+		}
 	}
 }

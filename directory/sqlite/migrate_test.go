@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"database/sql"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/directory"
 )
 
@@ -76,7 +78,7 @@ func TestMigrateACLsFromVersion3(t *testing.T) {
 	}
 	defer s.Close()
 	var v int
-	if err := s.rw.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 4 {
+	if err := s.rw.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != SchemaVersion {
 		t.Fatalf("user_version %d, %v", v, err)
 	}
 	var lists, entries, old int
@@ -185,6 +187,80 @@ func TestLessFull(t *testing.T) {
 		}
 		if got := lessFull(a, b); got != want {
 			t.Fatalf("lessFull(%x, %x) = %d, want %d", a, b, got, want)
+		}
+	}
+}
+
+// TestMigrateVerificationsFromVersion4 opens a version 4 database with a
+// pending verification as version 4 kept it (one row per number, the code
+// as SHA-256(salt || code)) and checks that version 5 dropped the row, and
+// with it the unkeyed hash, and that a number may now have several.
+func TestMigrateVerificationsFromVersion4(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "db")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on&_secure_delete=on&_journal_mode=WAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:4] {
+		if err := m(tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hash := bytes.Repeat([]byte("OLDCODEHASH!"), 3)[:32]
+	now := time.Unix(1_750_000_000, 0)
+	if _, err := tx.Exec(`INSERT INTO verifications (id, number_tag, code_salt, code_hash, created_at, expires_at, attempts, sends)
+		VALUES (?, ?, ?, ?, ?, ?, 0, 1)`, bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{2}, 32),
+		[]byte("OLDSALT"), hash, now.Unix(), now.Add(time.Hour).Unix()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(`PRAGMA user_version = 4`); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("migrating: %v", err)
+	}
+	defer s.Close()
+	var v, rows int
+	if err := s.rw.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 5 {
+		t.Fatalf("user_version %d, %v; want 5", v, err)
+	}
+	if err := s.rw.QueryRow(`SELECT COUNT(*) FROM verifications`).Scan(&rows); err != nil || rows != 0 {
+		t.Errorf("%d verifications after migrating, %v; want the old one dropped", rows, err)
+	}
+	var tag [32]byte
+	tag[0] = 7
+	for i := range 2 {
+		nv := ca.Verification{NumberTag: tag, CodeMAC: []byte("mac"), Created: now, Expires: now.Add(time.Hour)}
+		nv.ID[0] = byte(i)
+		if err := s.CreateVerification(t.Context(), nv); err != nil {
+			t.Fatalf("verification %d of one number: %v", i, err)
+		}
+	}
+	if err := s.Checkpoint(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, hash) || bytes.Contains(b, []byte("OLDSALT")) {
+			t.Errorf("%s still holds the version 4 code hash or salt", f.Name())
 		}
 	}
 }

@@ -37,6 +37,9 @@ var epochSchema string
 //go:embed acls.sql
 var aclSchema string
 
+//go:embed verifications.sql
+var verificationSchema string
+
 // migrations[v] brings a database from version v to v+1.
 var migrations = []func(*sql.Tx) error{
 	execMigration(schema),
@@ -48,6 +51,7 @@ var migrations = []func(*sql.Tx) error{
 		}
 		return copyACLEntries(tx)
 	},
+	execMigration(verificationSchema),
 }
 
 func execMigration(script string) func(*sql.Tx) error {
@@ -110,7 +114,7 @@ func copyACLEntries(tx *sql.Tx) error {
 }
 
 // SchemaVersion is stored in PRAGMA user_version.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 const (
 	kindAllow = 1
@@ -239,22 +243,22 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 
 func (s *Store) CreateVerification(ctx context.Context, v ca.Verification) error {
 	_, err := s.rw.ExecContext(ctx, `INSERT INTO verifications
-		(id, number_tag, code_salt, code_hash, created_at, expires_at, attempts, sends)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		v.ID[:], v.NumberTag[:], v.CodeSalt, v.CodeHash, v.Created.Unix(), v.Expires.Unix(), v.Attempts, v.Sends)
+		(id, number_tag, code_mac, created_at, expires_at, attempts)
+		VALUES (?, ?, ?, ?, ?, ?)`,
+		v.ID[:], v.NumberTag[:], v.CodeMAC, v.Created.Unix(), v.Expires.Unix(), v.Attempts)
 	if isUnique(err) {
 		return directory.ErrConflict
 	}
 	return err
 }
 
-const verificationCols = `id, number_tag, code_salt, code_hash, created_at, expires_at, attempts, sends`
+const verificationCols = `id, number_tag, code_mac, created_at, expires_at, attempts`
 
 func scanVerification(row interface{ Scan(...any) error }) (ca.Verification, error) {
 	var v ca.Verification
 	var id, tag []byte
 	var created, expires int64
-	err := row.Scan(&id, &tag, &v.CodeSalt, &v.CodeHash, &created, &expires, &v.Attempts, &v.Sends)
+	err := row.Scan(&id, &tag, &v.CodeMAC, &created, &expires, &v.Attempts)
 	if errors.Is(err, sql.ErrNoRows) {
 		return v, directory.ErrNotFound
 	}
@@ -270,28 +274,9 @@ func scanVerification(row interface{ Scan(...any) error }) (ca.Verification, err
 	return v, nil
 }
 
-func (s *Store) VerificationByTag(ctx context.Context, tag [32]byte) (ca.Verification, error) {
-	return scanVerification(s.rw.QueryRowContext(ctx,
-		`SELECT `+verificationCols+` FROM verifications WHERE number_tag = ?`, tag[:]))
-}
-
-func (s *Store) ResendVerification(ctx context.Context, id [16]byte, salt, hash []byte, maxSends int) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		var sends int
-		err := tx.QueryRowContext(ctx, `SELECT sends FROM verifications WHERE id = ?`, id[:]).Scan(&sends)
-		if errors.Is(err, sql.ErrNoRows) {
-			return directory.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if sends >= maxSends {
-			return directory.ErrExhausted
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE verifications SET code_salt = ?, code_hash = ?, sends = sends + 1
-			WHERE id = ?`, salt, hash, id[:])
-		return err
-	})
+func (s *Store) Verification(ctx context.Context, id [16]byte) (ca.Verification, error) {
+	return scanVerification(s.ro.QueryRowContext(ctx,
+		`SELECT `+verificationCols+` FROM verifications WHERE id = ?`, id[:]))
 }
 
 func (s *Store) ClaimAttempt(ctx context.Context, id [16]byte, maxAttempts int) (ca.Verification, error) {

@@ -53,12 +53,10 @@ func pseudonym(n byte) acl.Pseudonym {
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
 	v := ca.Verification{
-		CodeSalt: []byte("salt"),
-		CodeHash: []byte("hash"),
+		CodeMAC:  []byte("mac"),
 		Created:  now,
 		Expires:  now.Add(time.Hour),
 		Attempts: 1,
-		Sends:    2,
 	}
 	v.ID[0], v.NumberTag[0] = 1, 2
 	r := directory.Record{
@@ -86,13 +84,13 @@ func TestReopen(t *testing.T) {
 	if got, err := s.Meta(t.Context(), "k"); err != nil || string(got) != "value" {
 		t.Errorf("Meta after reopening = %q, %v; want \"value\"", got, err)
 	}
-	got, err := s.VerificationByTag(t.Context(), v.NumberTag)
+	got, err := s.Verification(t.Context(), v.ID)
 	if err != nil {
-		t.Fatalf("VerificationByTag after reopening: %v", err)
+		t.Fatalf("Verification after reopening: %v", err)
 	}
-	if got.ID != v.ID || got.Attempts != v.Attempts || got.Sends != v.Sends ||
-		!got.Expires.Equal(v.Expires) || !bytes.Equal(got.CodeHash, v.CodeHash) {
-		t.Errorf("VerificationByTag after reopening = %+v, want %+v", got, v)
+	if got.NumberTag != v.NumberTag || got.Attempts != v.Attempts ||
+		!got.Expires.Equal(v.Expires) || !bytes.Equal(got.CodeMAC, v.CodeMAC) {
+		t.Errorf("Verification after reopening = %+v, want %+v", got, v)
 	}
 	for _, tt := range []struct {
 		caller          acl.Pseudonym
@@ -244,12 +242,11 @@ func TestDeletedDataGone(t *testing.T) {
 			name: "DeleteVerification",
 			markers: map[string][]byte{
 				"number tag": tag[:],
-				"code salt":  marker("SALTMARKER", 64),
-				"code hash":  marker("HASHMARKER", 32),
+				"code MAC":   marker("MACMARKER", 64),
 			},
 			run: func(t *testing.T, s *sqlite.Store) {
-				v := ca.Verification{NumberTag: tag, CodeSalt: marker("SALTMARKER", 64),
-					CodeHash: marker("HASHMARKER", 32), Created: now, Expires: now.Add(time.Hour), Sends: 1}
+				v := ca.Verification{NumberTag: tag, CodeMAC: marker("MACMARKER", 64),
+					Created: now, Expires: now.Add(time.Hour)}
 				v.ID[0] = 1
 				if err := s.CreateVerification(t.Context(), v); err != nil {
 					t.Fatal(err)
@@ -263,11 +260,11 @@ func TestDeletedDataGone(t *testing.T) {
 			name: "DeleteExpiredVerifications",
 			markers: map[string][]byte{
 				"number tag": tag[:],
-				"code salt":  marker("SALTMARKER", 64),
+				"code MAC":   marker("MACMARKER", 64),
 			},
 			run: func(t *testing.T, s *sqlite.Store) {
-				v := ca.Verification{NumberTag: tag, CodeSalt: marker("SALTMARKER", 64),
-					CodeHash: []byte("hash"), Created: now, Expires: now, Sends: 1}
+				v := ca.Verification{NumberTag: tag, CodeMAC: marker("MACMARKER", 64),
+					Created: now, Expires: now}
 				v.ID[0] = 1
 				if err := s.CreateVerification(t.Context(), v); err != nil {
 					t.Fatal(err)
@@ -462,9 +459,9 @@ func TestMarkersFound(t *testing.T) {
 func TestConstraintIsNotConflict(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "db"))
 	defer closeStore(t, s)
-	v := ca.Verification{CodeSalt: nil, CodeHash: []byte("h"), Created: now, Expires: now.Add(time.Hour), Sends: 1}
+	v := ca.Verification{CodeMAC: nil, Created: now, Expires: now.Add(time.Hour)}
 	err := s.CreateVerification(t.Context(), v)
 	if err == nil || errors.Is(err, directory.ErrConflict) {
-		t.Errorf("NULL code_salt: %v, want a non-conflict error", err)
+		t.Errorf("NULL code_mac: %v, want a non-conflict error", err)
 	}
 }

@@ -699,7 +699,7 @@ func testFinishVerification(t *testing.T, open opener) {
 			t.Fatalf("FinishVerification: %v", err)
 		}
 		logged(t, s, &want, "FinishVerification", pos, e)
-		checkNoVerification(t, s, v1.NumberTag)
+		checkNoVerification(t, s, v1.ID)
 		checkVerification(t, s, v2)
 
 		// A verification is finished once; an unknown one not at all.
@@ -716,7 +716,7 @@ func testFinishVerification(t *testing.T, open opener) {
 			t.Fatalf("FinishVerification with no entry: %v", err)
 		}
 		logged(t, s, &want, "FinishVerification with no entry", pos)
-		checkNoVerification(t, s, v2.NumberTag)
+		checkNoVerification(t, s, v2.ID)
 
 		// An entry that cannot be logged leaves the verification in place.
 		tooLarge := bytes.Repeat([]byte{'x'}, translog.MaxEntrySize+1)

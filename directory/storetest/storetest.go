@@ -37,7 +37,7 @@ type opener = func(t *testing.T) directory.Store
 // t.Cleanup. Subtests run one after another, never in parallel.
 func Run(t *testing.T, open func(t *testing.T) directory.Store) {
 	t.Run("CreateVerification", func(t *testing.T) { testCreateVerification(t, open) })
-	t.Run("ResendVerification", func(t *testing.T) { testResendVerification(t, open) })
+	t.Run("SharedTag", func(t *testing.T) { testSharedTag(t, open) })
 	t.Run("ClaimAttempt", func(t *testing.T) { testClaimAttempt(t, open) })
 	t.Run("DeleteVerification", func(t *testing.T) { testDeleteVerification(t, open) })
 	t.Run("DeleteExpiredVerifications", func(t *testing.T) { testDeleteExpiredVerifications(t, open) })
@@ -123,11 +123,9 @@ func tally(t *testing.T, errs []error, want error) (ok, matched int) {
 func verification(n byte) ca.Verification {
 	v := ca.Verification{
 		// The zero and 0xff bytes catch a store that treats blobs as text.
-		CodeSalt: []byte{'s', n, 0x00, 0xff},
-		CodeHash: bytes.Repeat([]byte{'h', n}, 16),
-		Created:  t0,
-		Expires:  t0.Add(10 * time.Minute),
-		Sends:    1,
+		CodeMAC: bytes.Repeat([]byte{'m', n, 0x00, 0xff}, 8),
+		Created: t0,
+		Expires: t0.Add(10 * time.Minute),
 	}
 	v.ID[0], v.ID[1], v.ID[15] = 'i', 0xff, n
 	v.NumberTag[0], v.NumberTag[1], v.NumberTag[31] = 't', 0x00, n
@@ -142,11 +140,8 @@ func diffVerification(got, want ca.Verification) string {
 	if got.NumberTag != want.NumberTag {
 		d = append(d, fmt.Sprintf("NumberTag %x, want %x", got.NumberTag, want.NumberTag))
 	}
-	if !bytes.Equal(got.CodeSalt, want.CodeSalt) {
-		d = append(d, fmt.Sprintf("CodeSalt %x, want %x", got.CodeSalt, want.CodeSalt))
-	}
-	if !bytes.Equal(got.CodeHash, want.CodeHash) {
-		d = append(d, fmt.Sprintf("CodeHash %x, want %x", got.CodeHash, want.CodeHash))
+	if !bytes.Equal(got.CodeMAC, want.CodeMAC) {
+		d = append(d, fmt.Sprintf("CodeMAC %x, want %x", got.CodeMAC, want.CodeMAC))
 	}
 	if !got.Created.Equal(want.Created) {
 		d = append(d, fmt.Sprintf("Created %v, want %v", got.Created, want.Created))
@@ -156,9 +151,6 @@ func diffVerification(got, want ca.Verification) string {
 	}
 	if got.Attempts != want.Attempts {
 		d = append(d, fmt.Sprintf("Attempts %d, want %d", got.Attempts, want.Attempts))
-	}
-	if got.Sends != want.Sends {
-		d = append(d, fmt.Sprintf("Sends %d, want %d", got.Sends, want.Sends))
 	}
 	return strings.Join(d, "; ")
 }
@@ -170,24 +162,24 @@ func createVerification(t *testing.T, s directory.Store, v ca.Verification) {
 	}
 }
 
-// checkVerification checks that the store holds exactly want under its tag.
+// checkVerification checks that the store holds exactly want under its id.
 func checkVerification(t *testing.T, s directory.Store, want ca.Verification) {
 	t.Helper()
-	got, err := s.VerificationByTag(t.Context(), want.NumberTag)
+	got, err := s.Verification(t.Context(), want.ID)
 	if err != nil {
-		t.Errorf("VerificationByTag(%x): %v", want.NumberTag, err)
+		t.Errorf("Verification(%x): %v", want.ID, err)
 		return
 	}
 	if d := diffVerification(got, want); d != "" {
-		t.Errorf("VerificationByTag(%x): %s", want.NumberTag, d)
+		t.Errorf("Verification(%x): %s", want.ID, d)
 	}
 }
 
-func checkNoVerification(t *testing.T, s directory.Store, tag [32]byte) {
+func checkNoVerification(t *testing.T, s directory.Store, id [16]byte) {
 	t.Helper()
-	v, err := s.VerificationByTag(t.Context(), tag)
+	v, err := s.Verification(t.Context(), id)
 	if !errors.Is(err, directory.ErrNotFound) {
-		t.Errorf("VerificationByTag(%x) = %x, %v; want ErrNotFound", tag, v.ID, err)
+		t.Errorf("Verification(%x) = %x, %v; want ErrNotFound", id, v.ID, err)
 	}
 }
 
@@ -197,9 +189,9 @@ func testCreateVerification(t *testing.T, open opener) {
 		v := verification(1)
 		v.Created = t0.Add(-time.Minute)
 		v.Expires = t0.Add(time.Hour)
-		v.Attempts, v.Sends = 2, 3
+		v.Attempts = 2
 		w := verification(2)
-		w.Sends = 0
+		w.CodeMAC = []byte("a MAC of another length")
 		createVerification(t, s, v)
 		checkVerification(t, s, v)
 		createVerification(t, s, w)
@@ -209,24 +201,9 @@ func testCreateVerification(t *testing.T, open opener) {
 
 	t.Run("NotFound", func(t *testing.T) {
 		s := newStore(t, open)
-		checkNoVerification(t, s, verification(1).NumberTag)
+		checkNoVerification(t, s, verification(1).ID)
 		createVerification(t, s, verification(1))
-		checkNoVerification(t, s, verification(2).NumberTag)
-	})
-
-	t.Run("DuplicateTag", func(t *testing.T) {
-		s := newStore(t, open)
-		v := verification(1)
-		createVerification(t, s, v)
-		dup := verification(2)
-		dup.NumberTag = v.NumberTag
-		if err := s.CreateVerification(t.Context(), dup); !errors.Is(err, directory.ErrConflict) {
-			t.Fatalf("CreateVerification with a duplicate NumberTag: %v, want ErrConflict", err)
-		}
-		checkVerification(t, s, v)
-		if err := s.DeleteVerification(t.Context(), dup.ID); !errors.Is(err, directory.ErrNotFound) {
-			t.Errorf("the refused verification was stored: DeleteVerification: %v, want ErrNotFound", err)
-		}
+		checkNoVerification(t, s, verification(2).ID)
 	})
 
 	t.Run("DuplicateID", func(t *testing.T) {
@@ -239,121 +216,89 @@ func testCreateVerification(t *testing.T, open opener) {
 			t.Fatalf("CreateVerification with a duplicate ID: %v, want ErrConflict", err)
 		}
 		checkVerification(t, s, v)
-		checkNoVerification(t, s, dup.NumberTag)
 	})
 
-	t.Run("ConcurrentSameTag", func(t *testing.T) {
+	t.Run("ConcurrentSameID", func(t *testing.T) {
 		s := newStore(t, open)
 		vs := make([]ca.Verification, goroutines)
 		for i := range vs {
 			vs[i] = verification(byte(i))
-			vs[i].NumberTag = verification(0xee).NumberTag
+			vs[i].ID = verification(0xee).ID
 		}
 		errs := concurrently(goroutines, func(i int) error {
 			return s.CreateVerification(t.Context(), vs[i])
 		})
 		if ok, conflict := tally(t, errs, directory.ErrConflict); ok != 1 || conflict != goroutines-1 {
-			t.Fatalf("%d concurrent creates with one tag: %d succeeded, %d ErrConflict; want 1 and %d",
+			t.Fatalf("%d concurrent creates with one id: %d succeeded, %d ErrConflict; want 1 and %d",
 				goroutines, ok, conflict, goroutines-1)
 		}
 		checkVerification(t, s, vs[slices.Index(errs, nil)])
 	})
 }
 
-func testResendVerification(t *testing.T, open opener) {
-	t.Run("Replace", func(t *testing.T) {
-		s := newStore(t, open)
-		v, other := verification(1), verification(2)
-		v.Attempts = 2
-		createVerification(t, s, v)
-		createVerification(t, s, other)
-		salt, hash := []byte("new salt\x00"), []byte("new hash, a different length")
-		if err := s.ResendVerification(t.Context(), v.ID, salt, hash, 3); err != nil {
-			t.Fatalf("ResendVerification: %v", err)
-		}
-		v.CodeSalt, v.CodeHash, v.Sends = salt, hash, v.Sends+1
-		checkVerification(t, s, v)
-		checkVerification(t, s, other)
+// testSharedTag checks that verifications of one number (one NumberTag)
+// are independent: each start is its own, so that nobody who starts one can
+// use up or end another's code.
+func testSharedTag(t *testing.T, open opener) {
+	s := newStore(t, open)
+	vs := make([]ca.Verification, goroutines)
+	for i := range vs {
+		vs[i] = verification(byte(i))
+		vs[i].NumberTag = verification(0xee).NumberTag
+		vs[i].Expires = t0.Add(time.Duration(i+1) * time.Minute)
+	}
+	errs := concurrently(goroutines, func(i int) error {
+		return s.CreateVerification(t.Context(), vs[i])
 	})
-
-	t.Run("Exhausted", func(t *testing.T) {
-		s := newStore(t, open)
-		v := verification(1) // Sends 1
-		createVerification(t, s, v)
-		if err := s.ResendVerification(t.Context(), v.ID, []byte("salt 2"), []byte("hash 2"), 2); err != nil {
-			t.Fatalf("ResendVerification below maxSends: %v", err)
-		}
-		v.CodeSalt, v.CodeHash, v.Sends = []byte("salt 2"), []byte("hash 2"), 2
+	if ok, _ := tally(t, errs, directory.ErrConflict); ok != goroutines {
+		t.Fatalf("%d concurrent creates with one tag: %d succeeded, want all", goroutines, ok)
+	}
+	for _, v := range vs {
 		checkVerification(t, s, v)
+	}
 
-		err := s.ResendVerification(t.Context(), v.ID, []byte("salt 3"), []byte("hash 3"), 2)
-		if !errors.Is(err, directory.ErrExhausted) {
-			t.Errorf("ResendVerification at maxSends: %v, want ErrExhausted", err)
+	// Using up one's attempts leaves the others' untouched.
+	const maxAttempts = 3
+	for range maxAttempts {
+		if _, err := s.ClaimAttempt(t.Context(), vs[0].ID, maxAttempts); err != nil {
+			t.Fatalf("ClaimAttempt: %v", err)
 		}
-		checkVerification(t, s, v)
+	}
+	if _, err := s.ClaimAttempt(t.Context(), vs[0].ID, maxAttempts); !errors.Is(err, directory.ErrExhausted) {
+		t.Fatalf("ClaimAttempt at maxAttempts: %v, want ErrExhausted", err)
+	}
+	vs[0].Attempts = maxAttempts
+	checkVerification(t, s, vs[0])
+	got, err := s.ClaimAttempt(t.Context(), vs[1].ID, maxAttempts)
+	if err != nil {
+		t.Fatalf("ClaimAttempt on another verification of the tag: %v", err)
+	}
+	vs[1].Attempts = 1
+	if d := diffVerification(got, vs[1]); d != "" {
+		t.Errorf("ClaimAttempt on another verification of the tag returned %s", d)
+	}
 
-		err = s.ResendVerification(t.Context(), v.ID, []byte("salt 3"), []byte("hash 3"), 1)
-		if !errors.Is(err, directory.ErrExhausted) {
-			t.Errorf("ResendVerification above maxSends: %v, want ErrExhausted", err)
+	// Deleting or finishing one leaves the others.
+	if err := s.DeleteVerification(t.Context(), vs[0].ID); err != nil {
+		t.Fatalf("DeleteVerification: %v", err)
+	}
+	if _, err := s.FinishVerification(t.Context(), vs[2].ID, nil); err != nil {
+		t.Fatalf("FinishVerification: %v", err)
+	}
+	checkNoVerification(t, s, vs[0].ID)
+	checkNoVerification(t, s, vs[2].ID)
+	checkVerification(t, s, vs[1])
+	// Each expires at its own time.
+	if n, err := s.DeleteExpiredVerifications(t.Context(), t0.Add(5*time.Minute)); err != nil || n != 3 {
+		t.Errorf("DeleteExpiredVerifications = %d, %v; want the 3 left of the first 5", n, err)
+	}
+	for i, v := range vs {
+		if i < 5 {
+			checkNoVerification(t, s, v.ID)
+		} else {
+			checkVerification(t, s, v)
 		}
-		checkVerification(t, s, v)
-
-		// The limit is the caller's, not stored with the row.
-		if err := s.ResendVerification(t.Context(), v.ID, []byte("salt 3"), []byte("hash 3"), 3); err != nil {
-			t.Fatalf("ResendVerification with a higher maxSends: %v", err)
-		}
-		v.CodeSalt, v.CodeHash, v.Sends = []byte("salt 3"), []byte("hash 3"), 3
-		checkVerification(t, s, v)
-	})
-
-	t.Run("NotFound", func(t *testing.T) {
-		s := newStore(t, open)
-		v := verification(1)
-		if err := s.ResendVerification(t.Context(), v.ID, []byte("s"), []byte("h"), 5); !errors.Is(err, directory.ErrNotFound) {
-			t.Errorf("ResendVerification on an empty store: %v, want ErrNotFound", err)
-		}
-		createVerification(t, s, v)
-		if err := s.DeleteVerification(t.Context(), v.ID); err != nil {
-			t.Fatalf("DeleteVerification: %v", err)
-		}
-		if err := s.ResendVerification(t.Context(), v.ID, []byte("s"), []byte("h"), 5); !errors.Is(err, directory.ErrNotFound) {
-			t.Errorf("ResendVerification after DeleteVerification: %v, want ErrNotFound", err)
-		}
-	})
-
-	t.Run("Concurrent", func(t *testing.T) {
-		s := newStore(t, open)
-		const maxSends = 5
-		v := verification(1)
-		v.Sends = 0
-		createVerification(t, s, v)
-		salt := func(i int) []byte { return []byte{'s', byte(i)} }
-		hash := func(i int) []byte { return []byte{'h', byte(i)} }
-		errs := concurrently(goroutines, func(i int) error {
-			return s.ResendVerification(t.Context(), v.ID, salt(i), hash(i), maxSends)
-		})
-		if ok, exhausted := tally(t, errs, directory.ErrExhausted); ok != maxSends || exhausted != goroutines-maxSends {
-			t.Fatalf("%d concurrent resends with maxSends %d: %d succeeded, %d ErrExhausted; want %d and %d",
-				goroutines, maxSends, ok, exhausted, maxSends, goroutines-maxSends)
-		}
-		got, err := s.VerificationByTag(t.Context(), v.NumberTag)
-		if err != nil {
-			t.Fatalf("VerificationByTag: %v", err)
-		}
-		if got.Sends != maxSends {
-			t.Errorf("Sends = %d, want %d", got.Sends, maxSends)
-		}
-		// The stored code is one successful caller's salt and hash, together.
-		i := -1
-		for j, err := range errs {
-			if err == nil && bytes.Equal(got.CodeSalt, salt(j)) {
-				i = j
-			}
-		}
-		if i < 0 || !bytes.Equal(got.CodeHash, hash(i)) {
-			t.Errorf("stored code (salt %x, hash %x) is not one successful caller's", got.CodeSalt, got.CodeHash)
-		}
-	})
+	}
 }
 
 func testClaimAttempt(t *testing.T, open opener) {
@@ -361,7 +306,6 @@ func testClaimAttempt(t *testing.T, open opener) {
 		s := newStore(t, open)
 		const maxAttempts = 3
 		v, other := verification(1), verification(2)
-		v.Sends = 2
 		createVerification(t, s, v)
 		createVerification(t, s, other)
 		for i := 1; i <= maxAttempts; i++ {
@@ -441,7 +385,7 @@ func testDeleteVerification(t *testing.T, open opener) {
 		if err := s.DeleteVerification(t.Context(), a.ID); err != nil {
 			t.Fatalf("DeleteVerification: %v", err)
 		}
-		checkNoVerification(t, s, a.NumberTag)
+		checkNoVerification(t, s, a.ID)
 		checkVerification(t, s, b)
 		if err := s.DeleteVerification(t.Context(), a.ID); !errors.Is(err, directory.ErrNotFound) {
 			t.Errorf("second DeleteVerification: %v, want ErrNotFound", err)
@@ -469,7 +413,7 @@ func testDeleteVerification(t *testing.T, open opener) {
 			t.Errorf("%d concurrent deletes: %d succeeded, %d ErrNotFound; want 1 and %d",
 				goroutines, ok, notFound, goroutines-1)
 		}
-		checkNoVerification(t, s, v.NumberTag)
+		checkNoVerification(t, s, v.ID)
 	})
 }
 
@@ -497,8 +441,8 @@ func testDeleteExpiredVerifications(t *testing.T, open opener) {
 	}
 
 	deleteExpired(t0, 2)
-	checkNoVerification(t, s, past.NumberTag)
-	checkNoVerification(t, s, atNow.NumberTag)
+	checkNoVerification(t, s, past.ID)
+	checkNoVerification(t, s, atNow.ID)
 	checkVerification(t, s, soon)
 	checkVerification(t, s, later)
 	deleteExpired(t0, 0)
@@ -507,7 +451,7 @@ func testDeleteExpiredVerifications(t *testing.T, open opener) {
 	deleteExpired(t0.Add(time.Second-time.Nanosecond), 0)
 	checkVerification(t, s, soon)
 	deleteExpired(t0.Add(time.Second), 1)
-	checkNoVerification(t, s, soon.NumberTag)
+	checkNoVerification(t, s, soon.ID)
 	checkVerification(t, s, later)
 }
 
@@ -1323,8 +1267,8 @@ func testClose(t *testing.T, open opener) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	if _, err := s.VerificationByTag(t.Context(), v.NumberTag); err == nil {
-		t.Error("VerificationByTag after Close succeeded")
+	if _, err := s.Verification(t.Context(), v.ID); err == nil {
+		t.Error("Verification after Close succeeded")
 	}
 	if _, err := s.Meta(t.Context(), "k"); err == nil {
 		t.Error("Meta after Close succeeded")
