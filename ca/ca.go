@@ -107,9 +107,6 @@ type Config struct {
 	// SubjectPublicKeyInfo) is revoked or retired; renewal refuses such keys.
 	// The built-in CA asks its directory.
 	Revoked func(ctx context.Context, keyHash [32]byte) (bool, error)
-	// SharedReplayCache records accepted request nonces in the store too,
-	// so CA processes on one database refuse each other's replays.
-	SharedReplayCache bool
 	// Holds, if set, says whether this CA's directory holds number (E.164),
 	// as in a federation where each directory holds some prefixes. For a
 	// number it does not hold it returns false and the base URL of the
@@ -254,9 +251,9 @@ func New(cfg Config) (*Service, error) {
 	roots := x509.NewCertPool()
 	roots.AddCert(cfg.CA.Root())
 	sigs := httpsig.NewVerifier(cfg.AuthWindow)
-	if cfg.SharedReplayCache {
-		sigs.Shared = httpapi.SharedNonces(cfg.Store)
-	}
+	// Accepted nonces are recorded in the store too, so that neither this
+	// server restarted nor another on the same database accepts a replay.
+	sigs.Shared = httpapi.SharedNonces(cfg.Store)
 	return &Service{cfg: cfg, log: cfg.Logger, roots: roots, sigs: sigs, tagKey: tagKey, codeKey: codeKey}, nil
 }
 

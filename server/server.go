@@ -116,9 +116,6 @@ func Start(ctx context.Context, cfg Config) (*Running, error) {
 	dc := cfg.Directory
 	dc.Store, dc.OPRFKey, dc.LogKey, dc.Logger = store, node.OPRFKey, node.LogKey, cfg.Logger
 	dc.LogCheckpointFile = filepath.Join(cfg.DataDir, datadir.LogCheckpointFile)
-	// A shared database may have other server processes on it.
-	dc.SharedReplayCache = dc.SharedReplayCache || cfg.DB != ""
-	cfg.CA.SharedReplayCache = cfg.CA.SharedReplayCache || cfg.DB != ""
 	if !cfg.NoBuiltinCA {
 		cc := cfg.CA
 		cc.Store, cc.CA, cc.SMS, cc.Logger = store, node.CA, cfg.SMS, cfg.Logger
@@ -153,7 +150,6 @@ func StartCA(ctx context.Context, cfg Config) (*Running, error) {
 	}
 	cc := cfg.CA
 	cc.Store, cc.CA, cc.SMS, cc.Logger = node.Store, node.CA, cfg.SMS, cfg.Logger
-	cc.SharedReplayCache = cc.SharedReplayCache || cfg.DB != ""
 	svc, err := ca.New(cc)
 	if err != nil {
 		node.Store.Close()
