@@ -116,6 +116,12 @@ func snapshot(t *testing.T, e *env) dbSnapshot {
 			if i := slices.Index(cols, "expires_at"); i >= 0 && expiresBefore(vals[i], sweepable) {
 				continue
 			}
+			// Every signed request records its nonce (httpapi.SharedNonces:
+			// a counter in window 0, kept until its timestamp + 60 s, which
+			// a timestamp ahead of the clock puts past the two minutes).
+			if i := slices.Index(cols, "window_start"); table == "counters" && i >= 0 && vals[i] == int64(0) {
+				continue
+			}
 			lines = append(lines, fmt.Sprintf("%x", vals))
 		}
 		if err := rows.Err(); err != nil {
