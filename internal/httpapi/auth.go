@@ -53,9 +53,11 @@ type Counter interface {
 }
 
 // SharedNonces records request nonces in a store's counters (a counter
-// that may reach 1), so every server process on the store refuses a replay
-// another accepted; the counters expire with the nonces and are swept with
-// the other counters. Use it as httpsig.Verifier.Shared.
+// that may reach 1, in window 0), so that no server process on the store
+// accepts a replay of a request one accepted, itself after a restart
+// included; the counters expire with the nonces and are swept with the
+// other counters. It costs one durable commit per signed request. Use it as
+// httpsig.Verifier.Shared, on every store.
 func SharedNonces(store Counter) func(ctx context.Context, key [32]byte, forgetAt time.Time) error {
 	return func(ctx context.Context, key [32]byte, forgetAt time.Time) error {
 		k := sha256.Sum256(append([]byte("blindex request nonce\x00"), key[:]...))
