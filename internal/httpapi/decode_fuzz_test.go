@@ -162,9 +162,8 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// TestDecodeStrict pins what Decode accepts beyond the letter of the
-// protocol (docs/protocol.md §2 says clients must not rely on it) and what
-// it refuses.
+// TestDecodeStrict pins what Decode accepts and refuses (docs/protocol.md
+// §2): member names are exact and unique, unlike encoding/json's.
 func TestDecodeStrict(t *testing.T) {
 	for _, c := range []struct {
 		body string
