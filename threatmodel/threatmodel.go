@@ -130,10 +130,11 @@ var Claims = []Claim{
 	{
 		Party:       "database thief without the key files",
 		Learns:      "ciphertexts, indexes, pseudonyms, ACL sets",
-		NeverLearns: "numbers, record contents",
+		NeverLearns: "numbers, record contents, pending SMS codes",
 		Tests: []string{
 			"cmd/blindex.TestStoryThroughCLI",
 			"internal/keyfile.TestRoundTripAndModes",
+			"ca.TestDatabaseHoldsNoUnkeyedCode",
 		},
 	},
 }

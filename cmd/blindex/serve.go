@@ -42,19 +42,19 @@ func addServerFlags(fs *flag.FlagSet, defaultData, defaultAddr string) *serverFl
 		tlsKey:    fs.String("tls-key", "", "PEM private key `file` for --tls-cert"),
 		logFormat: fs.String("log-format", "text", "log format: text or json"),
 		sms:       addSMSFlags(fs),
-		validity:  fs.Duration("credential-validity", 30*24*time.Hour, "lifetime of issued credentials"),
+		validity:  fs.Duration("credential-validity", ca.DefaultCredentialValidity, "lifetime of issued credentials"),
 		forwardedFor: fs.Bool("trust-forwarded-for", false,
 			"take the client address for verification limits from the last X-Forwarded-For entry (only behind a reverse proxy that sets it)"),
 	}
 	// Verification limits (docs/operations.md explains the defaults).
-	l := &f.limits
-	fs.IntVar(&l.NetworkPerHour, "limit-network-per-hour", 30, "verification starts per client network (IPv4 address, IPv6 /64) per hour")
-	fs.IntVar(&l.NumberPerHour, "limit-number-per-hour", 5, "verification starts per number per hour")
-	fs.IntVar(&l.NumberPerDay, "limit-number-per-day", 10, "verification starts per number per day")
-	fs.IntVar(&l.GlobalPerMinute, "limit-global-per-minute", 600, "verification starts per minute, all clients")
-	fs.IntVar(&l.GlobalPerDay, "limit-global-per-day", 50_000, "verification starts per day, all clients (the daily SMS cap)")
-	fs.IntVar(&l.FailuresPerNumber, "limit-failures-per-number", 20, "failed confirmations per number per 30 days")
-	fs.IntVar(&l.RenewalsPerDay, "limit-renewals-per-day", 5, "renewals per credential key per day")
+	l, d := &f.limits, ca.DefaultLimits
+	fs.IntVar(&l.NetworkPerHour, "limit-network-per-hour", d.NetworkPerHour, "verification starts per client network (IPv4 address, IPv6 /64) per hour")
+	fs.IntVar(&l.NumberPerHour, "limit-number-per-hour", d.NumberPerHour, "verification starts per number per hour")
+	fs.IntVar(&l.NumberPerDay, "limit-number-per-day", d.NumberPerDay, "verification starts per number per day")
+	fs.IntVar(&l.GlobalPerMinute, "limit-global-per-minute", d.GlobalPerMinute, "verification starts per minute, all clients")
+	fs.IntVar(&l.GlobalPerDay, "limit-global-per-day", d.GlobalPerDay, "verification starts per day, all clients (the daily SMS cap)")
+	fs.IntVar(&l.FailuresPerNumber, "limit-failures-per-number", d.FailuresPerNumber, "codes checked per number per hour, across its verifications; more than the tries per code")
+	fs.IntVar(&l.RenewalsPerDay, "limit-renewals-per-day", d.RenewalsPerDay, "renewals per credential key per day")
 	return f
 }
 

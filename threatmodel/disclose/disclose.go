@@ -41,6 +41,7 @@ import (
 	"strings"
 	"time"
 
+	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/directory/datadir"
 )
@@ -48,19 +49,23 @@ import (
 // Defaults, as the server and the CA have them (directory.Config and
 // ca.Limits); docs/operations.md gives the reasoning.
 const (
-	DefaultMinBucketOwners  = 16
-	DefaultBurst            = 5_000
-	DefaultPerDay           = 1_000
-	DefaultGlobalPerSecond  = 50_000
-	DefaultVerificationsDay = 50_000 // the CA's overall verification starts per day
-	DefaultNetworkPerHour   = 30     // the CA's verification starts per client network per hour
-	DefaultCredentials      = 1_000
-	DefaultRegion           = "US"
-	DefaultSamples          = 200_000
-	maxPrefixBits           = 32 // directory.Config.MaxPrefixBits default
-	clientMaxPrefixBits     = 24 // client.Config.MaxPrefixBits default
-	defaultInfo             = "blindex lookup v1"
-	keyTimingEvaluations    = 200
+	DefaultMinBucketOwners = 16
+	DefaultBurst           = 5_000
+	DefaultPerDay          = 1_000
+	DefaultGlobalPerSecond = 50_000
+	DefaultCredentials     = 1_000
+	DefaultRegion          = "US"
+	DefaultSamples         = 200_000
+	maxPrefixBits          = 32 // directory.Config.MaxPrefixBits default
+	clientMaxPrefixBits    = 24 // client.Config.MaxPrefixBits default
+	defaultInfo            = "blindex lookup v1"
+	keyTimingEvaluations   = 200
+)
+
+// The CA's defaults, as ca.DefaultLimits has them.
+var (
+	DefaultVerificationsDay = ca.DefaultLimits.GlobalPerDay   // the CA's overall verification starts per day
+	DefaultNetworkPerHour   = ca.DefaultLimits.NetworkPerHour // the CA's verification starts per client network per hour
 )
 
 // Errors.
@@ -493,7 +498,7 @@ var tableDescriptions = map[string]tableDescription{
 		"the OPRF public key and the CA root the database was created with: public values",
 		"nothing"},
 	"verifications": {
-		"pending SMS verifications: a keyed tag of the number, a salted hash of the code, times; deleted when the verification ends",
+		"pending SMS verifications, one per start: a keyed tag of the number, a keyed MAC of the code, times; deleted when the verification ends",
 		"the CA key tests guessed numbers against the tags: which numbers are verifying right now"},
 	"records": {
 		"sealed records: the owner's pseudorandom index (its first 32 bits are the bucket), record id, age ciphertext (padded to a size class), visibility class, expiry and last-update time",
