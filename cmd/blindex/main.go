@@ -256,7 +256,7 @@ func envName(flag string) string {
 // "name = value" lines, with the flags' names (see docs/operations.md):
 // lines before any section apply to every command that has the flag, and
 // lines after "[serve]" (a command's name) to that command only, which must
-// have the flag. Blank lines and lines starting with # are ignored. Lists
+// have the flag; "[map]" to every "map ..." command that has it. Blank lines and lines starting with # are ignored. Lists
 // (witness, trust-ca) are comma-separated.
 func applyConfig(fs *flag.FlagSet, path string, given map[string]bool) error {
 	b, err := os.ReadFile(path)
@@ -278,10 +278,13 @@ func applyConfig(fs *flag.FlagSet, path string, given map[string]bool) error {
 		if !ok || name == "" {
 			return fmt.Errorf("%s:%d: want name = value", path, i+1)
 		}
+		// "[map]" applies to every "map ..." subcommand that has the flag,
+		// as lines before any section do; "[map build]" to that one only.
+		group := section != "" && strings.HasPrefix(fs.Name(), section+" ")
 		switch {
-		case section != "" && section != fs.Name():
+		case section != "" && section != fs.Name() && !group:
 			continue
-		case fs.Lookup(name) == nil && section != "":
+		case fs.Lookup(name) == nil && section != "" && !group:
 			return fmt.Errorf("%s:%d: blindex %s has no flag --%s", path, i+1, section, name)
 		case fs.Lookup(name) == nil || given[name]:
 			continue

@@ -59,7 +59,8 @@ func TestMapUsage(t *testing.T) {
 }
 
 // A config file's section for a map command is named "map" and the
-// command: "[map keygen]".
+// command: "[map keygen]". A "[map]" section applies to every map command
+// that has the flag, as before the subcommands had flags of their own.
 func TestMapConfigSection(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "signer.key")
@@ -75,5 +76,18 @@ func TestMapConfigSection(t *testing.T) {
 	}
 	if b, err := os.ReadFile(key); err != nil || !strings.HasPrefix(string(b), "PRIVATE+KEY+example.org/federation+") {
 		t.Errorf("the key file: %v %.30q", err, b)
+	}
+
+	key2 := filepath.Join(dir, "second.key")
+	if err := os.WriteFile(conf, []byte("[map]\nkey = "+key2+"\nmap-quorum = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(binary, "map", "keygen", "example.org/second")
+	cmd.Env = append(os.Environ(), "BLINDEX_CONFIG="+conf)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("map keygen with --key from [map] (which also names a flag keygen lacks): %v\n%s", err, out)
+	}
+	if _, err := os.Stat(key2); err != nil {
+		t.Errorf("[map]'s key was not used: %v", err)
 	}
 }
