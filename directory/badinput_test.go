@@ -695,7 +695,8 @@ func rootPool(e *env) *x509.CertPool {
 
 // TestConcurrentDoubleConfirm sends the right code twice at once, several
 // times: exactly one confirm gets a credential, the other the fixed 404,
-// and only the verification row changes (it is gone).
+// and only the verification row (it is gone), the log, and the number's
+// count of codes checked (protocol §9.3) change.
 func TestConcurrentDoubleConfirm(t *testing.T) {
 	e := newEnv(t, directory.Config{})
 	if row := docRow(t, readDoc(t), t.Name()); !strings.Contains(row, "`"+msgVerifyGone+"`") {
@@ -741,8 +742,8 @@ func TestConcurrentDoubleConfirm(t *testing.T) {
 			t.Errorf("winner's credential: %q, %v", num, err)
 		}
 		// The one credential issued is logged.
-		if changed := before.changed(snapshot(t, e)); !slices.Equal(changed, []string{"log_entries", "log_hashes", "verifications"}) {
-			t.Errorf("tables changed: %q, want the log's and verifications", changed)
+		if changed := before.changed(snapshot(t, e)); !slices.Equal(changed, []string{"counters", "log_entries", "log_hashes", "verifications"}) {
+			t.Errorf("tables changed: %q, want the codes checked, the log's and verifications", changed)
 		}
 		if p := pendingRows(t, e); p != 0 {
 			t.Errorf("%d verifications pending after the double confirm", p)
