@@ -55,9 +55,14 @@ func (s *Server) budgetKey(purpose string, c *caller) [32]byte {
 	return k
 }
 
-// spendEvaluations charges n evaluations to the caller and then to the
-// global ceiling, or refuses with Retry-After. The caller's own budget comes
-// first, so a caller who has none left cannot drain the shared ceiling.
+// spendEvaluations charges n evaluations to the caller and checks that the
+// global ceiling has room for them, or refuses with Retry-After. The
+// caller's own budget comes first, so a caller who has none left cannot
+// drain the shared ceiling. The ceiling itself is charged only once the
+// batch has been evaluated (chargeCeiling): a batch refused for a bad
+// element gives the caller its budget back (refundEvaluations), and if it
+// had cost the ceiling, one credential could drain the ceiling for
+// everyone with batches that cost it nothing.
 func (s *Server) spendEvaluations(ctx context.Context, c *caller, n int) error {
 	now := s.cfg.Now()
 	b := s.cfg.Budget
@@ -71,7 +76,7 @@ func (s *Server) spendEvaluations(ctx context.Context, c *caller, n int) error {
 	if err != nil {
 		return err
 	}
-	if !s.ceiling.AllowN(now, n) {
+	if s.ceiling.TokensAt(now) < float64(n) {
 		s.metrics.refusals.WithLabelValues("global").Inc()
 		if err := s.refundEvaluations(ctx, c, n); err != nil {
 			s.log.Error("refunding evaluations", "err", err)
@@ -79,6 +84,13 @@ func (s *Server) spendEvaluations(ctx context.Context, c *caller, n int) error {
 		return httpapi.Retry(ErrCeiling, time.Second)
 	}
 	return nil
+}
+
+// chargeCeiling charges n evaluations, made, to the global ceiling. Batches
+// admitted at once may take it below zero; later ones are then refused
+// until it has refilled, so over time it still bounds the rate.
+func (s *Server) chargeCeiling(n int) {
+	s.ceiling.ReserveN(s.cfg.Now(), n) // n <= MaxBatch <= the burst (New), so always granted
 }
 
 // refundEvaluations returns n evaluations to a caller whose batch was

@@ -560,6 +560,7 @@ func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateReques
 		}
 		return api.EvaluateResponse{}, fmt.Errorf("evaluate: %w", err) // httpapi maps the oprf input errors to 400
 	}
+	s.chargeCeiling(len(req.Elements))
 	pb, err := s.owners.prefixBits(ctx)
 	if err != nil {
 		return api.EvaluateResponse{}, err

@@ -82,6 +82,7 @@ type env struct {
 	phones *phones
 	logs   *syncBuffer
 	skew   atomic.Int64 // added to the server clock, in nanoseconds
+	frozen atomic.Int64 // if not 0, the server clock stands still here (Unix nanoseconds)
 	dir    string
 	store  *countingStore
 }
@@ -100,7 +101,12 @@ func newEnvCA(t *testing.T, limits ca.Limits) *env {
 func newEnvFull(t *testing.T, cfg directory.Config, limits ca.Limits) *env {
 	t.Helper()
 	e := &env{t: t, phones: &phones{inbox: map[string]string{}}, logs: &syncBuffer{}, dir: t.TempDir()}
-	cfg.Now = func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
+	cfg.Now = func() time.Time {
+		if f := e.frozen.Load(); f != 0 {
+			return time.Unix(0, f)
+		}
+		return time.Now().Add(time.Duration(e.skew.Load()))
+	}
 	caCfg := ca.Config{Limits: limits, Now: cfg.Now}
 	e.store = &countingStore{}
 	cfg.Observe = nil
@@ -135,6 +141,11 @@ func (e *env) alignClock() {
 	e.skew.Store(int64(start.Sub(now)))
 	e.srv.Housekeep(e.t.Context())
 	time.Sleep(100 * time.Millisecond)
+}
+
+// freeze stops the server clock where it is, so that nothing refills.
+func (e *env) freeze() {
+	e.frozen.Store(time.Now().Add(time.Duration(e.skew.Load())).UnixNano())
 }
 
 func (e *env) client(name string) *client.Client {
