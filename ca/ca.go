@@ -3,10 +3,12 @@
 // credentials (credential package). It runs inside a directory (the default,
 // built-in CA) or on its own (blindex ca), with its own key and store.
 //
-// The CA never stores a number: pending verifications and limit counters
-// are keyed by HMACs of the number under a secret derived from the CA key.
-// Starting a verification answers the same whether or not the number is
-// registered anywhere.
+// The CA never stores a number or a code: pending verifications and limit
+// counters are keyed by HMACs of the number, and a code is kept as an HMAC,
+// under secrets derived from the CA key, which the store does not hold.
+// Each start is a verification of its own, so nobody can void or use up
+// another's code. Starting a verification answers the same whether or not
+// the number is registered anywhere, or has another verification pending.
 package ca
 
 import (
