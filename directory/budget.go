@@ -67,7 +67,8 @@ func (s *Server) spendEvaluations(ctx context.Context, c *caller, n int) error {
 	now := s.cfg.Now()
 	b := s.cfg.Budget
 	rate := float64(b.PerDay) / 86400
-	level, err := s.cfg.Store.Tokens(ctx, s.budgetKey("evaluate", c), -float64(n), float64(b.Burst), float64(b.Burst), rate, now)
+	level, err := s.cfg.Store.Tokens(ctx, s.budgetKey("evaluate", c),
+		TokenBucket{Start: float64(b.Burst), Capacity: float64(b.Burst), RefillPerSecond: rate}, -float64(n), now)
 	if errors.Is(err, ErrExhausted) {
 		s.metrics.refusals.WithLabelValues("caller").Inc()
 		wait := time.Duration(math.Ceil((float64(n)-level)/rate)) * time.Second
@@ -97,15 +98,16 @@ func (s *Server) chargeCeiling(n int) {
 // refused before anything was evaluated.
 func (s *Server) refundEvaluations(ctx context.Context, c *caller, n int) error {
 	b := s.cfg.Budget
-	_, err := s.cfg.Store.Tokens(ctx, s.budgetKey("evaluate", c), float64(n), float64(b.Burst), float64(b.Burst),
-		float64(b.PerDay)/86400, s.cfg.Now())
+	_, err := s.cfg.Store.Tokens(ctx, s.budgetKey("evaluate", c),
+		TokenBucket{Start: float64(b.Burst), Capacity: float64(b.Burst), RefillPerSecond: float64(b.PerDay) / 86400},
+		float64(n), s.cfg.Now())
 	return err
 }
 
 // grantBuckets lets the caller fetch n more buckets.
 func (s *Server) grantBuckets(ctx context.Context, c *caller, n int) error {
 	capacity := float64(bucketCreditFactor * s.cfg.Budget.Burst)
-	_, err := s.cfg.Store.Tokens(ctx, s.budgetKey("buckets", c), float64(n), 0, capacity, 0, s.cfg.Now())
+	_, err := s.cfg.Store.Tokens(ctx, s.budgetKey("buckets", c), TokenBucket{Capacity: capacity}, float64(n), s.cfg.Now())
 	return err
 }
 
@@ -113,7 +115,7 @@ func (s *Server) grantBuckets(ctx context.Context, c *caller, n int) error {
 func (s *Server) spendBuckets(ctx context.Context, c *caller, n int) error {
 	// A caller that never evaluated has no credit: the bucket starts empty.
 	capacity := float64(bucketCreditFactor * s.cfg.Budget.Burst)
-	_, err := s.cfg.Store.Tokens(ctx, s.budgetKey("buckets", c), -float64(n), 0, capacity, 0, s.cfg.Now())
+	_, err := s.cfg.Store.Tokens(ctx, s.budgetKey("buckets", c), TokenBucket{Capacity: capacity}, -float64(n), s.cfg.Now())
 	if errors.Is(err, ErrExhausted) {
 		s.metrics.refusals.WithLabelValues("buckets").Inc()
 		// No Retry-After: waiting buys no credit, only evaluating does.

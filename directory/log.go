@@ -54,7 +54,7 @@ func (s *Server) logLabel(ctx context.Context, c *caller, req api.EvaluateReques
 	}
 	key := s.budgetKey("log label", c) // per number: a new key for it gets no fresh budget
 	rate := float64(LabelPerDay) / 86400
-	level, err := s.cfg.Store.Tokens(ctx, key, -1, LabelBurst, LabelBurst, rate, s.cfg.Now())
+	level, err := s.cfg.Store.Tokens(ctx, key, TokenBucket{Start: LabelBurst, Capacity: LabelBurst, RefillPerSecond: rate}, -1, s.cfg.Now())
 	if errors.Is(err, ErrExhausted) {
 		s.metrics.refusals.WithLabelValues("log_label").Inc()
 		return api.EvaluateResponse{}, httpapi.Retry(ErrLabelBudget, time.Duration(math.Ceil((1-level)/rate))*time.Second)

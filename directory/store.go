@@ -82,20 +82,22 @@ type Store interface {
 	// Holder returns the current holder of index, or ErrNotFound.
 	Holder(ctx context.Context, index [32]byte) (Holder, error)
 
-	// ClaimHolder makes h the holder of index, in one transaction:
-	//   - if index has no holder, h becomes it;
-	//   - if h has the current holder's key, its NotBefore is raised to
-	//     h.NotBefore if later;
-	//   - if h has another key and h.NotBefore is after the current
-	//     holder's, the current holder is retired: each of index's records
-	//     is deleted with its ACL and a Tombstone is written, the retired
-	//     key is revoked (as by RevokeKey), so a renewal cannot take the
-	//     number back, and h becomes the holder. It returns the number of
-	//     records retired.
-	// Otherwise (another key, not newer) it returns ErrConflict and changes
-	// nothing. Whenever the holder's key changes (a first holder or a
-	// retirement) it appends a translog Holder entry with h.Label, and
-	// after a retirement the State entry of the emptied index.
+	// ClaimHolder makes h the holder of index as DecideClaim decides, in
+	// one transaction that reads the current holder, decides, and writes
+	// only if the holder read is still the one stored:
+	//   - ClaimFirst: h becomes the holder;
+	//   - ClaimRenew: the holder takes the Claim's Holder (NotBefore never
+	//     moves back; the label is h's);
+	//   - ClaimRetire: each of index's records is deleted with its ACL and
+	//     a Tombstone (retired at) is written for it, the retired key is
+	//     revoked (as by RevokeKey), and h becomes the holder.
+	// It returns the number of records retired (0 unless ClaimRetire). If
+	// DecideClaim refuses, it returns ErrConflict and changes nothing.
+	// Whenever the holder's key changes (ClaimFirst, ClaimRetire) it
+	// appends the Claim's HolderEntry, and after a retirement the State
+	// entry of the emptied index. Concurrent claims of one index take
+	// effect as if one after another, each decided against the holder the
+	// one before it left.
 	ClaimHolder(ctx context.Context, index [32]byte, h Holder, at time.Time) (int, error)
 
 	// Tombstones returns the tombstones of index, oldest first.
@@ -147,13 +149,15 @@ type Store interface {
 	// record.
 	CountOwners(ctx context.Context, now time.Time) (int, error)
 
-	// Tokens updates the token bucket key: it first refills the bucket at
-	// refill tokens per second since its last update (a new bucket starts
-	// at start), capped at capacity, then adds delta (negative to spend). It
-	// returns the new level, or ErrExhausted and the level before the
-	// change if the result would be negative. The result is capped at
-	// capacity. Concurrent callers never spend more than the bucket holds.
-	Tokens(ctx context.Context, key [32]byte, delta, start, capacity, refill float64, now time.Time) (float64, error)
+	// Tokens adds delta tokens (negative to spend) at now to the token
+	// bucket key, of shape b, as b.Add computes from the bucket's stored
+	// TokenLevel. A missing bucket is no error: it starts as b.New(now).
+	// It stores and returns the new level; or, if the spend is more than
+	// the bucket holds, it returns ErrExhausted with the level before the
+	// spend and changes nothing (a new bucket stays missing). Concurrent
+	// callers of one key take turns, so together they never spend more
+	// than the bucket holds.
+	Tokens(ctx context.Context, key [32]byte, b TokenBucket, delta float64, now time.Time) (float64, error)
 
 	// Meta returns the value stored under key, or ErrNotFound.
 	Meta(ctx context.Context, key string) ([]byte, error)

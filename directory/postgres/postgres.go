@@ -37,7 +37,6 @@ import (
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/directory"
-	"blindex.dev/blindex/translog"
 )
 
 // SchemaVersion is the newest schema this binary knows: the number of the
@@ -738,11 +737,28 @@ func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Hol
 	// must be retired too, or the put must wait for, and follow, the claim.
 	err := s.tx(ctx, pgx.Serializable, func(tx pgx.Tx) error {
 		retired = 0
+		var cur *directory.Holder
 		var key []byte
 		var nb int64
 		err := tx.QueryRow(ctx, `SELECT key_hash, not_before FROM holders WHERE idx = $1`, index[:]).Scan(&key, &nb)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			return err
+		default:
+			cur = &directory.Holder{NotBefore: time.Unix(nb, 0)}
+			if err := copyKey(cur.KeyHash[:], key, "holder"); err != nil {
+				return err
+			}
+		}
+		c, err := directory.DecideClaim(cur, h)
+		if err != nil {
+			return err
+		}
+		switch c.Kind {
+		case directory.ClaimRenew:
+			return updateHolder(ctx, tx, index, *cur, c.Holder)
+		case directory.ClaimFirst:
 			tag, err := tx.Exec(ctx, `INSERT INTO holders (idx, key_hash, not_before, label) VALUES ($1, $2, $3, $4)
 				ON CONFLICT (idx) DO NOTHING`, index[:], h.KeyHash[:], h.NotBefore.Unix(), h.Label[:])
 			if err != nil {
@@ -751,32 +767,26 @@ func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Hol
 			if tag.RowsAffected() == 0 {
 				return errRetry // a concurrent first claim won: decide again against it
 			}
-			return logHolder(ctx, tx, h, nil, 0)
-		case err != nil:
-			return err
-		case string(key) == string(h.KeyHash[:]):
-			_, err = tx.Exec(ctx, `UPDATE holders SET not_before = GREATEST(not_before, $1), label = $2 WHERE idx = $3`,
-				h.NotBefore.Unix(), h.Label[:], index[:])
-			return err
-		case h.NotBefore.Unix() <= nb:
-			return directory.ErrConflict
+			return logHolder(ctx, tx, c, 0)
 		}
+		old := c.Retired.KeyHash[:]
 		b := &pgx.Batch{}
 		b.Queue(`INSERT INTO revoked_keys (key_hash, revoked_at) VALUES ($1, $2)
-			ON CONFLICT (key_hash) DO NOTHING`, key, at.Unix())
+			ON CONFLICT (key_hash) DO NOTHING`, old, at.Unix())
 		b.Queue(`INSERT INTO tombstones (idx, record_id, key_hash, retired_at)
 			SELECT idx, record_id, $1, $2 FROM records WHERE idx = $3
-			ON CONFLICT DO NOTHING`, key, at.Unix(), index[:])
+			ON CONFLICT DO NOTHING`, old, at.Unix(), index[:])
 		b.Queue(`DELETE FROM records WHERE idx = $1`, index[:]).Exec(func(tag pgconn.CommandTag) error {
 			retired = int(tag.RowsAffected())
 			return nil
 		})
-		b.Queue(`UPDATE holders SET key_hash = $1, not_before = $2, label = $3 WHERE idx = $4`,
-			h.KeyHash[:], h.NotBefore.Unix(), h.Label[:], index[:])
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
-		if err := logHolder(ctx, tx, h, key, retired); err != nil {
+		if err := updateHolder(ctx, tx, index, *cur, c.Holder); err != nil {
+			return err
+		}
+		if err := logHolder(ctx, tx, c, retired); err != nil {
 			return err
 		}
 		_, err = logState(ctx, tx, index, at)
@@ -788,10 +798,25 @@ func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Hol
 	return retired, nil
 }
 
-// logHolder appends the Holder entry saying that h holds its index, after
-// previous (nil for none) was retired with its retired records.
-func logHolder(ctx context.Context, tx pgx.Tx, h directory.Holder, previous []byte, retired int) error {
-	e, err := translog.HolderEntry(h.Label, h.KeyHash, previous, retired)
+// updateHolder replaces cur, the holder of index that the claim was
+// decided against, with next: a compare-and-swap, so a holder changed since
+// the read (which SERIALIZABLE catches too) has the claim decided again.
+func updateHolder(ctx context.Context, tx pgx.Tx, index [32]byte, cur, next directory.Holder) error {
+	tag, err := tx.Exec(ctx, `UPDATE holders SET key_hash = $1, not_before = $2, label = $3
+		WHERE idx = $4 AND key_hash = $5 AND not_before = $6`,
+		next.KeyHash[:], next.NotBefore.Unix(), next.Label[:], index[:], cur.KeyHash[:], cur.NotBefore.Unix())
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() != 1 {
+		return errRetry
+	}
+	return nil
+}
+
+// logHolder appends c's Holder entry.
+func logHolder(ctx context.Context, tx pgx.Tx, c directory.Claim, retired int) error {
+	e, err := c.HolderEntry(retired)
 	if err != nil {
 		return err
 	}
@@ -844,42 +869,39 @@ func (s *Store) KeyRevoked(ctx context.Context, keyHash [32]byte) (bool, error) 
 
 // Token buckets.
 
-func (s *Store) Tokens(ctx context.Context, key [32]byte, delta, start, capacity, refill float64, now time.Time) (float64, error) {
+func (s *Store) Tokens(ctx context.Context, key [32]byte, b directory.TokenBucket, delta float64, now time.Time) (float64, error) {
 	var level float64
-	nowMS := now.UnixMilli()
 	// The bucket's row is locked (FOR UPDATE) from the read to the commit,
 	// so concurrent spenders take turns and never spend more than it holds.
 	// A new bucket is inserted first; if the spend is refused, the rollback
 	// removes it again, so a refusal changes nothing.
 	err := s.tx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
-		var tokens float64
+		var l directory.TokenLevel
 		var updated int64
 		err := tx.QueryRow(ctx, `SELECT tokens, updated_ms FROM token_buckets WHERE key = $1 FOR UPDATE`,
-			key[:]).Scan(&tokens, &updated)
+			key[:]).Scan(&l.Tokens, &updated)
 		if errors.Is(err, pgx.ErrNoRows) {
 			// A concurrent creator makes this insert wait for its commit, and
 			// then do nothing.
+			fresh := b.New(now)
 			if _, err := tx.Exec(ctx, `INSERT INTO token_buckets (key, tokens, updated_ms) VALUES ($1, $2, $3)
-				ON CONFLICT (key) DO NOTHING`, key[:], start, nowMS); err != nil {
+				ON CONFLICT (key) DO NOTHING`, key[:], fresh.Tokens, fresh.Updated.UnixMilli()); err != nil {
 				return err
 			}
 			err = tx.QueryRow(ctx, `SELECT tokens, updated_ms FROM token_buckets WHERE key = $1 FOR UPDATE`,
-				key[:]).Scan(&tokens, &updated)
+				key[:]).Scan(&l.Tokens, &updated)
 		}
 		if err != nil {
 			return err
 		}
-		if elapsed := nowMS - updated; elapsed > 0 {
-			tokens += float64(elapsed) / 1000 * refill
+		l.Updated = time.UnixMilli(updated)
+		next, err := b.Add(l, delta, now)
+		level = next.Tokens
+		if err != nil {
+			return err
 		}
-		tokens = min(tokens, capacity)
-		if tokens+delta < 0 {
-			level = tokens
-			return directory.ErrExhausted
-		}
-		level = min(tokens+delta, capacity)
 		_, err = tx.Exec(ctx, `UPDATE token_buckets SET tokens = $2, updated_ms = $3 WHERE key = $1`,
-			key[:], level, max(nowMS, updated))
+			key[:], next.Tokens, next.Updated.UnixMilli())
 		return err
 	})
 	return level, err

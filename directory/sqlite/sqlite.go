@@ -22,7 +22,6 @@ import (
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/directory"
-	"blindex.dev/blindex/translog"
 )
 
 //go:embed schema.sql
@@ -785,47 +784,40 @@ func (s *Store) Holder(ctx context.Context, index [32]byte) (directory.Holder, e
 func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Holder, at time.Time) (int, error) {
 	retired := 0
 	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var cur *directory.Holder
 		var key []byte
 		var nb int64
 		err := tx.QueryRowContext(ctx, `SELECT key_hash, not_before FROM holders WHERE idx = ?`, index[:]).Scan(&key, &nb)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		case len(key) != 32:
+			return errors.New("sqlite: corrupt holder row")
+		default:
+			cur = &directory.Holder{KeyHash: [32]byte(key), NotBefore: time.Unix(nb, 0)}
+		}
+		c, err := directory.DecideClaim(cur, h)
+		if err != nil {
+			return err
+		}
+		switch c.Kind {
+		case directory.ClaimRenew:
+			return updateHolder(ctx, tx, index, *cur, c.Holder)
+		case directory.ClaimFirst:
 			if _, err = tx.ExecContext(ctx, `INSERT INTO holders (idx, key_hash, not_before, label) VALUES (?, ?, ?, ?)`,
 				index[:], h.KeyHash[:], h.NotBefore.Unix(), h.Label[:]); err != nil {
 				return err
 			}
-			return logHolder(ctx, tx, h, nil, 0)
-		case err != nil:
-			return err
-		case string(key) == string(h.KeyHash[:]):
-			_, err = tx.ExecContext(ctx, `UPDATE holders SET not_before = MAX(not_before, ?), label = ? WHERE idx = ?`,
-				h.NotBefore.Unix(), h.Label[:], index[:])
-			return err
-		case h.NotBefore.Unix() <= nb:
-			return directory.ErrConflict
+			return logHolder(ctx, tx, c, 0)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO revoked_keys (key_hash, revoked_at) VALUES (?, ?)
-			ON CONFLICT (key_hash) DO NOTHING`, key, at.Unix()); err != nil {
+		if retired, err = retire(ctx, tx, index, c.Retired.KeyHash, at); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO tombstones (idx, record_id, key_hash, retired_at)
-			SELECT idx, record_id, ?, ? FROM records WHERE idx = ?`, key, at.Unix(), index[:]); err != nil {
+		if err := updateHolder(ctx, tx, index, *cur, c.Holder); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM records WHERE idx = ?`, index[:])
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return err
-		}
-		retired = int(n)
-		if _, err = tx.ExecContext(ctx, `UPDATE holders SET key_hash = ?, not_before = ?, label = ? WHERE idx = ?`,
-			h.KeyHash[:], h.NotBefore.Unix(), h.Label[:], index[:]); err != nil {
-			return err
-		}
-		if err := logHolder(ctx, tx, h, key, retired); err != nil {
+		if err := logHolder(ctx, tx, c, retired); err != nil {
 			return err
 		}
 		_, err = logState(ctx, tx, index, at)
@@ -834,13 +826,49 @@ func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Hol
 	return retired, err
 }
 
-func logHolder(ctx context.Context, tx *sql.Tx, h directory.Holder, previous []byte, retired int) error {
-	e, err := translog.HolderEntry(h.Label, h.KeyHash, previous, retired)
+// logHolder appends c's Holder entry.
+func logHolder(ctx context.Context, tx *sql.Tx, c directory.Claim, retired int) error {
+	e, err := c.HolderEntry(retired)
 	if err != nil {
 		return err
 	}
 	_, err = appendLog(ctx, tx, e)
 	return err
+}
+
+// updateHolder replaces cur, the holder of index that the claim was
+// decided against, with next: a compare-and-swap, which the single writer
+// connection makes succeed.
+func updateHolder(ctx context.Context, tx *sql.Tx, index [32]byte, cur, next directory.Holder) error {
+	res, err := tx.ExecContext(ctx, `UPDATE holders SET key_hash = ?, not_before = ?, label = ?
+		WHERE idx = ? AND key_hash = ? AND not_before = ?`,
+		next.KeyHash[:], next.NotBefore.Unix(), next.Label[:], index[:], cur.KeyHash[:], cur.NotBefore.Unix())
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return errors.Join(err, errors.New("sqlite: holder changed during a claim"))
+	}
+	return nil
+}
+
+// retire removes index's records and their ACLs, leaving a tombstone for
+// each, revokes key, the retired holder's, and returns how many it removed.
+func retire(ctx context.Context, tx *sql.Tx, index, key [32]byte, at time.Time) (int, error) {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO revoked_keys (key_hash, revoked_at) VALUES (?, ?)
+		ON CONFLICT (key_hash) DO NOTHING`, key[:], at.Unix()); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO tombstones (idx, record_id, key_hash, retired_at)
+		SELECT idx, record_id, ?, ? FROM records WHERE idx = ?`, key[:], at.Unix(), index[:]); err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM records WHERE idx = ?`, index[:])
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 func (s *Store) Tombstones(ctx context.Context, index [32]byte) ([]directory.Tombstone, error) {
@@ -883,30 +911,27 @@ func (s *Store) KeyRevoked(ctx context.Context, keyHash [32]byte) (bool, error) 
 	return err == nil, err
 }
 
-func (s *Store) Tokens(ctx context.Context, key [32]byte, delta, start, capacity, refill float64, now time.Time) (float64, error) {
+func (s *Store) Tokens(ctx context.Context, key [32]byte, b directory.TokenBucket, delta float64, now time.Time) (float64, error) {
 	var level float64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var tokens float64
 		var updated int64
 		err := tx.QueryRowContext(ctx, `SELECT tokens, updated_ms FROM token_buckets WHERE key = ?`, key[:]).Scan(&tokens, &updated)
+		l := directory.TokenLevel{Tokens: tokens, Updated: time.UnixMilli(updated)}
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			tokens, updated = start, now.UnixMilli()
+			l = b.New(now)
 		case err != nil:
 			return err
 		}
-		if elapsed := now.UnixMilli() - updated; elapsed > 0 {
-			tokens += float64(elapsed) / 1000 * refill
+		next, err := b.Add(l, delta, now)
+		level = next.Tokens
+		if err != nil {
+			return err
 		}
-		tokens = min(tokens, capacity)
-		if tokens+delta < 0 {
-			level = tokens
-			return directory.ErrExhausted
-		}
-		level = min(tokens+delta, capacity)
 		_, err = tx.ExecContext(ctx, `INSERT INTO token_buckets (key, tokens, updated_ms) VALUES (?, ?, ?)
 			ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_ms = excluded.updated_ms`,
-			key[:], level, max(now.UnixMilli(), updated))
+			key[:], next.Tokens, next.Updated.UnixMilli())
 		return err
 	})
 	return level, err

@@ -168,46 +168,49 @@ func testRevocation(t *testing.T, open opener) {
 func testTokens(t *testing.T, open opener) {
 	s := newStore(t, open)
 	ctx := t.Context()
+	refilling := directory.TokenBucket{Start: 10, Capacity: 10, RefillPerSecond: 1}
+	fixed := directory.TokenBucket{Start: 5, Capacity: 5}
+	empty := directory.TokenBucket{Capacity: 5}
 	var k [32]byte
 	k[0] = 9
 	// A bucket starts at its start level.
-	if lvl, err := s.Tokens(ctx, k, -7, 10, 10, 1, t0); err != nil || lvl != 3 {
+	if lvl, err := s.Tokens(ctx, k, refilling, -7, t0); err != nil || lvl != 3 {
 		t.Fatalf("first spend = %v, %v, want 3", lvl, err)
 	}
-	if lvl, err := s.Tokens(ctx, k, -4, 10, 10, 1, t0); !errors.Is(err, directory.ErrExhausted) || lvl != 3 {
+	if lvl, err := s.Tokens(ctx, k, refilling, -4, t0); !errors.Is(err, directory.ErrExhausted) || lvl != 3 {
 		t.Errorf("overspend = %v, %v, want ErrExhausted at 3", lvl, err)
 	}
 	// Refill at 1 token per second, capped at capacity.
-	if lvl, err := s.Tokens(ctx, k, -4, 10, 10, 1, t0.Add(2*time.Second)); err != nil || lvl != 1 {
+	if lvl, err := s.Tokens(ctx, k, refilling, -4, t0.Add(2*time.Second)); err != nil || lvl != 1 {
 		t.Errorf("after 2 s = %v, %v, want 1", lvl, err)
 	}
-	if lvl, err := s.Tokens(ctx, k, 0, 10, 10, 1, t0.Add(time.Hour)); err != nil || lvl != 10 {
+	if lvl, err := s.Tokens(ctx, k, refilling, 0, t0.Add(time.Hour)); err != nil || lvl != 10 {
 		t.Errorf("after an hour = %v, %v, want 10 (capped)", lvl, err)
 	}
 	// Adding tokens (a grant) is capped too; a clock going backwards
 	// refills nothing.
 	var g [32]byte
 	g[0] = 10
-	if lvl, err := s.Tokens(ctx, g, -5, 5, 5, 0, t0); err != nil || lvl != 0 {
+	if lvl, err := s.Tokens(ctx, g, fixed, -5, t0); err != nil || lvl != 0 {
 		t.Fatalf("drain = %v, %v", lvl, err)
 	}
-	if lvl, err := s.Tokens(ctx, g, 3, 5, 5, 0, t0.Add(-time.Hour)); err != nil || lvl != 3 {
+	if lvl, err := s.Tokens(ctx, g, fixed, 3, t0.Add(-time.Hour)); err != nil || lvl != 3 {
 		t.Errorf("grant = %v, %v, want 3", lvl, err)
 	}
-	if lvl, err := s.Tokens(ctx, g, 30, 5, 5, 0, t0); err != nil || lvl != 5 {
+	if lvl, err := s.Tokens(ctx, g, fixed, 30, t0); err != nil || lvl != 5 {
 		t.Errorf("grant past capacity = %v, %v, want 5", lvl, err)
 	}
 	// A bucket may start empty.
 	var e [32]byte
 	e[0] = 12
-	if _, err := s.Tokens(ctx, e, -1, 0, 5, 0, t0); !errors.Is(err, directory.ErrExhausted) {
+	if _, err := s.Tokens(ctx, e, empty, -1, t0); !errors.Is(err, directory.ErrExhausted) {
 		t.Errorf("spend from an empty new bucket: %v, want ErrExhausted", err)
 	}
 	// Concurrent spenders never overspend.
 	var c [32]byte
 	c[0] = 11
 	errs := concurrently(goroutines, func(int) error {
-		_, err := s.Tokens(ctx, c, -1, 5, 5, 0, t0)
+		_, err := s.Tokens(ctx, c, fixed, -1, t0)
 		return err
 	})
 	if ok, exhausted := tally(t, errs, directory.ErrExhausted); ok != 5 || exhausted != goroutines-5 {
