@@ -71,3 +71,21 @@ func (c Claim) HolderEntry(retired int) ([]byte, error) {
 	}
 	return translog.HolderEntry(c.Holder.Label, c.Holder.KeyHash, previous, retired)
 }
+
+// StateLabel decides whether a change of an index's records is logged, and
+// under which label. stored is the label its holder row keeps: nil if the
+// index has no holder, or has one claimed before schema version 2 stored
+// labels. Such an index is named by no label in the log, so its changes are
+// not logged (ok is false). Any other stored label must be 32 bytes.
+//
+// The entry itself is translog.StateEntry over the index's records, read in
+// the transaction that changed them, under this label.
+func StateLabel(stored []byte) (label [32]byte, ok bool, err error) {
+	if stored == nil {
+		return label, false, nil
+	}
+	if len(stored) != len(label) {
+		return label, false, errors.New("directory: corrupt holder label")
+	}
+	return [32]byte(stored), true, nil
+}

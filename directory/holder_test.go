@@ -98,3 +98,27 @@ func TestClaimHolderEntry(t *testing.T) {
 		t.Errorf("a renewal's HolderEntry = %q, want an error (a renewal logs no Holder entry)", e)
 	}
 }
+
+func TestStateLabel(t *testing.T) {
+	label := make([]byte, 32)
+	label[0], label[31] = 1, 0xff
+	for _, tc := range []struct {
+		name    string
+		stored  []byte
+		ok, err bool
+	}{
+		{"no holder, or no label kept", nil, false, false},
+		{"a label", label, true, false},
+		{"empty", []byte{}, false, true},
+		{"short", label[:31], false, true},
+		{"long", append(label, 0), false, true},
+	} {
+		got, ok, err := directory.StateLabel(tc.stored)
+		if ok != tc.ok || (err != nil) != tc.err {
+			t.Errorf("%s: StateLabel = %v, %v; want ok %v, error %v", tc.name, ok, err, tc.ok, tc.err)
+		}
+		if ok && string(got[:]) != string(label) {
+			t.Errorf("%s: label = %x, want %x", tc.name, got, label)
+		}
+	}
+}

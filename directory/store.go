@@ -69,10 +69,11 @@ type BucketRange struct{ Lo, Hi uint32 }
 //
 // The store keeps the transparency log too, and appends to it in the same
 // transaction as each change it records: a "log index" below is the index
-// of the appended entry. Whenever an index's records or ACLs change and the
-// index has a holder, the store appends a translog State entry, made with
-// translog.StateEntry over the index's records at that moment, under the
-// holder's Label.
+// of the appended entry. Whenever an index's records or ACLs change and
+// StateLabel, given the label its holder row keeps, says the change is
+// logged, the store appends a translog State entry, made with
+// translog.StateEntry over the index's records at that moment, under that
+// label.
 type Store interface {
 	// The directory's built-in CA keeps its verifications and limit
 	// counters in the same store.

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/translog"
 )
 
@@ -230,23 +231,24 @@ func (s *Store) SaveCheckpoint(ctx context.Context, size int64, signed []byte) e
 }
 
 // logState appends the State entry of index's current records at at inside
-// tx, if index has a holder (whose label names it in the log), and returns
-// its log index, or -1. Callers change the index's records first, so that
+// tx, if directory.StateLabel says the change is logged, and returns its
+// log index, or -1. Callers change the index's records first, so that
 // they hold those rows' locks before the log's.
 func logState(ctx context.Context, tx pgx.Tx, index [32]byte, at time.Time) (int64, error) {
-	// No holder, no entry, and no need to wait for the log. (A holder's
+	// Not logged, no need to wait for the log. (A holder's
 	// label changes only in ClaimHolder, which conflicts with the caller's
 	// change of the index's records.)
-	var label []byte
-	err := tx.QueryRow(ctx, `SELECT label FROM holders WHERE idx = $1`, index[:]).Scan(&label)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && label == nil) {
-		return -1, nil
+	var stored []byte
+	err := tx.QueryRow(ctx, `SELECT label FROM holders WHERE idx = $1`, index[:]).Scan(&stored)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, err
 	}
+	label, ok, err := directory.StateLabel(stored)
 	if err != nil {
 		return 0, err
 	}
-	if len(label) != 32 {
-		return 0, errors.New("postgres: corrupt holder row")
+	if !ok {
+		return -1, nil
 	}
 	// The state is read after the lock: in READ COMMITTED it then includes
 	// every change of the index logged before this one, so the last State
@@ -261,7 +263,7 @@ func logState(ctx context.Context, tx pgx.Tx, index [32]byte, at time.Time) (int
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return 0, err
 	}
-	e, err := translog.StateEntry([32]byte(label), recs, at)
+	e, err := translog.StateEntry(label, recs, at)
 	if err != nil {
 		return 0, err
 	}

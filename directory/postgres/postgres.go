@@ -733,6 +733,8 @@ func (s *Store) Holder(ctx context.Context, index [32]byte) (directory.Holder, e
 
 func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Holder, at time.Time) (int, error) {
 	var retired int
+	// The rule is directory.DecideClaim's; this reads the holder, and writes
+	// what the rule decided, guarded by what it read.
 	// SERIALIZABLE: a record put under index while the holder is retired
 	// must be retired too, or the put must wait for, and follow, the claim.
 	err := s.tx(ctx, pgx.Serializable, func(tx pgx.Tx) error {
@@ -760,7 +762,7 @@ func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Hol
 			return updateHolder(ctx, tx, index, *cur, c.Holder)
 		case directory.ClaimFirst:
 			tag, err := tx.Exec(ctx, `INSERT INTO holders (idx, key_hash, not_before, label) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (idx) DO NOTHING`, index[:], h.KeyHash[:], h.NotBefore.Unix(), h.Label[:])
+				ON CONFLICT (idx) DO NOTHING`, index[:], c.Holder.KeyHash[:], c.Holder.NotBefore.Unix(), c.Holder.Label[:])
 			if err != nil {
 				return err
 			}
@@ -769,6 +771,7 @@ func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Hol
 			}
 			return logHolder(ctx, tx, c, 0)
 		}
+		// ClaimRetire.
 		old := c.Retired.KeyHash[:]
 		b := &pgx.Batch{}
 		b.Queue(`INSERT INTO revoked_keys (key_hash, revoked_at) VALUES ($1, $2)

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/translog"
 )
 
@@ -139,25 +140,26 @@ func (s *Store) SaveCheckpoint(ctx context.Context, size int64, signed []byte) e
 }
 
 // logState appends the State entry of index's current records inside tx,
-// if index has a holder (whose label names it in the log), and returns its
-// log index, or -1.
+// if directory.StateLabel says the change is logged, and returns its log
+// index, or -1.
 func logState(ctx context.Context, tx *sql.Tx, index [32]byte, at time.Time) (int64, error) {
-	var label []byte
-	err := tx.QueryRowContext(ctx, `SELECT label FROM holders WHERE idx = ?`, index[:]).Scan(&label)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && label == nil) {
-		return -1, nil
+	var stored []byte
+	err := tx.QueryRowContext(ctx, `SELECT label FROM holders WHERE idx = ?`, index[:]).Scan(&stored)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, err
 	}
+	label, ok, err := directory.StateLabel(stored)
 	if err != nil {
 		return 0, err
 	}
-	if len(label) != 32 {
-		return 0, errors.New("sqlite: corrupt holder label")
+	if !ok {
+		return -1, nil
 	}
 	recs, err := ownerState(ctx, tx, index)
 	if err != nil {
 		return 0, err
 	}
-	e, err := translog.StateEntry([32]byte(label), recs, at)
+	e, err := translog.StateEntry(label, recs, at)
 	if err != nil {
 		return 0, err
 	}

@@ -783,6 +783,8 @@ func (s *Store) Holder(ctx context.Context, index [32]byte) (directory.Holder, e
 
 func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Holder, at time.Time) (int, error) {
 	retired := 0
+	// The rule is directory.DecideClaim's; this reads the holder, and writes
+	// what the rule decided in the same transaction.
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var cur *directory.Holder
 		var key []byte
@@ -806,11 +808,12 @@ func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Hol
 			return updateHolder(ctx, tx, index, *cur, c.Holder)
 		case directory.ClaimFirst:
 			if _, err = tx.ExecContext(ctx, `INSERT INTO holders (idx, key_hash, not_before, label) VALUES (?, ?, ?, ?)`,
-				index[:], h.KeyHash[:], h.NotBefore.Unix(), h.Label[:]); err != nil {
+				index[:], c.Holder.KeyHash[:], c.Holder.NotBefore.Unix(), c.Holder.Label[:]); err != nil {
 				return err
 			}
 			return logHolder(ctx, tx, c, 0)
 		}
+		// ClaimRetire.
 		if retired, err = retire(ctx, tx, index, c.Retired.KeyHash, at); err != nil {
 			return err
 		}
