@@ -14,18 +14,22 @@ import (
 
 // Budget bounds how many numbers a caller can evaluate, the defence against
 // enumeration: the E.164 space is small, so anyone who may ask for
-// evaluations without limit can walk it. Zero fields take the defaults; the
-// reasoning is in docs/operations.md.
+// evaluations without limit can walk it. Zero fields take DefaultBudget's;
+// the reasoning is in docs/operations.md.
 type Budget struct {
 	// Burst is how many evaluations a caller may make at once: room for a
-	// first address-book sync. Default 5,000.
+	// first address-book sync. At least oprf.MaxBatch (1,024).
 	Burst int
-	// PerDay is how many evaluations a caller regains per day. Default 1,000.
+	// PerDay is how many evaluations a caller regains per day. At least 1.
 	PerDay int
 	// GlobalPerSecond is the ceiling on evaluations per second across all
-	// callers, per server process. Default 50,000.
+	// callers, per server process. At least oprf.MaxBatch (1,024).
 	GlobalPerSecond int
 }
+
+// DefaultBudget is the budget of a Config that sets none, and the default of
+// the serve flags and of the disclosure analysis.
+var DefaultBudget = Budget{Burst: 5_000, PerDay: 1_000, GlobalPerSecond: 50_000}
 
 // Each evaluated element buys one bucket fetch, so bucket fetches cannot
 // scrape ciphertexts wholesale; unspent fetches are capped at this many

@@ -56,12 +56,15 @@ type Config struct {
 	// Logger receives operational logs; it never gets a number, key or OPRF
 	// value. Default: discard.
 	Logger *slog.Logger
-	// Info is the POPRF info string for lookups. Default "blindex lookup v1".
+	// Info is the POPRF info string for lookups. Default DefaultInfo,
+	// "blindex lookup v1".
 	Info string
 	// MinBucketOwners is the number of registered owners the server aims to
-	// have in every bucket; it sets the prefix length. Default 16.
+	// have in every bucket; it sets the prefix length. Default
+	// DefaultMinBucketOwners, 16.
 	MinBucketOwners int
-	// MaxPrefixBits caps the prefix length. Default 32, the maximum.
+	// MaxPrefixBits caps the prefix length, at most 32. Default
+	// DefaultMaxPrefixBits, 32, the maximum.
 	MaxPrefixBits int
 	// AuthWindow is how far a request timestamp may be from the server
 	// clock. Default 60 seconds.
@@ -71,7 +74,8 @@ type Config struct {
 	RecordMaxTTL time.Duration
 	// MaxRecordsPerOwner bounds the records (apps) under one index. Default 32.
 	MaxRecordsPerOwner int
-	// Budget bounds evaluations per caller and overall.
+	// Budget bounds evaluations per caller and overall. Zero fields take
+	// DefaultBudget's.
 	Budget Budget
 	// Observe, if set, receives what the server observed for each lookup
 	// request: never a number, only what the protocol discloses.
@@ -181,27 +185,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Store == nil || cfg.OPRFKey == nil {
 		return nil, errors.New("directory: Store and OPRFKey are required")
 	}
-	setDefault(&cfg.Info, "blindex lookup v1")
-	setDefault(&cfg.MinBucketOwners, 16)
-	setDefault(&cfg.MaxPrefixBits, 32)
-	setDefault(&cfg.AuthWindow, 60*time.Second)
-	setDefault(&cfg.RecordMaxTTL, 365*24*time.Hour)
-	setDefault(&cfg.MaxRecordsPerOwner, 32)
-	setDefault(&cfg.EpochGrace, 10*time.Second)
-	setDefault(&cfg.Budget.Burst, 5000)
-	setDefault(&cfg.Budget.PerDay, 1000)
-	setDefault(&cfg.Budget.GlobalPerSecond, 50_000)
-	if cfg.Budget.Burst < oprf.MaxBatch || cfg.Budget.GlobalPerSecond < oprf.MaxBatch {
-		return nil, fmt.Errorf("directory: Budget.Burst and Budget.GlobalPerSecond must be at least %d, a full batch", oprf.MaxBatch)
+	cfg = cfg.withDefaults()
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.MaxPrefixBits < 0 || cfg.MaxPrefixBits > 32 {
-		return nil, errors.New("directory: MaxPrefixBits must be between 0 and 32")
 	}
 	roots := slices.Clone(cfg.Roots)
 	if cfg.CA != nil {
@@ -282,6 +274,72 @@ func hkdfKey(secret []byte, label string) []byte {
 		panic(err) // only for an impossible length
 	}
 	return k
+}
+
+// Defaults of Config, for the fields that layers above set (flags, the
+// disclosure analysis): each is stated here only.
+const (
+	DefaultInfo            = "blindex lookup v1"
+	DefaultMinBucketOwners = 16
+	DefaultMaxPrefixBits   = 32
+)
+
+// A ConfigError says which Config field to change, and why.
+type ConfigError struct {
+	Field  string // as written in Go, e.g. "Budget.Burst"
+	Reason string // e.g. "must be at least 1024, a full batch"
+}
+
+func (e *ConfigError) Error() string { return "directory: " + e.Field + " " + e.Reason }
+
+// Validate reports, as a *ConfigError, the first setting of cfg that New
+// would refuse, after the defaults are taken for zero fields; it does not
+// check Store, OPRFKey and the other fields a caller fills in from keys.
+// New calls it, and callers may too, to refuse a setting before they open
+// anything.
+func (cfg Config) Validate() error { return cfg.withDefaults().check() }
+
+// withDefaults returns cfg with its zero settings set to the defaults.
+func (cfg Config) withDefaults() Config {
+	setDefault(&cfg.Info, DefaultInfo)
+	setDefault(&cfg.MinBucketOwners, DefaultMinBucketOwners)
+	setDefault(&cfg.MaxPrefixBits, DefaultMaxPrefixBits)
+	setDefault(&cfg.AuthWindow, 60*time.Second)
+	setDefault(&cfg.RecordMaxTTL, 365*24*time.Hour)
+	setDefault(&cfg.MaxRecordsPerOwner, 32)
+	setDefault(&cfg.EpochGrace, 10*time.Second)
+	setDefault(&cfg.Budget.Burst, DefaultBudget.Burst)
+	setDefault(&cfg.Budget.PerDay, DefaultBudget.PerDay)
+	setDefault(&cfg.Budget.GlobalPerSecond, DefaultBudget.GlobalPerSecond)
+	return cfg
+}
+
+// check checks the settings, with the defaults taken.
+func (cfg Config) check() error {
+	fullBatch := fmt.Sprintf("must be at least %d, a full batch", oprf.MaxBatch)
+	switch {
+	case cfg.MinBucketOwners < 1:
+		return &ConfigError{"MinBucketOwners", "must be at least 1"}
+	case cfg.MaxPrefixBits < 0 || cfg.MaxPrefixBits > 32:
+		return &ConfigError{"MaxPrefixBits", "must be between 0 and 32"}
+	case cfg.MaxRecordsPerOwner < 1:
+		return &ConfigError{"MaxRecordsPerOwner", "must be at least 1"}
+	case cfg.AuthWindow < 0:
+		return &ConfigError{"AuthWindow", "must not be negative"}
+	case cfg.RecordMaxTTL < 0:
+		return &ConfigError{"RecordMaxTTL", "must not be negative"}
+	case cfg.EpochGrace < 0:
+		return &ConfigError{"EpochGrace", "must not be negative"}
+	// A batch the budget or the ceiling could never admit would be refused
+	// forever.
+	case cfg.Budget.Burst < oprf.MaxBatch:
+		return &ConfigError{"Budget.Burst", fullBatch}
+	case cfg.Budget.GlobalPerSecond < oprf.MaxBatch:
+		return &ConfigError{"Budget.GlobalPerSecond", fullBatch}
+	case cfg.Budget.PerDay < 1:
+		return &ConfigError{"Budget.PerDay", "must be at least 1"}
+	}
+	return nil
 }
 
 func setDefault[T comparable](p *T, v T) {

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -573,5 +574,41 @@ func TestRefusedBatchIsFree(t *testing.T) {
 	_, good, _ := oprf.Blind(inputs)
 	if r := e.do("POST", api.PathEvaluate, api.EvaluateRequest{Elements: good}, &s); r.status != 200 {
 		t.Errorf("a full batch after refused ones: %d %s", r.status, r.body)
+	}
+}
+
+// TestConfigValidate checks that the settings New refuses are named by
+// field, that the defaults pass, and that New refuses what Validate does.
+func TestConfigValidate(t *testing.T) {
+	if err := (directory.Config{}).Validate(); err != nil {
+		t.Errorf("the defaults: %v", err)
+	}
+	if err := (directory.Config{Budget: directory.DefaultBudget, MinBucketOwners: directory.DefaultMinBucketOwners}).Validate(); err != nil {
+		t.Errorf("the exported defaults: %v", err)
+	}
+	for _, c := range []struct {
+		cfg   directory.Config
+		field string
+	}{
+		{directory.Config{MinBucketOwners: -1}, "MinBucketOwners"},
+		{directory.Config{MaxPrefixBits: 33}, "MaxPrefixBits"},
+		{directory.Config{MaxRecordsPerOwner: -1}, "MaxRecordsPerOwner"},
+		{directory.Config{AuthWindow: -time.Second}, "AuthWindow"},
+		{directory.Config{Budget: directory.Budget{Burst: oprf.MaxBatch - 1}}, "Budget.Burst"},
+		{directory.Config{Budget: directory.Budget{GlobalPerSecond: oprf.MaxBatch - 1}}, "Budget.GlobalPerSecond"},
+		{directory.Config{Budget: directory.Budget{PerDay: -1}}, "Budget.PerDay"},
+	} {
+		var ce *directory.ConfigError
+		if err := c.cfg.Validate(); !errors.As(err, &ce) || ce.Field != c.field {
+			t.Errorf("%s: %v", c.field, err)
+		}
+	}
+	e := newEnv(t, directory.Config{})
+	key, _ := oprf.GenerateKey()
+	_, err := directory.New(t.Context(), directory.Config{Store: e.srv.Node.Store, OPRFKey: key, Roots: []*x509.Certificate{e.srv.CA.Root()},
+		Budget: directory.Budget{Burst: oprf.MaxBatch - 1}})
+	var ce *directory.ConfigError
+	if !errors.As(err, &ce) || ce.Field != "Budget.Burst" || !strings.Contains(err.Error(), "1024") {
+		t.Errorf("New with a burst below a batch: %v", err)
 	}
 }

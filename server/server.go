@@ -102,6 +102,10 @@ func Start(ctx context.Context, cfg Config) (*Running, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	// Refused before the data directory is opened, or created with keys.
+	if err := cfg.Directory.Validate(); err != nil {
+		return nil, err
+	}
 	node, err := datadir.OpenDB(ctx, cfg.DataDir, cfg.IdentityPath, cfg.DB, datadir.Directory)
 	if err != nil {
 		return nil, err

@@ -91,7 +91,9 @@ func (f *serverFlags) config(stderr io.Writer) (server.Config, error) {
 	return cfg, nil
 }
 
-// run starts a server and waits for a signal or a failure.
+// runServer starts a server with start (saying what to do if its log was
+// rolled back), then waits for ctx to end, and closes it, or for the server
+// to fail.
 func runServer(ctx context.Context, start func(context.Context, server.Config) (*server.Running, error), cfg server.Config) error {
 	r, err := start(ctx, cfg)
 	var rollback *translog.RollbackError
@@ -132,12 +134,12 @@ keys/log.key.age). Readers find it under /log/ (C2SP tlog-checkpoint and
 tlog-tiles); "blindex log verify" audits it and "blindex monitor" watches it
 for one number. Each --witness cosigns the checkpoints the log publishes.`, stderr)
 	sf := addServerFlags(fs, "blindex-data", "127.0.0.1:8390")
-	minBucket := fs.Int("min-bucket-owners", 16, "owners the server aims to keep in each lookup bucket (sets the prefix length)")
+	minBucket := fs.Int("min-bucket-owners", directory.DefaultMinBucketOwners, "owners the server aims to keep in each lookup bucket (sets the prefix length)")
 	trust := fs.String("trust-ca", "", "comma-separated PEM `files` of further CA roots whose credentials are accepted")
 	noBuiltin := fs.Bool("no-builtin-ca", false, "do not run the built-in CA: accept only the roots in --trust-ca")
-	burst := fs.Int("budget-burst", 5000, "evaluations a caller may make at once (a first address-book sync)")
-	perDay := fs.Int("budget-per-day", 1000, "evaluations a caller regains per day: one credential's enumeration rate")
-	global := fs.Int("budget-global-per-second", 50_000, "evaluations per second across all callers, per process")
+	burst := fs.Int("budget-burst", directory.DefaultBudget.Burst, "evaluations a caller may make at once (a first address-book sync)")
+	perDay := fs.Int("budget-per-day", directory.DefaultBudget.PerDay, "evaluations a caller regains per day: one credential's enumeration rate")
+	global := fs.Int("budget-global-per-second", directory.DefaultBudget.GlobalPerSecond, "evaluations per second across all callers, per process")
 	witnesses := &stringList{}
 	fs.Var(witnesses, "witness", "a witness that cosigns the log's checkpoints, as `URL=vkey` (C2SP tlog-witness; its key is cosignature/v1); repeat for several")
 	logInterval := fs.Duration("log-interval", time.Second, "how often the log publishes a checkpoint (and asks the witnesses to cosign it)")
@@ -155,9 +157,6 @@ for one number. Each --witness cosigns the checkpoints the log publishes.`, stde
 	if err != nil {
 		return err
 	}
-	if *minBucket < 1 {
-		return fmt.Errorf("--min-bucket-owners must be at least 1")
-	}
 	roots, err := loadRootFiles(*trust)
 	if err != nil {
 		return err
@@ -166,8 +165,21 @@ for one number. Each --witness cosigns the checkpoints the log publishes.`, stde
 		return fmt.Errorf("--no-builtin-ca needs at least one --trust-ca root")
 	}
 	cfg.NoBuiltinCA = *noBuiltin
+	// directory.Config takes a zero field as its default; a flag given 0 is
+	// refused instead. The rest is directory.Config.Validate's to check.
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"--min-bucket-owners", *minBucket}, {"--budget-burst", *burst}, {"--budget-per-day", *perDay}, {"--budget-global-per-second", *global}} {
+		if f.v == 0 {
+			return fmt.Errorf("%s must not be 0", f.name)
+		}
+	}
 	cfg.Directory = directory.Config{MinBucketOwners: *minBucket, Roots: roots,
 		Budget: directory.Budget{Burst: *burst, PerDay: *perDay, GlobalPerSecond: *global}}
+	if err := cfg.Directory.Validate(); err != nil {
+		return directoryFlagError(err)
+	}
 	if *logInterval < 100*time.Millisecond {
 		return fmt.Errorf("--log-interval must be at least 100ms")
 	}
@@ -184,9 +196,6 @@ for one number. Each --witness cosigns the checkpoints the log publishes.`, stde
 		}
 		cfg.Directory.Witnesses = append(cfg.Directory.Witnesses, w)
 	}
-	if *burst < 1024 || *global < 1024 || *perDay < 1 {
-		return fmt.Errorf("--budget-burst and --budget-global-per-second must be at least 1024 (a full batch), --budget-per-day at least 1")
-	}
 	if *transcript != "" {
 		f, err := os.OpenFile(*transcript, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
@@ -199,6 +208,27 @@ for one number. Each --witness cosigns the checkpoints the log publishes.`, stde
 		return err
 	}
 	return runServer(ctx, server.Start, cfg)
+}
+
+// directoryFlags names the serve flag that sets each directory.Config field.
+var directoryFlags = map[string]string{
+	"MinBucketOwners":        "--min-bucket-owners",
+	"Budget.Burst":           "--budget-burst",
+	"Budget.PerDay":          "--budget-per-day",
+	"Budget.GlobalPerSecond": "--budget-global-per-second",
+}
+
+// directoryFlagError names, in an error of directory.Config.Validate, the
+// flag to change rather than the field.
+func directoryFlagError(err error) error {
+	var ce *directory.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	if f, ok := directoryFlags[ce.Field]; ok {
+		return fmt.Errorf("%s %s", f, ce.Reason)
+	}
+	return err
 }
 
 func loadRootFiles(list string) ([]*x509.Certificate, error) {

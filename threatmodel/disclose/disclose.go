@@ -46,20 +46,28 @@ import (
 	"blindex.dev/blindex/directory/datadir"
 )
 
-// Defaults, as the server and the CA have them (directory.Config and
-// ca.Limits); docs/operations.md gives the reasoning.
+// The analysis's own defaults.
 const (
-	DefaultMinBucketOwners = 16
-	DefaultBurst           = 5_000
-	DefaultPerDay          = 1_000
-	DefaultGlobalPerSecond = 50_000
-	DefaultCredentials     = 1_000
-	DefaultRegion          = "US"
-	DefaultSamples         = 200_000
-	maxPrefixBits          = 32 // directory.Config.MaxPrefixBits default
-	clientMaxPrefixBits    = 24 // client.Config.MaxPrefixBits default
-	defaultInfo            = "blindex lookup v1"
-	keyTimingEvaluations   = 200
+	DefaultCredentials   = 1_000
+	DefaultRegion        = "US"
+	DefaultSamples       = 200_000
+	clientMaxPrefixBits  = 24 // client.Config.MaxPrefixBits default
+	keyTimingEvaluations = 200
+)
+
+// The server's defaults, as directory has them; docs/operations.md gives
+// the reasoning.
+const (
+	DefaultMinBucketOwners = directory.DefaultMinBucketOwners
+	maxPrefixBits          = directory.DefaultMaxPrefixBits
+	defaultInfo            = directory.DefaultInfo
+)
+
+// The server's budget defaults, as directory.DefaultBudget has them.
+var (
+	DefaultBurst           = directory.DefaultBudget.Burst
+	DefaultPerDay          = directory.DefaultBudget.PerDay
+	DefaultGlobalPerSecond = directory.DefaultBudget.GlobalPerSecond
 )
 
 // The CA's defaults, as ca.DefaultLimits has them.
@@ -91,8 +99,8 @@ type Config struct {
 	IdentityPath string
 	// MinBucketOwners is the server's --min-bucket-owners. Default 16.
 	MinBucketOwners int
-	// Budget is the server's evaluation budget. Zero fields take the
-	// directory's defaults: Burst 5,000, PerDay 1,000, GlobalPerSecond 50,000.
+	// Budget is the server's evaluation budget. Zero fields take
+	// directory.DefaultBudget's.
 	Budget directory.Budget
 	// VerificationsPerDay is the CA's overall cap on verification starts
 	// per day, which bounds how fast an attacker gets credentials.
