@@ -236,7 +236,8 @@ func (r *Running) URL() string {
 	return "http://" + r.Addr
 }
 
-// Wait blocks until the server stops serving on its own (an error).
+// Wait returns a channel that receives the serving error (nil after Close)
+// once the server stops serving.
 func (r *Running) Wait() <-chan error { return r.done }
 
 // Close stops accepting requests, lets in-flight ones finish (up to 30
