@@ -40,6 +40,9 @@ type logState struct {
 	// directory then logs an empty State for the old index, which names no
 	// epoch, so the monitor accepts empty States near those times.
 	Retired map[int]time.Time `json:"retired,omitempty"`
+	// Pending is the write sent last whose answer this client has not
+	// seen (resync).
+	Pending *pendingWrite `json:"pending,omitempty"`
 }
 
 // expect is a record as the client published it: what the State
@@ -265,15 +268,7 @@ func (c *Client) stateLogged(ctx context.Context, cred *identity, p *translog.Pr
 	if err != nil {
 		return err
 	}
-	recs := s.Records[:0:0]
-	for _, r := range s.Records {
-		if r.App != app || r.Epoch != epoch {
-			recs = append(recs, r)
-		}
-	}
-	if rec != nil {
-		recs = append(recs, *rec)
-	}
+	recs := replaced(s.Records, app, epoch, rec)
 	if p == nil {
 		return fmt.Errorf("%w: no log proof in the answer", ErrLogEntry)
 	}
@@ -294,8 +289,23 @@ func (c *Client) stateLogged(ctx context.Context, cred *identity, p *translog.Pr
 	if p.Index <= s.StateIndex || !fresh(e.At, c.cfg.Now()) {
 		return fmt.Errorf("%w: the state entry is not a new one for this write", ErrLogEntry)
 	}
-	s.Records, s.StateIndex = recs, p.Index
+	s.Records, s.StateIndex, s.Pending = recs, p.Index, nil
 	return c.saveLog(s)
+}
+
+// replaced returns recs with app's record in epoch replaced by rec (nil:
+// removed).
+func replaced(recs []expect, app string, epoch int, rec *expect) []expect {
+	out := recs[:0:0]
+	for _, r := range recs {
+		if r.App != app || r.Epoch != epoch {
+			out = append(out, r)
+		}
+	}
+	if rec != nil {
+		out = append(out, *rec)
+	}
+	return out
 }
 
 // forget drops app's record in a retired epoch from the local state: the
@@ -311,13 +321,7 @@ func (c *Client) forget(app string, epoch int) error {
 	if _, ok := s.Retired[epoch]; !ok {
 		s.Retired[epoch] = c.cfg.Now().UTC()
 	}
-	recs := s.Records[:0:0]
-	for _, r := range s.Records {
-		if r.App != app || r.Epoch != epoch {
-			recs = append(recs, r)
-		}
-	}
-	s.Records = recs
+	s.Records = replaced(s.Records, app, epoch, nil)
 	return c.saveLog(s)
 }
 

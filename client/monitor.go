@@ -20,7 +20,7 @@ import (
 // An Alarm is something the monitor found that the owner did not do.
 type Alarm struct {
 	Kind    AlarmKind `json:"kind"`
-	Index   int64     `json:"index,omitempty"` // log index of the entry, if any
+	Index   int64     `json:"index,omitempty"` // log index of the entry, if Kind.HasEntry
 	Message string    `json:"message"`
 	// Evidence is the entry, or for a fork both signed checkpoints.
 	Evidence []string `json:"evidence,omitempty"`
@@ -49,6 +49,13 @@ const (
 	AlarmFork AlarmKind = "fork"
 )
 
+// HasEntry reports whether alarms of kind k cite a log entry (Alarm.Index):
+// credential, holder and state alarms do; the others are about the
+// directory's answers or its checkpoints.
+func (k AlarmKind) HasEntry() bool {
+	return k == AlarmCredential || k == AlarmHolder || k == AlarmState
+}
+
 // aboutState reports whether the alarm says the directory does not hold
 // what the owner published (Report.StateOK).
 func (k AlarmKind) aboutState() bool {
@@ -65,6 +72,11 @@ type Report struct {
 	StateOK   bool      `json:"state_ok"` // the stored and logged state match what was published
 	Alarms    []Alarm   `json:"alarms"`
 	CheckedAt time.Time `json:"checked_at"`
+	// Behind is how many entries the directory held, when the run began,
+	// past the checkpoint it read (at least; 0: none): the directory had not
+	// published a checkpoint covering them within the monitor's wait, so
+	// they were not checked. The next run reads them.
+	Behind int64 `json:"behind,omitempty"`
 }
 
 // retireSlack is how far from the moment this client found an epoch
@@ -103,6 +115,14 @@ func (c *Client) Monitor(ctx context.Context, mc MonitorConfig) (*Report, error)
 	if err := c.migrateToMonitor(ctx); err != nil {
 		return nil, err
 	}
+	// A write whose answer was lost is settled first, so that its entry and
+	// the state it left are not taken for someone else's. One that cannot
+	// be settled stays pending (its state counts as the owner's); a state
+	// the owner did not cause is an alarm below.
+	if err := c.resync(ctx, cred); err != nil && !errors.Is(err, ErrStateNotCaused) &&
+		!errors.Is(err, errNotCovered) && asStatus(err, http.StatusUnauthorized) == nil {
+		return nil, err
+	}
 	s, err := c.loadLog()
 	if err != nil {
 		return nil, err
@@ -112,11 +132,11 @@ func (c *Client) Monitor(ctx context.Context, mc MonitorConfig) (*Report, error)
 		return nil, err
 	}
 	rep := &Report{Origin: logKey.Name(), Label: base64.StdEncoding.EncodeToString(label[:]), Alarms: []Alarm{}, CheckedAt: c.cfg.Now().UTC()}
-	cp, fork, err := c.checkFork(ctx, s, logKey, mc)
+	cp, behind, fork, err := c.checkFork(ctx, s, logKey, mc)
 	if err != nil {
 		return nil, err
 	}
-	rep.Size = cp.N
+	rep.Size, rep.Behind = cp.N, behind
 	if fork != nil {
 		rep.Alarms = append(rep.Alarms, *fork)
 		return rep, nil // nothing read from a forked log can be trusted
@@ -151,21 +171,27 @@ func (c *Client) migrateToMonitor(ctx context.Context) error {
 // the latest this client has seen. It returns the checkpoint to read up
 // to: the larger of the two, now proven consistent with each other. A
 // fork or rollback is an alarm, returned with the fetched checkpoint.
-func (c *Client) checkFork(ctx context.Context, s *logState, logKey note.Verifier, mc MonitorConfig) (translog.Checkpoint, *Alarm, error) {
-	cp, err := c.fetchCheckpoint(ctx, logKey, mc)
+//
+// A checkpoint is published a second or so after the entries it covers:
+// if the directory already holds entries past the one fetched, it waits a
+// few seconds (coverWait) for one that covers them, so that a run right
+// after a write (a hijacker's verification, say) reads it. behind is how
+// many it still left out.
+func (c *Client) checkFork(ctx context.Context, s *logState, logKey note.Verifier, mc MonitorConfig) (cp translog.Checkpoint, behind int64, fork *Alarm, err error) {
+	cp, behind, err = c.coveringCheckpoint(ctx, logKey, mc, checkpointSize(s, logKey), coverWait)
 	if err != nil {
-		return cp, nil, err
+		return cp, 0, nil, err
 	}
-	var fork *translog.ForkError
-	if err := c.advance(ctx, s, cp, logKey); errors.As(err, &fork) {
-		return cp, &Alarm{Kind: AlarmFork, Message: fork.Error(),
-			Evidence: []string{string(fork.Old.Note), string(fork.New.Note)}}, nil
+	var fe *translog.ForkError
+	if err := c.advance(ctx, s, cp, logKey); errors.As(err, &fe) {
+		return cp, 0, &Alarm{Kind: AlarmFork, Message: fe.Error(),
+			Evidence: []string{string(fe.Old.Note), string(fe.New.Note)}}, nil
 	} else if err != nil {
-		return cp, nil, err
+		return cp, 0, nil, err
 	}
 	// The larger may be the one kept from this client's own writes.
-	cp, err = translog.OpenCheckpoint(s.Checkpoint, logKey)
-	return cp, nil, err
+	kept, err := translog.OpenCheckpoint(s.Checkpoint, logKey)
+	return kept, max(0, behind-(kept.N-cp.N)), nil, err
 }
 
 // scanEntries reads the entries the last run did not, up to cp, and adds
@@ -214,10 +240,13 @@ func (c *Client) stateMatcher(ctx context.Context, s *logState) func(e *translog
 		epochs[r.Epoch] = true
 	}
 	empty := translog.Commitment(nil)
+	sets := ownStates(s)
 	return func(e *translog.Entry) bool {
 		for ep := range epochs {
-			if e.Commitment == translog.Commitment(translog.Live(expectedState(s.Records, ep), e.At)) {
-				return true
+			for _, recs := range sets {
+				if e.Commitment == commitmentAt(recs, ep, e.At) {
+					return true
+				}
 			}
 		}
 		// A retired epoch's index is emptied when it retires.
@@ -228,6 +257,16 @@ func (c *Client) stateMatcher(ctx context.Context, s *logState) func(e *translog
 		}
 		return false
 	}
+}
+
+// ownStates returns the record sets the owner's own doing may have left:
+// what it published, and that with a write still pending (resync) applied.
+func ownStates(s *logState) [][]expect {
+	sets := [][]expect{s.Records}
+	if w := s.Pending; w != nil {
+		sets = append(sets, replaced(s.Records, w.App, w.Epoch, w.Record))
+	}
+	return sets
 }
 
 // checkStored asks the directory for the state it stores for the owner
@@ -250,7 +289,7 @@ func (c *Client) checkStored(ctx context.Context, s *logState, cred *identity, l
 	if !fresh(e.At, c.cfg.Now()) {
 		return nil, fmt.Errorf("client: the state answer is dated %s, not now", e.At.Format(time.RFC3339))
 	}
-	if e.Commitment != translog.Commitment(translog.Live(expectedState(s.Records, st.Epoch), e.At)) {
+	if !slices.ContainsFunc(ownStates(s), func(recs []expect) bool { return e.Commitment == commitmentAt(recs, st.Epoch, e.At) }) {
 		return &Alarm{Kind: AlarmStoredState, Evidence: []string{string(st.Entry)},
 			Message: fmt.Sprintf("the directory now stores %d records or access lists for your number that differ from what you published", e.Records)}, nil
 	}

@@ -111,20 +111,28 @@ func (c *Client) publishAt(ctx context.Context, o *ownerEval, r record.Record, a
 		return err
 	}
 	idx, rid := oprf.Index(o.y), oprf.RecordID(o.y, r.App)
+	rec := r
+	want := &expect{App: r.App, Epoch: o.epoch, RecordID: rid[:],
+		Ciphertext: sha256.Sum256(ct), Expires: r.Expires, Visibility: o.acl.Visibility, Allow: o.acl.Allow, Deny: o.acl.Deny,
+		Record: &rec}
+	pub, err := c.publishedEntry(&a, r.Expires)
+	if err != nil {
+		return err
+	}
+	if err := c.begin(ctx, o.cred, pendingWrite{App: r.App, Epoch: o.epoch, Record: want, Published: pub}); err != nil {
+		return err
+	}
 	var resp api.WriteResponse
 	err = c.do(ctx, "PUT", api.PathRecords, api.PublishRequest{
 		Index: idx[:], RecordID: rid[:], Ciphertext: ct, ACL: &o.acl, Expires: r.Expires, Epoch: &o.epoch,
 	}, &resp, o.cred)
 	if err != nil {
+		return c.unanswered(ctx, o.cred, err)
+	}
+	if err := c.setPublished(r.App, pub); err != nil {
 		return err
 	}
-	if err := c.notePublished(r.App, &a, r.Expires); err != nil {
-		return err
-	}
-	rec := r
-	return c.stateLogged(ctx, o.cred, resp.Log, r.App, o.epoch, &expect{App: r.App, Epoch: o.epoch, RecordID: rid[:],
-		Ciphertext: sha256.Sum256(ct), Expires: r.Expires, Visibility: o.acl.Visibility, Allow: o.acl.Allow, Deny: o.acl.Deny,
-		Record: &rec})
+	return c.stateLogged(ctx, o.cred, resp.Log, r.App, o.epoch, want)
 }
 
 // SetACL replaces the access list of the record published for app.
@@ -155,12 +163,9 @@ func (c *Client) hasRecord(app string, epoch int) bool {
 
 func (c *Client) setACLAt(ctx context.Context, o *ownerEval, app string, a Access) error {
 	idx, rid := oprf.Index(o.y), oprf.RecordID(o.y, app)
-	var resp api.WriteResponse
-	err := c.do(ctx, "PUT", api.PathRecordACL, api.SetACLRequest{Index: idx[:], RecordID: rid[:], ACL: &o.acl, Epoch: &o.epoch}, &resp, o.cred)
-	if err != nil {
-		return err
-	}
-	if err := c.notePublished(app, &a, time.Time{}); err != nil {
+	// Settled first: the record whose ACL changes may be one a lost
+	// answer left pending.
+	if err := c.resync(ctx, o.cred); err != nil {
 		return err
 	}
 	s, err := c.loadLog()
@@ -174,6 +179,23 @@ func (c *Client) setACLAt(ctx context.Context, o *ownerEval, app string, a Acces
 			rec = &r
 		}
 	}
+	pub, err := c.publishedEntry(&a, time.Time{})
+	if err != nil {
+		return err
+	}
+	if rec != nil {
+		if err := c.begin(ctx, o.cred, pendingWrite{App: app, Epoch: o.epoch, Record: rec, Published: pub}); err != nil {
+			return err
+		}
+	}
+	var resp api.WriteResponse
+	err = c.do(ctx, "PUT", api.PathRecordACL, api.SetACLRequest{Index: idx[:], RecordID: rid[:], ACL: &o.acl, Epoch: &o.epoch}, &resp, o.cred)
+	if err != nil {
+		return c.unanswered(ctx, o.cred, err)
+	}
+	if err := c.setPublished(app, pub); err != nil {
+		return err
+	}
 	if rec == nil {
 		return fmt.Errorf("%w: no local record of app %q in %s", ErrLogEntry, app, fileLog)
 	}
@@ -184,6 +206,11 @@ func (c *Client) setACLAt(ctx context.Context, o *ownerEval, app string, a Acces
 func (c *Client) Delete(ctx context.Context, app string) error {
 	o, err := c.evalOwner(ctx, nil, nil)
 	if err != nil {
+		return err
+	}
+	// Settled first: the epochs to delete from are those of the records the
+	// directory holds.
+	if err := c.resync(ctx, o.cred); err != nil {
 		return err
 	}
 	s, err := c.loadLog()
@@ -224,9 +251,12 @@ func (c *Client) Delete(ctx context.Context, app string) error {
 func (c *Client) deleteAt(ctx context.Context, o *ownerEval, app string) error {
 	rid := oprf.RecordID(o.y, app)
 	path := strings.Replace(api.PathRecord, "{record_id}", hex.EncodeToString(rid[:]), 1) + "?epoch=" + strconv.Itoa(o.epoch)
+	if err := c.begin(ctx, o.cred, pendingWrite{App: app, Epoch: o.epoch}); err != nil {
+		return err
+	}
 	var resp api.WriteResponse
 	if err := c.do(ctx, "DELETE", path, nil, &resp, o.cred); err != nil {
-		return err
+		return c.unanswered(ctx, o.cred, err)
 	}
 	return c.stateLogged(ctx, o.cred, resp.Log, app, o.epoch, nil)
 }

@@ -55,26 +55,44 @@ func (c *Client) Published() (*Published, error) {
 // notePublished updates published.json after the directory acknowledged a
 // change: set (with expires, zero to keep the old one) or remove.
 func (c *Client) notePublished(app string, a *Access, expires time.Time) error {
+	var r *PublishedRecord
+	if a != nil {
+		var err error
+		if r, err = c.publishedEntry(a, expires); err != nil {
+			return err
+		}
+	}
+	return c.setPublished(app, r)
+}
+
+// publishedEntry is a's entry in published.json, expires zero keeping the
+// entry's old expiry (setPublished).
+func (c *Client) publishedEntry(a *Access, expires time.Time) (*PublishedRecord, error) {
+	allow, err := c.normalizeAll(a.Allow)
+	if err != nil {
+		return nil, err
+	}
+	deny, err := c.normalizeAll(a.Deny)
+	if err != nil {
+		return nil, err
+	}
+	return &PublishedRecord{Visibility: a.Visibility.String(), Allow: bytesToStrings(allow), Deny: bytesToStrings(deny), Expires: expires}, nil
+}
+
+// setPublished sets app's entry in published.json to r (nil removes it).
+func (c *Client) setPublished(app string, r *PublishedRecord) error {
 	p, err := c.Published()
 	if err != nil {
 		return err
 	}
-	if a == nil {
+	if r == nil {
 		delete(p.Records, app)
 	} else {
-		allow, err := c.normalizeAll(a.Allow)
-		if err != nil {
-			return err
+		e := *r
+		if e.Expires.IsZero() {
+			e.Expires = p.Records[app].Expires
 		}
-		deny, err := c.normalizeAll(a.Deny)
-		if err != nil {
-			return err
-		}
-		r := PublishedRecord{Visibility: a.Visibility.String(), Allow: bytesToStrings(allow), Deny: bytesToStrings(deny), Expires: expires}
-		if expires.IsZero() {
-			r.Expires = p.Records[app].Expires
-		}
-		p.Records[app] = r
+		p.Records[app] = e
 	}
 	b, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
