@@ -19,10 +19,11 @@ import (
 func (s *Server) Handler() http.Handler {
 	r := mux.NewRouter()
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) }).Methods("GET")
-	// Ready when the store answers: a load balancer stops sending lookups
-	// to a server whose database is gone.
+	// Ready when the store can be read and written: a load balancer stops
+	// sending requests to a server whose database is gone, full, read-only
+	// or damaged (a full disk still answers reads).
 	r.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := s.cfg.Store.Meta(r.Context(), MetaOPRFPublicKey); err != nil {
+		if err := s.cfg.Store.Ready(r.Context()); err != nil {
 			s.log.Error("not ready", "err", err)
 			http.Error(w, "store unavailable\n", http.StatusServiceUnavailable)
 			return

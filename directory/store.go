@@ -167,6 +167,14 @@ type Store interface {
 	// ErrConflict if it is present with a different value.
 	InitMeta(ctx context.Context, key string, value []byte) error
 
+	// Ready returns nil if the store can be read and written now. It
+	// commits a write that leaves nothing behind, so a database that still
+	// answers reads but is full, read-only or a standby fails it too. It
+	// fails for a store that is down or damaged. Errors that say why
+	// classify as storeerr.ErrUnavailable or storeerr.ErrCorrupt. /readyz
+	// calls it; it is safe for concurrent use.
+	Ready(ctx context.Context) error
+
 	// Close releases the store. Calls after Close fail.
 	Close() error
 }

@@ -146,6 +146,10 @@ func Open(path string) (*Store, error) {
 	// drop per-connection settings.
 	rw.SetConnMaxIdleTime(0)
 	rw.SetMaxIdleConns(1)
+	if err := checkSound(rw, path); err != nil {
+		rw.Close()
+		return nil, err
+	}
 	if err := migrate(rw); err != nil {
 		rw.Close()
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/directory/sqlite"
 	"blindex.dev/blindex/directory/storetest"
+	"blindex.dev/blindex/internal/storeerr"
 )
 
 func TestStore(t *testing.T) {
@@ -204,10 +206,13 @@ func TestIntegrityCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s = open(t, path)
-	defer closeStore(t, s)
-	if err := s.IntegrityCheck(t.Context()); err == nil {
-		t.Error("IntegrityCheck of a corrupted database returned nil")
+	// Open runs the check itself (quick_check), and refuses the damaged
+	// file rather than serve from what is left of it.
+	if s, err := sqlite.Open(path); err == nil {
+		s.Close()
+		t.Error("Open of a corrupted database succeeded")
+	} else if !errors.Is(err, storeerr.ErrCorrupt) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "backup") {
+		t.Errorf("Open of a corrupted database: %v, want storeerr.ErrCorrupt naming the file and the backup", err)
 	}
 }
 

@@ -5,6 +5,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 
 	"blindex.dev/blindex/internal/api"
 	"blindex.dev/blindex/internal/httpsig"
+	"blindex.dev/blindex/internal/storeerr"
 	"blindex.dev/blindex/internal/strictjson"
 	"blindex.dev/blindex/oprf"
 )
@@ -59,6 +61,16 @@ var (
 	ErrContentType  = New(http.StatusUnsupportedMediaType, "wrong content type", "content type must be application/json")
 )
 
+// StoreRetryAfter is the Retry-After of an answer while the store is
+// unavailable: long enough not to hammer a database an operator is
+// restoring, short enough to notice it is back.
+const StoreRetryAfter = 30 * time.Second
+
+// StatusClientGone is recorded, and logged, for a request whose client
+// disconnected before the answer: nobody reads it, and it is not a failure
+// of the server (nginx's 499).
+const StatusClientGone = 499
+
 // MaxBodySize caps every request body: a full allowlist of 2 × 10,000
 // pseudonyms in base64 is under 1 MiB.
 const MaxBodySize = 2 << 20
@@ -83,6 +95,8 @@ func status(err error) (int, string) {
 		return http.StatusUnauthorized, "request signature invalid"
 	case errors.Is(err, httpsig.ErrBusy):
 		return http.StatusTooManyRequests, "busy: retry shortly"
+	case storeerr.Classify(err) != nil:
+		return http.StatusServiceUnavailable, "storage unavailable: retry later"
 	default:
 		return http.StatusInternalServerError, "internal error"
 	}
@@ -90,16 +104,29 @@ func status(err error) (int, string) {
 
 // WriteError answers with err's status and fixed message, and logs the
 // method, path, status and the error (never the body: it can hold numbers).
+//
+// A store that cannot serve (storeerr.Classify) is 503 with Retry-After,
+// logged as an ERROR naming the class (unavailable or corrupt). A request
+// whose client has gone is logged at INFO with StatusClientGone, not as a
+// 500: a client that hangs up is not a failure of the server.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	code, msg := status(err)
 	var re *RetryError
-	if errors.As(err, &re) {
+	store := storeerr.Classify(err)
+	switch {
+	case errors.As(err, &re):
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((re.After+time.Second-1)/time.Second))))
-	} else if errors.Is(err, httpsig.ErrBusy) {
+	case errors.Is(err, httpsig.ErrBusy):
 		w.Header().Set("Retry-After", "5")
+	case store != nil:
+		w.Header().Set("Retry-After", strconv.Itoa(int(StoreRetryAfter/time.Second)))
+	}
+	gone := errors.Is(r.Context().Err(), context.Canceled)
+	if gone {
+		code, msg = StatusClientGone, "client closed request"
 	}
 	level := slog.LevelInfo
-	if code >= 500 {
+	if code >= 500 && !gone {
 		level = slog.LevelError
 	}
 	// The route template, not the path: a path can hold a record id.
@@ -109,7 +136,14 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			route = t
 		}
 	}
-	log.Log(r.Context(), level, "request failed", "method", r.Method, "route", route, "status", code, "err", err)
+	switch {
+	case gone:
+		log.Log(r.Context(), level, "client went away", "method", r.Method, "route", route, "status", code, "err", err)
+	case store != nil:
+		log.Log(r.Context(), level, "request failed: "+store.Error(), "method", r.Method, "route", route, "status", code, "err", err)
+	default:
+		log.Log(r.Context(), level, "request failed", "method", r.Method, "route", route, "status", code, "err", err)
+	}
 	WriteJSON(w, code, api.Error{Error: msg})
 }
 
