@@ -124,6 +124,7 @@ var Claims = []Claim{
 		NeverLearns: "the numbers; a replayable request",
 		Tests: []string{
 			"directory.TestReplay",
+			"directory.TestReplayAfterRestart",
 			"internal/httpsig.TestVerify",
 		},
 	},
