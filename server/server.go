@@ -106,8 +106,14 @@ func Start(ctx context.Context, cfg Config) (*Running, error) {
 	if err := cfg.Directory.Validate(); err != nil {
 		return nil, err
 	}
+	// Bound first: a taken port must fail before keys are made.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
 	node, err := datadir.OpenDB(ctx, cfg.DataDir, cfg.IdentityPath, cfg.DB, datadir.Directory)
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
 	if node.Created {
@@ -128,16 +134,18 @@ func Start(ctx context.Context, cfg Config) (*Running, error) {
 			cc.Now = dc.Now
 		}
 		if dc.CA, err = ca.New(cc); err != nil {
+			ln.Close()
 			node.Store.Close()
 			return nil, err
 		}
 	}
 	srv, err := directory.New(ctx, dc)
 	if err != nil {
+		ln.Close()
 		node.Store.Close()
 		return nil, err
 	}
-	return listen(cfg, node, srv.Handler(), srv.Run, srv.Housekeep)
+	return serve(cfg, ln, node, srv.Handler(), srv.Run, srv.Housekeep)
 }
 
 // StartCA opens a CA-only data directory and starts a standalone CA.
@@ -145,8 +153,13 @@ func StartCA(ctx context.Context, cfg Config) (*Running, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
 	node, err := datadir.OpenDB(ctx, cfg.DataDir, cfg.IdentityPath, cfg.DB, datadir.CAOnly)
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
 	if node.Created {
@@ -156,6 +169,7 @@ func StartCA(ctx context.Context, cfg Config) (*Running, error) {
 	cc.Store, cc.CA, cc.SMS, cc.Logger = node.Store, node.CA, cfg.SMS, cfg.Logger
 	svc, err := ca.New(cc)
 	if err != nil {
+		ln.Close()
 		node.Store.Close()
 		return nil, err
 	}
@@ -171,15 +185,11 @@ func StartCA(ctx context.Context, cfg Config) (*Running, error) {
 			}
 		}
 	}
-	return listen(cfg, node, svc.Handler(), run, svc.Housekeep)
+	return serve(cfg, ln, node, svc.Handler(), run, svc.Housekeep)
 }
 
-func listen(cfg Config, node *datadir.Node, h http.Handler, run, housekeep func(context.Context)) (*Running, error) {
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		node.Store.Close()
-		return nil, err
-	}
+// serve serves h on ln, and runs run until the server is closed.
+func serve(cfg Config, ln net.Listener, node *datadir.Node, h http.Handler, run, housekeep func(context.Context)) (*Running, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	r := &Running{
 		Addr:      ln.Addr().String(),

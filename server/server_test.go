@@ -93,3 +93,40 @@ func TestTLSConfigErrors(t *testing.T) {
 		t.Error("started with a certificate as its own key")
 	}
 }
+
+// TestNothingMadeBeforeBind: a taken port fails before the data directory
+// or any key exists, and a data directory whose parent is missing is
+// refused rather than created as a whole tree.
+func TestNothingMadeBeforeBind(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, start := range []func(Config) (*Running, error){
+		func(c Config) (*Running, error) { return Start(t.Context(), c) },
+		func(c Config) (*Running, error) { return StartCA(t.Context(), c) },
+	} {
+		data := filepath.Join(t.TempDir(), "data")
+		if r, err := start(Config{DataDir: data, Addr: taken.Addr().String()}); err == nil {
+			r.Close()
+			t.Fatal("started on a taken port")
+		}
+		if _, err := os.Stat(data); err == nil {
+			t.Errorf("a failed bind left %s behind", data)
+		}
+
+		deep := filepath.Join(t.TempDir(), "no", "such", "data")
+		r, err := start(Config{DataDir: deep, Addr: "127.0.0.1:0"})
+		if err == nil {
+			r.Close()
+			t.Fatal("started in a data directory whose parent does not exist")
+		}
+		if !strings.Contains(err.Error(), "parent directory exists") {
+			t.Errorf("missing parent: %v", err)
+		}
+		if _, err := os.Stat(filepath.Dir(filepath.Dir(deep))); err == nil {
+			t.Errorf("the missing parents were created")
+		}
+	}
+}

@@ -84,6 +84,16 @@ func Open(ctx context.Context, dir, identityPath string, role Role) (*Node, erro
 // way; servers that share one PostgreSQL database need copies of the same
 // key files and identity.
 func OpenDB(ctx context.Context, dir, identityPath, db string, role Role) (*Node, error) {
+	// A new data directory is made only inside one that exists: a mistyped
+	// path must not become a tree of directories holding fresh keys.
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if fi, err := os.Stat(filepath.Dir(dir)); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("datadir: neither %s nor its parent directory exists: create the parent first, or check the path", dir)
+		}
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
 		return nil, err
 	}
