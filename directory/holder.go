@@ -2,7 +2,9 @@ package directory
 
 import (
 	"errors"
+	"fmt"
 
+	"blindex.dev/blindex/internal/storeerr"
 	"blindex.dev/blindex/translog"
 )
 
@@ -85,7 +87,7 @@ func StateLabel(stored []byte) (label [32]byte, ok bool, err error) {
 		return label, false, nil
 	}
 	if len(stored) != len(label) {
-		return label, false, errors.New("directory: corrupt holder label")
+		return label, false, fmt.Errorf("directory: corrupt holder label: %w", storeerr.ErrCorrupt)
 	}
 	return [32]byte(stored), true, nil
 }

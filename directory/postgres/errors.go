@@ -67,3 +67,9 @@ func (s *Store) Ready(ctx context.Context) error {
 	}
 	return nil
 }
+
+// corrupt is the error for a row that cannot be what was written: it is
+// storeerr.ErrCorrupt, never read as an answer.
+func corrupt(what string) error {
+	return fmt.Errorf("postgres: corrupt %s: %w", what, storeerr.ErrCorrupt)
+}

@@ -134,7 +134,7 @@ func readHashes(ctx context.Context, q interface {
 			return nil, err
 		}
 		if len(b) != tlog.HashSize {
-			return nil, errors.New("postgres: corrupt log hash")
+			return nil, corrupt("log hash")
 		}
 		found[i] = tlog.Hash(b)
 	}
@@ -157,7 +157,7 @@ func (s *Store) LogTree(ctx context.Context) (tlog.Tree, error) {
 		return tlog.Tree{}, err
 	}
 	if len(root) != tlog.HashSize {
-		return tlog.Tree{}, errors.New("postgres: corrupt log head")
+		return tlog.Tree{}, corrupt("log head")
 	}
 	if t.N > 0 {
 		copy(t.Hash[:], root)
@@ -310,7 +310,7 @@ func pseudonyms(bs [][]byte) ([]acl.Pseudonym, error) {
 	var ps []acl.Pseudonym
 	for _, b := range bs {
 		if len(b) != acl.PseudonymSize {
-			return nil, errors.New("postgres: corrupt acl row")
+			return nil, corrupt("acl row")
 		}
 		ps = append(ps, acl.Pseudonym(b))
 	}

@@ -305,7 +305,7 @@ func (s *Store) queryRow(ctx context.Context, sql string, args []any, dest ...an
 
 func copyKey(dst []byte, src []byte, what string) error {
 	if len(src) != len(dst) {
-		return fmt.Errorf("postgres: corrupt %s row", what)
+		return corrupt(what + " row")
 	}
 	copy(dst, src)
 	return nil

@@ -60,7 +60,7 @@ func readHashes(ctx context.Context, q *sql.Tx, indexes []int64) ([]tlog.Hash, e
 			return nil, err
 		}
 		if len(b) != tlog.HashSize {
-			return nil, errors.New("sqlite: corrupt log hash")
+			return nil, corrupt("log hash")
 		}
 		copy(out[i][:], b)
 	}
@@ -83,7 +83,7 @@ func (s *Store) LogTree(ctx context.Context) (tlog.Tree, error) {
 		return t, err
 	}
 	if len(root) != tlog.HashSize {
-		return t, errors.New("sqlite: corrupt log head")
+		return t, corrupt("log head")
 	}
 	if t.N > 0 {
 		copy(t.Hash[:], root)
@@ -194,7 +194,7 @@ func ownerState(ctx context.Context, tx *sql.Tx, index [32]byte) ([]translog.Sta
 			return nil, err
 		}
 		if len(rid) != 32 {
-			return nil, errors.New("sqlite: corrupt record row")
+			return nil, corrupt("record row")
 		}
 		r := translog.StateRecord{RecordID: [32]byte(rid), CiphertextSHA256: sha256.Sum256(ct),
 			Expires: time.Unix(exp, 0), ACL: acl.List{Visibility: acl.Visibility(vis)}}

@@ -87,7 +87,7 @@ func copyACLEntries(tx *sql.Tx) error {
 		var i, r, p []byte
 		var kind int
 		if err := rows.Scan(&i, &r, &kind, &p); err != nil || len(p) != acl.PseudonymSize {
-			return errors.Join(err, errors.New("sqlite: corrupt acl row"))
+			return errors.Join(err, corrupt("acl row"))
 		}
 		if string(i) != string(idx) || string(r) != string(rid) {
 			if err := flush(); err != nil {
@@ -269,7 +269,7 @@ func scanVerification(row interface{ Scan(...any) error }) (ca.Verification, err
 		return v, err
 	}
 	if len(id) != len(v.ID) || len(tag) != len(v.NumberTag) {
-		return v, fmt.Errorf("sqlite: corrupt verification row")
+		return v, corrupt("verification row")
 	}
 	copy(v.ID[:], id)
 	copy(v.NumberTag[:], tag)
@@ -414,7 +414,7 @@ func PackPseudonyms(ps []acl.Pseudonym) []byte {
 // unpackPseudonyms reverses PackPseudonyms.
 func unpackPseudonyms(b []byte) ([]acl.Pseudonym, error) {
 	if len(b)%acl.PseudonymSize != 0 {
-		return nil, errors.New("sqlite: corrupt acl row")
+		return nil, corrupt("acl row")
 	}
 	var ps []acl.Pseudonym
 	for ; len(b) > 0; b = b[acl.PseudonymSize:] {
@@ -429,7 +429,7 @@ func unpackPseudonyms(b []byte) ([]acl.Pseudonym, error) {
 // length only, never on where (or whether) the caller is in it.
 func listHas(list []byte, p acl.Pseudonym) (bool, error) {
 	if len(list)%acl.PseudonymSize != 0 {
-		return false, errors.New("sqlite: corrupt acl row")
+		return false, corrupt("acl row")
 	}
 	entry := func(i int) []byte { return list[i*acl.PseudonymSize : (i+1)*acl.PseudonymSize] }
 	n := len(list) / acl.PseudonymSize
@@ -520,7 +520,7 @@ func (s *Store) deleteBatch(ctx context.Context, cond string, arg any, now time.
 			var idx []byte
 			if err := rows.Scan(&idx); err != nil || len(idx) != 32 {
 				rows.Close()
-				return errors.Join(err, errors.New("sqlite: corrupt record row"))
+				return errors.Join(err, corrupt("record row"))
 			}
 			indexes = append(indexes, [32]byte(idx))
 		}
@@ -608,7 +608,7 @@ func (s *Store) Buckets(ctx context.Context, epoch int, ranges []directory.Bucke
 			}
 			if len(idx) != 32 || len(rid) != 32 {
 				rows.Close()
-				return nil, fmt.Errorf("sqlite: corrupt record row")
+				return nil, corrupt("record row")
 			}
 			copy(c.Index[:], idx)
 			copy(c.RecordID[:], rid)
@@ -777,7 +777,7 @@ func (s *Store) Holder(ctx context.Context, index [32]byte) (directory.Holder, e
 		return h, err
 	}
 	if len(key) != len(h.KeyHash) || (label != nil && len(label) != len(h.Label)) {
-		return h, fmt.Errorf("sqlite: corrupt holder row")
+		return h, corrupt("holder row")
 	}
 	copy(h.KeyHash[:], key)
 	copy(h.Label[:], label)
@@ -799,7 +799,7 @@ func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Hol
 		case err != nil:
 			return err
 		case len(key) != 32:
-			return errors.New("sqlite: corrupt holder row")
+			return corrupt("holder row")
 		default:
 			cur = &directory.Holder{KeyHash: [32]byte(key), NotBefore: time.Unix(nb, 0)}
 		}
@@ -894,7 +894,7 @@ func (s *Store) Tombstones(ctx context.Context, index [32]byte) ([]directory.Tom
 		}
 		t := directory.Tombstone{Index: index, Retired: time.Unix(at, 0)}
 		if len(rid) != 32 || len(key) != 32 {
-			return nil, fmt.Errorf("sqlite: corrupt tombstone row")
+			return nil, corrupt("tombstone row")
 		}
 		copy(t.RecordID[:], rid)
 		copy(t.KeyHash[:], key)
@@ -965,7 +965,7 @@ func (s *Store) Outcome(ctx context.Context, key [32]byte, now time.Time) (ca.Ou
 		return o, err
 	}
 	if len(rh) != len(o.RequestHash) {
-		return o, fmt.Errorf("sqlite: corrupt outcome row")
+		return o, corrupt("outcome row")
 	}
 	copy(o.RequestHash[:], rh)
 	return o, nil
