@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/mattn/go-sqlite3"
 
@@ -41,56 +42,75 @@ func checkSound(db *sql.DB, path string) error {
 		return refuseDamaged(path, err)
 	}
 	defer rows.Close()
-	var first string
-	n := 0
+	var found []string
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
 			return refuseDamaged(path, err)
 		}
-		if n == 0 {
-			first = s
-		}
-		n++
+		found = append(found, s)
 	}
 	if err := rows.Err(); err != nil {
 		return refuseDamaged(path, err)
 	}
-	if n == 1 && first == "ok" {
+	if len(found) == 1 && found[0] == "ok" {
 		return nil
 	}
-	return refuseDamaged(path, fmt.Errorf("quick_check: %d problems, the first: %s", n, first))
+	return refuseDamaged(path, fmt.Errorf("quick_check found: %s", strings.Join(found, "; ")))
 }
 
 func refuseDamaged(path string, err error) error {
-	if k := storeerr.Classify(err); k == storeerr.ErrUnavailable {
+	if storeerr.Classify(err) == storeerr.ErrUnavailable {
 		return fmt.Errorf("sqlite: opening %s: %w", path, storeerr.Wrap(err))
 	}
-	return fmt.Errorf("sqlite: %s is damaged (%w): stop every blindex using it, and restore it from a backup (blindex restore); "+
+	return fmt.Errorf("sqlite: %s is damaged (%w): stop every blindex using it and restore it from a backup (blindex restore); "+
 		"PRAGMA integrity_check in the sqlite3 shell lists what is wrong: %w", path, storeerr.ErrCorrupt, err)
 }
 
-// Ready reports whether the database can be read and written now: it reads
-// the meta table and commits a write that it deletes in the same
-// transaction, which needs a free page and room in the WAL. A full disk, a
-// read-only file or a damaged header fail it; /readyz calls it.
+// checkWritable refuses, at open, a database that cannot be written: one
+// whose file, directory or file system is read-only, that is full, or
+// whose header says it is read-only (a damaged byte 18 makes SQLite open
+// it read-only, and the server would start and fail every write).
+func checkWritable(db *sql.DB, path string) error {
+	if err := writeProbe(context.Background(), db); err != nil {
+		return fmt.Errorf("sqlite: %s cannot be written (%w): check that the file and its directory are writable by this user "+
+			"and that the file system has free space and is not mounted read-only; if they are, its header is damaged: restore it from a backup (blindex restore)",
+			path, storeerr.Wrap(err))
+	}
+	return nil
+}
+
+// Ready reports whether the database can be read and written now; see
+// directory.Store. A full disk, a read-only file or a damaged header fail
+// it.
 func (s *Store) Ready(ctx context.Context) error {
 	var n int
 	if err := s.ro.QueryRowContext(ctx, `SELECT COUNT(*) FROM meta`).Scan(&n); err != nil {
 		return fmt.Errorf("sqlite: reading: %w", storeerr.Wrap(err))
 	}
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		// Two pages' worth, so the probe allocates a page when none is free.
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('readyz-probe', zeroblob(8192))`); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key = 'readyz-probe'`)
-		return err
-	})
-	if err != nil {
+	if err := writeProbe(ctx, s.rw); err != nil {
 		return fmt.Errorf("sqlite: writing: %w", storeerr.Wrap(err))
 	}
 	return nil
+}
+
+// writeProbe commits a write to the meta table that it deletes in the
+// same transaction: it needs a free page (or room to grow the file) and
+// room in the WAL, and leaves nothing behind.
+func writeProbe(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	// Two pages' worth, so the probe allocates pages when none is free.
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO meta (key, value) VALUES ('readyz-probe', zeroblob(8192))`); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM meta WHERE key = 'readyz-probe'`); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // corrupt is the error for a row that cannot be what was written: it is

@@ -154,6 +154,10 @@ func Open(path string) (*Store, error) {
 		rw.Close()
 		return nil, err
 	}
+	if err := checkWritable(rw, path); err != nil {
+		rw.Close()
+		return nil, err
+	}
 	params.Set("mode", "ro")
 	params.Del("_txlock")
 	params.Del("_journal_mode")
