@@ -121,7 +121,9 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	case store != nil:
 		w.Header().Set("Retry-After", strconv.Itoa(int(StoreRetryAfter/time.Second)))
 	}
-	gone := errors.Is(r.Context().Err(), context.Canceled)
+	// Only a failure is re-read as the client's leaving: a body cut off by
+	// the read timeout (which also cancels the context) stays a 400.
+	gone := code >= 500 && errors.Is(r.Context().Err(), context.Canceled)
 	if gone {
 		code, msg = StatusClientGone, "client closed request"
 	}
