@@ -50,7 +50,7 @@ usage.`, stderr)
 		fmt.Fprintf(stdout, "log %s: %d entries, %d new, %d under your label\n", rep.Origin, rep.Size, rep.Scanned, rep.Mine)
 		for _, a := range rep.Alarms {
 			where := ""
-			if a.Index > 0 || a.Kind != client.AlarmFork && a.Kind != client.AlarmStoredState {
+			if a.Kind.HasEntry() { // retired, stored-state and fork alarms cite no entry
 				where = fmt.Sprintf(" (entry %d)", a.Index)
 			}
 			fmt.Fprintf(stdout, "ALARM %s%s: %s\n", a.Kind, where, a.Message)
