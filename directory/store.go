@@ -17,13 +17,6 @@ var (
 	ErrExhausted = ca.ErrExhausted
 )
 
-// A Holder is the credential key that currently holds a number's index.
-type Holder struct {
-	KeyHash   [32]byte  // SHA-256 of the credential's SubjectPublicKeyInfo
-	NotBefore time.Time // of the newest credential seen for this key
-	Label     [32]byte  // the number's log label (translog)
-}
-
 // A Tombstone records that a retired holder's record was removed.
 type Tombstone struct {
 	Index    [32]byte
@@ -33,9 +26,12 @@ type Tombstone struct {
 }
 
 // A Record is one app's sealed record under an owner's index, with its ACL.
+// It belongs to the holder that published it: records are keyed by (Index,
+// Holder, RecordID), so two holders may each store a record of one app.
 type Record struct {
 	Epoch      int // the lookup epoch whose OPRF outputs made Index and the ACL's pseudonyms
 	Index      [32]byte
+	Holder     [32]byte // the publishing holder's key hash
 	RecordID   [32]byte
 	Ciphertext []byte
 	ACL        acl.List
@@ -50,9 +46,17 @@ type Record struct {
 // depend on how many records a bucket holds, admitted or not: a record the
 // caller may not see costs work that an absent one does not
 // (docs/threat-model.md).
+//
+// The store also reports the publishing holder and whether it is served:
+// Hidden is true if the holder is on notice (or, in a damaged database,
+// missing). The core serves, of the records of one app under one index,
+// only the served one whose holder's LastProof Wins.
 type Candidate struct {
 	Index      [32]byte
 	RecordID   [32]byte
+	Holder     [32]byte
+	LastProof  time.Time // of Holder
+	Hidden     bool
 	Ciphertext []byte
 	Visibility acl.Visibility
 	Allowed    bool
@@ -69,37 +73,36 @@ type BucketRange struct{ Lo, Hi uint32 }
 //
 // The store keeps the transparency log too, and appends to it in the same
 // transaction as each change it records: a "log index" below is the index
-// of the appended entry. Whenever an index's records or ACLs change and
-// StateLabel, given the label its holder row keeps, says the change is
-// logged, the store appends a translog State entry, made with
-// translog.StateEntry over the index's records at that moment, under that
-// label.
+// of the appended entry. Whenever a holder's records or ACLs under an index
+// change and StateLabel, given the label its holder row keeps, says the
+// change is logged, the store appends a translog State entry, made with
+// translog.StateEntry over that holder's records under the index at that
+// moment, under that label and the holder's key.
 type Store interface {
 	// The directory's built-in CA keeps its verifications and limit
 	// counters in the same store.
 	ca.Store
 	translog.Storage
 
-	// Holder returns the current holder of index, or ErrNotFound.
-	Holder(ctx context.Context, index [32]byte) (Holder, error)
+	// Holders returns the holders of index, ordered by key hash, each with
+	// the number of records it has under index. An index without holders
+	// has none: no error.
+	Holders(ctx context.Context, index [32]byte) ([]Holder, error)
 
-	// ClaimHolder makes h the holder of index as DecideClaim decides, in
-	// one transaction that reads the current holder, decides, and writes
-	// only if the holder read is still the one stored:
-	//   - ClaimFirst: h becomes the holder;
-	//   - ClaimRenew: the holder takes the Claim's Holder (NotBefore never
-	//     moves back; the label is h's);
-	//   - ClaimRetire: each of index's records is deleted with its ACL and
-	//     a Tombstone (retired at) is written for it, the retired key is
-	//     revoked (as by RevokeKey), and h becomes the holder.
-	// It returns the number of records retired (0 unless ClaimRetire). If
-	// DecideClaim refuses, it returns ErrConflict and changes nothing.
-	// Whenever the holder's key changes (ClaimFirst, ClaimRetire) it
-	// appends the Claim's HolderEntry, and after a retirement the State
-	// entry of the emptied index. Concurrent claims of one index take
-	// effect as if one after another, each decided against the holder the
-	// one before it left.
-	ClaimHolder(ctx context.Context, index [32]byte, h Holder, at time.Time) (int, error)
+	// ChangeHolders reads the holders of index (as Holders does), calls
+	// decide with them, and writes the HolderChange it returns, in one
+	// transaction; it returns the change written. Concurrent changes of one
+	// index take effect as if one after another, each decided against the
+	// holders the one before it left. If decide returns an error, nothing
+	// changes and ChangeHolders returns it. at is the time of tombstones,
+	// revocations and State entries.
+	// Rows written are of epoch (the lookup epoch whose OPRF output made
+	// index).
+	ChangeHolders(ctx context.Context, epoch int, index [32]byte, decide func([]Holder) (HolderChange, error), at time.Time) (HolderChange, error)
+
+	// OverdueHolders returns the indexes (each once, in order) with a holder
+	// whose notice ran out at or before now, at most limit of them.
+	OverdueHolders(ctx context.Context, now time.Time, limit int) ([][32]byte, error)
 
 	// Tombstones returns the tombstones of index, oldest first.
 	Tombstones(ctx context.Context, index [32]byte) ([]Tombstone, error)
@@ -111,43 +114,52 @@ type Store interface {
 	// KeyRevoked reports whether keyHash has been revoked.
 	KeyRevoked(ctx context.Context, keyHash [32]byte) (bool, error)
 
-	// PutRecord inserts or replaces the record (r.Index, r.RecordID) and
-	// replaces its ACL, in one transaction, and returns the log index of
-	// the State entry made at r.Updated (-1 if the index has no holder). It
-	// returns ErrExhausted, and changes nothing, if r is new and its index
-	// already has maxPerIndex records.
-	PutRecord(ctx context.Context, r Record, maxPerIndex int) (int64, error)
+	// PutRecord inserts or replaces the record (r.Index, r.Holder,
+	// r.RecordID) and replaces its ACL, in one transaction, and returns the
+	// log index of the State entry of r.Holder's records made at r.Updated
+	// (-1 if r.Holder's row has no label). It returns ErrNotFound if
+	// r.Holder is not a holder of r.Index, and ErrExhausted if r is new and
+	// r.Holder already has maxPerHolder records under r.Index; either
+	// changes nothing.
+	PutRecord(ctx context.Context, r Record, maxPerHolder int) (int64, error)
 
-	// OwnerState returns what a State entry for index covers: its records
-	// (expired or not) with their ACLs, in any order.
-	OwnerState(ctx context.Context, index [32]byte) ([]translog.StateRecord, error)
+	// OwnerState returns what a State entry for holder's records under
+	// index covers: those records (expired or not) with their ACLs, in any
+	// order.
+	OwnerState(ctx context.Context, index, holder [32]byte) ([]translog.StateRecord, error)
 
 	// DeleteExpiredRecords removes every record (and its ACL) whose Expires
-	// is not after now, logs the State of each index it changed (in index
-	// order), and returns how many records it removed.
+	// is not after now, logs the State of each holder's records it changed
+	// (in index, then holder order), and returns how many records it
+	// removed.
 	DeleteExpiredRecords(ctx context.Context, now time.Time) (int, error)
 
-	// SetACL replaces the ACL of an existing record, or returns ErrNotFound.
-	// It returns the log index of the State entry made at now.
-	SetACL(ctx context.Context, index, recordID [32]byte, l acl.List, now time.Time) (int64, error)
+	// SetACL replaces the ACL of holder's record recordID under index, or
+	// returns ErrNotFound. It returns the log index of the State entry of
+	// holder's records made at now.
+	SetACL(ctx context.Context, index, holder, recordID [32]byte, l acl.List, now time.Time) (int64, error)
 
-	// DeleteRecord removes a record and its ACL, or returns ErrNotFound. It
-	// returns the log index of the State entry made at now.
-	DeleteRecord(ctx context.Context, index, recordID [32]byte, now time.Time) (int64, error)
+	// DeleteRecord removes holder's record recordID under index, with its
+	// ACL, or returns ErrNotFound. It returns the log index of the State
+	// entry of holder's records made at now.
+	DeleteRecord(ctx context.Context, index, holder, recordID [32]byte, now time.Time) (int64, error)
 
 	// Buckets returns, for each range, the unexpired records (Expires after
-	// now) of epoch in it, ordered by index then record id, with caller's
-	// membership in each record's allow and deny lists. Missing buckets are
+	// now) of epoch in it, ordered by index, record id, then holder, with
+	// their holders' LastProof and Hidden, and caller's membership in each
+	// record's allow and deny lists. Missing buckets are
 	// empty, not errors. The result has one slice per range, in order.
 	Buckets(ctx context.Context, epoch int, ranges []BucketRange, caller acl.Pseudonym, now time.Time) ([][]Candidate, error)
 
 	// DeleteEpochsBefore removes every record (and its ACL) of an epoch
 	// below epoch, as DeleteExpiredRecords does (logging the State of each
-	// index it changed, in index order), and returns how many it removed.
+	// holder's records it changed), and returns how many it removed. It
+	// removes the holder rows of those epochs too (without retiring
+	// anyone): an old epoch's index is never used again.
 	DeleteEpochsBefore(ctx context.Context, epoch int, now time.Time) (int, error)
 
 	// CountOwners returns the number of distinct indexes with an unexpired
-	// record.
+	// record: numbers, not holders.
 	CountOwners(ctx context.Context, now time.Time) (int, error)
 
 	// Tokens adds delta tokens (negative to spend) at now to the token

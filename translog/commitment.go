@@ -67,20 +67,12 @@ func Live(records []StateRecord, t time.Time) []StateRecord {
 	return out
 }
 
-// StateEntry returns the State entry for the owner labelled label whose
-// stored records are recs, made at time at: it commits to those live at at.
-func StateEntry(label [32]byte, recs []StateRecord, at time.Time) ([]byte, error) {
+// StateEntry returns the State entry for the records that the holder key
+// published under the owner labelled label, whose stored records are recs,
+// made at time at: it commits to those live at at.
+func StateEntry(label, key [32]byte, recs []StateRecord, at time.Time) ([]byte, error) {
 	live := Live(recs, at)
-	e := Entry{Kind: State, Label: label, Commitment: Commitment(live), Records: len(live), At: at}
-	return e.Marshal()
-}
-
-// HolderEntry returns the Holder entry saying that key now holds the
-// number labelled label, after previous (nil for none) was retired with
-// its retired records.
-func HolderEntry(label, key [32]byte, previous []byte, retired int) ([]byte, error) {
-	e := Entry{Kind: Holder, Label: label, Key: key, Retired: retired}
-	copy(e.Previous[:], previous)
+	e := Entry{Kind: State, Label: label, Key: key, Commitment: Commitment(live), Records: len(live), At: at}
 	return e.Marshal()
 }
 

@@ -32,10 +32,13 @@ type Kind string
 const (
 	// Credential: a credential for the labelled number was issued.
 	Credential Kind = "credential"
-	// Holder: a credential key became the holder of the labelled number's
-	// index; Previous (if set) was retired with its Retired records.
+	// Holder: a change of the labelled number's holders (Event). Entries
+	// written before holders were a set have no Event: Key became the one
+	// holder, and Previous (if set) was retired with its Retired records.
 	Holder Kind = "holder"
-	// State: the owner's records and ACLs now hash to Commitment.
+	// State: the records and ACLs that Key (a holder) published under the
+	// owner's index now hash to Commitment. Entries written before holders
+	// were a set have no Key and cover the whole index.
 	State Kind = "state"
 	// OPRFKey: the directory's OPRF public key for lookups under Info.
 	OPRFKey Kind = "oprf-key"
@@ -45,6 +48,35 @@ const (
 	// federation): its name, version, expiry and the SHA-256 of its text.
 	Map Kind = "map"
 )
+
+// A HolderEvent is what a Holder entry records happened to Key.
+type HolderEvent string
+
+// The holder events (docs/protocol.md §9.7).
+const (
+	// Join: Key proved the number by SMS and became a holder (Proof).
+	Join HolderEvent = "join"
+	// Notice: Key is on notice until Until, because By proved the number
+	// later (Proof); its records are not served, and it is retired at
+	// Until unless it proves the number again first.
+	Notice HolderEvent = "notice"
+	// Reproof: Key proved the number again (Proof), clearing any notice.
+	Reproof HolderEvent = "reproof"
+	// Retire: Key's notice ran out; its Retired records were deleted and
+	// the key revoked.
+	Retire HolderEvent = "retire"
+	// Evict: By, with a fresh proof, retired Key at once, with its Retired
+	// records.
+	Evict HolderEvent = "evict"
+)
+
+func (ev HolderEvent) valid() bool {
+	switch ev {
+	case Join, Notice, Reproof, Retire, Evict:
+		return true
+	}
+	return false
+}
 
 // Header starts every entry, followed by a space and the kind.
 const Header = "blindex-log/v1"
@@ -60,14 +92,20 @@ type Entry struct {
 
 	// Credential.
 	Cert      [32]byte // SHA-256 of the certificate (DER)
-	Key       [32]byte // SHA-256 of its SubjectPublicKeyInfo; also Holder
+	Key       [32]byte // SHA-256 of its SubjectPublicKeyInfo; also Holder, State
 	Issuer    [32]byte // SHA-256 of the issuing certificate (DER)
 	NotBefore time.Time
 	NotAfter  time.Time
 
 	// Holder.
-	Previous [32]byte // the retired holder's key hash, zero if none
-	Retired  int      // records of Previous removed
+	Event   HolderEvent // empty in entries from before holders were a set
+	Proof   time.Time   // join, reproof: Key's proof; notice: By's; retire, evict: Key's last
+	Until   time.Time   // notice: when Key is retired; zero otherwise
+	By      [32]byte    // notice: the key that joined; evict: the evicting key
+	Retired int         // retire, evict (and legacy): records of Key (legacy: Previous) removed
+	// Previous is, in a legacy Holder entry only, the retired holder's key
+	// hash (zero if none).
+	Previous [32]byte
 
 	// State.
 	Commitment [32]byte // see Commitment
@@ -96,11 +134,18 @@ var (
 // fields lists each kind's fields in their required order.
 var fields = map[Kind][]string{
 	Credential: {"label", "cert", "key", "issuer", "not-before", "not-after"},
-	Holder:     {"label", "key", "previous", "retired"},
-	State:      {"label", "commitment", "records", "at"},
+	Holder:     {"label", "key", "event", "proof", "until", "by", "retired"},
+	State:      {"label", "key", "commitment", "records", "at"},
 	OPRFKey:    {"info", "key"},
 	CARoots:    {"root"}, // repeated, at least once
 	Map:        {"name", "version", "expires", "hash"},
+}
+
+// legacyFields lists the fields of the kinds whose entries from before
+// holders were a set still parse: a Holder without Event, a State without Key.
+var legacyFields = map[Kind][]string{
+	Holder: {"label", "key", "previous", "retired"},
+	State:  {"label", "commitment", "records", "at"},
 }
 
 // Marshal encodes e as text: the header line, then one "name value" line per
@@ -122,10 +167,23 @@ func (e *Entry) Marshal() ([]byte, error) {
 	case Holder:
 		line("label", b64(e.Label[:]))
 		line("key", b64(e.Key[:]))
-		line("previous", b64(e.Previous[:]))
+		if e.Event == "" {
+			line("previous", b64(e.Previous[:]))
+		} else {
+			if !e.Event.valid() {
+				return nil, fmt.Errorf("%w: unknown holder event %q", ErrMalformed, e.Event)
+			}
+			line("event", string(e.Event))
+			line("proof", strconv.FormatInt(e.Proof.Unix(), 10))
+			line("until", strconv.FormatInt(unixOrZero(e.Until), 10))
+			line("by", b64(e.By[:]))
+		}
 		line("retired", strconv.Itoa(e.Retired))
 	case State:
 		line("label", b64(e.Label[:]))
+		if e.Key != ([32]byte{}) {
+			line("key", b64(e.Key[:]))
+		}
 		line("commitment", b64(e.Commitment[:]))
 		line("records", strconv.Itoa(e.Records))
 		line("at", strconv.FormatInt(e.At.Unix(), 10))
@@ -196,6 +254,9 @@ func Parse(data []byte) (*Entry, error) {
 		}
 		return e, e.canonical(data)
 	}
+	if old, ok := legacyFields[e.Kind]; ok && lines.Len() == len(old) {
+		want = old
+	}
 	if lines.Len() != len(want) {
 		return nil, fmt.Errorf("%w: want %d fields", ErrMalformed, len(want))
 	}
@@ -238,10 +299,28 @@ func Parse(data []byte) (*Entry, error) {
 	case Holder:
 		hash("label", &e.Label)
 		hash("key", &e.Key)
-		hash("previous", &e.Previous)
+		if _, legacy := vals["previous"]; legacy {
+			hash("previous", &e.Previous)
+		} else {
+			e.Event = HolderEvent(vals["event"])
+			if !e.Event.valid() {
+				return nil, fmt.Errorf("%w: unknown holder event", ErrMalformed)
+			}
+			e.Proof = time.Unix(num("proof"), 0).UTC()
+			if u := num("until"); u != 0 {
+				e.Until = time.Unix(u, 0).UTC()
+			}
+			hash("by", &e.By)
+		}
 		e.Retired = int(num("retired"))
 	case State:
 		hash("label", &e.Label)
+		if _, ok := vals["key"]; ok {
+			hash("key", &e.Key)
+			if err == nil && e.Key == ([32]byte{}) {
+				return nil, fmt.Errorf("%w: zero key", ErrMalformed)
+			}
+		}
 		hash("commitment", &e.Commitment)
 		e.Records = int(num("records"))
 		e.At = time.Unix(num("at"), 0).UTC()
@@ -294,6 +373,14 @@ func decodeB64(s string, size int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: bad base64 value", ErrMalformed)
 	}
 	return b, nil
+}
+
+// unixOrZero returns t in Unix seconds, and 0 for the zero time.
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
 }
 
 // maxNumber bounds every number in an entry (times, counts, versions).

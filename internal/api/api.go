@@ -27,6 +27,8 @@ const (
 	PathRecord        = "/v1/records/{record_id}"
 	PathLogLabel      = "/v1/log/label" // POST: evaluate the caller's own number under the log-label info
 	PathLogState      = "/v1/log/state" // POST: the State entry of the caller's records as stored now
+	PathHolders       = "/v1/holders"       // POST: the holders of the caller's number
+	PathHoldersEvict  = "/v1/holders/evict" // POST: retire another holder at once (needs a fresh proof)
 	PathLog           = "/log"          // the transparency log: /log/checkpoint, /log/tile/..., /log/consistency
 )
 
@@ -75,6 +77,35 @@ func EpochInfo(base string, n int) string {
 type StateResponse struct {
 	Entry []byte `json:"entry"`
 	Epoch int    `json:"epoch"` // the epoch whose index the entry covers
+}
+
+// A HolderInfo is one holder of a number, as HoldersResponse lists it.
+// Times are whole seconds; NoticeUntil is set only for a holder on notice.
+type HolderInfo struct {
+	KeyHash     []byte     `json:"key_hash"` // SHA-256 of the key's SubjectPublicKeyInfo
+	FirstProof  time.Time  `json:"first_proof"`
+	LastProof   time.Time  `json:"last_proof"`
+	NoticeUntil *time.Time `json:"notice_until,omitempty"`
+	Records     int        `json:"records"`
+	You         bool       `json:"you,omitempty"` // the caller's own key
+}
+
+// HoldersResponse answers PathHolders: the holders of the caller's number
+// under the current epoch's index, ordered by key hash.
+type HoldersResponse struct {
+	Epoch   int          `json:"epoch"`
+	Holders []HolderInfo `json:"holders"`
+}
+
+// EvictRequest asks PathHoldersEvict to retire the holder KeyHash now.
+type EvictRequest struct {
+	KeyHash []byte `json:"key_hash"`
+}
+
+// EvictResponse answers PathHoldersEvict: how many records the evicted
+// holder lost. Its Holder entry (evict) is in the log.
+type EvictResponse struct {
+	Retired int `json:"retired"`
 }
 
 // WriteResponse answers a publish, ACL change or delete: the proof that the
