@@ -33,6 +33,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"blindex.dev/blindex/ca"
+	"blindex.dev/blindex/credential"
 	"blindex.dev/blindex/internal/api"
 	"blindex.dev/blindex/internal/buildinfo"
 	"blindex.dev/blindex/internal/httpapi"
@@ -72,8 +73,13 @@ type Config struct {
 	// RecordMaxTTL is the furthest in the future a record may expire.
 	// Default 365 days.
 	RecordMaxTTL time.Duration
-	// MaxRecordsPerOwner bounds the records (apps) under one index. Default 32.
+	// MaxRecordsPerOwner bounds the records (apps) one holder keeps under
+	// one index. Default 32.
 	MaxRecordsPerOwner int
+	// ReproofWindow is how long a holder put on notice by another key's
+	// later SMS proof has to prove the number again before it is retired.
+	// Default DefaultReproofWindow, 72 hours.
+	ReproofWindow time.Duration
 	// Budget bounds evaluations per caller and overall. Zero fields take
 	// DefaultBudget's.
 	Budget Budget
@@ -145,8 +151,9 @@ func NewTranscript(w io.Writer) func(Observation) {
 // Errors, with the status and message a client sees.
 var (
 	ErrNotOwner       = httpapi.New(http.StatusForbidden, "directory: index does not belong to this credential", "index does not belong to this credential's number")
-	ErrRevoked        = httpapi.New(http.StatusUnauthorized, "directory: credential revoked", "credential revoked or superseded: verify the number again")
-	ErrSuperseded     = httpapi.New(http.StatusUnauthorized, "directory: number verified again by another key", "credential superseded: this number has been verified again with another key")
+	ErrRevoked        = httpapi.New(http.StatusUnauthorized, "directory: credential revoked", "credential revoked or retired: verify the number again")
+	errStaleProof     = httpapi.New(http.StatusForbidden, ErrStaleProof.Error(), "prove the number by SMS again (within the last 10 minutes, and not while on notice) before evicting another key")
+	errNotHolder      = httpapi.New(http.StatusNotFound, ErrNotHolder.Error(), "no other holder of this number has that key hash")
 	ErrStalePrefix    = httpapi.New(http.StatusConflict, "directory: prefix_bits above the current value", "prefix_bits above the server's current value: fetch /v1/config and retry")
 	ErrTooManyRecords = httpapi.New(http.StatusConflict, "directory: too many records for this owner", "too many records for this number")
 	errNoRecord       = httpapi.New(http.StatusNotFound, "directory: no such record", "not found")
@@ -308,6 +315,7 @@ func (cfg Config) withDefaults() Config {
 	setDefault(&cfg.RecordMaxTTL, 365*24*time.Hour)
 	setDefault(&cfg.MaxRecordsPerOwner, 32)
 	setDefault(&cfg.EpochGrace, 10*time.Second)
+	setDefault(&cfg.ReproofWindow, DefaultReproofWindow)
 	setDefault(&cfg.Budget.Burst, DefaultBudget.Burst)
 	setDefault(&cfg.Budget.PerDay, DefaultBudget.PerDay)
 	setDefault(&cfg.Budget.GlobalPerSecond, DefaultBudget.GlobalPerSecond)
@@ -330,6 +338,8 @@ func (cfg Config) check() error {
 		return &ConfigError{"RecordMaxTTL", "must not be negative"}
 	case cfg.EpochGrace < 0:
 		return &ConfigError{"EpochGrace", "must not be negative"}
+	case cfg.ReproofWindow < time.Second:
+		return &ConfigError{"ReproofWindow", "must be at least one second"}
 	// A batch the budget or the ceiling could never admit would be refused
 	// forever.
 	case cfg.Budget.Burst < oprf.MaxBatch:
@@ -397,6 +407,7 @@ func (s *Server) Housekeep(ctx context.Context) {
 			s.owners.left(n)
 		}
 	}
+	s.retireOverdue(ctx, now)
 	if n, err := s.cfg.Store.DeleteExpiredRecords(ctx, now); err != nil && ctx.Err() == nil {
 		s.housekeepError("deleting expired records", err)
 	} else if n > 0 {
@@ -407,6 +418,32 @@ func (s *Server) Housekeep(ctx context.Context) {
 		s.log.Warn("store checkpoint", "err", err)
 	}
 	s.sigs.Prune(now)
+}
+
+// retireOverdue retires the holders whose notice has run out: they did not
+// prove the number again in time.
+func (s *Server) retireOverdue(ctx context.Context, now time.Time) {
+	const perRound = 1000 // the rest wait for the next round
+	indexes, err := s.cfg.Store.OverdueHolders(ctx, now, perRound)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.housekeepError("reading overdue holders", err)
+		}
+		return
+	}
+	for _, idx := range indexes {
+		// DecideOverdue puts no row, so no epoch is written.
+		ch, err := s.cfg.Store.ChangeHolders(ctx, 0, idx, func(hs []Holder) (HolderChange, error) {
+			return DecideOverdue(hs, now), nil
+		}, now)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.housekeepError("retiring overdue holders", err)
+			}
+			return
+		}
+		s.holdersChanged(nil, ch)
+	}
 }
 
 func (s *Server) housekeepError(what string, err error) {
@@ -449,6 +486,7 @@ type caller struct {
 	index     [32]byte      // in epoch
 	epoch     int           // the current lookup epoch when the request arrived
 	keyHash   [32]byte
+	proof     Proof  // the credential's key, SMS proof time and the number's log label
 	number    string // from the credential; for other epochs' derivations, never logged
 
 	// The values in one other epoch, derived once per request by Server.at
@@ -476,9 +514,10 @@ func (s *Server) observation(c *caller, endpoint string) Observation {
 }
 
 // authenticate verifies a signed request and its credential, and returns
-// the caller. The credential's key must not be revoked, and must be the
-// current holder of the number: a newer credential for another key (the
-// number was verified again) retires the previous holder.
+// the caller. The credential's key must not be revoked. Its SMS proof
+// joins or re-proves it as a holder of the number (DecideProof), which may
+// put other holders on notice; a holder whose notice ran out is retired,
+// and refused as revoked.
 func (s *Server) authenticate(r *http.Request, body []byte, allowRevoked bool) (*caller, error) {
 	ctx := r.Context()
 	now := s.cfg.Now()
@@ -510,55 +549,86 @@ func (s *Server) authenticate(r *http.Request, body []byte, allowRevoked bool) (
 	}
 	if _, ok := s.holds(number); !ok {
 		// A number outside this directory's prefixes may look up here but
-		// never holds an index here: a peer's CA cannot retire an owner
-		// of this directory, and lookups leave no holder row or log entry.
+		// never holds an index here: a peer's CA cannot put an owner of
+		// this directory on notice, and lookups leave no holder row or log
+		// entry.
 		return c, nil
 	}
-	if err := s.claim(ctx, c, c.index, leaf.NotBefore, now); err != nil {
+	proofTime, err := credential.ProofTime(leaf)
+	if err != nil {
+		return nil, httpapi.ErrCredentialUntrusted // Verify refuses a bad extension first
+	}
+	label, err := s.Label(number)
+	if err != nil {
+		return nil, err
+	}
+	c.proof = Proof{KeyHash: keyHash, Time: proofTime, Label: label}
+	if err := s.prove(ctx, c, e.Current, c.index, true, now); err != nil {
 		return nil, err
 	}
 	if e.announced() >= 0 {
-		// During an overlap the previous epoch's index is held too, so a
-		// reassignment retires the old holder's records in both epochs.
+		// During an overlap the previous epoch's index is held too, with
+		// the same holders; its changes are logged once, above.
 		_, prevIndex, err := s.at(c, e.Previous)
 		if err != nil {
 			return nil, err
 		}
-		if err := s.claim(ctx, c, prevIndex, leaf.NotBefore, now); err != nil {
+		if err := s.prove(ctx, c, e.Previous, prevIndex, false, now); err != nil {
 			return nil, err
 		}
 	}
 	return c, nil
 }
 
-// claim makes the caller's key the holder of index if it is not already
-// (ClaimHolder), retiring another holder whose credential is older.
-func (s *Server) claim(ctx context.Context, c *caller, index [32]byte, notBefore, now time.Time) error {
-	h, err := s.cfg.Store.Holder(ctx, index)
-	switch {
-	case err == nil && h.KeyHash == c.keyHash && !notBefore.After(h.NotBefore) && h.Label != [32]byte{}:
-		return nil // the common case: a read, no write
-	case err != nil && !errors.Is(err, ErrNotFound):
-		return err
+// prove applies the caller's proof to the holders of index (DecideProof),
+// reading first so that the common case, a holder that has proved nothing
+// new, writes nothing. Unless logged, the change appends no Holder entry.
+func (s *Server) prove(ctx context.Context, c *caller, epoch int, index [32]byte, logged bool, now time.Time) error {
+	decide := func(hs []Holder) (HolderChange, error) {
+		ch := DecideProof(hs, c.proof, now, s.cfg.ReproofWindow)
+		if !logged {
+			ch.Entries = nil
+		}
+		return ch, nil
 	}
-	reassigned := err == nil && h.KeyHash != c.keyHash
-	// A holder from before the log has no label: claiming again sets it.
-	label, err := s.Label(c.number)
+	hs, err := s.cfg.Store.Holders(ctx, index)
 	if err != nil {
 		return err
 	}
-	retired, err := s.cfg.Store.ClaimHolder(ctx, index, Holder{KeyHash: c.keyHash, NotBefore: notBefore, Label: label}, now)
-	if errors.Is(err, ErrConflict) {
-		return ErrSuperseded
+	if ch, _ := decide(hs); ch.Empty() {
+		return nil
 	}
+	ch, err := s.cfg.Store.ChangeHolders(ctx, epoch, index, decide, now)
 	if err != nil {
 		return err
 	}
-	if reassigned {
-		s.owners.left(min(retired, 1)) // one index's records
-		s.log.Info("number reassigned: previous holder retired", "caller", s.fingerprint(c), "records_retired", retired)
+	s.holdersChanged(c, ch)
+	if ch.Retires(c.keyHash) {
+		return ErrRevoked
 	}
 	return nil
+}
+
+// holdersChanged logs and counts a holder change, by the caller c (nil for
+// housekeeping). The log names no key or number, only what happened.
+func (s *Server) holdersChanged(c *caller, ch HolderChange) {
+	var onNotice, records int
+	for _, h := range ch.Put {
+		if h.OnNotice() {
+			onNotice++
+		}
+	}
+	for _, h := range ch.Retire {
+		records += h.Records
+	}
+	if len(ch.Retire) > 0 {
+		s.owners.changed()
+	}
+	attrs := []any{"holders_written", len(ch.Put), "on_notice", onNotice, "holders_retired", len(ch.Retire), "records_retired", records}
+	if c != nil {
+		attrs = append(attrs, "caller", s.fingerprint(c))
+	}
+	s.log.Info("holders changed", attrs...)
 }
 
 // revoke revokes the caller's credential key. Every credential for it is
@@ -689,7 +759,7 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 	resp := api.BucketsResponse{Buckets: make([]api.Bucket, len(req.Prefixes))}
 	for i, cands := range found {
 		b := api.Bucket{Prefix: req.Prefixes[i], Records: []api.SealedEntry{}}
-		for _, cand := range cands {
+		for _, cand := range served(cands) {
 			if acl.Decide(cand.Visibility, cand.Allowed, cand.Denied) {
 				b.Records = append(b.Records, api.SealedEntry{Index: cand.Index[:], Ciphertext: cand.Ciphertext})
 			}
@@ -700,6 +770,29 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 	o.Count, o.PrefixBits, o.Prefixes = len(req.Prefixes), req.PrefixBits, req.Prefixes
 	s.observe(o)
 	return resp, nil
+}
+
+// served returns the candidates of one bucket that are served, in order: a
+// holder on notice is hidden, and of the records of one app (one record id)
+// under one index only the one whose holder's proof Wins is served; its
+// ACL alone decides whether the caller sees the app. cands are ordered by
+// index, record id, then holder, as Store.Buckets returns them. The work
+// depends on the bucket's records, never on the caller's access.
+func served(cands []Candidate) []Candidate {
+	out := cands[:0:0]
+	for _, c := range cands {
+		if c.Hidden {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].Index == c.Index && out[n-1].RecordID == c.RecordID {
+			if Wins(c.LastProof, c.Holder, out[n-1].LastProof, out[n-1].Holder) {
+				out[n-1] = c
+			}
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 // fetchBuckets is Store.Buckets split into one call per core, run at once: a
@@ -815,7 +908,7 @@ func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest)
 	if err := checkACL(req.ACL); err != nil {
 		return api.WriteResponse{}, err
 	}
-	pos, err := s.cfg.Store.PutRecord(ctx, Record{Epoch: epoch, Index: idx, RecordID: rid, Ciphertext: req.Ciphertext,
+	pos, err := s.cfg.Store.PutRecord(ctx, Record{Epoch: epoch, Index: idx, Holder: c.keyHash, RecordID: rid, Ciphertext: req.Ciphertext,
 		ACL: *req.ACL, Expires: req.Expires, Updated: now}, s.cfg.MaxRecordsPerOwner)
 	if errors.Is(err, ErrExhausted) {
 		return api.WriteResponse{}, ErrTooManyRecords
@@ -838,7 +931,7 @@ func (s *Server) setACL(ctx context.Context, c *caller, req api.SetACLRequest) (
 	if err := checkACL(req.ACL); err != nil {
 		return api.WriteResponse{}, err
 	}
-	pos, err := s.cfg.Store.SetACL(ctx, idx, rid, *req.ACL, s.cfg.Now())
+	pos, err := s.cfg.Store.SetACL(ctx, idx, c.keyHash, rid, *req.ACL, s.cfg.Now())
 	if errors.Is(err, ErrNotFound) {
 		return api.WriteResponse{}, errNoRecord
 	} else if err != nil {
@@ -864,7 +957,7 @@ func (s *Server) deleteRecord(ctx context.Context, c *caller, epoch *int, record
 	if err != nil {
 		return api.WriteResponse{}, err
 	}
-	pos, err := s.cfg.Store.DeleteRecord(ctx, idx, rid, s.cfg.Now())
+	pos, err := s.cfg.Store.DeleteRecord(ctx, idx, c.keyHash, rid, s.cfg.Now())
 	if errors.Is(err, ErrNotFound) {
 		return api.WriteResponse{}, errNoRecord
 	} else if err != nil {

@@ -70,8 +70,8 @@ type fuzzDirectory struct {
 	// owner signs every signed endpoint except revoke.
 	owner signer
 	// revoker signs revoke; a successful revoke ends its key, so a new
-	// key for its number is issued, each newer than the last so that it
-	// takes over the number (ClaimHolder).
+	// key for its number is issued, each with a later SMS proof, so that
+	// it joins the number's holders.
 	mu        sync.Mutex
 	revoker   signer
 	revokerNB time.Time

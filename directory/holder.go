@@ -94,7 +94,8 @@ var ErrNotHolder = errors.New("directory: no such holder of this number")
 // carries its credential's proof time unchanged, changes nothing.
 //
 //   - Every holder whose notice has run out is retired first (lazily here,
-//     and by housekeeping through DecideOverdue).
+//     and by housekeeping through DecideOverdue). If that is p's key,
+//     nothing else happens.
 //   - A key that is not a holder joins. Every other holder whose last proof
 //     is older than p and that is not on notice yet is put on notice until
 //     now+window. If another holder's last proof is later than p, the
@@ -107,6 +108,9 @@ var ErrNotHolder = errors.New("directory: no such holder of this number")
 func DecideProof(hs []Holder, p Proof, now time.Time, window time.Duration) HolderChange {
 	p.Time = p.Time.Truncate(time.Second)
 	c, hs := retireOverdue(hs, now)
+	if c.Retires(p.KeyHash) {
+		return c // too late: the caller is refused as revoked
+	}
 	i := slices.IndexFunc(hs, func(h Holder) bool { return h.KeyHash == p.KeyHash })
 	if i >= 0 {
 		me := hs[i]

@@ -41,6 +41,8 @@ func (s *Server) Handler() http.Handler {
 	r.Handle(api.PathRecordACL, authed(s, write, s.setACL)).Methods("PUT")
 	r.Handle(api.PathLogLabel, authed(s, read, s.logLabel)).Methods("POST")
 	r.Handle(api.PathLogState, authed(s, read, s.logState)).Methods("POST")
+	r.Handle(api.PathHolders, authed(s, read, s.holders)).Methods("POST")
+	r.Handle(api.PathHoldersEvict, authed(s, write, s.evict)).Methods("POST")
 	s.tlog.Routes(r, api.PathLog)
 	// Revoking a revoked key succeeds again, so a retry is not an error.
 	r.Handle(api.PathRevoke, authed(s, revokeOp, func(ctx context.Context, c *caller, _ struct{}) (struct{}, error) {

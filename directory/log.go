@@ -77,15 +77,11 @@ func (s *Server) logLabel(ctx context.Context, c *caller, req api.EvaluateReques
 // server's write path (straight into the database) shows up as a mismatch
 // with what the owner published, even though no log entry recorded it.
 func (s *Server) logState(ctx context.Context, c *caller, _ struct{}) (api.StateResponse, error) {
-	h, err := s.cfg.Store.Holder(ctx, c.index)
+	recs, err := s.cfg.Store.OwnerState(ctx, c.index, c.keyHash)
 	if err != nil {
 		return api.StateResponse{}, err
 	}
-	recs, err := s.cfg.Store.OwnerState(ctx, c.index)
-	if err != nil {
-		return api.StateResponse{}, err
-	}
-	e, err := translog.StateEntry(h.Label, recs, s.cfg.Now())
+	e, err := translog.StateEntry(c.proof.Label, c.keyHash, recs, s.cfg.Now())
 	return api.StateResponse{Entry: e, Epoch: c.epoch}, err
 }
 
