@@ -419,8 +419,14 @@ func TestEntryRoundTrip(t *testing.T) {
 	now := time.Unix(1790000000, 0).UTC()
 	for _, e := range []translog.Entry{
 		{Kind: translog.Credential, Label: [32]byte{1}, Cert: [32]byte{2}, Key: [32]byte{3}, Issuer: [32]byte{4}, NotBefore: now, NotAfter: now.Add(time.Hour)},
-		{Kind: translog.Holder, Label: [32]byte{1}, Key: [32]byte{3}, Previous: [32]byte{9}, Retired: 2},
-		{Kind: translog.State, Label: [32]byte{1}, Commitment: [32]byte{5}, Records: 3, At: now},
+		{Kind: translog.Holder, Label: [32]byte{1}, Key: [32]byte{3}, Previous: [32]byte{9}, Retired: 2}, // legacy
+		{Kind: translog.Holder, Label: [32]byte{1}, Key: [32]byte{3}, Event: translog.Join, Proof: now},
+		{Kind: translog.Holder, Label: [32]byte{1}, Key: [32]byte{3}, Event: translog.Notice, Proof: now, Until: now.Add(72 * time.Hour), By: [32]byte{4}},
+		{Kind: translog.Holder, Label: [32]byte{1}, Key: [32]byte{3}, Event: translog.Reproof, Proof: now},
+		{Kind: translog.Holder, Label: [32]byte{1}, Key: [32]byte{3}, Event: translog.Retire, Proof: now, Retired: 4},
+		{Kind: translog.Holder, Label: [32]byte{1}, Key: [32]byte{3}, Event: translog.Evict, Proof: now, By: [32]byte{4}, Retired: 1},
+		{Kind: translog.State, Label: [32]byte{1}, Commitment: [32]byte{5}, Records: 3, At: now}, // legacy
+		{Kind: translog.State, Label: [32]byte{1}, Key: [32]byte{3}, Commitment: [32]byte{5}, Records: 3, At: now},
 		{Kind: translog.OPRFKey, Info: "blindex lookup v1", PublicKey: []byte{1, 2, 3}},
 		{Kind: translog.CARoots, Roots: [][]byte{{1, 2}, {3, 4, 5}}},
 		{Kind: translog.Map, MapName: "example.org/federation", MapVersion: 7, MapExpires: now, MapHash: [32]byte{6}},
@@ -451,6 +457,10 @@ func TestEntryRoundTrip(t *testing.T) {
 	}
 	for _, bad := range []string{"", "blindex-log/v1 state\n", "blindex-log/v1 nope\nlabel AA==\n", "blindex-log/v2 ca-roots\nroot AA==\n",
 		"blindex-log/v1 ca-roots\n", "blindex-log/v1 holder\nlabel AQ==\nkey AQ==\nprevious AQ==\nretired 01\n",
+		// An unknown event, and a State entry naming the zero key (which
+		// is written as the legacy form, without key).
+		"blindex-log/v1 holder\nlabel AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nkey AwAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nevent steal\nproof 1790000000\nuntil 0\nby AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nretired 0\n",
+		"blindex-log/v1 state\nlabel AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nkey AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\ncommitment BQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nrecords 3\nat 1790000000\n",
 		"blindex-log/v1 map\nname a b\nversion 1\nexpires 1790000000\nhash BgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"} {
 		if _, err := translog.Parse([]byte(bad)); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)
