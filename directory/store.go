@@ -100,9 +100,10 @@ type Store interface {
 	// index).
 	ChangeHolders(ctx context.Context, epoch int, index [32]byte, decide func([]Holder) (HolderChange, error), at time.Time) (HolderChange, error)
 
-	// OverdueHolders returns the indexes (each once, in order) with a holder
-	// whose notice ran out at or before now, at most limit of them.
-	OverdueHolders(ctx context.Context, now time.Time, limit int) ([][32]byte, error)
+	// OverdueHolders returns the indexes (each once, in order) with a
+	// holder row of epoch whose notice ran out at or before now, at most
+	// limit of them.
+	OverdueHolders(ctx context.Context, epoch int, now time.Time, limit int) ([][32]byte, error)
 
 	// Tombstones returns the tombstones of index, oldest first.
 	Tombstones(ctx context.Context, index [32]byte) ([]Tombstone, error)
