@@ -422,9 +422,20 @@ func (s *Server) Housekeep(ctx context.Context) {
 
 // retireOverdue retires the holders whose notice has run out: they did not
 // prove the number again in time.
+//
+// Only the current epoch's holders are retired here, and logged: a holder
+// retired there is revoked, its rows in the epoch before stay on notice
+// (hidden) and go with that epoch's records.
 func (s *Server) retireOverdue(ctx context.Context, now time.Time) {
 	const perRound = 1000 // the rest wait for the next round
-	indexes, err := s.cfg.Store.OverdueHolders(ctx, now, perRound)
+	e, err := s.epochs(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.housekeepError("reading epochs", err)
+		}
+		return
+	}
+	indexes, err := s.cfg.Store.OverdueHolders(ctx, e.Current, now, perRound)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.housekeepError("reading overdue holders", err)
@@ -563,17 +574,26 @@ func (s *Server) authenticate(r *http.Request, body []byte, allowRevoked bool) (
 		return nil, err
 	}
 	c.proof = Proof{KeyHash: keyHash, Time: proofTime, Label: label}
-	if err := s.prove(ctx, c, e.Current, c.index, true, now); err != nil {
+	var prevIndex func() ([32]byte, error)
+	if e.Current > 0 {
+		// The epoch before may still have rows (during an overlap, and
+		// until housekeeping deletes its records).
+		prevIndex = func() ([32]byte, error) {
+			_, idx, err := s.at(c, e.Current-1)
+			return idx, err
+		}
+	}
+	if err := s.prove(ctx, c, e.Current, c.index, prevIndex, now); err != nil {
 		return nil, err
 	}
 	if e.announced() >= 0 {
 		// During an overlap the previous epoch's index is held too, with
 		// the same holders; its changes are logged once, above.
-		_, prevIndex, err := s.at(c, e.Previous)
+		idx, err := prevIndex()
 		if err != nil {
 			return nil, err
 		}
-		if err := s.prove(ctx, c, e.Previous, prevIndex, false, now); err != nil {
+		if err := s.prove(ctx, c, e.Previous, idx, nil, now); err != nil {
 			return nil, err
 		}
 	}
@@ -582,18 +602,52 @@ func (s *Server) authenticate(r *http.Request, body []byte, allowRevoked bool) (
 
 // prove applies the caller's proof to the holders of index (DecideProof),
 // reading first so that the common case, a holder that has proved nothing
-// new, writes nothing. Unless logged, the change appends no Holder entry.
-func (s *Server) prove(ctx context.Context, c *caller, epoch int, index [32]byte, logged bool, now time.Time) error {
+// new, writes nothing.
+//
+// For the current epoch, prevIndex gives the number's index in the epoch
+// before (nil in epoch 0). A new epoch's index starts with no holders; the
+// first request under it copies the holders of prevIndex, so that a
+// rotation keeps each holder's proofs and notices instead of letting the
+// order of first use decide who goes on notice. For the previous epoch
+// itself, prevIndex is nil and the change appends no log entry: the
+// current epoch's logged it.
+func (s *Server) prove(ctx context.Context, c *caller, epoch int, index [32]byte, prevIndex func() ([32]byte, error), now time.Time) error {
+	logged := epoch == c.epoch
+	hs, err := s.cfg.Store.Holders(ctx, index)
+	if err != nil {
+		return err
+	}
+	var inherited []Holder
+	if len(hs) == 0 && prevIndex != nil {
+		// Rows are never removed but by retirement, so an index found with
+		// holders here still has them in ChangeHolders' transaction.
+		prev, err := prevIndex()
+		if err != nil {
+			return err
+		}
+		if inherited, err = s.cfg.Store.Holders(ctx, prev); err != nil {
+			return err
+		}
+		for i := range inherited {
+			inherited[i].Records = 0 // they are the old index's
+		}
+	}
 	decide := func(hs []Holder) (HolderChange, error) {
+		var seeded []Holder
+		if len(hs) == 0 && len(inherited) > 0 {
+			hs, seeded = inherited, inherited
+		}
 		ch := DecideProof(hs, c.proof, now, s.cfg.ReproofWindow)
 		if !logged {
 			ch.Entries = nil
 		}
+		// Inherited rows not otherwise written are copied as they are.
+		for _, h := range seeded {
+			if !slices.ContainsFunc(ch.Put, func(p Holder) bool { return p.KeyHash == h.KeyHash }) && !ch.Retires(h.KeyHash) {
+				ch.Put = append(ch.Put, h)
+			}
+		}
 		return ch, nil
-	}
-	hs, err := s.cfg.Store.Holders(ctx, index)
-	if err != nil {
-		return err
 	}
 	if ch, _ := decide(hs); ch.Empty() {
 		return nil

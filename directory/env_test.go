@@ -187,6 +187,17 @@ func (e *env) issue(number string, notBefore time.Time, validity time.Duration) 
 	return signer{key: key, cert: cert}
 }
 
+// issueProved is issue with the SMS proof made at proof.
+func (e *env) issueProved(number string, now, proof time.Time) signer {
+	e.t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := e.srv.CA.Issue(number, &key.PublicKey, time.Hour, now, proof)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return signer{key: key, cert: cert}
+}
+
 type response struct {
 	status int
 	header http.Header

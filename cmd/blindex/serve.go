@@ -128,7 +128,12 @@ copy of the data directory alone does not reveal the keys.
 Credentials from other CAs (see "blindex ca") are accepted when their roots
 are given with --trust-ca.
 
-Every credential the built-in CA issues, every change of a number's holder,
+Each key that proves a number by SMS holds it, with its own records: several
+apps (and devices) share a number. A key that proves the number later puts the
+other holders on notice: their records are hidden until they prove it again,
+and after --reproof-window they are retired.
+
+Every credential the built-in CA issues, every change of a number's holders,
 and every owner's state after a write go into a transparency log (its key is
 keys/log.key.age). Readers find it under /log/ (C2SP tlog-checkpoint and
 tlog-tiles); "blindex log verify" audits it and "blindex monitor" watches it
@@ -140,6 +145,7 @@ for one number. Each --witness cosigns the checkpoints the log publishes.`, stde
 	burst := fs.Int("budget-burst", directory.DefaultBudget.Burst, "evaluations a caller may make at once (a first address-book sync)")
 	perDay := fs.Int("budget-per-day", directory.DefaultBudget.PerDay, "evaluations a caller regains per day: one credential's enumeration rate")
 	global := fs.Int("budget-global-per-second", directory.DefaultBudget.GlobalPerSecond, "evaluations per second across all callers, per process")
+	reproof := fs.Duration("reproof-window", directory.DefaultReproofWindow, "how long a holder of a number has to prove it again by SMS once another key proved it later; then the holder is retired (records deleted, key revoked). The default, 72h, is a weekend away from the phone plus a working day, and bounds how long one intercepted SMS hides the owner's records")
 	witnesses := &stringList{}
 	fs.Var(witnesses, "witness", "a witness that cosigns the log's checkpoints, as `URL=vkey` (C2SP tlog-witness; its key is cosignature/v1); repeat for several")
 	logInterval := fs.Duration("log-interval", time.Second, "how often the log publishes a checkpoint (and asks the witnesses to cosign it)")
@@ -175,7 +181,10 @@ for one number. Each --witness cosigns the checkpoints the log publishes.`, stde
 			return fmt.Errorf("%s must not be 0", f.name)
 		}
 	}
-	cfg.Directory = directory.Config{MinBucketOwners: *minBucket, Roots: roots,
+	if *reproof < time.Second {
+		return fmt.Errorf("--reproof-window must be at least 1s")
+	}
+	cfg.Directory = directory.Config{MinBucketOwners: *minBucket, Roots: roots, ReproofWindow: *reproof,
 		Budget: directory.Budget{Burst: *burst, PerDay: *perDay, GlobalPerSecond: *global}}
 	if err := cfg.Directory.Validate(); err != nil {
 		return directoryFlagError(err)
@@ -216,6 +225,7 @@ var directoryFlags = map[string]string{
 	"Budget.Burst":           "--budget-burst",
 	"Budget.PerDay":          "--budget-per-day",
 	"Budget.GlobalPerSecond": "--budget-global-per-second",
+	"ReproofWindow":          "--reproof-window",
 }
 
 // directoryFlagError names, in an error of directory.Config.Validate, the
