@@ -31,6 +31,9 @@ var (
 	ErrExpired    = errors.New("credential: certificate is outside its validity period")
 	ErrUntrusted  = errors.New("credential: certificate is not trusted")
 	ErrKey        = errors.New("credential: public key is not ECDSA P-256")
+	// ErrProofTime is a bad id-blindex-proofTime (see ProofTime). It wraps
+	// ErrUntrusted: only a CA could have made the certificate so.
+	ErrProofTime = fmt.Errorf("%w: bad proof time", ErrUntrusted)
 )
 
 // clockSkew is how far NotBefore is backdated, so that a verifier whose clock
@@ -118,11 +121,14 @@ func (ca *CA) MarshalKey() ([]byte, error) { return x509.MarshalPKCS8PrivateKey(
 
 // Issue issues a credential for number (E.164, "+14155550100") bound to pub,
 // which must be an ECDSA P-256 key (else ErrKey). The certificate is valid
-// from now minus one minute until now plus validity. It returns the DER.
+// from now minus one minute until now plus validity, and carries proofTime,
+// in whole seconds, as its id-blindex-proofTime (see ProofTime): when the
+// SMS code was confirmed, which must not be after now. It returns the DER.
 //
-// The caller must have verified control of the number (Flow 1): Issue checks
-// only its shape.
-func (ca *CA) Issue(number string, pub crypto.PublicKey, validity time.Duration, now time.Time) ([]byte, error) {
+// The caller must have verified control of the number (Flow 1) at
+// proofTime: Issue checks only its shape. A renewal passes the proof time
+// of the credential it renews, never now.
+func (ca *CA) Issue(number string, pub crypto.PublicKey, validity time.Duration, now, proofTime time.Time) ([]byte, error) {
 	if !isP256(pub) {
 		return nil, ErrKey
 	}
@@ -130,6 +136,16 @@ func (ca *CA) Issue(number string, pub crypto.PublicKey, validity time.Duration,
 		return nil, errors.New("credential: validity must be positive")
 	}
 	ext, err := MarshalTNAuthList(number)
+	if err != nil {
+		return nil, err
+	}
+	// A zero time is a caller that forgot the proof, not a proof in year 1.
+	// After truncation, not after now means not after NotBefore plus
+	// clockSkew, so ProofTime accepts what Issue makes.
+	if proofTime.IsZero() || proofTime.Truncate(time.Second).After(now) {
+		return nil, fmt.Errorf("%w: zero or after issue", ErrProofTime)
+	}
+	proofExt, err := MarshalProofTime(proofTime)
 	if err != nil {
 		return nil, err
 	}
@@ -146,8 +162,13 @@ func (ca *CA) Issue(number string, pub crypto.PublicKey, validity time.Duration,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 		// Non-critical so that stock verifiers (openssl, crypto/x509) that do
-		// not know TNAuthList still accept the chain; Verify always reads it.
-		ExtraExtensions: []pkix.Extension{{Id: OIDTNAuthList, Value: ext}},
+		// not know TNAuthList or the proof time still accept the chain;
+		// Verify always reads both. RFC 5280 requires subjectDirectoryAttributes
+		// to be non-critical anyway.
+		ExtraExtensions: []pkix.Extension{
+			{Id: OIDTNAuthList, Value: ext},
+			{Id: OIDSubjectDirectoryAttributes, Value: proofExt},
+		},
 	}
 	return x509.CreateCertificate(rand.Reader, tmpl, ca.root, pub, ca.key)
 }
@@ -155,12 +176,13 @@ func (ca *CA) Issue(number string, pub crypto.PublicKey, validity time.Duration,
 // Verify parses a credential and checks that it chains to one of roots at time
 // now for client authentication, that its key is ECDSA P-256 with the
 // digitalSignature usage, and that its TNAuthList holds exactly one
-// TelephoneNumber, which must be '+' and digits. It returns that number and
+// TelephoneNumber, which must be '+' and digits, and that its proof time,
+// if it carries one, is well-formed (ProofTime). It returns that number and
 // the parsed certificate.
 //
-// Errors wrap ErrUntrusted (unparsable, bad chain, wrong key usage), ErrKey,
-// ErrNoNumber (also wrapping ErrTNAuthList if the extension is malformed) or
-// ErrExpired. ErrExpired is returned only for a credential that passes every
+// Errors wrap ErrUntrusted (unparsable, bad chain, wrong key usage, and
+// ErrProofTime), ErrKey, ErrNoNumber (also wrapping ErrTNAuthList if the
+// extension is malformed) or ErrExpired. ErrExpired is returned only for a credential that passes every
 // other check, so it can be reported to the user as "renew".
 func Verify(leafDER []byte, roots *x509.CertPool, now time.Time) (number string, leaf *x509.Certificate, err error) {
 	// A nil pool would make crypto/x509 fall back to the system roots, which
@@ -205,6 +227,9 @@ func Verify(leafDER []byte, roots *x509.CertPool, now time.Time) (number string,
 
 	number, err = Number(leaf)
 	if err != nil {
+		return "", nil, err
+	}
+	if _, err := ProofTime(leaf); err != nil {
 		return "", nil, err
 	}
 	if expired {

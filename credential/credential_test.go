@@ -48,7 +48,7 @@ func newKey(t *testing.T, curve elliptic.Curve) *ecdsa.PrivateKey {
 
 func issue(t *testing.T, ca *CA) []byte {
 	t.Helper()
-	der, err := ca.Issue(testNumber, newKey(t, elliptic.P256()).Public(), validity, testNow)
+	der, err := ca.Issue(testNumber, newKey(t, elliptic.P256()).Public(), validity, testNow, testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestNewCA(t *testing.T) {
 	}
 	// A leaf with its own key is not a CA.
 	leafKey := newKey(t, elliptic.P256())
-	leafDER, err := ca.Issue(testNumber, leafKey.Public(), validity, testNow)
+	leafDER, err := ca.Issue(testNumber, leafKey.Public(), validity, testNow, testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,10 @@ func TestNewCA(t *testing.T) {
 func TestIssueVerify(t *testing.T) {
 	ca, roots := newCA(t, "blindex test CA")
 	key := newKey(t, elliptic.P256())
-	der, err := ca.Issue(testNumber, key.Public(), validity, testNow)
+	// A proof made earlier, as a renewal passes it, with a fraction of a
+	// second that the certificate drops.
+	proof := testNow.Add(-3*time.Hour + 500*time.Millisecond)
+	der, err := ca.Issue(testNumber, key.Public(), validity, testNow, proof)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,10 +179,27 @@ func TestIssueVerify(t *testing.T) {
 	if c := bytes.Count(der, []byte(testDigits)); c != 1 {
 		t.Errorf("number digits appear %d times in the DER, want 1", c)
 	}
+	if got, err := ProofTime(leaf); err != nil || !got.Equal(testNow.Add(-3*time.Hour)) {
+		t.Errorf("ProofTime = %v, %v; want %v", got, err, testNow.Add(-3*time.Hour))
+	}
+	want, err := MarshalProofTime(proof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sda := 0
 	for _, e := range leaf.Extensions {
 		if e.Id.Equal(OIDTNAuthList) && e.Critical {
 			t.Error("TNAuthList is critical")
 		}
+		if e.Id.Equal(OIDSubjectDirectoryAttributes) {
+			sda++
+			if e.Critical || !bytes.Equal(e.Value, want) {
+				t.Errorf("subjectDirectoryAttributes: critical %v, value %x, want %x", e.Critical, e.Value, want)
+			}
+		}
+	}
+	if sda != 1 {
+		t.Errorf("%d subjectDirectoryAttributes extensions, want 1", sda)
 	}
 	// Serials are random.
 	der2 := issue(t, ca)
@@ -347,18 +367,27 @@ func TestIssueRejects(t *testing.T) {
 		"nil":         nil,
 		"nil pointer": (*ecdsa.PublicKey)(nil),
 	} {
-		_, err := ca.Issue(testNumber, pub, validity, testNow)
+		_, err := ca.Issue(testNumber, pub, validity, testNow, testNow)
 		wantErr(t, "Issue with "+name+" key", err, ErrKey)
 	}
 	pub := newKey(t, elliptic.P256()).Public()
 	for _, n := range []string{"", "14155550100", "+1415555010a", "+14155550100#", "+1234567890123456"} {
-		_, err := ca.Issue(n, pub, validity, testNow)
+		_, err := ca.Issue(n, pub, validity, testNow, testNow)
 		wantErr(t, "Issue for "+n, err, ErrTNAuthList)
 	}
 	for _, v := range []time.Duration{0, -time.Hour} {
-		if _, err := ca.Issue(testNumber, pub, v, testNow); err == nil {
+		if _, err := ca.Issue(testNumber, pub, v, testNow, testNow); err == nil {
 			t.Errorf("Issue accepted validity %v", v)
 		}
+	}
+	// A proof after the issue would be refused by ProofTime; a zero one is
+	// a caller that forgot it.
+	for _, p := range []time.Time{{}, testNow.Add(time.Second), testNow.Add(time.Hour)} {
+		_, err := ca.Issue(testNumber, pub, validity, testNow, p)
+		wantErr(t, "Issue with proof time "+p.String(), err, ErrProofTime)
+	}
+	if _, err := ca.Issue(testNumber, pub, validity, testNow, testNow.Add(999*time.Millisecond)); err != nil {
+		t.Errorf("Issue with a proof time in the second of the issue: %v", err)
 	}
 }
 

@@ -11,9 +11,10 @@ import (
 	"time"
 )
 
-// TestOpenSSL checks that a stock verifier that does not know TNAuthList
-// parses and accepts a credential, and that openssl's own ASN.1 parser reads
-// the extension as [2] EXPLICIT IA5String.
+// TestOpenSSL checks that a stock verifier that does not know TNAuthList or
+// the proof time parses, prints and accepts a credential, and that openssl's
+// own ASN.1 parser reads TNAuthList as [2] EXPLICIT IA5String and the proof
+// time as the 2.25 attribute with one GeneralizedTime.
 func TestOpenSSL(t *testing.T) {
 	openssl, err := exec.LookPath("openssl")
 	if err != nil {
@@ -34,7 +35,13 @@ func TestOpenSSL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leafDER, err := ca.Issue(testNumber, newKey(t, elliptic.P256()).Public(), validity, now)
+	// A proof a day old, as a renewal carries it.
+	proof := now.Add(-24 * time.Hour)
+	leafDER, err := ca.Issue(testNumber, newKey(t, elliptic.P256()).Public(), validity, now, proof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proofExt, err := MarshalProofTime(proof)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +65,7 @@ func TestOpenSSL(t *testing.T) {
 	otherPEM := write("other.pem", "CERTIFICATE", other.Root().Raw)
 	leafPEM := write("leaf.pem", "CERTIFICATE", leafDER)
 	tnalDER := write("tnal.der", "", tnal)
+	proofDER := write("proof.der", "", proofExt)
 
 	out, err := run("x509", "-in", leafPEM, "-noout", "-text")
 	if err != nil {
@@ -70,6 +78,9 @@ func TestOpenSSL(t *testing.T) {
 	}
 	if !strings.Contains(out, "1.3.6.1.5.5.7.1.26") && !strings.Contains(out, "TNAuthList") {
 		t.Errorf("openssl x509 -text output lacks the TNAuthList extension:\n%s", out)
+	}
+	if !strings.Contains(out, "Subject Directory Attributes") && !strings.Contains(out, "2.5.29.9") {
+		t.Errorf("openssl x509 -text output lacks the proof time extension:\n%s", out)
 	}
 
 	out, err = run("verify", "-CAfile", rootPEM, "-purpose", "sslclient", leafPEM)
@@ -87,6 +98,17 @@ func TestOpenSSL(t *testing.T) {
 		t.Fatalf("openssl asn1parse: %v\n%s", err, out)
 	}
 	for _, want := range []string{"SEQUENCE", "cont [ 2 ]", "IA5STRING", ":14155550100"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("openssl asn1parse output lacks %q:\n%s", want, out)
+		}
+	}
+
+	out, err = run("asn1parse", "-inform", "DER", "-in", proofDER)
+	if err != nil {
+		t.Fatalf("openssl asn1parse: %v\n%s", err, out)
+	}
+	for _, want := range []string{"SEQUENCE", "OBJECT            :" + OIDProofTime.String(), "SET",
+		"GENERALIZEDTIME   :" + proof.UTC().Format("20060102150405Z")} {
 		if !strings.Contains(out, want) {
 			t.Errorf("openssl asn1parse output lacks %q:\n%s", want, out)
 		}
