@@ -198,6 +198,16 @@ func (e *env) issueProved(number string, now, proof time.Time) signer {
 	return signer{key: key, cert: cert}
 }
 
+// reprove returns s's key with a new credential whose SMS proof is at now.
+func (e *env) reprove(s signer, number string, now time.Time) signer {
+	e.t.Helper()
+	cert, err := e.srv.CA.Issue(number, &s.key.PublicKey, time.Hour, now, now)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return signer{key: s.key, cert: cert}
+}
+
 type response struct {
 	status int
 	header http.Header

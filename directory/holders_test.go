@@ -358,3 +358,47 @@ func TestHiddenLooksAbsent(t *testing.T) {
 		t.Errorf("a hidden record's bucket differs from the absent one:\n%s\n%s", hidden, before)
 	}
 }
+
+// TestRotationKeepsHolders: a new epoch's index inherits the holders of the
+// one before, so the order in which holders first use the new epoch puts
+// nobody on notice.
+func TestRotationKeepsHolders(t *testing.T) {
+	e := newEnv(t, directory.Config{})
+	e.alignClock()
+	now := func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
+	touch := func(s *signer) api.HoldersResponse {
+		t.Helper()
+		r := e.do("POST", api.PathHolders, struct{}{}, s)
+		var resp api.HoldersResponse
+		if r.status != 200 || json.Unmarshal(r.body, &resp) != nil {
+			t.Fatalf("holders: %d %s", r.status, r.body)
+		}
+		return resp
+	}
+	x := e.issueProved(bob, now(), now())
+	touch(&x)
+	e.later(2 * time.Second)
+	y := e.issueProved(bob, now(), now())
+	touch(&y) // x goes on notice
+	e.later(2 * time.Second)
+	x = e.reprove(x, bob, now()) // x clears it, with the later proof now
+	if resp := touch(&x); len(resp.Holders) != 2 || resp.Holders[0].NoticeUntil != nil || resp.Holders[1].NoticeUntil != nil {
+		t.Fatalf("epoch 0 holders %+v: want two, neither on notice", resp.Holders)
+	}
+	if _, err := directory.StartEpoch(t.Context(), e.srv.Node.Store, time.Hour, now()); err != nil {
+		t.Fatal(err)
+	}
+	e.later(3 * time.Second) // past the server's epoch cache
+	// The holder with the older proof uses the new epoch first: without
+	// inheritance, x's later proof would then put it on notice.
+	touch(&y)
+	resp := touch(&x)
+	if resp.Epoch != 1 || len(resp.Holders) != 2 {
+		t.Fatalf("epoch %d holders %+v: want epoch 1, two holders", resp.Epoch, resp.Holders)
+	}
+	for _, h := range resp.Holders {
+		if h.NoticeUntil != nil {
+			t.Errorf("holder %x on notice after the rotation", h.KeyHash[:4])
+		}
+	}
+}
