@@ -193,10 +193,6 @@ func DecideEvict(hs []Holder, by, target [32]byte, now time.Time) (HolderChange,
 	return c, nil
 }
 
-// Served reports whether records of h are served to callers: a holder on
-// notice is hidden exactly as if it had no records.
-func Served(h Holder) bool { return !h.OnNotice() }
-
 // Wins reports whether a record published by a holder whose latest proof
 // is a beats another holder's record of the same app (the same record id)
 // published by a holder whose latest proof is b: the later proof wins, and
