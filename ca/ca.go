@@ -181,12 +181,12 @@ func (s *Service) LogTo(tl *translog.Log, label func(number string) ([32]byte, e
 	s.tlog, s.label = tl, label
 }
 
-// issue signs a credential for number and pub and, if the service logs,
-// returns with it the inclusion proof of its log entry. finish appends the
-// entry (nil if not logging) in the transaction that ends the
-// verification, or alone for a renewal.
-func (s *Service) issue(ctx context.Context, number string, pub any, now time.Time, finish func(entry []byte) (int64, error)) (api.VerifyConfirmResponse, error) {
-	der, err := s.cfg.CA.Issue(number, pub, s.cfg.CredentialValidity, now)
+// issue signs a credential for number and pub, proved by SMS at proof, and,
+// if the service logs, returns with it the inclusion proof of its log
+// entry. finish appends the entry (nil if not logging) in the transaction
+// that ends the verification, or alone for a renewal.
+func (s *Service) issue(ctx context.Context, number string, pub any, now, proof time.Time, finish func(entry []byte) (int64, error)) (api.VerifyConfirmResponse, error) {
+	der, err := s.cfg.CA.Issue(number, pub, s.cfg.CredentialValidity, now, proof)
 	if err != nil {
 		return api.VerifyConfirmResponse{}, err
 	}
@@ -591,8 +591,9 @@ func (s *Service) serveConfirm(r *http.Request, req api.VerifyConfirmRequest) (a
 		return api.VerifyConfirmResponse{}, ErrWrongCode
 	}
 	// The verification ends in the transaction that logs the credential:
-	// one code yields at most one credential, and none goes unlogged.
-	resp, err := s.issue(ctx, number, pub, now, func(entry []byte) (int64, error) {
+	// one code yields at most one credential, and none goes unlogged. The
+	// code was confirmed now: that is the credential's proof time.
+	resp, err := s.issue(ctx, number, pub, now, now, func(entry []byte) (int64, error) {
 		return s.cfg.Store.FinishVerification(ctx, id, entry)
 	})
 	if errors.Is(err, ErrNotFound) {
@@ -604,7 +605,8 @@ func (s *Service) serveConfirm(r *http.Request, req api.VerifyConfirmRequest) (a
 // serveRenew issues a fresh credential for the same number and key to the
 // holder of a valid credential from this CA: no new SMS while the current
 // credential is valid. The key stays the same, so directories see the same
-// holder.
+// holder, and so does the proof time: a renewal extends a credential's life
+// but is never a proof.
 func (s *Service) serveRenew(r *http.Request, body []byte) (api.VerifyConfirmResponse, error) {
 	now := s.cfg.Now()
 	number, leaf, err := httpapi.Authenticate(s.sigs, r, body, s.roots, now)
@@ -634,7 +636,15 @@ func (s *Service) renew(ctx context.Context, number string, leaf *x509.Certifica
 	if err := s.limit(ctx, "renew/key/day", string(keyHash[:]), 24*time.Hour, s.cfg.Limits.RenewalsPerDay, ErrTooManyRenewals); err != nil {
 		return api.VerifyConfirmResponse{}, err
 	}
-	return s.issue(ctx, number, leaf.PublicKey, now, func(entry []byte) (int64, error) {
+	// Copied, never now: a renewal that counted as a proof would let the
+	// holder of a stolen key outrank the owner's later SMS proof without
+	// ever receiving a code. A credential from before the proof time
+	// carries its NotBefore on, so its renewals do not advance it either.
+	proof, err := credential.ProofTime(leaf)
+	if err != nil {
+		return api.VerifyConfirmResponse{}, httpapi.ErrCredentialUntrusted // Authenticate's Verify refuses it first
+	}
+	return s.issue(ctx, number, leaf.PublicKey, now, proof, func(entry []byte) (int64, error) {
 		if entry == nil {
 			return -1, nil
 		}

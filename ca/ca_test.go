@@ -3,16 +3,19 @@ package ca_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -31,6 +34,7 @@ import (
 	"blindex.dev/blindex/directory/postgres/pgtest"
 	"blindex.dev/blindex/directory/sqlite"
 	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/internal/httpsig"
 	"blindex.dev/blindex/internal/sms"
 )
 
@@ -69,7 +73,10 @@ type harness struct {
 	url   string
 	inbox *inbox
 	skew  atomic.Int64 // added to the clock, in nanoseconds
-	pub   []byte       // a P-256 public key to confirm with
+	now   func() time.Time
+	root  *credential.CA
+	key   *ecdsa.PrivateKey // confirmed with and renewed by
+	pub   []byte            // key's public key, PKIX DER
 }
 
 // engines opens a new, empty store of each engine.
@@ -98,15 +105,19 @@ func newHarness(t *testing.T, store directory.Store, cfg ca.Config) *harness {
 	t.Helper()
 	t.Cleanup(func() { store.Close() })
 	h := &harness{t: t, inbox: &inbox{codes: map[string]string{}}}
-	root, err := credential.GenerateCA("blindex test CA", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A fixed point five minutes into an hour, so the hourly windows of the
 	// limits never straddle a boundary mid-test.
 	base := time.Now().Truncate(time.Hour).Add(5 * time.Minute)
+	// The root is older than the clock (base may be before time.Now) and
+	// than the legacy credentials the tests make.
+	root, err := credential.GenerateCA("blindex test CA", base.AddDate(0, -1, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg.Store, cfg.CA, cfg.SMS = store, root, h.inbox
-	cfg.Now = func() time.Time { return base.Add(time.Duration(h.skew.Load())) }
+	h.now = func() time.Time { return base.Add(time.Duration(h.skew.Load())) }
+	h.root = root
+	cfg.Now = h.now
 	cfg.Limits.NetworkPerHour = 1000 // every request comes from one address
 	svc, err := ca.New(cfg)
 	if err != nil {
@@ -115,11 +126,10 @@ func newHarness(t *testing.T, store directory.Store, cfg ca.Config) *harness {
 	srv := httptest.NewServer(svc.Handler())
 	t.Cleanup(srv.Close)
 	h.url = srv.URL
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	if h.key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
 		t.Fatal(err)
 	}
-	if h.pub, err = x509.MarshalPKIXPublicKey(&key.PublicKey); err != nil {
+	if h.pub, err = x509.MarshalPKIXPublicKey(&h.key.PublicKey); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -439,4 +449,192 @@ func TestConfigRefused(t *testing.T) {
 	if _, err := ca.New(cfg); err != nil {
 		t.Errorf("New with DefaultLimits: %v", err)
 	}
+}
+
+// renew asks for a renewal of cert, signed with h.key at the CA's clock.
+func (h *harness) renew(cert []byte) answer {
+	h.t.Helper()
+	body := []byte(`{}`)
+	req, err := http.NewRequest("POST", h.url+api.PathRenew, bytes.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if err := httpsig.Sign(req, body, h.key, cert, h.now()); err != nil {
+		h.t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return answer{resp.StatusCode, resp.Header, b}
+}
+
+// credential returns the certificate of a successful confirm or renew,
+// checked to be bound to h.key.
+func (h *harness) credential(a answer, what string) ([]byte, *x509.Certificate) {
+	h.t.Helper()
+	if a.status != http.StatusOK {
+		h.t.Fatalf("%s: %d %q", what, a.status, a.message())
+	}
+	var r api.VerifyConfirmResponse
+	if err := json.Unmarshal(a.body, &r); err != nil {
+		h.t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(r.Certificate)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if !h.key.PublicKey.Equal(leaf.PublicKey) {
+		h.t.Fatalf("%s: credential for another key", what)
+	}
+	return r.Certificate, leaf
+}
+
+// wantProof checks the proof time and the issue time of leaf.
+func wantProof(t *testing.T, what string, leaf *x509.Certificate, proof, issued time.Time) {
+	t.Helper()
+	got, err := credential.ProofTime(leaf)
+	if err != nil || !got.Equal(proof.Truncate(time.Second)) {
+		t.Errorf("%s: ProofTime = %v, %v; want %v", what, got, err, proof.Truncate(time.Second))
+	}
+	if nb := issued.Add(-time.Minute).Truncate(time.Second); !leaf.NotBefore.Equal(nb) {
+		t.Errorf("%s: NotBefore = %v, want %v (issued now)", what, leaf.NotBefore, nb)
+	}
+}
+
+// TestProofTime is issue 16's principle at the CA: a credential's proof
+// time is when its SMS code was confirmed, and a renewal, however often and
+// however much later, copies it: it extends the credential's life but is
+// never a proof. Only a new verification moves it.
+func TestProofTime(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			h := newHarness(t, e.open(t), ca.Config{})
+			id, code := h.start(owner)
+			// Confirmed a while after the start, in the middle of a second:
+			// the proof is the confirmation, in whole seconds.
+			h.skew.Add(int64(90*time.Second + 700*time.Millisecond))
+			confirmed := h.now()
+			cert, leaf := h.credential(h.confirm(id, owner, code), "confirm")
+			wantProof(t, "confirm", leaf, confirmed, confirmed)
+
+			for i, advance := range []time.Duration{0, time.Second, time.Hour, 3 * 24 * time.Hour} {
+				h.skew.Add(int64(advance))
+				cert, leaf = h.credential(h.renew(cert), "renewal "+strconv.Itoa(i+1))
+				wantProof(t, "renewal "+strconv.Itoa(i+1), leaf, confirmed, h.now())
+			}
+
+			h.skew.Add(int64(time.Hour))
+			id, code = h.start(owner)
+			reproved := h.now()
+			cert, leaf = h.credential(h.confirm(id, owner, code), "second verification")
+			wantProof(t, "second verification", leaf, reproved, reproved)
+			h.skew.Add(int64(time.Hour))
+			_, leaf = h.credential(h.renew(cert), "renewal of the second verification")
+			wantProof(t, "renewal of the second verification", leaf, reproved, h.now())
+		})
+	}
+}
+
+// legacyCredential signs, with h's CA, a credential for owner and h.key as
+// this package issued them before the proof time existed (no
+// subjectDirectoryAttributes), or with proof as the raw value of that
+// extension.
+func (h *harness) legacyCredential(notBefore time.Time, proof []byte) []byte {
+	h.t.Helper()
+	keyDER, err := h.root.MarshalKey()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	caKey, err := x509.ParsePKCS8PrivateKey(keyDER)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	tnal, err := credential.MarshalTNAuthList(owner)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(7),
+		Subject:               pkix.Name{CommonName: "blindex number credential"},
+		NotBefore:             notBefore,
+		NotAfter:              notBefore.Add(ca.DefaultCredentialValidity),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+		ExtraExtensions:       []pkix.Extension{{Id: credential.OIDTNAuthList, Value: tnal}},
+	}
+	if proof != nil {
+		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: credential.OIDSubjectDirectoryAttributes, Value: proof})
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, h.root.Root(), &h.key.PublicKey, caKey.(crypto.Signer))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return der
+}
+
+// TestRenewLegacyCredential renews a credential without a proof time: its
+// NotBefore is its proof time, and the renewals carry that on rather than
+// their own, so the credentials of the previous version do not gain a
+// later proof by renewing.
+func TestRenewLegacyCredential(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			h := newHarness(t, e.open(t), ca.Config{})
+			notBefore := h.now().Add(-10 * 24 * time.Hour).Truncate(time.Second)
+			cert := h.legacyCredential(notBefore, nil)
+			var leaf *x509.Certificate
+			for i := range 2 {
+				h.skew.Add(int64(time.Hour))
+				cert, leaf = h.credential(h.renew(cert), "renewal "+strconv.Itoa(i+1))
+				wantProof(t, "renewal "+strconv.Itoa(i+1), leaf, notBefore, h.now())
+			}
+		})
+	}
+}
+
+// TestRenewBadProofTime: a credential of this CA whose proof time is later
+// than its issue, or malformed, is not renewed.
+func TestRenewBadProofTime(t *testing.T) {
+	h := newHarness(t, engines[0].open(t), ca.Config{})
+	notBefore := h.now().Add(-time.Hour).Truncate(time.Second)
+	late, err := credential.MarshalProofTime(notBefore.Add(2 * time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := credential.MarshalProofTime(notBefore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// good is SEQUENCE { SEQUENCE { OID, SET { GeneralizedTime } } }, all
+	// short-form lengths: the OID and the time are its parts.
+	tlv := func(tag byte, parts ...[]byte) []byte {
+		body := bytes.Join(parts, nil)
+		return append([]byte{tag, byte(len(body))}, body...)
+	}
+	oid, gt := good[4:26], good[28:]
+	if !bytes.Equal(tlv(0x30, tlv(0x30, oid, tlv(0x31, gt))), good) {
+		t.Fatalf("unexpected encoding %x", good)
+	}
+	for name, proof := range map[string][]byte{
+		"later than the issue": late,
+		"trailing data":        append(bytes.Clone(good), 0),
+		"two values":           tlv(0x30, tlv(0x30, oid, tlv(0x31, gt, gt))),
+		"two attributes":       tlv(0x30, tlv(0x30, oid, tlv(0x31, gt)), tlv(0x30, oid, tlv(0x31, gt))),
+	} {
+		a := h.renew(h.legacyCredential(notBefore, proof))
+		if a.status != http.StatusUnauthorized {
+			t.Errorf("%s: renewal answered %d %q, want 401", name, a.status, a.message())
+		}
+	}
+	// The same credential with a good proof time renews.
+	_, leaf := h.credential(h.renew(h.legacyCredential(notBefore, good)), "good proof time")
+	wantProof(t, "good proof time", leaf, notBefore, h.now())
 }
