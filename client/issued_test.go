@@ -22,7 +22,7 @@ func TestCheckIssued(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	issue := func(number string, k *ecdsa.PrivateKey) api.VerifyConfirmResponse {
-		der, err := ca.Issue(number, &k.PublicKey, time.Hour, now)
+		der, err := ca.Issue(number, &k.PublicKey, time.Hour, now, now)
 		if err != nil {
 			t.Fatal(err)
 		}

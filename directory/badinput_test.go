@@ -329,7 +329,8 @@ func TestBadInputMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	forgedKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	forgedCert, err := otherCA.Issue(bob, &forgedKey.PublicKey, time.Hour, time.Now())
+	issued := time.Now()
+	forgedCert, err := otherCA.Issue(bob, &forgedKey.PublicKey, time.Hour, issued, issued)
 	if err != nil {
 		t.Fatal(err)
 	}

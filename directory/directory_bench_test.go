@@ -115,7 +115,8 @@ func (s *benchServer) credential(b *testing.B, number string) benchCredential {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cert, err := s.srv.CA.Issue(number, &key.PublicKey, 24*time.Hour, time.Now().Add(-time.Minute))
+	issued := time.Now().Add(-time.Minute)
+	cert, err := s.srv.CA.Issue(number, &key.PublicKey, 24*time.Hour, issued, issued)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -246,7 +246,8 @@ func TestCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged := e.issue(alice, time.Now(), time.Hour)
-	forged.cert, err = otherCA.Issue(alice, &forged.key.PublicKey, time.Hour, time.Now())
+	issued := time.Now()
+	forged.cert, err = otherCA.Issue(alice, &forged.key.PublicKey, time.Hour, issued, issued)
 	if err != nil {
 		t.Fatal(err)
 	}

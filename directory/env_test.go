@@ -180,7 +180,7 @@ type signer struct {
 func (e *env) issue(number string, notBefore time.Time, validity time.Duration) signer {
 	e.t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	cert, err := e.srv.CA.Issue(number, &key.PublicKey, validity, notBefore)
+	cert, err := e.srv.CA.Issue(number, &key.PublicKey, validity, notBefore, notBefore)
 	if err != nil {
 		e.t.Fatal(err)
 	}

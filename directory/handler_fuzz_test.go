@@ -127,7 +127,7 @@ func (d *fuzzDirectory) issue(tb testing.TB, number string, notBefore time.Time)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cert, err := d.ca.Issue(number, &key.PublicKey, 72*time.Hour, notBefore)
+	cert, err := d.ca.Issue(number, &key.PublicKey, 72*time.Hour, notBefore, notBefore)
 	if err != nil {
 		tb.Fatal(err)
 	}

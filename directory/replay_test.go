@@ -56,7 +56,8 @@ func testReplayAfterRestart(t *testing.T, db string) {
 	srv := start()
 
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	cert, err := srv.CA.Issue(bob, &key.PublicKey, 24*time.Hour, time.Now().Add(-time.Minute))
+	issued := time.Now().Add(-time.Minute)
+	cert, err := srv.CA.Issue(bob, &key.PublicKey, 24*time.Hour, issued, issued)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ func newKey(t testing.TB, curve elliptic.Curve) *ecdsa.PrivateKey {
 func issue(t testing.TB, ca *credential.CA, roots *x509.CertPool, number string, validity time.Duration) *cred {
 	t.Helper()
 	key := newKey(t, elliptic.P256())
-	leaf, err := ca.Issue(number, key.Public(), validity, testNow)
+	leaf, err := ca.Issue(number, key.Public(), validity, testNow, testNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestDefaults(t *testing.T) {
 	ca, roots := newCA(t)
 	key := newKey(t, elliptic.P256())
 	now := time.Now()
-	leaf, err := ca.Issue(caller, key.Public(), validity, now)
+	leaf, err := ca.Issue(caller, key.Public(), validity, now, now)
 	if err != nil {
 		t.Fatal(err)
 	}
