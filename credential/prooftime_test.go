@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math/big"
+	"os"
 	"testing"
 	"time"
 )
@@ -46,6 +47,16 @@ func TestMarshalProofTimeKnownAnswer(t *testing.T) {
 	}
 	if _, err := MarshalProofTime(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)); !errors.Is(err, ErrProofTime) {
 		t.Errorf("MarshalProofTime(year 10000): %v, want ErrProofTime", err)
+	}
+	// The document's vector and OID are these, so they cannot drift apart.
+	doc, err := os.ReadFile("../docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{proofTimeVector, "{ 2 25 " + uuid.String() + " }", "bd9a14eb-4b3d-4509-ad6d-a8673032687d"} {
+		if !bytes.Contains(doc, []byte(want)) {
+			t.Errorf("docs/protocol.md lacks %q", want)
+		}
 	}
 }
 
