@@ -1,6 +1,7 @@
 // Package credential implements number credentials: short-lived ECDSA P-256
 // X.509 certificates that carry one telephone number in a TNAuthList extension
-// (RFC 8226), issued by a CA after SMS verification, and their verification.
+// (RFC 8226) and the time that number was proved by SMS (ProofTime), issued by
+// a CA after SMS verification, and their verification.
 //
 // A credential discloses its number to whoever sees it: it is meant for the
 // directory (which derives a pseudonym from it and does not store it) and for
