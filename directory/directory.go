@@ -967,6 +967,11 @@ func (s *Server) publish(ctx context.Context, c *caller, req api.PublishRequest)
 	if errors.Is(err, ErrExhausted) {
 		return api.WriteResponse{}, ErrTooManyRecords
 	}
+	if errors.Is(err, ErrNotFound) {
+		// Authentication made the caller a holder; only a retirement
+		// since then removes the row.
+		return api.WriteResponse{}, ErrRevoked
+	}
 	if err != nil {
 		return api.WriteResponse{}, err
 	}
