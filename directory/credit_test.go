@@ -1,12 +1,17 @@
 package directory_test
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"blindex.dev/blindex/acl"
+	"blindex.dev/blindex/client"
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/oprf"
 )
 
 // TestBucketCreditNeedsEvaluation: a caller that evaluated nothing gets no
@@ -21,5 +26,69 @@ func TestBucketCreditNeedsEvaluation(t *testing.T) {
 	}
 	if ra := r.header.Get("Retry-After"); ra != "" {
 		t.Errorf("a credit refusal carries Retry-After %q: waiting does not buy credit", ra)
+	}
+}
+
+// shortPrefixEnv is a directory whose prefix length is 6 bits, and a caller
+// that has bought 16 bucket fetches.
+func shortPrefixEnv(t *testing.T) (*env, signer) {
+	e := newEnv(t, directory.Config{MinBucketOwners: 1})
+	e.store.extra.Store(63)
+	owner := e.register(bob) // and its publish makes the server count again
+	publish(t, owner, "org.example.chat", client.Access{Visibility: acl.Public})
+	for deadline := time.Now().Add(5 * time.Second); e.prefixBits() != 6; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("prefix bits %d with 64 owners, want 6", e.prefixBits())
+		}
+	}
+	s := e.issue(dave, time.Now(), time.Hour)
+	elements := make([][]byte, 16)
+	for i := range elements {
+		_, b, _ := oprf.Blind([][]byte{fmt.Appendf(nil, "+1202555%04d", i)})
+		elements[i] = b[0]
+	}
+	if r := e.do(http.MethodPost, api.PathEvaluate, api.EvaluateRequest{Elements: elements}, &s); r.status != 200 {
+		t.Fatalf("evaluate: %d %s", r.status, r.body)
+	}
+	return e, s
+}
+
+// TestShortPrefixCostsEveryBucket: a fetch at a prefix shorter than the
+// server's costs one fetch for every server bucket each prefix spans, and
+// one that costs more than the credit left is refused whole.
+func TestShortPrefixCostsEveryBucket(t *testing.T) {
+	e, s := shortPrefixEnv(t)
+	fetch := func(bits int, prefixes ...uint32) response {
+		return e.do(http.MethodPost, api.PathBuckets, api.BucketsRequest{PrefixBits: bits, Prefixes: prefixes}, &s)
+	}
+	if r := fetch(4, 0); r.status != 200 { // 4 buckets of 6 bits: 12 left
+		t.Fatalf("2 bits short: %d %s", r.status, r.body)
+	}
+	if r := fetch(2, 0); r.status != 429 { // 16 > 12
+		t.Errorf("4 bits short with 12 fetches left: %d %s, want 429", r.status, r.body)
+	}
+	if r := fetch(4, 1, 2, 3); r.status != 200 { // the refusal charged nothing: 12 left
+		t.Fatalf("3 prefixes 2 bits short: %d %s", r.status, r.body)
+	}
+	if r := fetch(6, 0); r.status != 429 {
+		t.Errorf("a fetch after the credit is spent: %d %s, want 429", r.status, r.body)
+	}
+}
+
+// TestScrapeRefused: a fetch far below the server's prefix, down to the
+// whole directory at prefix_bits 0, is refused however much credit the
+// caller has: one evaluation never buys more than one bucket's worth.
+func TestScrapeRefused(t *testing.T) {
+	e, s := shortPrefixEnv(t)
+	for _, bits := range []int{0, 1} {
+		r := e.do(http.MethodPost, api.PathBuckets, api.BucketsRequest{PrefixBits: bits, Prefixes: []uint32{0}}, &s)
+		if r.status != 409 || !strings.Contains(r.message(), "more than 4 below") {
+			t.Errorf("prefix_bits %d with the server at 6: %d %s, want 409", bits, r.status, r.body)
+		}
+	}
+	// Nothing was charged: the 16 fetches bought are all there.
+	r := e.do(http.MethodPost, api.PathBuckets, api.BucketsRequest{PrefixBits: 2, Prefixes: []uint32{0}}, &s)
+	if r.status != 200 {
+		t.Errorf("4 bits short with 16 fetches: %d %s, want 200", r.status, r.body)
 	}
 }

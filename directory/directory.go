@@ -155,9 +155,15 @@ var (
 	errStaleProof     = httpapi.New(http.StatusForbidden, ErrStaleProof.Error(), "prove the number by SMS again (within the last 10 minutes, and not while on notice) before evicting another key")
 	errNotHolder      = httpapi.New(http.StatusNotFound, ErrNotHolder.Error(), "no other holder of this number has that key hash")
 	ErrStalePrefix    = httpapi.New(http.StatusConflict, "directory: prefix_bits above the current value", "prefix_bits above the server's current value: fetch /v1/config and retry")
+	ErrShortPrefix    = httpapi.New(http.StatusConflict, "directory: prefix_bits too far below the current value", fmt.Sprintf("prefix_bits more than %d below the server's current value: fetch /v1/config and retry", MaxWidenBits))
 	ErrTooManyRecords = httpapi.New(http.StatusConflict, "directory: too many records for this owner", "too many records for this number")
 	errNoRecord       = httpapi.New(http.StatusNotFound, "directory: no such record", "not found")
 )
+
+// MaxWidenBits is how many bits below the server's prefix length a bucket
+// fetch may go: a bucket then spans up to 16 of the server's buckets, and
+// costs as many fetches.
+const MaxWidenBits = 4
 
 // Server is a blindex directory. Create it with New; it is safe for
 // concurrent use.
@@ -786,9 +792,17 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 		return api.BucketsResponse{}, err
 	}
 	// A longer prefix than the server's would shrink buckets below the
-	// anonymity target; a shorter one only widens them.
+	// anonymity target. A shorter one widens them: each spans 2^(pb-p) of
+	// the server's buckets and costs that many fetches, so one evaluation
+	// never buys more than one bucket's worth of records; and it is
+	// refused beyond MaxWidenBits, so no fetch reads a large part of the
+	// directory at once.
 	if req.PrefixBits > pb {
 		return api.BucketsResponse{}, ErrStalePrefix
+	}
+	widen := pb - req.PrefixBits
+	if widen > MaxWidenBits {
+		return api.BucketsResponse{}, ErrShortPrefix
 	}
 	ranges := make([]BucketRange, len(req.Prefixes))
 	seen := make(map[uint32]bool, len(req.Prefixes))
@@ -802,7 +816,7 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 		seen[p] = true
 		ranges[i] = bucketRange(p, req.PrefixBits)
 	}
-	if err := s.spendBuckets(ctx, c, len(ranges)); err != nil {
+	if err := s.spendBuckets(ctx, c, len(ranges)<<widen); err != nil {
 		return api.BucketsResponse{}, err
 	}
 	now := s.cfg.Now()

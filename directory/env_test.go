@@ -259,6 +259,7 @@ type countingStore struct {
 	directory.Store
 	rows       atomic.Int64
 	countDelay atomic.Int64 // added to each CountOwners, in nanoseconds
+	extra      atomic.Int64 // owners added to each CountOwners' answer
 
 	mu     sync.Mutex
 	counts []time.Time // when each CountOwners began, on the real clock
@@ -273,7 +274,8 @@ func (c *countingStore) CountOwners(ctx context.Context, now time.Time) (int, er
 	case <-ctx.Done(): // the server stopping
 		return 0, ctx.Err()
 	}
-	return c.Store.CountOwners(ctx, now)
+	n, err := c.Store.CountOwners(ctx, now)
+	return n + int(c.extra.Load()), err
 }
 
 // countsSince returns when the counts that began after t began.
