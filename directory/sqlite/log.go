@@ -139,12 +139,12 @@ func (s *Store) SaveCheckpoint(ctx context.Context, size int64, signed []byte) e
 	return err
 }
 
-// logState appends the State entry of index's current records inside tx,
-// if directory.StateLabel says the change is logged, and returns its log
-// index, or -1.
-func logState(ctx context.Context, tx *sql.Tx, index [32]byte, at time.Time) (int64, error) {
+// logState appends the State entry of holder's current records under
+// index inside tx, if directory.StateLabel says the change is logged (the
+// label is the one holder's row keeps), and returns its log index, or -1.
+func logState(ctx context.Context, tx *sql.Tx, index, holder [32]byte, at time.Time) (int64, error) {
 	var stored []byte
-	err := tx.QueryRowContext(ctx, `SELECT label FROM holders WHERE idx = ?`, index[:]).Scan(&stored)
+	err := tx.QueryRowContext(ctx, `SELECT label FROM holders WHERE idx = ? AND key_hash = ?`, index[:], holder[:]).Scan(&stored)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, err
 	}
@@ -155,56 +155,79 @@ func logState(ctx context.Context, tx *sql.Tx, index [32]byte, at time.Time) (in
 	if !ok {
 		return -1, nil
 	}
-	recs, err := ownerState(ctx, tx, index)
+	recs, err := ownerState(ctx, tx, index, holder)
 	if err != nil {
 		return 0, err
 	}
-	e, err := translog.StateEntry(label, recs, at)
+	e, err := translog.StateEntry(label, holder, recs, at)
 	if err != nil {
 		return 0, err
 	}
 	return appendLog(ctx, tx, e)
 }
 
-func (s *Store) OwnerState(ctx context.Context, index [32]byte) ([]translog.StateRecord, error) {
+func (s *Store) OwnerState(ctx context.Context, index, holder [32]byte) ([]translog.StateRecord, error) {
 	tx, err := s.ro.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback()
-	return ownerState(ctx, tx, index)
+	return ownerState(ctx, tx, index, holder)
 }
 
-// ownerState reads what an owner's state commitment covers: each record
-// with its access list, in one query (a record without a list has none).
-func ownerState(ctx context.Context, tx *sql.Tx, index [32]byte) ([]translog.StateRecord, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT r.record_id, r.ciphertext, r.visibility, r.expires_at,
-			COALESCE(a.allow, x''), COALESCE(a.deny, x'')
-		FROM records r LEFT JOIN acls a ON a.idx = r.idx AND a.record_id = r.record_id
-		WHERE r.idx = ?`, index[:])
+// ownerState reads what a State entry of holder's records under index
+// covers: each record, then the members of their access lists, sorted.
+// This is the owner's own path: it reads whole lists.
+func ownerState(ctx context.Context, tx *sql.Tx, index, holder [32]byte) ([]translog.StateRecord, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT record_id, ciphertext, visibility, expires_at
+		FROM records WHERE idx = ? AND holder = ? ORDER BY record_id`, index[:], holder[:])
+	if err != nil {
+		return nil, err
+	}
+	var recs []translog.StateRecord
+	at := map[[32]byte]int{}
+	for rows.Next() {
+		var rid, ct []byte
+		var vis, exp int64
+		if err := rows.Scan(&rid, &ct, &vis, &exp); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if len(rid) != 32 {
+			rows.Close()
+			return nil, corrupt("record row")
+		}
+		at[[32]byte(rid)] = len(recs)
+		recs = append(recs, translog.StateRecord{RecordID: [32]byte(rid), CiphertextSHA256: sha256.Sum256(ct),
+			Expires: time.Unix(exp, 0), ACL: acl.List{Visibility: acl.Visibility(vis)}})
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, err
+	}
+	rows, err = tx.QueryContext(ctx, `SELECT record_id, kind, pseudonym FROM acl_members
+		WHERE idx = ? AND holder = ? ORDER BY record_id, kind, pseudonym`, index[:], holder[:])
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var recs []translog.StateRecord
 	for rows.Next() {
-		var rid, ct, allow, deny []byte
-		var vis, exp int64
-		if err := rows.Scan(&rid, &ct, &vis, &exp, &allow, &deny); err != nil {
+		var rid, p []byte
+		var kind int
+		if err := rows.Scan(&rid, &kind, &p); err != nil {
 			return nil, err
 		}
-		if len(rid) != 32 {
-			return nil, corrupt("record row")
+		i, ok := at[[32]byte(rid)]
+		if len(rid) != 32 || len(p) != acl.PseudonymSize || !ok {
+			return nil, corrupt("acl row")
 		}
-		r := translog.StateRecord{RecordID: [32]byte(rid), CiphertextSHA256: sha256.Sum256(ct),
-			Expires: time.Unix(exp, 0), ACL: acl.List{Visibility: acl.Visibility(vis)}}
-		if r.ACL.Allow, err = unpackPseudonyms(allow); err != nil {
-			return nil, err
+		switch kind {
+		case kindAllow:
+			recs[i].ACL.Allow = append(recs[i].ACL.Allow, acl.Pseudonym(p))
+		case kindDeny:
+			recs[i].ACL.Deny = append(recs[i].ACL.Deny, acl.Pseudonym(p))
+		default:
+			return nil, corrupt("acl row")
 		}
-		if r.ACL.Deny, err = unpackPseudonyms(deny); err != nil {
-			return nil, err
-		}
-		recs = append(recs, r)
 	}
 	return recs, rows.Err()
 }

@@ -2,8 +2,9 @@ package sqlite
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"database/sql"
-	"math/rand/v2"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +14,7 @@ import (
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/directory"
+	"blindex.dev/blindex/translog"
 )
 
 // TestMigrateACLsFromVersion3 writes a version 3 database the way version 3
@@ -81,18 +83,20 @@ func TestMigrateACLsFromVersion3(t *testing.T) {
 	if err := s.rw.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != SchemaVersion {
 		t.Fatalf("user_version %d, %v", v, err)
 	}
+	// Through version 4's blobs into version 6's members.
 	var lists, entries, old int
-	err = s.rw.QueryRow(`SELECT COUNT(*), SUM(length(allow) + length(deny)) / 32,
-		(SELECT COUNT(*) FROM sqlite_schema WHERE name LIKE 'acl_entries%') FROM acls`).Scan(&lists, &entries, &old)
+	err = s.rw.QueryRow(`SELECT COUNT(DISTINCT idx || record_id), COUNT(*),
+		(SELECT COUNT(*) FROM sqlite_schema WHERE name LIKE 'acl_entries%' OR name = 'acls') FROM acl_members`).Scan(&lists, &entries, &old)
 	if err != nil || lists != 2 || entries != 3 || old != 0 {
-		t.Fatalf("acls %d rows of %d entries, old tables left %d: %v", lists, entries, old, err)
+		t.Fatalf("acl_members: %d lists of %d entries, old tables left %d: %v", lists, entries, old, err)
 	}
 
 	st, err := s.rw.Begin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	state, err := ownerState(t.Context(), st, a)
+	// No holder row: the records took the zero key.
+	state, err := ownerState(t.Context(), st, a, [32]byte{})
 	st.Rollback()
 	if err != nil {
 		t.Fatal(err)
@@ -120,73 +124,14 @@ func TestMigrateACLsFromVersion3(t *testing.T) {
 			t.Fatalf("bucket fetch found %d records, want 3", len(got[0]))
 		}
 		for i, cand := range got[0] {
+			// Without a holder the records are hidden, and judged all the same.
+			if !cand.Hidden {
+				t.Errorf("record %d of an index without a holder is not hidden", i)
+			}
 			if cand.Allowed != c.allowed[i] || cand.Denied != c.denied[i] {
 				t.Errorf("caller %x, record %d: allowed %v denied %v, want %v %v",
 					c.caller[0], i, cand.Allowed, cand.Denied, c.allowed[i], c.denied[i])
 			}
-		}
-	}
-}
-
-// TestListHas checks the fixed-step search on every list length up to 70:
-// each entry is found, and values between, before and after them are not.
-func TestListHas(t *testing.T) {
-	for n := range 71 {
-		var ps []acl.Pseudonym
-		for i := range n {
-			var p acl.Pseudonym
-			p[0], p[1] = byte(2*i+2), 0x80 // leaves room below, between and above
-			ps = append(ps, p)
-		}
-		list := PackPseudonyms(ps)
-		for i, p := range ps {
-			if ok, err := listHas(list, p); !ok || err != nil {
-				t.Fatalf("n=%d: entry %d not found (%v)", n, i, err)
-			}
-			q := p
-			q[1]--
-			if ok, _ := listHas(list, q); ok {
-				t.Fatalf("n=%d: a value just below entry %d found", n, i)
-			}
-			q[1] += 2
-			if ok, _ := listHas(list, q); ok {
-				t.Fatalf("n=%d: a value just above entry %d found", n, i)
-			}
-		}
-		var zero, top acl.Pseudonym
-		top[0] = 0xff
-		for _, q := range []acl.Pseudonym{zero, top} {
-			if ok, _ := listHas(list, q); ok {
-				t.Fatalf("n=%d: %x found", n, q[0])
-			}
-		}
-	}
-	if _, err := listHas(make([]byte, 33), acl.Pseudonym{}); err == nil {
-		t.Error("a list of 33 bytes is not reported as corrupt")
-	}
-}
-
-// TestLessFull checks the no-early-exit comparison against bytes.Compare.
-func TestLessFull(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	for i := range 20000 {
-		a, b := make([]byte, 32), make([]byte, 32)
-		for j := range a {
-			a[j] = byte(rng.IntN(3)) // few values: many equal bytes and ties
-			b[j] = byte(rng.IntN(3))
-		}
-		if i%4 == 0 {
-			copy(b, a)
-			if i%8 == 0 {
-				b[rng.IntN(32)] ^= 0xff
-			}
-		}
-		want := 0
-		if bytes.Compare(a, b) < 0 {
-			want = 1
-		}
-		if got := lessFull(a, b); got != want {
-			t.Fatalf("lessFull(%x, %x) = %d, want %d", a, b, got, want)
 		}
 	}
 }
@@ -232,8 +177,8 @@ func TestMigrateVerificationsFromVersion4(t *testing.T) {
 	}
 	defer s.Close()
 	var v, rows int
-	if err := s.rw.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != 5 {
-		t.Fatalf("user_version %d, %v; want 5", v, err)
+	if err := s.rw.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != SchemaVersion {
+		t.Fatalf("user_version %d, %v; want %d", v, err, SchemaVersion)
 	}
 	if err := s.rw.QueryRow(`SELECT COUNT(*) FROM verifications`).Scan(&rows); err != nil || rows != 0 {
 		t.Errorf("%d verifications after migrating, %v; want the old one dropped", rows, err)
@@ -262,5 +207,210 @@ func TestMigrateVerificationsFromVersion4(t *testing.T) {
 		if bytes.Contains(b, hash) || bytes.Contains(b, []byte("OLDSALT")) {
 			t.Errorf("%s still holds the version 4 code hash or salt", f.Name())
 		}
+	}
+}
+
+// TestMigrateFromVersion5 writes a version 5 database the way version 5
+// did (one holder row per index, records keyed by index and record id,
+// access lists as two blobs) and checks that version 6 has every holder as
+// the one member of its set, every record under its index's holder, every
+// list member as a row, and that the store works on the result.
+func TestMigrateFromVersion5(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_foreign_keys=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:5] {
+		if err := m(tx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := tx.Exec(q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	p := func(n int) acl.Pseudonym {
+		var q acl.Pseudonym
+		q[0], q[1], q[2] = 'p', byte(n>>8), byte(n)
+		return q
+	}
+	ix := func(b0, n byte) [32]byte {
+		var i [32]byte
+		i[0], i[31] = b0, n
+		return i
+	}
+	key := func(n byte) [32]byte { return [32]byte(bytes.Repeat([]byte{n}, 32)) }
+	rid := func(n byte) [32]byte { return [32]byte(bytes.Repeat([]byte{0xa0 | n}, 32)) }
+	sl := func(a [32]byte) []byte { return a[:] }
+	now := time.Unix(1_750_000_000, 0)
+	exp := now.Add(time.Hour)
+	// Epochs 1 and 2 started: 2 is current.
+	exec(`INSERT INTO meta (key, value) VALUES ('epoch_1', x'7b7d'), ('epoch_2', x'7b7d')`)
+
+	// a: a holder with a label and two records of epoch 1, one with long
+	// lists (over several pages as blobs); b: records of epoch 1 and no
+	// holder; c: a holder from before the log (no label) without records.
+	a, b, c := ix(0x10, 1), ix(0x10, 2), ix(0x10, 3)
+	ka, kc := key(0xaa), key(0xcc)
+	la := key(0x1a)
+	nbA, nbC := now.Add(-48*time.Hour), now.Add(-72*time.Hour)
+	exec(`INSERT INTO holders (idx, key_hash, not_before, label) VALUES (?, ?, ?, ?), (?, ?, ?, NULL)`,
+		a[:], ka[:], nbA.Unix(), la[:], c[:], kc[:], nbC.Unix())
+	var allow, deny []acl.Pseudonym
+	for i := range 300 {
+		allow = append(allow, p(1000-i)) // unsorted: PackPseudonyms sorts
+	}
+	deny = []acl.Pseudonym{p(2000), p(1)}
+	rec := func(idx, r [32]byte, vis acl.Visibility, epoch int) {
+		t.Helper()
+		exec(`INSERT INTO records (idx, record_id, ciphertext, visibility, expires_at, updated_at, epoch)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, idx[:], r[:], sl(r)[:4], int(vis), exp.Unix(), now.Unix(), epoch)
+	}
+	rec(a, rid(1), acl.Allowlist, 1)
+	exec(`INSERT INTO acls (idx, record_id, allow, deny) VALUES (?, ?, ?, ?)`,
+		a[:], sl(rid(1)), PackPseudonyms(allow), PackPseudonyms(deny))
+	rec(a, rid(2), acl.Public, 1)
+	rec(b, rid(1), acl.Public, 1)
+	exec(`INSERT INTO acls (idx, record_id, allow, deny) VALUES (?, ?, x'', ?)`,
+		b[:], sl(rid(1)), PackPseudonyms([]acl.Pseudonym{p(4)}))
+	exec(`PRAGMA user_version = 5`)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s, err := Open(path)
+	if err != nil {
+		t.Fatalf("migrating: %v", err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	var v, old, fk int
+	if err := s.rw.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil || v != SchemaVersion {
+		t.Fatalf("user_version %d, %v", v, err)
+	}
+	if err := s.rw.QueryRow(`SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('acls', 'records_v5', 'holders_v5')`).Scan(&old); err != nil || old != 0 {
+		t.Errorf("%d version 5 tables left, %v", old, err)
+	}
+	if err := s.rw.QueryRow(`SELECT COUNT(*) FROM pragma_foreign_key_check`).Scan(&fk); err != nil || fk != 0 {
+		t.Errorf("foreign key check: %d rows, %v", fk, err)
+	}
+	if err := s.IntegrityCheck(ctx); err != nil {
+		t.Error(err)
+	}
+
+	// The holders, and the epochs of their rows.
+	for _, tt := range []struct {
+		index [32]byte
+		want  []directory.Holder
+		epoch int
+	}{
+		{a, []directory.Holder{{KeyHash: ka, FirstProof: nbA, LastProof: nbA, Label: la, Records: 2}}, 1},
+		{b, nil, 0},
+		{c, []directory.Holder{{KeyHash: kc, FirstProof: nbC, LastProof: nbC, Records: 0}}, 2},
+	} {
+		hs, err := s.Holders(ctx, tt.index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hs) != len(tt.want) {
+			t.Fatalf("index %x: holders %+v, want %+v", tt.index[31], hs, tt.want)
+		}
+		for i, h := range hs {
+			w := tt.want[i]
+			if h.KeyHash != w.KeyHash || !h.FirstProof.Equal(w.FirstProof) || !h.LastProof.Equal(w.LastProof) ||
+				h.OnNotice() || !h.NoticeProof.IsZero() || h.Label != w.Label || h.Records != w.Records {
+				t.Errorf("index %x: holder %+v, want %+v", tt.index[31], h, w)
+			}
+		}
+		if len(tt.want) > 0 {
+			var epoch int
+			if err := s.rw.QueryRow(`SELECT epoch FROM holders WHERE idx = ?`, tt.index[:]).Scan(&epoch); err != nil || epoch != tt.epoch {
+				t.Errorf("index %x: holder row of epoch %d, want %d (%v)", tt.index[31], epoch, tt.epoch, err)
+			}
+		}
+	}
+
+	// Every record under its index's holder, or the zero key; every list
+	// member a row.
+	var recs, members int
+	if err := s.rw.QueryRow(`SELECT (SELECT COUNT(*) FROM records WHERE idx = ? AND holder = ?),
+		(SELECT COUNT(*) FROM records WHERE idx = ? AND holder = zeroblob(32)), (SELECT COUNT(*) FROM acl_members)`,
+		a[:], ka[:], b[:]).Scan(&recs, &old, &members); err != nil || recs != 2 || old != 1 || members != 303 {
+		t.Errorf("records of a's holder %d (want 2), of b's zero key %d (want 1), acl members %d (want 303): %v",
+			recs, old, members, err)
+	}
+	state, err := s.OwnerState(ctx, a, ka)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(state, func(x, y translog.StateRecord) int { return bytes.Compare(x.RecordID[:], y.RecordID[:]) })
+	sorted := func(ps []acl.Pseudonym) []acl.Pseudonym {
+		ps = slices.Clone(ps)
+		slices.SortFunc(ps, func(x, y acl.Pseudonym) int { return bytes.Compare(x[:], y[:]) })
+		return ps
+	}
+	if len(state) != 2 || state[0].RecordID != rid(1) || state[0].ACL.Visibility != acl.Allowlist ||
+		!slices.Equal(state[0].ACL.Allow, sorted(allow)) || !slices.Equal(state[0].ACL.Deny, sorted(deny)) ||
+		state[1].RecordID != rid(2) || len(state[1].ACL.Allow)+len(state[1].ACL.Deny) != 0 ||
+		!state[0].Expires.Equal(exp) || state[0].CiphertextSHA256 != sha256.Sum256(sl(rid(1))[:4]) {
+		t.Errorf("a's state after migration: %d records %+v", len(state), state)
+	}
+
+	// Bucket fetches of epoch 1: a's records served, b's hidden, and
+	// every list judged.
+	whole := []directory.BucketRange{{Lo: 0x10000000, Hi: 0x10000000}}
+	for _, tt := range []struct {
+		caller          acl.Pseudonym
+		allowed, denied [3]bool // a/1, a/2, b/1
+	}{
+		{p(1000), [3]bool{true, false, false}, [3]bool{}},
+		{p(701), [3]bool{true, false, false}, [3]bool{}},
+		{p(700), [3]bool{}, [3]bool{}},
+		{p(1), [3]bool{}, [3]bool{true, false, false}},
+		{p(4), [3]bool{}, [3]bool{false, false, true}},
+	} {
+		got, err := s.Buckets(ctx, 1, whole, tt.caller, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got[0]) != 3 {
+			t.Fatalf("bucket fetch found %d records, want 3", len(got[0]))
+		}
+		for i, cand := range got[0] {
+			wantHolder, hidden := ka, false
+			if i == 2 {
+				wantHolder, hidden = [32]byte{}, true
+			}
+			if cand.Holder != wantHolder || cand.Hidden != hidden || (!hidden && !cand.LastProof.Equal(nbA)) {
+				t.Errorf("record %d: holder %x hidden %v last proof %v", i, cand.Holder[0], cand.Hidden, cand.LastProof)
+			}
+			if cand.Allowed != tt.allowed[i] || cand.Denied != tt.denied[i] {
+				t.Errorf("caller %x, record %d: allowed %v denied %v, want %v %v",
+					tt.caller[1:3], i, cand.Allowed, cand.Denied, tt.allowed[i], tt.denied[i])
+			}
+		}
+	}
+	if got, err := s.Buckets(ctx, 2, whole, p(1000), now); err != nil || len(got[0]) != 0 {
+		t.Errorf("epoch 2 fetch: %d records, %v; want none", len(got[0]), err)
+	}
+
+	// a's holder publishes, logged under its label; b's records have no
+	// holder to publish under.
+	r := directory.Record{Epoch: 1, Index: a, Holder: ka, RecordID: rid(3), Ciphertext: []byte("new"),
+		ACL: acl.List{Visibility: acl.Public}, Expires: exp, Updated: now}
+	if pos, err := s.PutRecord(ctx, r, 10); err != nil || pos < 0 {
+		t.Errorf("PutRecord by a's holder after migration: %d, %v; want a logged State", pos, err)
+	}
+	r.Index, r.Holder = b, [32]byte{}
+	if _, err := s.PutRecord(ctx, r, 10); !errors.Is(err, directory.ErrNotFound) {
+		t.Errorf("PutRecord under an index without holders: %v, want ErrNotFound", err)
 	}
 }

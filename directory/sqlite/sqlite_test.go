@@ -46,6 +46,41 @@ func closeStore(t *testing.T, s *sqlite.Store) {
 
 var now = time.Unix(1_750_000_000, 0)
 
+// testHolder is the key whose records the tests store.
+var testHolder = [32]byte{'h', 'o', 'l', 'd', 'e', 'r'}
+
+// hold makes key a holder of index in epoch 0, proved at now, with no
+// label (so that its records' changes are not logged).
+func hold(tb testing.TB, s *sqlite.Store, index, key [32]byte) {
+	tb.Helper()
+	_, err := s.ChangeHolders(tb.Context(), 0, index, func([]directory.Holder) (directory.HolderChange, error) {
+		return directory.HolderChange{Put: []directory.Holder{{KeyHash: key, FirstProof: now, LastProof: now}}}, nil
+	}, now)
+	if err != nil {
+		tb.Fatalf("ChangeHolders: %v", err)
+	}
+}
+
+// unhold retires key, a holder of index with no records left, so that no
+// row keeps index.
+func unhold(tb testing.TB, s *sqlite.Store, index, key [32]byte) {
+	tb.Helper()
+	_, err := s.ChangeHolders(tb.Context(), 0, index, func([]directory.Holder) (directory.HolderChange, error) {
+		return directory.HolderChange{Retire: []directory.Holder{{KeyHash: key}}}, nil
+	}, now)
+	if err != nil {
+		tb.Fatalf("ChangeHolders: %v", err)
+	}
+}
+
+// putRecord stores r as testHolder's record, making it a holder first.
+func putRecord(tb testing.TB, s *sqlite.Store, r directory.Record, maxPerHolder int) (int64, error) {
+	tb.Helper()
+	r.Holder = testHolder
+	hold(tb, s, r.Index, r.Holder)
+	return s.PutRecord(tb.Context(), r, maxPerHolder)
+}
+
 func pseudonym(n byte) acl.Pseudonym {
 	var p acl.Pseudonym
 	p[0], p[31] = 'p', n
@@ -76,7 +111,7 @@ func TestReopen(t *testing.T) {
 	if err := s.CreateVerification(t.Context(), v); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
+	if _, err := putRecord(t, s, r, 10); err != nil {
 		t.Fatal(err)
 	}
 	closeStore(t, s)
@@ -107,7 +142,8 @@ func TestReopen(t *testing.T) {
 		}
 		c := bs[0][0]
 		if c.Index != r.Index || c.RecordID != r.RecordID || !bytes.Equal(c.Ciphertext, r.Ciphertext) ||
-			c.Visibility != acl.Allowlist || c.Allowed != tt.allowed || c.Denied != tt.denied {
+			c.Visibility != acl.Allowlist || c.Allowed != tt.allowed || c.Denied != tt.denied ||
+			c.Holder != testHolder || c.Hidden || !c.LastProof.Equal(now) {
 			t.Errorf("Buckets after reopening = %+v", c)
 		}
 	}
@@ -177,7 +213,7 @@ func TestIntegrityCheck(t *testing.T) {
 			Updated:    now,
 		}
 		r.Index[0], r.RecordID[0] = byte(i), byte(i)
-		if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
+		if _, err := putRecord(t, s, r, 10); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -292,12 +328,14 @@ func TestDeletedDataGone(t *testing.T) {
 				r := directory.Record{Index: index, RecordID: recordID, Ciphertext: marker("SECRETMARKER", 64),
 					ACL:     acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{allowed}, Deny: []acl.Pseudonym{denied}},
 					Expires: now.Add(time.Hour), Updated: now}
-				if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
+				if _, err := putRecord(t, s, r, 10); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := s.DeleteRecord(t.Context(), index, recordID, now); err != nil {
+				if _, err := s.DeleteRecord(t.Context(), index, testHolder, recordID, now); err != nil {
 					t.Fatal(err)
 				}
+				// The holder row keeps the index: retire it too.
+				unhold(t, s, index, testHolder)
 			},
 		},
 		{
@@ -312,12 +350,13 @@ func TestDeletedDataGone(t *testing.T) {
 				r := directory.Record{Index: index, RecordID: recordID, Ciphertext: marker("SECRETMARKER", 64),
 					ACL:     acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{allowed}, Deny: []acl.Pseudonym{denied}},
 					Expires: now, Updated: now}
-				if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
+				if _, err := putRecord(t, s, r, 10); err != nil {
 					t.Fatal(err)
 				}
 				if n, err := s.DeleteExpiredRecords(t.Context(), now); err != nil || n != 1 {
 					t.Fatalf("DeleteExpiredRecords = %d, %v", n, err)
 				}
+				unhold(t, s, index, testHolder)
 			},
 		},
 		{
@@ -330,12 +369,12 @@ func TestDeletedDataGone(t *testing.T) {
 				r := directory.Record{Index: index, RecordID: recordID, Ciphertext: marker("SECRETMARKER", 64),
 					ACL:     acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{allowed}},
 					Expires: now.Add(time.Hour), Updated: now}
-				if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
+				if _, err := putRecord(t, s, r, 10); err != nil {
 					t.Fatal(err)
 				}
 				r.Ciphertext = bytes.Repeat([]byte{'x'}, 64)
 				r.ACL = acl.List{Visibility: acl.Public}
-				if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
+				if _, err := putRecord(t, s, r, 10); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -350,10 +389,10 @@ func TestDeletedDataGone(t *testing.T) {
 				r := directory.Record{Index: index, RecordID: recordID, Ciphertext: []byte("sealed"),
 					ACL:     acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{allowed}, Deny: []acl.Pseudonym{denied}},
 					Expires: now.Add(time.Hour), Updated: now}
-				if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
+				if _, err := putRecord(t, s, r, 10); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := s.SetACL(t.Context(), index, recordID, acl.List{Visibility: acl.Public}, now); err != nil {
+				if _, err := s.SetACL(t.Context(), index, testHolder, recordID, acl.List{Visibility: acl.Public}, now); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -370,7 +409,7 @@ func TestDeletedDataGone(t *testing.T) {
 				r := directory.Record{Ciphertext: bytes.Repeat([]byte{'k'}, 64),
 					ACL: acl.List{Visibility: acl.Public}, Expires: now.Add(time.Hour), Updated: now}
 				r.Index[0], r.RecordID[0] = 0xf0, byte(i)
-				if _, err := s.PutRecord(t.Context(), r, 100); err != nil {
+				if _, err := putRecord(t, s, r, 100); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -407,9 +446,8 @@ func TestDeletedDataGone(t *testing.T) {
 	}
 }
 
-// shortenedList is a TestDeletedDataGone case: an allowlist long enough to
-// spill into overflow pages (200 entries, 6,400 bytes in one blob) cut down
-// to one entry. The entries removed must leave no trace.
+// shortenedList is a TestDeletedDataGone case: an allowlist of 200
+// entries (200 acl_members rows, over several pages) cut down to one entry. The entries removed must leave no trace.
 func shortenedList(kept acl.Pseudonym) deletionCase {
 	long := acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{kept}}
 	markers := map[string][]byte{}
@@ -427,11 +465,11 @@ func shortenedList(kept acl.Pseudonym) deletionCase {
 			index[0], recordID[0] = 0x42, 1
 			r := directory.Record{Index: index, RecordID: recordID, Ciphertext: []byte("sealed"),
 				ACL: long, Expires: now.Add(time.Hour), Updated: now}
-			if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
+			if _, err := putRecord(t, s, r, 10); err != nil {
 				t.Fatal(err)
 			}
 			short := acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{kept}}
-			if _, err := s.SetACL(t.Context(), index, recordID, short, now); err != nil {
+			if _, err := s.SetACL(t.Context(), index, testHolder, recordID, short, now); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -446,7 +484,7 @@ func TestMarkersFound(t *testing.T) {
 	secret := bytes.Repeat([]byte("SECRETMARKER"), 6)
 	r := directory.Record{Ciphertext: secret, ACL: acl.List{Visibility: acl.Public},
 		Expires: now.Add(time.Hour), Updated: now}
-	if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
+	if _, err := putRecord(t, s, r, 10); err != nil {
 		t.Fatal(err)
 	}
 	closeStore(t, s)
