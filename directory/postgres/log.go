@@ -230,16 +230,20 @@ func (s *Store) SaveCheckpoint(ctx context.Context, size int64, signed []byte) e
 	return err
 }
 
-// logState appends the State entry of index's current records at at inside
-// tx, if directory.StateLabel says the change is logged, and returns its
-// log index, or -1. Callers change the index's records first, so that
-// they hold those rows' locks before the log's.
-func logState(ctx context.Context, tx pgx.Tx, index [32]byte, at time.Time) (int64, error) {
-	// Not logged, no need to wait for the log. (A holder's
-	// label changes only in ClaimHolder, which conflicts with the caller's
-	// change of the index's records.)
+// owned names one holder's records under an index: what a State entry
+// covers.
+type owned struct{ index, holder [32]byte }
+
+// logState appends the State entry of o's current records at at inside tx,
+// if directory.StateLabel (given o's holder row) says the change is logged,
+// and returns its log index, or -1. Callers change the records first, so
+// that they hold those rows' locks before the log's.
+func logState(ctx context.Context, tx pgx.Tx, o owned, at time.Time) (int64, error) {
+	// Not logged, no need to wait for the log. (A holder's label changes
+	// only in ChangeHolders, which takes the index's lock exclusively; the
+	// callers hold it shared, or change only records being deleted.)
 	var stored []byte
-	err := tx.QueryRow(ctx, `SELECT label FROM holders WHERE idx = $1`, index[:]).Scan(&stored)
+	err := tx.QueryRow(ctx, `SELECT label FROM holders WHERE idx = $1 AND key_hash = $2`, o.index[:], o.holder[:]).Scan(&stored)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return 0, err
 	}
@@ -259,26 +263,26 @@ func logState(ctx context.Context, tx pgx.Tx, index [32]byte, at time.Time) (int
 	b.Queue(`SELECT size FROM log_head WHERE id = 1 FOR UPDATE`).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&n)
 	})
-	queueOwnerState(b, index, &recs)
+	queueOwnerState(b, o, &recs)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return 0, err
 	}
-	e, err := translog.StateEntry(label, recs, at)
+	e, err := translog.StateEntry(label, o.holder, recs, at)
 	if err != nil {
 		return 0, err
 	}
 	return appendLocked(ctx, tx, n, e)
 }
 
-// queueOwnerState queues the query that reads into recs what an owner's
-// state commitment covers of index.
-func queueOwnerState(b *pgx.Batch, index [32]byte, recs *[]translog.StateRecord) {
+// queueOwnerState queues the query that reads into recs what a State entry
+// covers of o: the holder's records under the index.
+func queueOwnerState(b *pgx.Batch, o owned, recs *[]translog.StateRecord) {
 	b.Queue(`SELECT r.record_id, r.ciphertext, r.visibility, r.expires_at,
-			COALESCE(array_agg(a.pseudonym) FILTER (WHERE a.kind = $2), '{}'),
-			COALESCE(array_agg(a.pseudonym) FILTER (WHERE a.kind = $3), '{}')
-		FROM records r LEFT JOIN acl_entries a ON a.idx = r.idx AND a.record_id = r.record_id
-		WHERE r.idx = $1
-		GROUP BY r.idx, r.record_id`, index[:], kindAllow, kindDeny).Query(func(rows pgx.Rows) error {
+			COALESCE(array_agg(a.pseudonym) FILTER (WHERE a.kind = $3), '{}'),
+			COALESCE(array_agg(a.pseudonym) FILTER (WHERE a.kind = $4), '{}')
+		FROM records r LEFT JOIN acl_entries a ON a.idx = r.idx AND a.holder = r.holder AND a.record_id = r.record_id
+		WHERE r.idx = $1 AND r.holder = $2
+		GROUP BY r.idx, r.holder, r.record_id`, o.index[:], o.holder[:], kindAllow, kindDeny).Query(func(rows pgx.Rows) error {
 		*recs = nil
 		for rows.Next() {
 			var rid, ct []byte
@@ -317,32 +321,48 @@ func pseudonyms(bs [][]byte) ([]acl.Pseudonym, error) {
 	return ps, nil
 }
 
-// sortedDistinct returns the indexes sorted, each once: the order in which
-// logStates wants them.
-func sortedDistinct(indexes [][32]byte) [][32]byte {
-	out := slices.Clone(indexes)
-	slices.SortFunc(out, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+// sortedDistinct returns the (index, holder) pairs sorted, each once: the
+// order in which logStates wants them.
+func sortedDistinct(os []owned) []owned {
+	out := slices.Clone(os)
+	slices.SortFunc(out, func(a, b owned) int {
+		if c := bytes.Compare(a.index[:], b.index[:]); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.holder[:], b.holder[:])
+	})
 	return slices.Compact(out)
 }
 
-// logStates appends the State entries of indexes, which must be sorted and
+// distinctIndexes counts the indexes of sorted pairs.
+func distinctIndexes(os []owned) int {
+	n := 0
+	for i, o := range os {
+		if i == 0 || o.index != os[i-1].index {
+			n++
+		}
+	}
+	return n
+}
+
+// logStates appends the State entries of os, which must be sorted and
 // distinct (sortedDistinct), in that order, so that every store logs one
 // change in one order.
-func logStates(ctx context.Context, tx pgx.Tx, indexes [][32]byte, at time.Time) error {
-	for _, idx := range indexes {
-		if _, err := logState(ctx, tx, idx, at); err != nil {
+func logStates(ctx context.Context, tx pgx.Tx, os []owned, at time.Time) error {
+	for _, o := range os {
+		if _, err := logState(ctx, tx, o, at); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *Store) OwnerState(ctx context.Context, index [32]byte) ([]translog.StateRecord, error) {
+func (s *Store) OwnerState(ctx context.Context, index, holder [32]byte) ([]translog.StateRecord, error) {
 	var recs []translog.StateRecord
 	// One statement, so one snapshot: records and their ACLs agree.
 	err := retry(ctx, func() error {
 		b := &pgx.Batch{}
-		queueOwnerState(b, index, &recs)
+		queueOwnerState(b, owned{index, holder}, &recs)
 		return s.pool.SendBatch(ctx, b).Close()
 	})
 	if err != nil {

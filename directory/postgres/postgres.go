@@ -37,11 +37,12 @@ import (
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/directory"
+	"blindex.dev/blindex/translog"
 )
 
 // SchemaVersion is the newest schema this binary knows: the number of the
 // last file in migrations/.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
@@ -217,10 +218,12 @@ func (s *Store) Checkpoint(ctx context.Context) error { return nil }
 // Single statements run at the server's default isolation (READ COMMITTED):
 // a guarded UPDATE or an INSERT ... ON CONFLICT re-checks its condition on
 // the newest row version after waiting for its lock, so limits hold. A
-// read-then-write that depends on rows not existing (PutRecord's count,
-// ClaimHolder's retirement) runs SERIALIZABLE: the database aborts it if a
-// concurrent insert would have changed what it read, and retry runs it
-// again. Row locks cannot do this, since a missing row cannot be locked.
+// read-then-write that depends on rows not existing (PutRecord's count)
+// runs SERIALIZABLE: the database aborts it if a concurrent insert would
+// have changed what it read, and retry runs it again. Row locks cannot do
+// this, since a missing row cannot be locked. Changes of an index's holders
+// (which may join a holder that has no row yet) take the index's advisory
+// lock instead (lockIndex), and writes of its records share it.
 // Appends to the log are sequenced by a row lock; log.go explains how that
 // meets both isolation levels.
 
@@ -475,36 +478,57 @@ func (s *Store) DeleteExpiredOutcomes(ctx context.Context, now time.Time) (int, 
 
 func bucketOf(index [32]byte) int64 { return int64(binary.BigEndian.Uint32(index[:4])) }
 
-func (s *Store) PutRecord(ctx context.Context, r directory.Record, maxPerIndex int) (int64, error) {
+// lockIndex takes index's advisory lock until the transaction ends:
+// exclusive for a change of its holders, shared for a write of one
+// holder's records, so a record is never written for a holder being
+// retired, nor counted while one is.
+func lockIndex(ctx context.Context, tx pgx.Tx, index [32]byte, exclusive bool) error {
+	fn := "pg_advisory_xact_lock_shared"
+	if exclusive {
+		fn = "pg_advisory_xact_lock"
+	}
+	_, err := tx.Exec(ctx, `SELECT `+fn+`($1)`, int64(binary.BigEndian.Uint64(index[:8])))
+	return err
+}
+
+func (s *Store) PutRecord(ctx context.Context, r directory.Record, maxPerHolder int) (int64, error) {
 	var pos int64
-	// SERIALIZABLE: two new records under one index must not both see room
+	// SERIALIZABLE: two new records of one holder must not both see room
 	// for one more.
 	err := s.tx(ctx, pgx.Serializable, func(tx pgx.Tx) error {
-		var exists bool
+		if err := lockIndex(ctx, tx, r.Index, false); err != nil {
+			return err
+		}
+		var holds, exists bool
 		var count int
 		err := tx.QueryRow(ctx, `SELECT
-			EXISTS (SELECT 1 FROM records WHERE idx = $1 AND record_id = $2),
-			(SELECT COUNT(*) FROM records WHERE idx = $1)`, r.Index[:], r.RecordID[:]).Scan(&exists, &count)
+			EXISTS (SELECT 1 FROM holders WHERE idx = $1 AND key_hash = $2),
+			EXISTS (SELECT 1 FROM records WHERE idx = $1 AND holder = $2 AND record_id = $3),
+			(SELECT COUNT(*) FROM records WHERE idx = $1 AND holder = $2)`,
+			r.Index[:], r.Holder[:], r.RecordID[:]).Scan(&holds, &exists, &count)
 		if err != nil {
 			return err
 		}
-		if !exists && count >= maxPerIndex {
+		if !holds {
+			return directory.ErrNotFound
+		}
+		if !exists && count >= maxPerHolder {
 			return directory.ErrExhausted
 		}
 		b := &pgx.Batch{}
 		b.Queue(`INSERT INTO records
-			(idx, record_id, bucket, ciphertext, visibility, expires_at, updated_at, epoch)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-			ON CONFLICT (idx, record_id) DO UPDATE SET ciphertext = excluded.ciphertext,
+			(idx, record_id, holder, bucket, ciphertext, visibility, expires_at, updated_at, epoch)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (idx, record_id, holder) DO UPDATE SET ciphertext = excluded.ciphertext,
 				visibility = excluded.visibility, expires_at = excluded.expires_at,
 				updated_at = excluded.updated_at, epoch = excluded.epoch`,
-			r.Index[:], r.RecordID[:], bucketOf(r.Index), r.Ciphertext, int(r.ACL.Visibility),
+			r.Index[:], r.RecordID[:], r.Holder[:], bucketOf(r.Index), r.Ciphertext, int(r.ACL.Visibility),
 			r.Expires.Unix(), r.Updated.Unix(), r.Epoch)
-		queueReplaceACL(b, r.Index, r.RecordID, r.ACL)
+		queueReplaceACL(b, r.Index, r.Holder, r.RecordID, r.ACL)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
-		pos, err = logState(ctx, tx, r.Index, r.Updated)
+		pos, err = logState(ctx, tx, owned{r.Index, r.Holder}, r.Updated)
 		return err
 	})
 	if err != nil {
@@ -514,9 +538,9 @@ func (s *Store) PutRecord(ctx context.Context, r directory.Record, maxPerIndex i
 }
 
 // queueReplaceACL queues the statements that replace the ACL entries of
-// (index, recordID) with l's.
-func queueReplaceACL(b *pgx.Batch, index, recordID [32]byte, l acl.List) {
-	b.Queue(`DELETE FROM acl_entries WHERE idx = $1 AND record_id = $2`, index[:], recordID[:])
+// holder's record recordID under index with l's.
+func queueReplaceACL(b *pgx.Batch, index, holder, recordID [32]byte, l acl.List) {
+	b.Queue(`DELETE FROM acl_entries WHERE idx = $1 AND holder = $2 AND record_id = $3`, index[:], holder[:], recordID[:])
 	n := len(l.Allow) + len(l.Deny)
 	if n == 0 {
 		return
@@ -529,18 +553,21 @@ func queueReplaceACL(b *pgx.Batch, index, recordID [32]byte, l acl.List) {
 	for _, p := range l.Deny {
 		kinds, ps = append(kinds, kindDeny), append(ps, p[:])
 	}
-	b.Queue(`INSERT INTO acl_entries (idx, record_id, kind, pseudonym)
-		SELECT $1, $2, e.kind, e.pseudonym FROM unnest($3::integer[], $4::bytea[]) AS e(kind, pseudonym)`,
-		index[:], recordID[:], kinds, ps)
+	b.Queue(`INSERT INTO acl_entries (idx, holder, record_id, kind, pseudonym)
+		SELECT $1, $2, $3, e.kind, e.pseudonym FROM unnest($4::integer[], $5::bytea[]) AS e(kind, pseudonym)`,
+		index[:], holder[:], recordID[:], kinds, ps)
 }
 
-func (s *Store) SetACL(ctx context.Context, index, recordID [32]byte, l acl.List, now time.Time) (int64, error) {
+func (s *Store) SetACL(ctx context.Context, index, holder, recordID [32]byte, l acl.List, now time.Time) (int64, error) {
 	var pos int64
 	// The UPDATE locks the record's row until commit, so a concurrent
 	// PutRecord, SetACL or delete of the same record waits for this one.
 	err := s.tx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		if err := lockIndex(ctx, tx, index, false); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `UPDATE records SET visibility = $1, updated_at = $2
-			WHERE idx = $3 AND record_id = $4`, int(l.Visibility), now.Unix(), index[:], recordID[:])
+			WHERE idx = $3 AND holder = $4 AND record_id = $5`, int(l.Visibility), now.Unix(), index[:], holder[:], recordID[:])
 		if err != nil {
 			return err
 		}
@@ -548,11 +575,11 @@ func (s *Store) SetACL(ctx context.Context, index, recordID [32]byte, l acl.List
 			return directory.ErrNotFound
 		}
 		b := &pgx.Batch{}
-		queueReplaceACL(b, index, recordID, l)
+		queueReplaceACL(b, index, holder, recordID, l)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
-		pos, err = logState(ctx, tx, index, now)
+		pos, err = logState(ctx, tx, owned{index, holder}, now)
 		return err
 	})
 	if err != nil {
@@ -566,11 +593,18 @@ func (s *Store) DeleteExpiredRecords(ctx context.Context, now time.Time) (int, e
 }
 
 func (s *Store) DeleteEpochsBefore(ctx context.Context, epoch int, now time.Time) (int, error) {
-	return s.deleteRecordsWhere(ctx, `epoch < $1`, epoch, now)
+	n, err := s.deleteRecordsWhere(ctx, `epoch < $1`, epoch, now)
+	if err != nil {
+		return n, err
+	}
+	// The old epochs' indexes are never used again: their holder rows go
+	// too, without retiring anyone.
+	_, err = s.exec(ctx, `DELETE FROM holders WHERE epoch < $1`, epoch)
+	return n, err
 }
 
 // deleteRecordsWhere deletes the records that cond (with one argument, $1)
-// selects, and logs the State of each index it changed.
+// selects, and logs the State of each holder's records it changed.
 func (s *Store) deleteRecordsWhere(ctx context.Context, cond string, arg any, now time.Time) (int, error) {
 	total := 0
 	for {
@@ -581,24 +615,24 @@ func (s *Store) deleteRecordsWhere(ctx context.Context, cond string, arg any, no
 			// of many records (an epoch's retirement) never holds the log
 			// for long.
 			rows, err := tx.Query(ctx, `DELETE FROM records WHERE `+cond+` AND idx IN (
-				SELECT DISTINCT idx FROM records WHERE `+cond+` ORDER BY idx LIMIT $2) RETURNING idx`, arg, deleteBatchIndexes)
+				SELECT DISTINCT idx FROM records WHERE `+cond+` ORDER BY idx LIMIT $2) RETURNING idx, holder`, arg, deleteBatchIndexes)
 			if err != nil {
 				return err
 			}
-			indexes, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) ([32]byte, error) {
-				var idx []byte
-				if err := row.Scan(&idx); err != nil {
-					return [32]byte{}, err
+			deleted, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (owned, error) {
+				var idx, holder []byte
+				if err := row.Scan(&idx, &holder); err != nil {
+					return owned{}, err
 				}
-				var out [32]byte
-				return out, copyKey(out[:], idx, "record")
+				var o owned
+				return o, errors.Join(copyKey(o.index[:], idx, "record"), copyKey(o.holder[:], holder, "record"))
 			})
 			if err != nil {
 				return err
 			}
-			n = len(indexes)
-			distinct := sortedDistinct(indexes)
-			more = len(distinct) == deleteBatchIndexes
+			n = len(deleted)
+			distinct := sortedDistinct(deleted)
+			more = distinctIndexes(distinct) == deleteBatchIndexes
 			return logStates(ctx, tx, distinct, now)
 		})
 		total += n
@@ -611,17 +645,20 @@ func (s *Store) deleteRecordsWhere(ctx context.Context, cond string, arg any, no
 // deleteBatchIndexes bounds one deletion transaction.
 const deleteBatchIndexes = 256
 
-func (s *Store) DeleteRecord(ctx context.Context, index, recordID [32]byte, now time.Time) (int64, error) {
+func (s *Store) DeleteRecord(ctx context.Context, index, holder, recordID [32]byte, now time.Time) (int64, error) {
 	var pos int64
 	err := s.tx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM records WHERE idx = $1 AND record_id = $2`, index[:], recordID[:])
+		if err := lockIndex(ctx, tx, index, false); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM records WHERE idx = $1 AND holder = $2 AND record_id = $3`, index[:], holder[:], recordID[:])
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
 			return directory.ErrNotFound
 		}
-		pos, err = logState(ctx, tx, index, now)
+		pos, err = logState(ctx, tx, owned{index, holder}, now)
 		return err
 	})
 	if err != nil {
@@ -637,38 +674,44 @@ func (s *Store) Buckets(ctx context.Context, epoch int, ranges []directory.Bucke
 	}
 	var out [][]directory.Candidate
 	// One statement, so every range is read from one snapshot. Membership
-	// is computed for every row alike, so the work does not depend on
-	// whether the caller is allowed, denied or absent.
+	// is two point lookups on acl_entries' primary key for every row alike,
+	// so the work depends neither on whether the caller is allowed, denied
+	// or absent, nor on how long the lists are; and every record joins its
+	// holder's row, on notice or not.
 	err := retry(ctx, func() error {
 		out = make([][]directory.Candidate, len(ranges))
-		rows, err := s.pool.Query(ctx, `SELECT q.n, r.idx, r.record_id, r.ciphertext, r.visibility,
-			EXISTS (SELECT 1 FROM acl_entries a WHERE a.idx = r.idx AND a.record_id = r.record_id
-				AND a.kind = 1 AND a.pseudonym = $1),
-			EXISTS (SELECT 1 FROM acl_entries a WHERE a.idx = r.idx AND a.record_id = r.record_id
-				AND a.kind = 2 AND a.pseudonym = $1)
+		rows, err := s.pool.Query(ctx, `SELECT q.n, r.idx, r.record_id, r.holder, r.ciphertext, r.visibility,
+			COALESCE(h.last_proof, 0), h.key_hash IS NULL OR h.notice_until <> 0,
+			EXISTS (SELECT 1 FROM acl_entries a WHERE a.idx = r.idx AND a.holder = r.holder
+				AND a.record_id = r.record_id AND a.kind = 1 AND a.pseudonym = $1),
+			EXISTS (SELECT 1 FROM acl_entries a WHERE a.idx = r.idx AND a.holder = r.holder
+				AND a.record_id = r.record_id AND a.kind = 2 AND a.pseudonym = $1)
 			FROM unnest($2::bigint[], $3::bigint[]) WITH ORDINALITY AS q(lo, hi, n)
 			JOIN records r ON r.epoch = $5 AND r.bucket BETWEEN q.lo AND q.hi
+			LEFT JOIN holders h ON h.idx = r.idx AND h.key_hash = r.holder
 			WHERE r.expires_at > $4
-			ORDER BY q.n, r.idx, r.record_id`, caller[:], los, his, now.Unix(), epoch)
+			ORDER BY q.n, r.idx, r.record_id, r.holder`, caller[:], los, his, now.Unix(), epoch)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
 			var c directory.Candidate
-			var n int64
-			var idx, rid []byte
+			var n, lastProof int64
+			var idx, rid, holder []byte
 			var vis int
-			if err := rows.Scan(&n, &idx, &rid, &c.Ciphertext, &vis, &c.Allowed, &c.Denied); err != nil {
+			if err := rows.Scan(&n, &idx, &rid, &holder, &c.Ciphertext, &vis, &lastProof, &c.Hidden, &c.Allowed, &c.Denied); err != nil {
 				return err
 			}
 			if n < 1 || n > int64(len(out)) {
 				return fmt.Errorf("postgres: bucket query returned range %d of %d", n, len(out))
 			}
-			if err := errors.Join(copyKey(c.Index[:], idx, "record"), copyKey(c.RecordID[:], rid, "record")); err != nil {
+			if err := errors.Join(copyKey(c.Index[:], idx, "record"), copyKey(c.RecordID[:], rid, "record"),
+				copyKey(c.Holder[:], holder, "record")); err != nil {
 				return err
 			}
 			c.Visibility = acl.Visibility(vis)
+			c.LastProof = time.Unix(lastProof, 0)
 			out[n-1] = append(out[n-1], c)
 		}
 		return rows.Err()
@@ -714,117 +757,164 @@ func (s *Store) InitMeta(ctx context.Context, key string, value []byte) error {
 
 // Holders.
 
-func (s *Store) Holder(ctx context.Context, index [32]byte) (directory.Holder, error) {
-	var h directory.Holder
-	var key, label []byte
-	var nb int64
-	if err := s.queryRow(ctx, `SELECT key_hash, not_before, label FROM holders WHERE idx = $1`,
-		[]any{index[:]}, &key, &nb, &label); err != nil {
-		return h, err
-	}
-	h.NotBefore = time.Unix(nb, 0)
-	if label != nil { // NULL for a holder claimed before schema version 2
-		if err := copyKey(h.Label[:], label, "holder"); err != nil {
-			return h, err
-		}
-	}
-	return h, copyKey(h.KeyHash[:], key, "holder")
+func (s *Store) Holders(ctx context.Context, index [32]byte) ([]directory.Holder, error) {
+	var out []directory.Holder
+	err := retry(ctx, func() error {
+		var err error
+		out, err = readHolders(ctx, s.pool, index)
+		return err
+	})
+	return out, err
 }
 
-func (s *Store) ClaimHolder(ctx context.Context, index [32]byte, h directory.Holder, at time.Time) (int, error) {
-	var retired int
-	// The rule is directory.DecideClaim's; this reads the holder, and writes
-	// what the rule decided, guarded by what it read.
-	// SERIALIZABLE: a record put under index while the holder is retired
-	// must be retired too, or the put must wait for, and follow, the claim.
-	err := s.tx(ctx, pgx.Serializable, func(tx pgx.Tx) error {
-		retired = 0
-		var cur *directory.Holder
-		var key []byte
-		var nb int64
-		err := tx.QueryRow(ctx, `SELECT key_hash, not_before FROM holders WHERE idx = $1`, index[:]).Scan(&key, &nb)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-		case err != nil:
-			return err
-		default:
-			cur = &directory.Holder{NotBefore: time.Unix(nb, 0)}
-			if err := copyKey(cur.KeyHash[:], key, "holder"); err != nil {
-				return err
+// readHolders reads the holders of index, ordered by key hash, each with
+// its number of records under index.
+func readHolders(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, index [32]byte) ([]directory.Holder, error) {
+	rows, err := q.Query(ctx, `SELECT h.key_hash, h.first_proof, h.last_proof, h.notice_proof, h.notice_until, h.label,
+			(SELECT COUNT(*) FROM records r WHERE r.idx = h.idx AND r.holder = h.key_hash)
+		FROM holders h WHERE h.idx = $1 ORDER BY h.key_hash`, index[:])
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []directory.Holder
+	for rows.Next() {
+		var h directory.Holder
+		var key, label []byte
+		var first, last, noticeProof, noticeUntil, records int64
+		if err := rows.Scan(&key, &first, &last, &noticeProof, &noticeUntil, &label, &records); err != nil {
+			return nil, err
+		}
+		if err := copyKey(h.KeyHash[:], key, "holder"); err != nil {
+			return nil, err
+		}
+		if label != nil { // NULL for a holder claimed before schema version 2
+			if err := copyKey(h.Label[:], label, "holder"); err != nil {
+				return nil, err
 			}
 		}
-		c, err := directory.DecideClaim(cur, h)
+		h.FirstProof, h.LastProof = time.Unix(first, 0), time.Unix(last, 0)
+		h.NoticeProof, h.NoticeUntil = unixOrZero(noticeProof), unixOrZero(noticeUntil)
+		h.Records = int(records)
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// unixOrZero is the time of Unix seconds t, with 0 for none.
+func unixOrZero(t int64) time.Time {
+	if t == 0 {
+		return time.Time{}
+	}
+	return time.Unix(t, 0)
+}
+
+// zeroOrUnix is the column of t: Unix seconds, 0 for the zero time.
+func zeroOrUnix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+func (s *Store) ChangeHolders(ctx context.Context, epoch int, index [32]byte, decide func([]directory.Holder) (directory.HolderChange, error), at time.Time) (directory.HolderChange, error) {
+	var ch directory.HolderChange
+	// The index's lock makes concurrent changes take turns, each decided
+	// against what the one before wrote, even when the index has no rows
+	// yet; and it keeps record writes of the index out until commit, so
+	// the records counted and retired are all there are.
+	err := s.tx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
+		if err := lockIndex(ctx, tx, index, true); err != nil {
+			return err
+		}
+		hs, err := readHolders(ctx, tx, index)
 		if err != nil {
 			return err
 		}
-		switch c.Kind {
-		case directory.ClaimRenew:
-			return updateHolder(ctx, tx, index, *cur, c.Holder)
-		case directory.ClaimFirst:
-			tag, err := tx.Exec(ctx, `INSERT INTO holders (idx, key_hash, not_before, label) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (idx) DO NOTHING`, index[:], c.Holder.KeyHash[:], c.Holder.NotBefore.Unix(), c.Holder.Label[:])
+		if ch, err = decide(hs); err != nil {
+			return err
+		}
+		entries := slices.Clip(ch.Entries)
+		for _, h := range ch.Retire {
+			var label []byte
+			err := tx.QueryRow(ctx, `DELETE FROM holders WHERE idx = $1 AND key_hash = $2 RETURNING label`,
+				index[:], h.KeyHash[:]).Scan(&label)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			b := &pgx.Batch{}
+			b.Queue(`INSERT INTO revoked_keys (key_hash, revoked_at) VALUES ($1, $2)
+				ON CONFLICT (key_hash) DO NOTHING`, h.KeyHash[:], at.Unix())
+			b.Queue(`INSERT INTO tombstones (idx, record_id, key_hash, retired_at)
+				SELECT idx, record_id, holder, $1 FROM records WHERE idx = $2 AND holder = $3
+				ON CONFLICT DO NOTHING`, at.Unix(), index[:], h.KeyHash[:])
+			b.Queue(`DELETE FROM records WHERE idx = $1 AND holder = $2`, index[:], h.KeyHash[:])
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+				return err
+			}
+			l, ok, err := directory.StateLabel(label)
 			if err != nil {
 				return err
 			}
-			if tag.RowsAffected() == 0 {
-				return errRetry // a concurrent first claim won: decide again against it
+			if ok {
+				e, err := translog.StateEntry(l, h.KeyHash, nil, at)
+				if err != nil {
+					return err
+				}
+				entries = append(entries, e)
 			}
-			return logHolder(ctx, tx, c, 0)
 		}
-		// ClaimRetire.
-		old := c.Retired.KeyHash[:]
-		b := &pgx.Batch{}
-		b.Queue(`INSERT INTO revoked_keys (key_hash, revoked_at) VALUES ($1, $2)
-			ON CONFLICT (key_hash) DO NOTHING`, old, at.Unix())
-		b.Queue(`INSERT INTO tombstones (idx, record_id, key_hash, retired_at)
-			SELECT idx, record_id, $1, $2 FROM records WHERE idx = $3
-			ON CONFLICT DO NOTHING`, old, at.Unix(), index[:])
-		b.Queue(`DELETE FROM records WHERE idx = $1`, index[:]).Exec(func(tag pgconn.CommandTag) error {
-			retired = int(tag.RowsAffected())
+		for _, h := range ch.Put {
+			var label []byte // a holder from before the log has none
+			if h.Label != ([32]byte{}) {
+				label = h.Label[:]
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO holders
+				(idx, key_hash, epoch, first_proof, last_proof, notice_proof, notice_until, label)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+				ON CONFLICT (idx, key_hash) DO UPDATE SET epoch = excluded.epoch,
+					first_proof = excluded.first_proof, last_proof = excluded.last_proof,
+					notice_proof = excluded.notice_proof, notice_until = excluded.notice_until,
+					label = excluded.label`,
+				index[:], h.KeyHash[:], epoch, h.FirstProof.Unix(), h.LastProof.Unix(),
+				zeroOrUnix(h.NoticeProof), zeroOrUnix(h.NoticeUntil), label); err != nil {
+				return err
+			}
+		}
+		if len(entries) == 0 {
 			return nil
-		})
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return err
 		}
-		if err := updateHolder(ctx, tx, index, *cur, c.Holder); err != nil {
-			return err
-		}
-		if err := logHolder(ctx, tx, c, retired); err != nil {
-			return err
-		}
-		_, err = logState(ctx, tx, index, at)
+		_, err = appendLog(ctx, tx, entries...)
 		return err
 	})
 	if err != nil {
-		return 0, err
+		return directory.HolderChange{}, err
 	}
-	return retired, nil
+	return ch, nil
 }
 
-// updateHolder replaces cur, the holder of index that the claim was
-// decided against, with next: a compare-and-swap, so a holder changed since
-// the read (which SERIALIZABLE catches too) has the claim decided again.
-func updateHolder(ctx context.Context, tx pgx.Tx, index [32]byte, cur, next directory.Holder) error {
-	tag, err := tx.Exec(ctx, `UPDATE holders SET key_hash = $1, not_before = $2, label = $3
-		WHERE idx = $4 AND key_hash = $5 AND not_before = $6`,
-		next.KeyHash[:], next.NotBefore.Unix(), next.Label[:], index[:], cur.KeyHash[:], cur.NotBefore.Unix())
-	if err != nil {
+func (s *Store) OverdueHolders(ctx context.Context, epoch int, now time.Time, limit int) ([][32]byte, error) {
+	var out [][32]byte
+	err := retry(ctx, func() error {
+		out = nil
+		rows, err := s.pool.Query(ctx, `SELECT DISTINCT idx FROM holders
+			WHERE epoch = $1 AND notice_until BETWEEN 1 AND $2 ORDER BY idx LIMIT $3`, epoch, now.Unix(), limit)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) ([32]byte, error) {
+			var idx []byte
+			if err := row.Scan(&idx); err != nil {
+				return [32]byte{}, err
+			}
+			var o [32]byte
+			return o, copyKey(o[:], idx, "holder")
+		})
 		return err
-	}
-	if tag.RowsAffected() != 1 {
-		return errRetry
-	}
-	return nil
-}
-
-// logHolder appends c's Holder entry.
-func logHolder(ctx context.Context, tx pgx.Tx, c directory.Claim, retired int) error {
-	e, err := c.HolderEntry(retired)
-	if err != nil {
-		return err
-	}
-	_, err = appendLog(ctx, tx, e)
-	return err
+	})
+	return out, err
 }
 
 func (s *Store) Tombstones(ctx context.Context, index [32]byte) ([]directory.Tombstone, error) {
