@@ -23,17 +23,24 @@ func TestRoundTripWhileLive(t *testing.T) {
 	}
 	defer live.Close()
 	now := time.Unix(1_800_000_000, 0)
+	holder := [32]byte{0xb}
 	put := func(i byte) {
-		r := directory.Record{Ciphertext: bytes.Repeat([]byte{i}, 64), ACL: acl.List{Visibility: acl.Public},
+		r := directory.Record{Holder: holder, Ciphertext: bytes.Repeat([]byte{i}, 64), ACL: acl.List{Visibility: acl.Public},
 			Expires: now.Add(time.Hour), Updated: now}
 		r.Index[0], r.RecordID[0] = i, i
+		join := func(hs []directory.Holder) (directory.HolderChange, error) {
+			return directory.DecideProof(hs, directory.Proof{KeyHash: holder, Time: now}, now, time.Hour), nil
+		}
+		if _, err := live.ChangeHolders(ctx, 0, r.Index, join, now); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := live.PutRecord(ctx, r, 10); err != nil {
 			t.Fatal(err)
 		}
 	}
 	put(1)
 	put(2)
-	if _, err := live.DeleteRecord(ctx, [32]byte{2}, [32]byte{2}, time.Now()); err != nil {
+	if _, err := live.DeleteRecord(ctx, [32]byte{2}, holder, [32]byte{2}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 

@@ -68,9 +68,14 @@ func TestReopen(t *testing.T) {
 		Expires:    now.Add(time.Hour),
 		Updated:    now,
 	}
-	r.Index[0], r.RecordID[0] = 3, 4
+	r.Index[0], r.RecordID[0], r.Holder[0] = 3, 4, 5
 	s := open(t, dsn)
 	if err := s.InitMeta(t.Context(), "k", []byte("value")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ChangeHolders(t.Context(), 0, r.Index, func(hs []directory.Holder) (directory.HolderChange, error) {
+		return directory.HolderChange{Put: []directory.Holder{{KeyHash: r.Holder, FirstProof: now, LastProof: now}}}, nil
+	}, now); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.PutRecord(t.Context(), r, 10); err != nil {
@@ -104,7 +109,7 @@ func TestReopen(t *testing.T) {
 		t.Fatalf("Buckets after reopening = %v, %v; want one record", bs, err)
 	}
 	if c := bs[0][0]; c.Index != r.Index || c.RecordID != r.RecordID || !bytes.Equal(c.Ciphertext, r.Ciphertext) ||
-		c.Visibility != acl.Allowlist || c.Allowed || !c.Denied {
+		c.Visibility != acl.Allowlist || c.Allowed || !c.Denied || c.Holder != r.Holder || c.Hidden {
 		t.Errorf("Buckets after reopening = %+v", c)
 	}
 }
@@ -143,25 +148,29 @@ func TestMigrateFromVersion1(t *testing.T) {
 	s := open(t, dsn)
 	defer closeStore(t, s)
 	ctx := t.Context()
-	if got := schemaVersions(t, dsn); !slices.Equal(got, []int{1, 2, 3, 4}) {
-		t.Errorf("schema versions after Open = %v, want [1 2 3 4]", got)
+	if got := schemaVersions(t, dsn); !slices.Equal(got, []int{1, 2, 3, 4, 5}) {
+		t.Errorf("schema versions after Open = %v, want [1 2 3 4 5]", got)
 	}
-	if h, err := s.Holder(ctx, idx); err != nil || h.KeyHash != key || h.Label != ([32]byte{}) {
-		t.Errorf("Holder of a version 1 holder = %+v, %v; want its key and no label", h, err)
+	hs, err := s.Holders(ctx, idx)
+	if err != nil || len(hs) != 1 || hs[0].KeyHash != key || hs[0].Label != ([32]byte{}) || !hs[0].LastProof.Equal(now.Truncate(time.Second)) {
+		t.Errorf("Holders of a version 1 holder = %+v, %v; want its key, proved at its not_before, and no label", hs, err)
 	}
 	if tree, err := s.LogTree(ctx); err != nil || tree.N != 0 {
 		t.Errorf("LogTree after migrating = %+v, %v; want an empty log", tree, err)
 	}
-	r := directory.Record{Index: idx, Ciphertext: []byte("sealed"), ACL: acl.List{Visibility: acl.Public},
+	r := directory.Record{Index: idx, Holder: key, Ciphertext: []byte("sealed"), ACL: acl.List{Visibility: acl.Public},
 		Expires: now.Add(time.Hour), Updated: now}
 	if pos, err := s.PutRecord(ctx, r, 10); err != nil || pos != -1 {
 		t.Errorf("PutRecord under a holder without a label = %d, %v; want -1", pos, err)
 	}
-	if _, err := s.ClaimHolder(ctx, idx, directory.Holder{KeyHash: key, NotBefore: now, Label: label}, now); err != nil {
+	// Its key's next request brings the label, and logs nothing.
+	if _, err := s.ChangeHolders(ctx, 0, idx, func(hs []directory.Holder) (directory.HolderChange, error) {
+		return directory.DecideProof(hs, directory.Proof{KeyHash: key, Time: now, Label: label}, now, time.Hour), nil
+	}, now); err != nil {
 		t.Fatal(err)
 	}
-	if h, err := s.Holder(ctx, idx); err != nil || h.Label != label {
-		t.Errorf("Holder after a renewing claim = %+v, %v; want its label", h, err)
+	if hs, err := s.Holders(ctx, idx); err != nil || len(hs) != 1 || hs[0].Label != label {
+		t.Errorf("Holders after the key's next proof = %+v, %v; want its label", hs, err)
 	}
 	if pos, err := s.PutRecord(ctx, r, 10); err != nil || pos != 0 {
 		t.Errorf("PutRecord under a labelled holder = %d, %v; want log index 0", pos, err)
@@ -321,32 +330,33 @@ func TestConstraintIsNotConflict(t *testing.T) {
 }
 
 // TestTombstonesSameSecond retires two holders of one index in the same
-// second, both with a record under the same id: each keeps its tombstone.
+// second, each with a record under the same id: each keeps its tombstone.
 func TestTombstonesSameSecond(t *testing.T) {
 	s := open(t, pgtest.FreshDSN(t))
 	defer closeStore(t, s)
 	ctx := t.Context()
 	var idx, rid, a, b, c [32]byte
 	idx[0], rid[0], a[0], b[0], c[0] = 1, 2, 0xa, 0xb, 0xc
-	put := func() {
-		t.Helper()
-		r := directory.Record{Index: idx, RecordID: rid, Ciphertext: []byte("x"),
+	for i, k := range [][32]byte{a, b, c} {
+		proof := now.Add(time.Duration(i) * time.Second)
+		if _, err := s.ChangeHolders(ctx, 0, idx, func(hs []directory.Holder) (directory.HolderChange, error) {
+			return directory.DecideProof(hs, directory.Proof{KeyHash: k, Time: proof}, proof, time.Hour), nil
+		}, proof); err != nil {
+			t.Fatal(err)
+		}
+		r := directory.Record{Index: idx, Holder: k, RecordID: rid, Ciphertext: []byte("x"),
 			ACL: acl.List{Visibility: acl.Public}, Expires: now.Add(time.Hour), Updated: now}
 		if _, err := s.PutRecord(ctx, r, 10); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.ClaimHolder(ctx, idx, directory.Holder{KeyHash: a, NotBefore: now}, now); err != nil {
-		t.Fatal(err)
-	}
-	put()
 	at := now.Add(time.Minute)
-	for i, k := range [][32]byte{b, c} {
-		h := directory.Holder{KeyHash: k, NotBefore: now.Add(time.Duration(i+1) * time.Second)}
-		if n, err := s.ClaimHolder(ctx, idx, h, at); err != nil || n != 1 {
-			t.Fatalf("ClaimHolder by key %x = %d, %v; want 1 retired", k[0], n, err)
+	for _, k := range [][32]byte{a, b} {
+		if _, err := s.ChangeHolders(ctx, 0, idx, func(hs []directory.Holder) (directory.HolderChange, error) {
+			return directory.DecideEvict(hs, c, k, at)
+		}, at); err != nil {
+			t.Fatalf("evicting %x: %v", k[0], err)
 		}
-		put()
 	}
 	ts, err := s.Tombstones(ctx, idx)
 	if err != nil || len(ts) != 2 {
@@ -357,12 +367,10 @@ func TestTombstonesSameSecond(t *testing.T) {
 	}
 }
 
-// TestConcurrentClaimHolder races claims of one index by keys with distinct
-// NotBefore times. In any serial order the newest key ends up holding the
-// index, and every other key that succeeded was retired, and so revoked,
-// by a newer one. (The conformance suite has no concurrent ClaimHolder
-// test; this one belongs there.)
-func TestConcurrentClaimHolder(t *testing.T) {
+// TestConcurrentJoinsMany races joins of one index by many keys with
+// distinct proof times. In any serial order every key holds the index and
+// all but the latest proof are on notice, and each join is logged once.
+func TestConcurrentJoinsMany(t *testing.T) {
 	s := open(t, pgtest.FreshDSN(t))
 	defer closeStore(t, s)
 	const n = 20
@@ -378,36 +386,26 @@ func TestConcurrentClaimHolder(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			h := directory.Holder{KeyHash: keys[i], NotBefore: now.Add(time.Duration(i) * time.Second)}
-			_, errs[i] = s.ClaimHolder(t.Context(), idx, h, now.Add(time.Hour))
+			p := directory.Proof{KeyHash: keys[i], Time: now.Add(time.Duration(i) * time.Second)}
+			_, errs[i] = s.ChangeHolders(t.Context(), 0, idx, func(hs []directory.Holder) (directory.HolderChange, error) {
+				return directory.DecideProof(hs, p, now.Add(time.Hour), time.Hour), nil
+			}, now.Add(time.Hour))
 		})
 	}
 	close(start)
 	wg.Wait()
-	h, err := s.Holder(t.Context(), idx)
-	if err != nil || h.KeyHash != keys[n-1] {
-		t.Fatalf("Holder after concurrent claims = %x, %v; want the newest key %x", h.KeyHash[:2], err, keys[n-1][:2])
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
 	}
-	if errs[n-1] != nil {
-		t.Errorf("the newest claim failed: %v", errs[n-1])
+	hs, err := s.Holders(t.Context(), idx)
+	if err != nil || len(hs) != n {
+		t.Fatalf("Holders after concurrent joins: %d, %v; want %d", len(hs), err, n)
 	}
-	for i, err := range errs[:n-1] {
-		if err != nil {
-			if !errors.Is(err, directory.ErrConflict) {
-				t.Errorf("claim %d: %v, want nil or ErrConflict", i, err)
-			}
-			continue
-		}
-		if revoked, err := s.KeyRevoked(t.Context(), keys[i]); err != nil || !revoked {
-			t.Errorf("claim %d succeeded and was superseded, but its key is not revoked (%v)", i, err)
+	for _, h := range hs {
+		if h.OnNotice() == (h.KeyHash == keys[n-1]) {
+			t.Errorf("holder %x on notice: %v; want all but the latest proof", h.KeyHash[:2], h.OnNotice())
 		}
 	}
-	if revoked, _ := s.KeyRevoked(t.Context(), keys[n-1]); revoked {
-		t.Error("the holder's key is revoked")
-	}
-
-	// The log holds one history of holders: a Holder entry for each
-	// successful claim, each naming the key the one before it named.
 	tree, err := s.LogTree(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -416,34 +414,81 @@ func TestConcurrentClaimHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var holders []*translog.Entry
+	joins := map[[32]byte]int{}
 	for i, b := range entries {
 		e, err := translog.Parse(b)
 		if err != nil {
 			t.Fatalf("entry %d: %v", i, err)
 		}
-		if e.Kind == translog.Holder {
-			holders = append(holders, e)
+		if e.Kind == translog.Holder && e.Event == translog.Join {
+			joins[e.Key]++
 		}
 	}
-	succeeded := 0
-	for _, err := range errs {
-		if err == nil {
-			succeeded++
+	for _, k := range keys {
+		if joins[k] != 1 {
+			t.Errorf("key %x: %d join entries, want 1", k[:2], joins[k])
 		}
 	}
-	if len(holders) != succeeded {
-		t.Errorf("%d Holder entries for %d successful claims", len(holders), succeeded)
-	}
-	var previous [32]byte
-	for i, e := range holders {
-		if e.Previous != previous {
-			t.Errorf("Holder entry %d names previous holder %x, want %x", i, e.Previous[:2], previous[:2])
+}
+
+// TestMigrateFromVersion4 opens a version 4 database with a holder, two
+// records and their ACL entries, and a record with no holder, and checks
+// that version 5 keys them all by the holder.
+func TestMigrateFromVersion4(t *testing.T) {
+	dsn := pgtest.FreshDSN(t)
+	pgtest.Admin(t, dsn, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`)
+	for i, name := range []string{"0001_initial.sql", "0002_log.sql", "0003_epochs.sql", "0004_verifications.sql"} {
+		b, err := os.ReadFile("migrations/" + name)
+		if err != nil {
+			t.Fatal(err)
 		}
-		previous = e.Key
+		pgtest.Admin(t, dsn, string(b))
+		pgtest.Admin(t, dsn, `INSERT INTO schema_migrations VALUES ($1, $2, 0)`, i+1, name)
 	}
-	if previous != keys[n-1] {
-		t.Errorf("the last Holder entry names key %x, want the holder %x", previous[:2], keys[n-1][:2])
+	var idx, orphan, key, label [32]byte
+	idx[0], orphan[0], key[0], label[0] = 1, 9, 2, 3
+	pgtest.Admin(t, dsn, `INSERT INTO holders (idx, key_hash, not_before, label) VALUES ($1, $2, $3, $4)`, idx[:], key[:], now.Unix(), label[:])
+	rid := func(n byte) []byte {
+		var r [32]byte
+		r[0] = n
+		return r[:]
+	}
+	for _, x := range []struct {
+		idx [32]byte
+		rid byte
+	}{{idx, 1}, {idx, 2}, {orphan, 1}} {
+		pgtest.Admin(t, dsn, `INSERT INTO records (idx, record_id, bucket, ciphertext, visibility, expires_at, updated_at, epoch)
+			VALUES ($1, $2, 0, 'sealed', 2, $3, $4, 0)`, x.idx[:], rid(x.rid), now.Add(time.Hour).Unix(), now.Unix())
+	}
+	var p acl.Pseudonym
+	p[0] = 'p'
+	pgtest.Admin(t, dsn, `INSERT INTO acl_entries (idx, record_id, kind, pseudonym) VALUES ($1, $2, 1, $3)`, idx[:], rid(1), p[:])
+
+	s := open(t, dsn)
+	defer closeStore(t, s)
+	ctx := t.Context()
+	if got := schemaVersions(t, dsn); !slices.Equal(got, []int{1, 2, 3, 4, 5}) {
+		t.Errorf("schema versions after Open = %v, want [1 2 3 4 5]", got)
+	}
+	hs, err := s.Holders(ctx, idx)
+	if err != nil || len(hs) != 1 || hs[0].KeyHash != key || hs[0].Label != label || hs[0].Records != 2 || hs[0].OnNotice() {
+		t.Fatalf("Holders = %+v, %v; want the old holder with its 2 records, not on notice", hs, err)
+	}
+	got, err := s.Buckets(ctx, 0, []directory.BucketRange{{Lo: 0, Hi: 1<<32 - 1}}, p, now)
+	if err != nil || len(got[0]) != 3 {
+		t.Fatalf("Buckets = %+v, %v; want 3 records", got, err)
+	}
+	for _, c := range got[0] {
+		switch {
+		case c.Index == orphan:
+			if !c.Hidden {
+				t.Error("a record without a holder is served")
+			}
+		case c.Hidden || c.Holder != key:
+			t.Errorf("record %x: holder %x hidden %v; want the old holder's, served", c.RecordID[:1], c.Holder[:1], c.Hidden)
+		case c.RecordID[0] == 1 && !c.Allowed:
+			t.Error("the record's allowlist entry did not follow it")
+		}
 	}
 }
 
@@ -469,8 +514,8 @@ func TestMigrateVerificationsFromVersion3(t *testing.T) {
 
 	s := open(t, dsn)
 	defer closeStore(t, s)
-	if got := schemaVersions(t, dsn); !slices.Equal(got, []int{1, 2, 3, 4}) {
-		t.Errorf("schema versions after Open = %v, want [1 2 3 4]", got)
+	if got := schemaVersions(t, dsn); !slices.Equal(got, []int{1, 2, 3, 4, 5}) {
+		t.Errorf("schema versions after Open = %v, want [1 2 3 4 5]", got)
 	}
 	if _, err := s.Verification(t.Context(), old.ID); !errors.Is(err, directory.ErrNotFound) {
 		t.Errorf("version 3 verification after migrating: %v, want ErrNotFound", err)

@@ -74,13 +74,13 @@ func (m *memLog) tree(t *testing.T, n int64) tlog.Tree {
 }
 
 // storeHashes reads s's stored hashes for tlog.
-func storeHashes(t *testing.T, s directory.Store) tlog.HashReader {
+func storeHashes(t *testing.T, s single) tlog.HashReader {
 	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
 		return s.ReadLogHashes(t.Context(), indexes)
 	})
 }
 
-func logTree(t *testing.T, s directory.Store) tlog.Tree {
+func logTree(t *testing.T, s single) tlog.Tree {
 	t.Helper()
 	tree, err := s.LogTree(t.Context())
 	if err != nil {
@@ -91,7 +91,7 @@ func logTree(t *testing.T, s directory.Store) tlog.Tree {
 
 // checkLog checks that s holds exactly want's entries, its stored hashes
 // and its tree, and that every entry is a well-formed translog entry.
-func checkLog(t *testing.T, s directory.Store, want *memLog) {
+func checkLog(t *testing.T, s single, want *memLog) {
 	t.Helper()
 	tree := logTree(t, s)
 	if tree != want.tree(t, want.size()) {
@@ -126,7 +126,7 @@ func checkLog(t *testing.T, s directory.Store, want *memLog) {
 }
 
 // appendLog appends entries and checks where they went.
-func appendLog(t *testing.T, s directory.Store, want *memLog, entries ...[]byte) {
+func appendLog(t *testing.T, s single, want *memLog, entries ...[]byte) {
 	t.Helper()
 	first, err := s.AppendLog(t.Context(), entries...)
 	if err != nil {
@@ -177,27 +177,25 @@ func keyHash(n byte) [32]byte {
 	return k
 }
 
-// holderEntry is the Holder entry for key taking label's number from
-// previous (zero for none), which had retired records.
-func holderEntry(t *testing.T, l, key, previous [32]byte, retired int) []byte {
-	return marshal(t, translog.Entry{Kind: translog.Holder, Label: l, Key: key, Previous: previous, Retired: retired})
+// joinEntry is the Holder entry for key joining label's number with its
+// proof at proof.
+func joinEntry(t *testing.T, l, key [32]byte, proof time.Time) []byte {
+	return marshal(t, translog.Entry{Kind: translog.Holder, Label: l, Key: key, Event: translog.Join, Proof: proof})
 }
 
-// stateEntry is the State entry an owner expects at at for the records it
-// published (expired or not).
-func stateEntry(t *testing.T, l [32]byte, published []directory.Record, at time.Time) []byte {
+// stateEntry is the State entry a holder key expects at at for the records
+// it published (expired or not).
+func stateEntry(t *testing.T, l, key [32]byte, published []directory.Record, at time.Time) []byte {
 	t.Helper()
-	b, err := marshalState(l, published, at)
+	b, err := marshalState(l, key, published, at)
 	if err != nil {
 		t.Fatalf("State entry: %v", err)
 	}
 	return b
 }
 
-func marshalState(l [32]byte, published []directory.Record, at time.Time) ([]byte, error) {
-	live := translog.Live(stateRecords(published), at)
-	e := translog.Entry{Kind: translog.State, Label: l, Commitment: translog.Commitment(live), Records: len(live), At: at}
-	return e.Marshal()
+func marshalState(l, key [32]byte, published []directory.Record, at time.Time) ([]byte, error) {
+	return translog.StateEntry(l, key, stateRecords(published), at)
 }
 
 // stateRecords is what a State entry covers of records.
@@ -210,10 +208,12 @@ func stateRecords(records []directory.Record) []translog.StateRecord {
 	return rs
 }
 
-// owner is what a test published under one index, in publishing order.
+// owner is what a test published under one index, in publishing order,
+// as the holder key.
 type owner struct {
 	index   [32]byte
 	label   [32]byte
+	key     [32]byte
 	records []directory.Record
 }
 
@@ -234,14 +234,22 @@ func (o *owner) remove(rid [32]byte) {
 	o.records = slices.DeleteFunc(o.records, func(x directory.Record) bool { return x.RecordID == rid })
 }
 
-// claim makes key the first holder of o's index, and adds the Holder entry
-// that logs to want.
-func claim(t *testing.T, s directory.Store, want *memLog, o *owner, key [32]byte) {
+// claim makes key the first holder of o's index (DecideProof's join, with
+// o's label), and adds the Holder entry that logs to want.
+func claim(t *testing.T, s single, want *memLog, o *owner, key [32]byte) {
 	t.Helper()
-	if n, err := s.ClaimHolder(t.Context(), o.index, directory.Holder{KeyHash: key, NotBefore: t0, Label: o.label}, t0); err != nil || n != 0 {
-		t.Fatalf("first ClaimHolder = %d, %v", n, err)
+	if _, err := s.ChangeHolders(t.Context(), 0, o.index, joinAt(key, o.label, t0), t0); err != nil {
+		t.Fatalf("join: %v", err)
 	}
-	want.add(t, holderEntry(t, o.label, key, [32]byte{}, 0))
+	o.key = key
+	want.add(t, joinEntry(t, o.label, key, t0))
+}
+
+// joinAt decides a proof by key at proof, as the server would.
+func joinAt(key, label [32]byte, proof time.Time) func([]directory.Holder) (directory.HolderChange, error) {
+	return func(hs []directory.Holder) (directory.HolderChange, error) {
+		return directory.DecideProof(hs, directory.Proof{KeyHash: key, Time: proof, Label: label}, proof, time.Hour), nil
+	}
 }
 
 // unreturned is logged's pos for a write that returns no log index.
@@ -250,7 +258,7 @@ const unreturned = math.MinInt64
 // logged checks that a write appended exactly entries, and that it
 // returned pos, the log index of the last of them (-1 for none), unless pos
 // is unreturned.
-func logged(t *testing.T, s directory.Store, want *memLog, what string, pos int64, entries ...[]byte) {
+func logged(t *testing.T, s single, want *memLog, what string, pos int64, entries ...[]byte) {
 	t.Helper()
 	want.add(t, entries...)
 	wantPos := want.size() - 1
@@ -283,7 +291,7 @@ func logged(t *testing.T, s directory.Store, want *memLog, what string, pos int6
 
 // checkUndisclosed checks that no entry holds any of secrets, raw or in
 // base64: entries name owners only by their label.
-func checkUndisclosed(t *testing.T, s directory.Store, secrets map[string][]byte) {
+func checkUndisclosed(t *testing.T, s single, secrets map[string][]byte) {
 	t.Helper()
 	tree := logTree(t, s)
 	entries, err := s.ReadLogEntries(t.Context(), 0, tree.N)
@@ -465,7 +473,7 @@ func testLogStates(t *testing.T, open opener) {
 		t.Helper()
 		pos := putRecord(t, s, r, 3)
 		o.put(r)
-		logged(t, s, &want, what, pos, stateEntry(t, o.label, o.records, r.Updated))
+		logged(t, s, &want, what, pos, stateEntry(t, o.label, o.key, o.records, r.Updated))
 	}
 	r1 := record(o.index, recordID(1), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p3, p1}, Deny: []acl.Pseudonym{p2}})
 	put(r1, "PutRecord of a first record")
@@ -507,7 +515,7 @@ func testLogStates(t *testing.T, open opener) {
 			t.Fatalf("SetACL: %v", err)
 		}
 		o.setACL(r2.RecordID, l)
-		logged(t, s, &want, fmt.Sprintf("SetACL(%+v)", l), pos, stateEntry(t, o.label, o.records, at))
+		logged(t, s, &want, fmt.Sprintf("SetACL(%+v)", l), pos, stateEntry(t, o.label, o.key, o.records, at))
 	}
 	for _, rid := range [][32]byte{r1.RecordID, r3.RecordID, r2.RecordID} {
 		at = at.Add(time.Second)
@@ -516,7 +524,7 @@ func testLogStates(t *testing.T, open opener) {
 			t.Fatalf("DeleteRecord: %v", err)
 		}
 		o.remove(rid)
-		logged(t, s, &want, fmt.Sprintf("DeleteRecord of %x", rid[:2]), pos, stateEntry(t, o.label, o.records, at))
+		logged(t, s, &want, fmt.Sprintf("DeleteRecord of %x", rid[:2]), pos, stateEntry(t, o.label, o.key, o.records, at))
 	}
 	if e := want.entries[want.size()-1]; !bytes.Contains(e, []byte("\nrecords 0\n")) {
 		t.Errorf("the last State entry is not of an empty index:\n%s", e)
@@ -559,68 +567,67 @@ func testLogNoHolder(t *testing.T, open opener) {
 	checkLog(t, s, &want)
 }
 
-// testLogHolders checks the Holder entries of ClaimHolder, and the State
-// entry of the index a retirement empties.
+// testLogHolders checks that ChangeHolders appends the decision's Holder
+// entries in order, then the State entry of each retired holder's emptied
+// records, and nothing for a change that logs nothing.
 func testLogHolders(t *testing.T, open opener) {
 	s := newStore(t, open)
-	ctx := t.Context()
 	var want memLog
 	o := &owner{index: index(0x10000000, 1), label: label(7)}
-	keyA, keyB, keyC := keyHash(0xa), keyHash(0xb), keyHash(0xc)
-	claimAs := func(key [32]byte, nb, at time.Time) (int, error) {
-		return s.ClaimHolder(ctx, o.index, directory.Holder{KeyHash: key, NotBefore: nb, Label: o.label}, at)
-	}
-	checkHolder := func(key [32]byte) {
+	keyA, keyB := keyHash(0xa), keyHash(0xb)
+	window := time.Hour
+	apply := func(what string, now time.Time, decide func([]directory.Holder) (directory.HolderChange, error), extra ...[]byte) {
 		t.Helper()
-		h, err := s.Holder(ctx, o.index)
-		if err != nil || h.KeyHash != key || h.Label != o.label {
-			t.Errorf("Holder = key %x label %x, %v; want key %x label %x", h.KeyHash[:1], h.Label[31], err, key[:1], o.label[31])
+		ch, err := s.ChangeHolders(t.Context(), 0, o.index, decide, now)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		logged(t, s, &want, what, unreturned, append(slices.Clone(ch.Entries), extra...)...)
+	}
+	prove := func(key [32]byte, proof, now time.Time) func([]directory.Holder) (directory.HolderChange, error) {
+		return func(hs []directory.Holder) (directory.HolderChange, error) {
+			return directory.DecideProof(hs, directory.Proof{KeyHash: key, Time: proof, Label: o.label}, now, window), nil
 		}
 	}
-
-	if n, err := claimAs(keyA, t0, t0); err != nil || n != 0 {
-		t.Fatalf("first ClaimHolder = %d, %v", n, err)
-	}
-	logged(t, s, &want, "first ClaimHolder", unreturned, holderEntry(t, o.label, keyA, [32]byte{}, 0))
-	checkHolder(keyA)
-	// Renewals by the holder's key, and a refused claim, log nothing.
-	for _, nb := range []time.Time{t0.Add(time.Hour), t0} {
-		if _, err := claimAs(keyA, nb, t0); err != nil {
-			t.Fatalf("renewing ClaimHolder: %v", err)
-		}
-		logged(t, s, &want, "renewing ClaimHolder", unreturned)
-	}
-	checkHolder(keyA)
-
+	apply("a's join", t0, prove(keyA, t0, t0))
+	o.key = keyA
+	// The same proof again (a renewal) logs nothing.
+	apply("a's renewal", t0, prove(keyA, t0, t0))
 	r1 := record(o.index, recordID(1), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}})
 	r2 := record(o.index, recordID(2), acl.List{Visibility: acl.Public})
 	for _, r := range []directory.Record{r1, r2} {
 		o.put(r)
-		logged(t, s, &want, "PutRecord", putRecord(t, s, r, noLimit), stateEntry(t, o.label, o.records, r.Updated))
+		logged(t, s, &want, "PutRecord", putRecord(t, s, r, noLimit), stateEntry(t, o.label, o.key, o.records, r.Updated))
 	}
-	if _, err := claimAs(keyB, t0.Add(time.Hour), t0); !errors.Is(err, directory.ErrConflict) {
-		t.Fatalf("ClaimHolder by another key, not newer: %v, want ErrConflict", err)
+	// b's later proof: its join, then a's notice.
+	at := t0.Add(time.Minute)
+	apply("b's join", at, prove(keyB, at, at))
+	checkLog(t, s, &want)
+	events := func() []translog.HolderEvent {
+		entries, err := s.ReadLogEntries(t.Context(), 0, logTree(t, s).N)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []translog.HolderEvent
+		for _, b := range entries {
+			if e, err := translog.Parse(b); err == nil && e.Kind == translog.Holder {
+				out = append(out, e.Event)
+			}
+		}
+		return out
 	}
-	logged(t, s, &want, "refused ClaimHolder", unreturned)
-
-	// A retirement: the new key's Holder entry names the retired key and
-	// how many records went, then the emptied index's State.
-	at := t0.Add(2 * time.Hour)
-	if n, err := claimAs(keyB, at, at); err != nil || n != 2 {
-		t.Fatalf("retiring ClaimHolder = %d, %v; want 2 retired", n, err)
+	if got := events(); fmt.Sprint(got) != "[join join notice]" {
+		t.Errorf("holder events %v, want [join join notice]", got)
 	}
-	logged(t, s, &want, "retiring ClaimHolder", unreturned,
-		holderEntry(t, o.label, keyB, keyA, 2), stateEntry(t, o.label, nil, at))
-	checkHolder(keyB)
-	// A retirement of a holder with no records.
-	at = at.Add(time.Second)
-	if n, err := claimAs(keyC, at, at); err != nil || n != 0 {
-		t.Fatalf("second retiring ClaimHolder = %d, %v; want 0 retired", n, err)
+	// a's notice runs out: its retire entry, then the State entry of its
+	// emptied records, under its key.
+	at = at.Add(window)
+	apply("a's retirement", at, func(hs []directory.Holder) (directory.HolderChange, error) {
+		return directory.DecideOverdue(hs, at), nil
+	}, stateEntry(t, o.label, keyA, nil, at))
+	if got := events(); fmt.Sprint(got) != "[join join notice retire]" {
+		t.Errorf("holder events %v, want [join join notice retire]", got)
 	}
-	logged(t, s, &want, "second retiring ClaimHolder", unreturned,
-		holderEntry(t, o.label, keyC, keyB, 0), stateEntry(t, o.label, nil, at))
-	checkHolder(keyC)
-
 	// Another index's first holder.
 	other := &owner{index: index(0x10000000, 2), label: label(8)}
 	claim(t, s, &want, other, keyA)
@@ -647,7 +654,7 @@ func testLogDeleteExpired(t *testing.T, open opener) {
 		r := record(o.index, recordID(rid), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}, Deny: []acl.Pseudonym{p2}})
 		r.Expires = expires
 		o.put(r)
-		logged(t, s, &want, "PutRecord", putRecord(t, s, r, noLimit), stateEntry(t, o.label, o.records, r.Updated))
+		logged(t, s, &want, "PutRecord", putRecord(t, s, r, noLimit), stateEntry(t, o.label, o.key, o.records, r.Updated))
 	}
 	publish(i, 1, t0.Add(-time.Hour))
 	publish(i, 2, t0.Add(-time.Minute))
@@ -672,7 +679,7 @@ func testLogDeleteExpired(t *testing.T, open opener) {
 		var es [][]byte
 		for _, o := range changed {
 			removeExpired(o, now)
-			es = append(es, stateEntry(t, o.label, o.records, now))
+			es = append(es, stateEntry(t, o.label, o.key, o.records, now))
 		}
 		logged(t, s, &want, fmt.Sprintf("DeleteExpiredRecords(%v)", now.Unix()), unreturned, es...)
 	}
@@ -869,20 +876,20 @@ func testLogConcurrent(t *testing.T, open opener) {
 				rec.Updated = at
 				pos, err := s.PutRecord(ctx, rec, noLimit)
 				o.put(rec)
-				e, merr := marshalState(o.label, o.records, at)
+				e, merr := marshalState(o.label, o.key, o.records, at)
 				if err := add(pos, errors.Join(err, merr), e); err != nil {
 					return err
 				}
 				pos, err = s.SetACL(ctx, o.index, rec.RecordID, acl.List{Visibility: acl.Public}, at)
 				o.setACL(rec.RecordID, acl.List{Visibility: acl.Public})
-				e, merr = marshalState(o.label, o.records, at)
+				e, merr = marshalState(o.label, o.key, o.records, at)
 				if err := add(pos, errors.Join(err, merr), e); err != nil {
 					return err
 				}
 				if r%2 == 0 {
 					pos, err = s.DeleteRecord(ctx, o.index, rec.RecordID, at)
 					o.remove(rec.RecordID)
-					e, merr = marshalState(o.label, o.records, at)
+					e, merr = marshalState(o.label, o.key, o.records, at)
 					if err := add(pos, errors.Join(err, merr), e); err != nil {
 						return err
 					}
@@ -983,7 +990,7 @@ func testLogConcurrent(t *testing.T, open opener) {
 		if c.pos < 0 || c.pos >= tree.N {
 			continue // reported above
 		}
-		if want := stateEntry(t, shared.label, model.records, t0); !bytes.Equal(entries[c.pos], want) {
+		if want := stateEntry(t, shared.label, shared.key, model.records, t0); !bytes.Equal(entries[c.pos], want) {
 			t.Fatalf("the shared index's State entry %d is\n%s\nwant, after the changes logged before it,\n%s", c.pos, entries[c.pos], want)
 		}
 	}

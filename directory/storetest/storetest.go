@@ -14,6 +14,7 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/directory"
+	"blindex.dev/blindex/translog"
 )
 
 type opener = func(t *testing.T) directory.Store
@@ -51,6 +53,8 @@ func Run(t *testing.T, open func(t *testing.T) directory.Store) {
 	t.Run("Meta", func(t *testing.T) { testMeta(t, open) })
 	t.Run("Counters", func(t *testing.T) { testCounters(t, open) })
 	t.Run("Holders", func(t *testing.T) { testHolders(t, open) })
+	t.Run("HolderRecords", func(t *testing.T) { testHolderRecords(t, open) })
+	t.Run("ConcurrentJoins", func(t *testing.T) { testConcurrentJoins(t, open) })
 	t.Run("Revocation", func(t *testing.T) { testRevocation(t, open) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, open) })
 	t.Run("Log", func(t *testing.T) { testLog(t, open) })
@@ -70,7 +74,7 @@ const noLimit = 1000
 
 var fullRange = directory.BucketRange{Lo: 0, Hi: math.MaxUint32}
 
-func newStore(t *testing.T, open opener) directory.Store {
+func newStore(t *testing.T, open opener) single {
 	t.Helper()
 	s := open(t)
 	if s == nil {
@@ -81,7 +85,77 @@ func newStore(t *testing.T, open opener) directory.Store {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	return s
+	return single{s}
+}
+
+// single is a store seen with one holder per index, as most tests want:
+// a record's holder is its index's only holder, or, if it has none,
+// defaultHolder, which joins without a label (so its records' changes are
+// not logged). The methods that take a holder take it from the index;
+// the store's own methods are s.Store's. holders.go tests holder sets.
+type single struct{ directory.Store }
+
+var defaultHolder = keyHash(0xdf)
+
+// holderOf returns the only holder of index, making defaultHolder one if
+// it has none.
+func (s single) holderOf(ctx context.Context, index [32]byte) ([32]byte, error) {
+	hs, err := s.Store.Holders(ctx, index)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	switch len(hs) {
+	case 1:
+		return hs[0].KeyHash, nil
+	case 0:
+		_, err := s.Store.ChangeHolders(ctx, 0, index, func(hs []directory.Holder) (directory.HolderChange, error) {
+			if len(hs) > 0 {
+				return directory.HolderChange{}, nil // joined meanwhile
+			}
+			return directory.HolderChange{Put: []directory.Holder{{KeyHash: defaultHolder, FirstProof: t0, LastProof: t0}}}, nil
+		}, t0)
+		if err != nil {
+			return [32]byte{}, err
+		}
+		return s.holderOf(ctx, index)
+	}
+	return [32]byte{}, fmt.Errorf("storetest: index %x has %d holders", index[:4], len(hs))
+}
+
+// PutRecord puts r for its index's holder, unless r names one.
+func (s single) PutRecord(ctx context.Context, r directory.Record, maxPerHolder int) (int64, error) {
+	if r.Holder == ([32]byte{}) {
+		h, err := s.holderOf(ctx, r.Index)
+		if err != nil {
+			return -1, err
+		}
+		r.Holder = h
+	}
+	return s.Store.PutRecord(ctx, r, maxPerHolder)
+}
+
+func (s single) SetACL(ctx context.Context, index, recordID [32]byte, l acl.List, now time.Time) (int64, error) {
+	h, err := s.holderOf(ctx, index)
+	if err != nil {
+		return -1, err
+	}
+	return s.Store.SetACL(ctx, index, h, recordID, l, now)
+}
+
+func (s single) DeleteRecord(ctx context.Context, index, recordID [32]byte, now time.Time) (int64, error) {
+	h, err := s.holderOf(ctx, index)
+	if err != nil {
+		return -1, err
+	}
+	return s.Store.DeleteRecord(ctx, index, h, recordID, now)
+}
+
+func (s single) OwnerState(ctx context.Context, index [32]byte) ([]translog.StateRecord, error) {
+	h, err := s.holderOf(ctx, index)
+	if err != nil {
+		return nil, err
+	}
+	return s.Store.OwnerState(ctx, index, h)
 }
 
 // concurrently runs f(0) to f(n-1) at once and returns their errors.
@@ -155,7 +229,7 @@ func diffVerification(got, want ca.Verification) string {
 	return strings.Join(d, "; ")
 }
 
-func createVerification(t *testing.T, s directory.Store, v ca.Verification) {
+func createVerification(t *testing.T, s single, v ca.Verification) {
 	t.Helper()
 	if err := s.CreateVerification(t.Context(), v); err != nil {
 		t.Fatalf("CreateVerification(%x): %v", v.ID, err)
@@ -163,7 +237,7 @@ func createVerification(t *testing.T, s directory.Store, v ca.Verification) {
 }
 
 // checkVerification checks that the store holds exactly want under its id.
-func checkVerification(t *testing.T, s directory.Store, want ca.Verification) {
+func checkVerification(t *testing.T, s single, want ca.Verification) {
 	t.Helper()
 	got, err := s.Verification(t.Context(), want.ID)
 	if err != nil {
@@ -175,7 +249,7 @@ func checkVerification(t *testing.T, s directory.Store, want ca.Verification) {
 	}
 }
 
-func checkNoVerification(t *testing.T, s directory.Store, id [16]byte) {
+func checkNoVerification(t *testing.T, s single, id [16]byte) {
 	t.Helper()
 	v, err := s.Verification(t.Context(), id)
 	if !errors.Is(err, directory.ErrNotFound) {
@@ -497,7 +571,7 @@ func record(idx, rid [32]byte, l acl.List) directory.Record {
 }
 
 // putRecord puts r and returns the log index of its State entry.
-func putRecord(t *testing.T, s directory.Store, r directory.Record, maxPerIndex int) int64 {
+func putRecord(t *testing.T, s single, r directory.Record, maxPerIndex int) int64 {
 	t.Helper()
 	pos, err := s.PutRecord(t.Context(), r, maxPerIndex)
 	if err != nil {
@@ -510,6 +584,7 @@ func putRecord(t *testing.T, s directory.Store, r directory.Record, maxPerIndex 
 func candidate(r directory.Record, caller acl.Pseudonym) directory.Candidate {
 	return directory.Candidate{
 		Index:      r.Index,
+		Holder:     r.Holder,
 		RecordID:   r.RecordID,
 		Ciphertext: r.Ciphertext,
 		Visibility: r.ACL.Visibility,
@@ -548,6 +623,9 @@ func diffCandidates(got, want []directory.Candidate) string {
 		if !bytes.Equal(g.Ciphertext, w.Ciphertext) {
 			d = append(d, fmt.Sprintf("%s: Ciphertext %q, want %q", key(g), g.Ciphertext, w.Ciphertext))
 		}
+		if w.Holder != ([32]byte{}) && g.Holder != w.Holder {
+			d = append(d, fmt.Sprintf("%s: Holder %x, want %x", key(g), g.Holder[:4], w.Holder[:4]))
+		}
 		if g.Visibility != w.Visibility {
 			d = append(d, fmt.Sprintf("%s: Visibility %v, want %v", key(g), g.Visibility, w.Visibility))
 		}
@@ -558,7 +636,7 @@ func diffCandidates(got, want []directory.Candidate) string {
 	return strings.Join(d, "\n")
 }
 
-func buckets(t *testing.T, s directory.Store, caller acl.Pseudonym, now time.Time, ranges ...directory.BucketRange) [][]directory.Candidate {
+func buckets(t *testing.T, s single, caller acl.Pseudonym, now time.Time, ranges ...directory.BucketRange) [][]directory.Candidate {
 	t.Helper()
 	got, err := s.Buckets(t.Context(), 0, ranges, caller, now)
 	if err != nil {
@@ -571,7 +649,7 @@ func buckets(t *testing.T, s directory.Store, caller acl.Pseudonym, now time.Tim
 }
 
 // checkAll checks the whole directory as caller sees it at now.
-func checkAll(t *testing.T, s directory.Store, caller acl.Pseudonym, now time.Time, want ...directory.Record) {
+func checkAll(t *testing.T, s single, caller acl.Pseudonym, now time.Time, want ...directory.Record) {
 	t.Helper()
 	got := buckets(t, s, caller, now, fullRange)[0]
 	if d := diffCandidates(got, candidates(caller, want...)); d != "" {
@@ -580,14 +658,14 @@ func checkAll(t *testing.T, s directory.Store, caller acl.Pseudonym, now time.Ti
 }
 
 // checkAllCallers runs checkAll for every caller in callers.
-func checkAllCallers(t *testing.T, s directory.Store, now time.Time, want ...directory.Record) {
+func checkAllCallers(t *testing.T, s single, now time.Time, want ...directory.Record) {
 	t.Helper()
 	for _, c := range callers {
 		checkAll(t, s, c, now, want...)
 	}
 }
 
-func countOwners(t *testing.T, s directory.Store, now time.Time, want int) {
+func countOwners(t *testing.T, s single, now time.Time, want int) {
 	t.Helper()
 	n, err := s.CountOwners(t.Context(), now)
 	if err != nil {
@@ -1132,7 +1210,7 @@ func testCountOwners(t *testing.T, open opener) {
 }
 
 func testMeta(t *testing.T, open opener) {
-	meta := func(t *testing.T, s directory.Store, key string, want []byte) {
+	meta := func(t *testing.T, s single, key string, want []byte) {
 		t.Helper()
 		got, err := s.Meta(t.Context(), key)
 		if err != nil {
@@ -1247,7 +1325,10 @@ func cmpCandidate(a, b directory.Candidate) int {
 	if c := bytes.Compare(a.Index[:], b.Index[:]); c != 0 {
 		return c
 	}
-	return bytes.Compare(a.RecordID[:], b.RecordID[:])
+	if c := bytes.Compare(a.RecordID[:], b.RecordID[:]); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.Holder[:], b.Holder[:])
 }
 
 func testClose(t *testing.T, open opener) {
@@ -1259,7 +1340,7 @@ func testClose(t *testing.T, open opener) {
 		}
 	})
 	v := verification(1)
-	createVerification(t, s, v)
+	createVerification(t, single{s}, v)
 	if err := s.InitMeta(t.Context(), "k", []byte("v")); err != nil {
 		t.Fatalf("InitMeta: %v", err)
 	}
