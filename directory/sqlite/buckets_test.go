@@ -149,12 +149,12 @@ func TestBucketACLWorkFixed(t *testing.T) {
 		n := 0
 		for rs.Next() {
 			var idx, rid, holder, ct []byte
-			var vis int
-			var last, until sql.NullInt64
-			if err := rs.Scan(&idx, &rid, &holder, &ct, &vis, &last, &until, &c.Allowed, &c.Denied); err != nil {
+			var vis, flags int
+			var last int64
+			if err := rs.Scan(&idx, &rid, &holder, &ct, &vis, &last, &flags); err != nil {
 				t.Fatal(err)
 			}
-			c.Hidden = !last.Valid || until.Int64 != 0
+			c.Allowed, c.Denied, c.Hidden = flags&flagAllowed != 0, flags&flagDenied != 0, flags&flagHidden != 0
 			n++
 		}
 		if err := closeRows(rs); err != nil {

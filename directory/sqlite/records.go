@@ -266,7 +266,9 @@ func (s *Store) deleteBatch(ctx context.Context, cond string, arg any, now time.
 }
 
 // bucketQuery reads one bucket range: each record with its holder's last
-// proof and notice, and the caller's membership in its lists.
+// proof (-1 without a holder row) and its flags (flagAllowed, flagDenied,
+// flagHidden), packed into one column because every column costs a
+// conversion per row in the driver.
 //
 // The work depends on what the range holds, never on whether the caller
 // is allowed, denied or absent, nor on how long the lists are: for every
@@ -278,14 +280,23 @@ func (s *Store) deleteBatch(ctx context.Context, cond string, arg any, now time.
 // The unary + keeps SQLite from reading the range through the expiry index
 // instead of the primary key.
 const bucketQuery = `SELECT r.idx, r.record_id, r.holder, r.ciphertext, r.visibility,
-	h.last_proof, h.notice_until,
+	COALESCE(h.last_proof, -1),
 	EXISTS (SELECT 1 FROM acl_members a WHERE a.idx = r.idx AND a.holder = r.holder
-		AND a.record_id = r.record_id AND a.kind = 1 AND a.pseudonym = ?5),
-	EXISTS (SELECT 1 FROM acl_members a WHERE a.idx = r.idx AND a.holder = r.holder
+		AND a.record_id = r.record_id AND a.kind = 1 AND a.pseudonym = ?5)
+	+ 2 * EXISTS (SELECT 1 FROM acl_members a WHERE a.idx = r.idx AND a.holder = r.holder
 		AND a.record_id = r.record_id AND a.kind = 2 AND a.pseudonym = ?5)
+	+ 4 * (h.notice_until IS NOT 0)
 FROM records r LEFT JOIN holders h ON h.idx = r.idx AND h.key_hash = r.holder
 WHERE r.idx BETWEEN ?1 AND ?2 AND +r.epoch = ?3 AND +r.expires_at > ?4
 ORDER BY r.idx, r.record_id, r.holder`
+
+// bucketQuery's last column: the caller in the allow list, in the deny
+// list, and the holder on notice or missing.
+const (
+	flagAllowed = 1 << iota
+	flagDenied
+	flagHidden
+)
 
 func (s *Store) Buckets(ctx context.Context, epoch int, ranges []directory.BucketRange, caller acl.Pseudonym, now time.Time) ([][]directory.Candidate, error) {
 	tx, err := s.ro.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
@@ -309,9 +320,9 @@ func (s *Store) Buckets(ctx context.Context, epoch int, ranges []directory.Bucke
 		for rows.Next() {
 			var c directory.Candidate
 			var idx, rid, holder, ct sql.RawBytes // copied below, ciphertexts into blocks
-			var vis int
-			var last, until sql.NullInt64
-			if err := rows.Scan(&idx, &rid, &holder, &ct, &vis, &last, &until, &c.Allowed, &c.Denied); err != nil {
+			var vis, flags int
+			var last int64
+			if err := rows.Scan(&idx, &rid, &holder, &ct, &vis, &last, &flags); err != nil {
 				rows.Close()
 				return nil, err
 			}
@@ -324,11 +335,13 @@ func (s *Store) Buckets(ctx context.Context, epoch int, ranges []directory.Bucke
 			copy(c.Holder[:], holder)
 			c.Ciphertext = blocks.copy(ct)
 			c.Visibility = acl.Visibility(vis)
+			c.Allowed, c.Denied = flags&flagAllowed != 0, flags&flagDenied != 0
 			// No holder row (a damaged database, or a version 5 record
-			// without a holder) hides the record as a notice does.
-			c.Hidden = !last.Valid || until.Int64 != 0
-			if last.Valid {
-				c.LastProof = time.Unix(last.Int64, 0)
+			// without a holder) hides the record as a notice does: NULL
+			// IS NOT 0.
+			c.Hidden = flags&flagHidden != 0
+			if last >= 0 {
+				c.LastProof = time.Unix(last, 0)
 			}
 			out[i] = append(out[i], c)
 		}
