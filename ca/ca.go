@@ -170,6 +170,17 @@ type Service struct {
 
 	tlog  *translog.Log                         // nil: issuance is not logged
 	label func(number string) ([32]byte, error) // the number's log label
+	// proved, if set, is told of each credential issued on an SMS proof.
+	proved func(ctx context.Context, number string, cert *x509.Certificate) error
+}
+
+// OnProof makes the service call proved with each credential it issues on
+// an SMS proof (not on a renewal), after issuing it. The built-in CA's
+// directory uses it to apply the proof to the number's holders at once,
+// rather than at the key's first request. An error is logged: the
+// credential is issued, and its first use applies the proof.
+func (s *Service) OnProof(proved func(ctx context.Context, number string, cert *x509.Certificate) error) {
+	s.proved = proved
 }
 
 // LogTo makes the service log every credential it issues in tl, whose
@@ -598,6 +609,13 @@ func (s *Service) serveConfirm(r *http.Request, req api.VerifyConfirmRequest) (a
 	})
 	if errors.Is(err, ErrNotFound) {
 		return api.VerifyConfirmResponse{}, ErrVerification // a concurrent confirm won
+	}
+	if err == nil && s.proved != nil {
+		if cert, perr := x509.ParseCertificate(resp.Certificate); perr != nil {
+			err = perr
+		} else if perr := s.proved(ctx, number, cert); perr != nil {
+			s.log.Error("applying a proof to the number's holders; its first use will", "err", perr)
+		}
 	}
 	return resp, err
 }

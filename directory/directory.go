@@ -275,8 +275,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.CA != nil {
 		// The built-in CA logs each credential it issues, labelled with
-		// this directory's OPRF key, in the same store.
+		// this directory's OPRF key, in the same store, and a credential
+		// issued on an SMS proof joins (or re-proves) its key at once.
 		cfg.CA.LogTo(tl, s.Label)
+		cfg.CA.OnProof(s.proved)
 	}
 	return s, nil
 }
@@ -564,22 +566,53 @@ func (s *Server) authenticate(r *http.Request, body []byte, allowRevoked bool) (
 		// again: the holder check below must not let it take a number.
 		return c, nil
 	}
-	if _, ok := s.holds(number); !ok {
+	if err := s.applyProof(ctx, c, leaf, e, now); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// proved applies the SMS proof of a credential the built-in CA has just
+// issued, as its key's first request would.
+func (s *Server) proved(ctx context.Context, number string, leaf *x509.Certificate) error {
+	now := s.cfg.Now()
+	e, err := s.epochs(ctx)
+	if err != nil {
+		return err
+	}
+	y, err := s.eval.FullEvaluate([]byte(EpochInfo(s.cfg.Info, e.Current)), []byte(number))
+	if err != nil {
+		return err
+	}
+	c := &caller{pseudonym: oprf.Pseudonym(y), index: oprf.Index(y), epoch: e.Current,
+		keyHash: sha256.Sum256(leaf.RawSubjectPublicKeyInfo), number: number}
+	err = s.applyProof(ctx, c, leaf, e, now)
+	if errors.Is(err, ErrRevoked) {
+		return nil // the key's notice ran out: its requests are refused
+	}
+	return err
+}
+
+// applyProof applies the SMS proof that c's credential leaf carries to the
+// holders of c's number, in the current epoch and, during an overlap, the
+// previous one; it refuses a key retired by it as revoked.
+func (s *Server) applyProof(ctx context.Context, c *caller, leaf *x509.Certificate, e Epochs, now time.Time) error {
+	if _, ok := s.holds(c.number); !ok {
 		// A number outside this directory's prefixes may look up here but
 		// never holds an index here: a peer's CA cannot put an owner of
 		// this directory on notice, and lookups leave no holder row or log
 		// entry.
-		return c, nil
+		return nil
 	}
 	proofTime, err := credential.ProofTime(leaf)
 	if err != nil {
-		return nil, httpapi.ErrCredentialUntrusted // Verify refuses a bad extension first
+		return httpapi.ErrCredentialUntrusted // Verify refuses a bad extension first
 	}
-	label, err := s.Label(number)
+	label, err := s.Label(c.number)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	c.proof = Proof{KeyHash: keyHash, Time: proofTime, Label: label}
+	c.proof = Proof{KeyHash: c.keyHash, Time: proofTime, Label: label}
 	var prevIndex func() ([32]byte, error)
 	if e.Current > 0 {
 		// The epoch before may still have rows (during an overlap, and
@@ -590,20 +623,20 @@ func (s *Server) authenticate(r *http.Request, body []byte, allowRevoked bool) (
 		}
 	}
 	if err := s.prove(ctx, c, e.Current, c.index, prevIndex, now); err != nil {
-		return nil, err
+		return err
 	}
 	if e.announced() >= 0 {
 		// During an overlap the previous epoch's index is held too, with
 		// the same holders; its changes are logged once, above.
 		idx, err := prevIndex()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := s.prove(ctx, c, e.Previous, idx, nil, now); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // prove applies the caller's proof to the holders of index (DecideProof),

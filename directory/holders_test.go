@@ -62,13 +62,13 @@ func (e *env) holderEvents() []translog.HolderEvent {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	entries, err := e.srv.Node.Store.ReadLogEntries(e.t.Context(), 0, tree.N)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	var out []translog.HolderEvent
-	for i := range tree.N {
-		b, err := e.srv.Node.Store.ReadLogEntries(e.t.Context(), i, 1)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		if ent, err := translog.Parse(b[0]); err == nil && ent.Kind == translog.Holder {
+	for _, b := range entries {
+		if ent, err := translog.Parse(b); err == nil && ent.Kind == translog.Holder {
 			out = append(out, ent.Event)
 		}
 	}
@@ -164,7 +164,7 @@ func TestNoticeRunsOut(t *testing.T) {
 	}
 
 	e.later(time.Minute + time.Second)
-	e.srv.Node.Housekeep(t.Context())
+	e.srv.Housekeep(t.Context())
 	if hs := e.holders(bob); len(hs) != 1 || hs[0].OnNotice() {
 		t.Errorf("holders after the window: %+v, want the owner alone", hs)
 	}
@@ -212,7 +212,6 @@ func TestLazyRetire(t *testing.T) {
 // with a stale proof, or on notice, may not.
 func TestEvict(t *testing.T) {
 	e := newEnv(t, directory.Config{})
-	e.alignClock()
 	now := func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
 	y, _ := oprf.NewEvaluator(e.srv.Node.OPRFKey).FullEvaluate([]byte(directory.DefaultInfo), []byte(bob))
 	idx, rid := oprf.Index(y), oprf.RecordID(y, "org.example.chat")
@@ -364,7 +363,6 @@ func TestHiddenLooksAbsent(t *testing.T) {
 // nobody on notice.
 func TestRotationKeepsHolders(t *testing.T) {
 	e := newEnv(t, directory.Config{})
-	e.alignClock()
 	now := func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
 	touch := func(s *signer) api.HoldersResponse {
 		t.Helper()

@@ -13,7 +13,6 @@ import (
 	"blindex.dev/blindex/client"
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/internal/api"
-	"blindex.dev/blindex/oprf"
 )
 
 func clientError(err error) *client.Error {

@@ -99,8 +99,8 @@ type Stats struct {
 	Owners     int           // owners added
 	Skipped    int           // records already present (same index and app), left as they were
 	Records    int           // record rows written
-	ACLLists   int           // acls rows written: records with allow or deny entries
-	ACLEntries int           // allow and deny entries in them
+	ACLLists   int           // records with allow or deny entries
+	ACLEntries int           // allow and deny entries in them: acl_members rows written
 	Holders    int           // holders rows written
 	Public     int           // records by visibility
 	Allowlist  int           //
@@ -113,7 +113,7 @@ type Stats struct {
 }
 
 // Rows is the number of rows written.
-func (s Stats) Rows() int { return s.Records + s.ACLLists + s.Holders }
+func (s Stats) Rows() int { return s.Records + s.ACLEntries + s.Holders }
 
 // Errors.
 var (
@@ -270,7 +270,7 @@ func (b *builder) evaluate(ctx context.Context) error {
 }
 
 // sortByIndex returns the owners in index order, so rows are appended to
-// each B-tree (records, acls, holders, the expiry index) instead of
+// each B-tree (records, acl_members, holders, the expiry index) instead of
 // landing on random pages.
 func (b *builder) sortByIndex() []uint32 {
 	order := make([]uint32, b.cfg.Owners)
@@ -501,7 +501,8 @@ func openDB(path string) (*sql.DB, error) {
 		return nil, fmt.Errorf("synth: opening %s: %w", path, err)
 	}
 	// Version 2 added the transparency log, 3 lookup epochs (synthetic
-	// records are in epoch 0), 4 access lists as one row per record.
+	// records are in epoch 0), 6 holder sets and access lists as one row
+	// per member.
 	// Synthetic owners are written without log labels, so their rows make
 	// no log entries: a synthetic directory's log holds only its keys.
 	if version != sqlite.SchemaVersion {
@@ -547,22 +548,25 @@ func (w *writer) begin(ctx context.Context) error {
 	// ClaimHolder, without their per-call reads; conflicts leave the
 	// existing rows alone.
 	if w.rec, err = tx.PrepareContext(ctx, `INSERT INTO records
-		(idx, record_id, ciphertext, visibility, expires_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (idx, record_id) DO NOTHING`); err != nil {
+		(idx, record_id, holder, ciphertext, visibility, expires_at, updated_at, epoch)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING`); err != nil {
 		return err
 	}
-	if w.list, err = tx.PrepareContext(ctx, `INSERT INTO acls (idx, record_id, allow, deny)
-		VALUES (?, ?, ?, ?)`); err != nil {
+	if w.list, err = tx.PrepareContext(ctx, `INSERT INTO acl_members (idx, holder, record_id, kind, pseudonym)
+		VALUES (?, ?, ?, ?, ?)`); err != nil {
 		return err
 	}
-	w.owner, err = tx.PrepareContext(ctx, `INSERT INTO holders (idx, key_hash, not_before)
-		VALUES (?, ?, ?) ON CONFLICT (idx) DO NOTHING`)
+	// One holder per synthetic owner, proved now, not on notice. Another
+	// seed's owner of the same number keeps its own row.
+	w.owner, err = tx.PrepareContext(ctx, `INSERT INTO holders
+		(idx, key_hash, epoch, first_proof, last_proof, notice_proof, notice_until, label)
+		VALUES (?, ?, 0, ?, ?, 0, 0, NULL) ON CONFLICT DO NOTHING`)
 	return err
 }
 
 func (w *writer) put(ctx context.Context, o owner, st *Stats) error {
 	// Variables are bound by copy, so the arrays may be reused.
-	res, err := w.owner.ExecContext(ctx, o.index[:], o.holder[:], w.now)
+	res, err := w.owner.ExecContext(ctx, o.index[:], o.holder[:], w.now, w.now)
 	if err != nil {
 		return fmt.Errorf("synth: inserting holder: %w", err)
 	}
@@ -570,7 +574,7 @@ func (w *writer) put(ctx context.Context, o owner, st *Stats) error {
 		st.Holders++
 	}
 	for _, r := range o.recs {
-		res, err := w.rec.ExecContext(ctx, o.index[:], r.id[:], r.ct, int(r.list.Visibility),
+		res, err := w.rec.ExecContext(ctx, o.index[:], r.id[:], o.holder[:], r.ct, int(r.list.Visibility),
 			w.expires, w.now)
 		if err != nil {
 			return fmt.Errorf("synth: inserting record: %w", err)
@@ -591,10 +595,12 @@ func (w *writer) put(ctx context.Context, o owner, st *Stats) error {
 			st.Nobody++
 		}
 		if n := len(r.list.Allow) + len(r.list.Deny); n > 0 {
-			_, err := w.list.ExecContext(ctx, o.index[:], r.id[:],
-				sqlite.PackPseudonyms(r.list.Allow), sqlite.PackPseudonyms(r.list.Deny))
-			if err != nil {
-				return fmt.Errorf("synth: inserting access list: %w", err)
+			for kind, list := range [][]acl.Pseudonym{1: r.list.Allow, 2: r.list.Deny} {
+				for _, p := range list {
+					if _, err := w.list.ExecContext(ctx, o.index[:], o.holder[:], r.id[:], kind, p[:]); err != nil {
+						return fmt.Errorf("synth: inserting access list: %w", err)
+					}
+				}
 			}
 			st.ACLLists++
 			st.ACLEntries += n

@@ -164,7 +164,7 @@ func checkRows(t *testing.T, dir string, st synth.Stats) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for table, want := range map[string]int{"records": st.Records, "acls": st.ACLLists, "holders": st.Holders} {
+	for table, want := range map[string]int{"records": st.Records, "acl_members": st.ACLEntries, "holders": st.Holders} {
 		var n int
 		if err := db.QueryRow("SELECT COUNT(*) FROM " + table).Scan(&n); err != nil {
 			t.Fatal(err)
