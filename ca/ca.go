@@ -130,7 +130,8 @@ var (
 	ErrTooManyRenewals = httpapi.New(http.StatusTooManyRequests, "ca: too many renewals", "too many renewals for this credential today: retry later")
 	ErrBusy            = httpapi.New(http.StatusTooManyRequests, "ca: verification id collision", "busy: retry shortly")
 	ErrSMS             = httpapi.New(http.StatusServiceUnavailable, "ca: sms not sent", "could not send the code: retry later")
-	ErrRevoked         = httpapi.New(http.StatusUnauthorized, "ca: key revoked or retired", "credential revoked or superseded: verify the number again")
+	ErrRevoked         = httpapi.New(http.StatusUnauthorized, "ca: key revoked or retired", "credential revoked or retired: verify the number again")
+	ErrKeyRevoked      = httpapi.New(http.StatusUnauthorized, "ca: confirming with a revoked key", "this key is revoked or retired: verify the number with a new key")
 	ErrMisdirected     = httpapi.New(http.StatusMisdirectedRequest, "ca: number outside this directory's prefixes", "number outside this directory's prefixes, and no directory in the federation map holds it")
 )
 
@@ -556,6 +557,19 @@ func (s *Service) serveConfirm(r *http.Request, req api.VerifyConfirmRequest) (a
 	pub, err := parseP256(req.PublicKey)
 	if err != nil {
 		return api.VerifyConfirmResponse{}, err
+	}
+	// A revoked (or retired) key stays revoked: a new SMS proof does not
+	// bring it back, so a stolen copy of it cannot either.
+	if s.cfg.Revoked != nil {
+		spki, err := x509.MarshalPKIXPublicKey(pub) // as the credential will hold it
+		if err != nil {
+			return api.VerifyConfirmResponse{}, err
+		}
+		if revoked, err := s.cfg.Revoked(ctx, sha256.Sum256(spki)); err != nil {
+			return api.VerifyConfirmResponse{}, err
+		} else if revoked {
+			return api.VerifyConfirmResponse{}, ErrKeyRevoked
+		}
 	}
 	now := s.cfg.Now()
 	v, err := s.cfg.Store.Verification(ctx, id)

@@ -141,11 +141,29 @@ type pending struct {
 	Number         string    `json:"number"`
 	VerificationID string    `json:"verification_id"`
 	Expires        time.Time `json:"expires"`
+	NewKey         bool      `json:"new_key,omitempty"` // Confirm makes a new key even if the state holds one
 }
 
 // Verify asks the directory to send a code to number by SMS and remembers the
 // verification in StateDir for Confirm. It returns when the code expires.
+//
+// If the state already holds a credential for number, Confirm keeps its
+// key: the new credential is a re-proof of the same holder, which clears a
+// notice (docs/protocol.md §9.7). VerifyNewKey makes a new key instead.
 func (c *Client) Verify(ctx context.Context, number string) (time.Time, error) {
+	return c.verify(ctx, number, false)
+}
+
+// VerifyNewKey is Verify, but Confirm makes a new key whatever the state
+// holds: the new key joins the number's holders and puts the others on
+// notice, among them the old key and any stolen copy of it, which are
+// retired unless they prove the number by SMS again. It is the cure for a
+// lost device, and for a key that was revoked.
+func (c *Client) VerifyNewKey(ctx context.Context, number string) (time.Time, error) {
+	return c.verify(ctx, number, true)
+}
+
+func (c *Client) verify(ctx context.Context, number string, newKey bool) (time.Time, error) {
 	n, err := c.normalize(number)
 	if err != nil {
 		return time.Time{}, err
@@ -154,7 +172,7 @@ func (c *Client) Verify(ctx context.Context, number string) (time.Time, error) {
 	if err := c.doAt(ctx, c.cfg.CA, "POST", api.PathVerifyStart, api.VerifyStartRequest{Number: n}, &resp, nil); err != nil {
 		return time.Time{}, err
 	}
-	b, _ := json.Marshal(pending{Number: n, VerificationID: resp.VerificationID, Expires: resp.Expires})
+	b, _ := json.Marshal(pending{Number: n, VerificationID: resp.VerificationID, Expires: resp.Expires, NewKey: newKey})
 	if err := writeFile(filepath.Join(c.cfg.StateDir, filePending), b, 0o600); err != nil {
 		return time.Time{}, err
 	}
@@ -177,16 +195,25 @@ func readPending(stateDir string) (*pending, error) {
 	return &p, nil
 }
 
-// Confirm completes the pending verification with the code from the SMS. It
-// makes a new P-256 key, gets a credential for it and stores both.
+// Confirm completes the pending verification with the code from the SMS,
+// gets a credential and stores it with its key: the state's key if it
+// holds a credential for the same number (unless VerifyNewKey started the
+// verification), else a new P-256 key.
 func (c *Client) Confirm(ctx context.Context, code string) error {
 	p, err := readPending(c.cfg.StateDir)
 	if err != nil {
 		return err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, kept, err := c.confirmKey(p)
 	if err != nil {
 		return err
+	}
+	// A new key for a number the state already holds replaces its key.
+	replaced := false
+	if !kept {
+		if old, err := c.credential(); err == nil && old.number == p.Number {
+			replaced = true
+		}
 	}
 	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
@@ -199,6 +226,9 @@ func (c *Client) Confirm(ctx context.Context, code string) error {
 	if err != nil {
 		if asStatus(err, http.StatusNotFound) != nil {
 			os.Remove(filepath.Join(c.cfg.StateDir, filePending)) // the directory ended it
+		}
+		if kept && asStatus(err, http.StatusUnauthorized) != nil {
+			return fmt.Errorf("%w\nThis device's key was revoked or retired: verify with a new key (blindex verify --new-key)", err)
 		}
 		return err
 	}
@@ -225,7 +255,32 @@ func (c *Client) Confirm(ctx context.Context, code string) error {
 	if err != nil {
 		return err
 	}
-	return c.confirmLogged(ctx, resp, cred)
+	if err := c.confirmLogged(ctx, resp, cred); err != nil {
+		return err
+	}
+	if replaced {
+		// The records this owner published belong to the old key.
+		return c.adopt(ctx)
+	}
+	return nil
+}
+
+// confirmKey returns the key Confirm asks a credential for, and whether it
+// is the state's own (kept).
+func (c *Client) confirmKey(p *pending) (key *ecdsa.PrivateKey, kept bool, err error) {
+	if !p.NewKey {
+		cred, err := c.credential()
+		switch {
+		case err == nil:
+			if cred.number == p.Number {
+				return cred.key, true, nil
+			}
+		case !errors.Is(err, ErrNoCredential):
+			return nil, false, err
+		}
+	}
+	key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return key, false, err
 }
 
 // checkIssued checks that a credential just issued by from is readable and

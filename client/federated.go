@@ -282,6 +282,15 @@ func (f *Federated) Verify(ctx context.Context, number string) (time.Time, error
 	return c.Verify(ctx, number)
 }
 
+// VerifyNewKey is Verify with a new key at Confirm (Client.VerifyNewKey).
+func (f *Federated) VerifyNewKey(ctx context.Context, number string) (time.Time, error) {
+	c, err := f.home(number)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return c.VerifyNewKey(ctx, number)
+}
+
 // Confirm completes the pending verification at the directory that holds
 // its number.
 func (f *Federated) Confirm(ctx context.Context, code string) error {

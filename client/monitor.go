@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +35,8 @@ const (
 	// AlarmCredential is a credential for the owner's number issued to
 	// another key: an SMS hijack, or a misissuing CA.
 	AlarmCredential AlarmKind = "credential"
-	// AlarmHolder is another key taking the number over at the directory.
+	// AlarmHolder is another key joining the number's holders at the
+	// directory, or the owner's own key retired or evicted there.
 	AlarmHolder AlarmKind = "holder"
 	// AlarmState is a State entry that commits to other records than the
 	// owner published.
@@ -77,6 +79,11 @@ type Report struct {
 	// published a checkpoint covering them within the monitor's wait, so
 	// they were not checked. The next run reads them.
 	Behind int64 `json:"behind,omitempty"`
+	// NoticeUntil is set if the owner's key is on notice at the directory
+	// now: another key proved the number later, the owner's records are
+	// not served, and the key is retired at NoticeUntil unless the owner
+	// proves the number again by SMS (blindex verify) before then.
+	NoticeUntil *time.Time `json:"notice_until,omitempty"`
 }
 
 // retireSlack is how far from the moment this client found an epoch
@@ -151,6 +158,15 @@ func (c *Client) Monitor(ctx context.Context, mc MonitorConfig) (*Report, error)
 	}
 	if stored != nil {
 		rep.Alarms = append(rep.Alarms, *stored)
+	} else if hs, err := c.Holders(ctx); err == nil {
+		for _, h := range hs {
+			if h.You && h.OnNotice() {
+				until := h.NoticeUntil.UTC()
+				rep.NoticeUntil = &until
+			}
+		}
+	} else if asStatus(err, http.StatusUnauthorized) == nil {
+		return nil, err
 	}
 	rep.StateOK = !slices.ContainsFunc(rep.Alarms, func(a Alarm) bool { return a.Kind.aboutState() })
 	return rep, c.saveLog(s)
@@ -214,17 +230,49 @@ func (c *Client) scanEntries(ctx context.Context, s *logState, cp translog.Check
 		switch {
 		case e.Kind == translog.Credential && e.Key != own:
 			rep.Alarms = append(rep.Alarms, Alarm{Kind: AlarmCredential, Index: i, Evidence: evidence,
-				Message: fmt.Sprintf("a credential for your number was issued to another key (valid %s to %s): if you did not verify the number again, it was hijacked",
+				Message: fmt.Sprintf("a credential for your number was issued to another key (valid %s to %s): if you did not verify the number again, nor another app or device of yours, it was hijacked",
 					e.NotBefore.Format(time.RFC3339), e.NotAfter.Format(time.RFC3339))})
-		case e.Kind == translog.Holder && e.Key != own:
-			rep.Alarms = append(rep.Alarms, Alarm{Kind: AlarmHolder, Index: i, Evidence: evidence,
-				Message: fmt.Sprintf("another key took over your number at the directory; %d of your records were retired", e.Retired)})
+		case e.Kind == translog.Holder:
+			if a := holderAlarm(e, own); a != nil {
+				a.Index, a.Evidence = i, evidence
+				rep.Alarms = append(rep.Alarms, *a)
+			}
+		case e.Kind == translog.State && e.Key != own && e.Key != ([32]byte{}):
+			// Another holder's records (another app's, say): not the owner's
+			// to check.
 		case e.Kind == translog.State && i > s.StateIndex && !matches(e):
 			rep.Alarms = append(rep.Alarms, Alarm{Kind: AlarmState, Index: i, Evidence: evidence,
 				Message: "the directory logged a state for your records that differs from what you published"})
 		}
 		return nil
 	})
+}
+
+// holderAlarm returns the alarm a Holder entry raises for the owner of
+// key own, or nil: another key joining the number (its proof put the
+// owner on notice, or will when it is later), or the owner's own key
+// retired or evicted. Notices, re-proofs and other holders' retirements
+// are the directory applying the rules, not alarms; the owner's own
+// notice is reported from the directory's answer (Report.NoticeUntil).
+func holderAlarm(e *translog.Entry, own [32]byte) *Alarm {
+	key := hex.EncodeToString(e.Key[:])
+	switch {
+	case e.Event == "" && e.Key != own: // from before holders were a set
+		return &Alarm{Kind: AlarmHolder,
+			Message: fmt.Sprintf("another key took over your number at the directory; %d of your records were retired", e.Retired)}
+	case e.Event == translog.Join && e.Key != own:
+		return &Alarm{Kind: AlarmHolder,
+			Message: fmt.Sprintf("key %s proved your number by SMS at %s and joined its holders at the directory: if it is not another app or device of yours, your SMS was intercepted. Prove the number again (blindex verify), then evict it (blindex holders --evict %s)",
+				key, e.Proof.Format(time.RFC3339), key)}
+	case e.Event == translog.Retire && e.Key == own:
+		return &Alarm{Kind: AlarmHolder,
+			Message: fmt.Sprintf("your key was retired: it did not prove the number again in time, and its %d records were deleted. Verify with a new key (blindex verify --new-key)", e.Retired)}
+	case e.Event == translog.Evict && e.Key == own:
+		return &Alarm{Kind: AlarmHolder,
+			Message: fmt.Sprintf("your key was evicted by key %s, and its %d records deleted: if that was not you, verify with a new key (blindex verify --new-key) and evict it",
+				hex.EncodeToString(e.By[:]), e.Retired)}
+	}
+	return nil
 }
 
 // stateMatcher returns whether a State entry commits to what the owner
@@ -283,7 +331,7 @@ func (c *Client) checkStored(ctx context.Context, s *logState, cred *identity, l
 		return nil, err
 	}
 	e, err := translog.Parse(st.Entry)
-	if err != nil || e.Kind != translog.State || e.Label != label {
+	if err != nil || e.Kind != translog.State || e.Label != label || (e.Key != certHash(cred.cert) && e.Key != ([32]byte{})) {
 		return nil, fmt.Errorf("client: malformed state answer: %v", err)
 	}
 	if !fresh(e.At, c.cfg.Now()) {

@@ -41,17 +41,28 @@ func (f clientFlags) client() (*client.Client, error) {
 }
 
 func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("verify", "verify start NUMBER | verify confirm CODE", `
+	fs := newFlags("verify", "verify start [--new-key] NUMBER | verify confirm CODE", `
 Proves that you hold a phone number, in two steps:
 
   blindex verify start +14155550100   the directory texts a 6-digit code
-  blindex verify confirm 123456       you send it back with a new key, and
-                                       receive a credential for the number
+  blindex verify confirm 123456       you send it back, and receive a
+                                       credential for the number
 
 The code is valid for 10 minutes and 5 tries. The credential and its key are
-stored in --state; every other command uses them. Run verify again to renew.`, stderr)
+stored in --state; every other command uses them.
+
+Each app (each --state) that proves a number holds it with its own key and
+records; the latest SMS proof is the authority. When another key proves the
+number later, this key goes on notice: its records are hidden until you
+verify again, and it is retired after the directory's re-proof window
+(blindex monitor tells you the deadline). Verifying again keeps this state's
+key, and clears its notice. --new-key makes a new key instead: it puts the
+old key, and any stolen copy of it, on notice, and publishes your records
+again under the new key. Use it after losing a device, or when the directory
+retired or revoked this key.`, stderr)
 	cf := addClientFlags(fs)
 	asJSON := fs.Bool("json", false, "print the result as JSON: the code's expiry after start, the credential's number and expiry after confirm")
+	newKey := fs.Bool("new-key", false, "with start: make a new key at confirm, even if this state holds one for the number")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -63,8 +74,15 @@ stored in --state; every other command uses them. Run verify again to renew.`, s
 	if err != nil {
 		return err
 	}
+	if *newKey && fs.Arg(0) != "start" {
+		return errors.New("--new-key goes with verify start")
+	}
 	if fs.Arg(0) == "start" {
-		expires, err := c.Verify(ctx, fs.Arg(1))
+		verify := c.Verify
+		if *newKey {
+			verify = c.VerifyNewKey
+		}
+		expires, err := verify(ctx, fs.Arg(1))
 		if err != nil {
 			return err
 		}

@@ -134,6 +134,7 @@ func (f clientFlags) home() (*client.Client, error) {
 // federation, which sends each number to the directory that holds it.
 type verifier interface {
 	Verify(ctx context.Context, number string) (time.Time, error)
+	VerifyNewKey(ctx context.Context, number string) (time.Time, error)
 	Confirm(ctx context.Context, code string) error
 	Identity() (string, time.Time, error)
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 
 	"blindex.dev/blindex/client"
 	"blindex.dev/blindex/internal/witness"
@@ -24,16 +25,22 @@ Checks the directory's transparency log for your number. It reads what was
 logged since its last run and raises an alarm when:
 
   - a credential for your number was issued to a key that is not yours
-    (someone verified your number by SMS: a hijack, or a misbehaving CA);
-  - another key took over your number at the directory;
+    (someone verified your number by SMS: another app or device of yours,
+    a hijack, or a misbehaving CA);
+  - another key joined your number's holders at the directory, or your key
+    was retired or evicted there (see blindex holders);
   - the state the directory logged, or stores now, for your records and
     access lists differs from what you published;
   - the log forked or was rolled back (both signed checkpoints are shown:
     they prove the directory misbehaved).
 
-Run it from cron. Exit status: 0 all is well, 3 an alarm was raised, 1 the
-check could not be made (for example the directory was unreachable), 2 bad
-usage.`, stderr)
+It also says when your key is on notice (another key proved the number
+later): prove the number again by the deadline it prints (blindex verify),
+or the directory retires your key and deletes its records.
+
+Run it from cron. Exit status: 0 all is well, 3 an alarm was raised or your
+key is on notice, 1 the check could not be made (for example the directory
+was unreachable), 2 bad usage.`, stderr)
 	c, mc, asJSON, err := logCommand(fs, args, stderr)
 	if err != nil {
 		return err
@@ -58,11 +65,18 @@ usage.`, stderr)
 				printEvidence(stdout, ev)
 			}
 		}
-		if len(rep.Alarms) == 0 {
+		if rep.NoticeUntil != nil {
+			fmt.Fprintf(stdout, "NOTICE: another key proved your number later, and your records are hidden: prove the number again by %s (blindex verify start), or this key is retired\n",
+				rep.NoticeUntil.Local().Format(time.DateTime))
+		}
+		if rep.Behind > 0 {
+			fmt.Fprintf(stdout, "behind: the directory holds at least %d entries past its latest checkpoint; the next run checks them\n", rep.Behind)
+		}
+		if len(rep.Alarms) == 0 && rep.NoticeUntil == nil {
 			fmt.Fprintln(stdout, "OK: no credential but yours, and the directory holds what you published")
 		}
 	}
-	if len(rep.Alarms) > 0 {
+	if len(rep.Alarms) > 0 || rep.NoticeUntil != nil {
 		return errAlarm
 	}
 	return nil

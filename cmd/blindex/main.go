@@ -29,8 +29,9 @@ Usage:
   blindex rotate [--overlap D]     start the next lookup epoch (indexes and pseudonyms change)
   blindex synth --owners N         fill a data directory with N synthetic owners (for benchmarks)
   blindex bench [flags]            measure a live server's lookup throughput and latency
-  blindex verify start NUMBER      ask the directory to text a code to NUMBER
+  blindex verify start NUMBER      ask the directory to text a code to NUMBER (--new-key: a new key)
   blindex verify confirm CODE      finish verification; stores your credential
+  blindex holders [--evict KEY]    list the keys that hold your number; evict one
   blindex publish [flags]          publish or replace your record for one app
   blindex acl [flags]              change who may see your record for one app
   blindex unpublish --app APP      delete your record for one app
@@ -131,6 +132,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdInvite(ctx, rest, stdout, stderr)
 	case "whoami":
 		return cmdWhoami(ctx, rest, stdout, stderr)
+	case "holders":
+		return cmdHolders(ctx, rest, stdout, stderr)
 	case "monitor":
 		return cmdMonitor(ctx, rest, stdout, stderr)
 	case "log":
