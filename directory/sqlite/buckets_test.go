@@ -234,3 +234,43 @@ func queryPlan(t *testing.T, db *sql.DB, q string) []string {
 	}
 	return plan
 }
+
+// TestHousekeepingPlans checks that what housekeeping runs every round
+// reads no more than it must: the overdue holders through the index of
+// the rows on notice, and the sweep of a retired epoch's holder rows as a
+// range of the primary key from where the last batch stopped.
+func TestHousekeepingPlans(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, tt := range []struct {
+		q    string
+		args []any
+		want string
+	}{
+		{overdueQuery, []any{1, 2, 3}, "SEARCH holders USING COVERING INDEX holders_notice (epoch=? AND notice_until<?)"},
+		{sweepQuery, []any{1, []byte{}, []byte{}, 4}, "SEARCH holders USING PRIMARY KEY ((idx,key_hash)>(?,?))"},
+	} {
+		rows, err := s.ro.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+tt.q, tt.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		if err := closeRows(rows); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(plan, tt.want) {
+			t.Errorf("%s:\nplan %q, want %q", tt.q, plan, tt.want)
+		}
+	}
+}

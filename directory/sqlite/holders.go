@@ -128,6 +128,9 @@ func (s *Store) ChangeHolders(ctx context.Context, epoch int, index [32]byte, de
 	if err != nil {
 		return directory.HolderChange{}, err
 	}
+	if len(ch.Put) > 0 {
+		s.swept.put(epoch)
+	}
 	return ch, nil
 }
 
@@ -156,9 +159,12 @@ func retire(ctx context.Context, tx *sql.Tx, index, key [32]byte, at time.Time) 
 	return label, err
 }
 
+// overdueQuery reads the holders_notice index only: the rows on notice.
+const overdueQuery = `SELECT DISTINCT idx FROM holders
+	WHERE epoch = ? AND notice_until != 0 AND notice_until <= ? ORDER BY idx LIMIT ?`
+
 func (s *Store) OverdueHolders(ctx context.Context, epoch int, now time.Time, limit int) ([][32]byte, error) {
-	rows, err := s.ro.QueryContext(ctx, `SELECT DISTINCT idx FROM holders
-		WHERE epoch = ? AND notice_until BETWEEN 1 AND ? ORDER BY idx LIMIT ?`, epoch, now.Unix(), limit)
+	rows, err := s.ro.QueryContext(ctx, overdueQuery, epoch, now.Unix(), limit)
 	if err != nil {
 		return nil, err
 	}

@@ -229,3 +229,49 @@ func TestConcurrentJoins(t *testing.T) {
 		t.Errorf("want exactly one holder (the last to join) not on notice: %+v", hs)
 	}
 }
+
+// TestDeleteEpochsBeforeSweepsHolders: a retired epoch's holder rows go,
+// over several batches, and the current epoch's stay, interleaved in key
+// order as they are.
+func TestDeleteEpochsBeforeSweepsHolders(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "db"))
+	defer closeStore(t, s)
+	ctx := t.Context()
+	const n = 2500 // more than two batches
+	var key [32]byte
+	key[0] = 'k'
+	for i := range n {
+		var idx [32]byte
+		idx[0], idx[1] = byte(i>>8), byte(i)
+		_, err := s.ChangeHolders(ctx, i%2, idx, func([]directory.Holder) (directory.HolderChange, error) {
+			return directory.HolderChange{Put: []directory.Holder{{KeyHash: key, FirstProof: now, LastProof: now}}}, nil
+		}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.DeleteEpochsBefore(ctx, 1, now); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		var idx [32]byte
+		idx[0], idx[1] = byte(i>>8), byte(i)
+		hs, err := s.Holders(ctx, idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := i % 2; len(hs) != want {
+			t.Fatalf("index %d of epoch %d: %d holders after DeleteEpochsBefore(1), want %d", i, i%2, len(hs), want)
+		}
+	}
+	// A row of the retired epoch written since is swept by the next call.
+	var late [32]byte
+	late[0] = 0xee
+	hold(t, s, late, key)
+	if _, err := s.DeleteEpochsBefore(ctx, 1, now); err != nil {
+		t.Fatal(err)
+	}
+	if hs, err := s.Holders(ctx, late); err != nil || len(hs) != 0 {
+		t.Errorf("a late epoch 0 row after the second DeleteEpochsBefore(1): %+v, %v", hs, err)
+	}
+}

@@ -178,27 +178,60 @@ func (s *Store) DeleteExpiredRecords(ctx context.Context, now time.Time) (int, e
 
 func (s *Store) DeleteEpochsBefore(ctx context.Context, epoch int, now time.Time) (int, error) {
 	n, err := s.deleteRecordsWhere(ctx, `epoch < ?`, epoch, now)
-	if err != nil {
+	if err != nil || !s.swept.start(epoch) {
 		return n, err
 	}
 	// Then the holder rows, whose labels named the State entries above. An
-	// old epoch's index is never used again: nobody is retired.
+	// old epoch's index is never used again: nobody is retired. No index
+	// finds them (housekeeping calls this every round, and one would cost
+	// more per record than the rows it finds), so the table is read once,
+	// in key order and in batches, and not again until a later epoch.
+	lastIdx, lastKey := []byte{}, []byte{} // the last key read; every key is after the empty one
 	for {
-		var k int64
+		var k int
 		err := s.tx(ctx, func(tx *sql.Tx) error {
-			res, err := tx.ExecContext(ctx, `DELETE FROM holders WHERE (idx, key_hash) IN
-				(SELECT idx, key_hash FROM holders WHERE epoch < ? LIMIT ?)`, epoch, deleteBatchHolders)
+			rows, err := tx.QueryContext(ctx, sweepQuery, epoch, lastIdx, lastKey, deleteBatchHolders)
 			if err != nil {
 				return err
 			}
-			k, err = res.RowsAffected()
-			return err
+			var old [][2][]byte
+			for rows.Next() {
+				var idx, key []byte
+				var retired bool
+				if err := rows.Scan(&idx, &key, &retired); err != nil {
+					rows.Close()
+					return err
+				}
+				k++
+				lastIdx, lastKey = idx, key
+				if retired {
+					old = append(old, [2][]byte{idx, key})
+				}
+			}
+			if err := closeRows(rows); err != nil {
+				return err
+			}
+			for _, h := range old {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM holders WHERE idx = ? AND key_hash = ?`, h[0], h[1]); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
-		if err != nil || k < deleteBatchHolders {
+		if err != nil {
 			return n, err
+		}
+		if k < deleteBatchHolders {
+			s.swept.done(epoch)
+			return n, nil
 		}
 	}
 }
+
+// sweepQuery reads the next batch of holder rows after a key, in key
+// order, each with whether its epoch is below the first parameter.
+const sweepQuery = `SELECT idx, key_hash, epoch < ? FROM holders
+	WHERE (idx, key_hash) > (?, ?) ORDER BY idx, key_hash LIMIT ?`
 
 // deleteRecordsWhere deletes the records that cond (with one argument)
 // selects, and logs the State of each holder's records it changed.

@@ -9,7 +9,9 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -174,6 +176,46 @@ const (
 type Store struct {
 	rw *sql.DB // one connection, IMMEDIATE transactions: writes never deadlock
 	ro *sql.DB // a pool of read-only connections
+
+	swept sweptEpochs
+}
+
+// sweptEpochs remembers below which epoch DeleteEpochsBefore has removed
+// every holder row, so that housekeeping does not read the whole table
+// every round. A holder row written for an older epoch since (by this
+// process) makes the next call sweep again.
+type sweptEpochs struct {
+	mu     sync.Mutex
+	before int // no holder row of an epoch below this
+	minPut int // the least epoch put since the sweep under way began
+}
+
+// put records that holder rows of epoch were written.
+func (w *sweptEpochs) put(epoch int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.before = min(w.before, epoch)
+	w.minPut = min(w.minPut, epoch)
+}
+
+// start reports whether a sweep below epoch is needed, and if so begins one.
+func (w *sweptEpochs) start(epoch int) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if epoch <= w.before {
+		return false
+	}
+	w.minPut = math.MaxInt
+	return true
+}
+
+// done records a sweep below epoch, unless a row below it was put meanwhile.
+func (w *sweptEpochs) done(epoch int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.minPut >= epoch {
+		w.before = max(w.before, epoch)
+	}
 }
 
 var _ directory.Store = (*Store)(nil)
