@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"cmp"
+	"crypto/rand"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -335,6 +336,39 @@ func (c *Client) Lookup(ctx context.Context, numbers ...string) ([]Result, error
 	return results, nil
 }
 
+// maxWidenBits is how far below the directory's prefix length a client
+// may fetch (directory.MaxWidenBits): the directory refuses wider buckets.
+const maxWidenBits = 4
+
+// buyWiderFetches makes sure this lookup has bought enough bucket fetches
+// for n prefixes of prefixBits bits, shorter than the directory's: each
+// spans 2^(ev.prefixBits-prefixBits) of the directory's buckets and costs
+// that many fetches, one per evaluation (docs/protocol.md §8.6). It buys
+// the difference by evaluating random inputs, which tell the directory
+// nothing but their count, and spend the caller's evaluation budget like
+// any other.
+func (c *Client) buyWiderFetches(ctx context.Context, cred *identity, ev *evaluation, prefixBits, n int) error {
+	widen := ev.prefixBits - prefixBits
+	if widen <= 0 {
+		return nil
+	}
+	if widen > maxWidenBits {
+		return fmt.Errorf("client: MaxPrefixBits %d is more than %d bits below the directory's prefix length, %d: the directory refuses buckets that wide",
+			prefixBits, maxWidenBits, ev.prefixBits)
+	}
+	extra := n<<widen - len(ev.ys)
+	if extra <= 0 {
+		return nil
+	}
+	dummies := make([][]byte, extra)
+	for i := range dummies {
+		dummies[i] = make([]byte, 16)
+		rand.Read(dummies[i])
+	}
+	_, err := c.evaluateAt(ctx, cred, dummies, &ev.epoch)
+	return err
+}
+
 // fetchRecords fetches the buckets of ev's outputs in ev's epoch and opens
 // the records under each output's index.
 func (c *Client) fetchRecords(ctx context.Context, cred *identity, ev *evaluation) ([][]record.Record, error) {
@@ -352,6 +386,9 @@ func (c *Client) fetchRecords(ctx context.Context, cred *identity, ev *evaluatio
 			seen[p] = true
 			prefixes = append(prefixes, p)
 		}
+	}
+	if err := c.buyWiderFetches(ctx, cred, ev, prefixBits, len(prefixes)); err != nil {
+		return nil, err
 	}
 	answers, err := c.fetchBuckets(ctx, cred, ev.epoch, prefixBits, prefixes)
 	if err != nil {

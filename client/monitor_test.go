@@ -2,11 +2,13 @@ package client_test
 
 import (
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,21 +64,52 @@ func TestMonitorCatchesHijack(t *testing.T) {
 		t.Fatalf("after renewal: alarms %v", alarmKinds(rep))
 	}
 
-	time.Sleep(1100 * time.Millisecond) // the hijacker's credential must be newer by a second
+	time.Sleep(1100 * time.Millisecond) // the hijacker's proof must be later by a second
 	hijacker := register(t, srv, inbox, t.TempDir(), number, 0)
-	// The credential alone raises the alarm, before the hijacker uses it.
-	alarms := collectAlarms(t, owner, "credential")
+	// The credential, and the hijacker's key joining the number's holders
+	// at once, each raise an alarm, before the hijacker uses it; the
+	// owner's key is on notice.
+	alarms := collectAlarms(t, owner, "credential", "holder")
 	e, err := translog.Parse([]byte(alarms["credential"].Evidence[0]))
 	if err != nil || e.Kind != translog.Credential {
 		t.Fatalf("evidence is not the credential entry: %v", err)
 	}
-	// Its first use takes the number over and retires the owner's
-	// credential and record: each step is an alarm.
-	publishPublic(t, hijacker, "sip:thief@example.com")
-	alarms = collectAlarms(t, owner, "holder", "state", "retired")
 	h, err := translog.Parse([]byte(alarms["holder"].Evidence[0]))
-	if err != nil || h.Kind != translog.Holder || h.Retired != 1 || h.Key != e.Key {
+	if err != nil || h.Kind != translog.Holder || h.Event != translog.Join || h.Key != e.Key {
 		t.Fatalf("holder evidence: %v %+v", err, h)
+	}
+	key := hex.EncodeToString(h.Key[:])
+	if !strings.Contains(alarms["holder"].Message, "blindex holders --evict "+key) {
+		t.Errorf("the holder alarm does not say how to evict the key: %s", alarms["holder"].Message)
+	}
+	rep := monitor(t, owner)
+	if rep.NoticeUntil == nil || rep.NoticeUntil.Before(time.Now().Add(directory.DefaultReproofWindow-time.Minute)) {
+		t.Errorf("the owner's notice: %v, want about %v from now", rep.NoticeUntil, directory.DefaultReproofWindow)
+	}
+	// The hijacker's record is served; the owner's is hidden, not gone.
+	publishPublic(t, hijacker, "sip:thief@example.com")
+	if rep := monitor(t, owner); !rep.StateOK || len(rep.Alarms) != 0 {
+		t.Errorf("after the hijacker published: alarms %v, state ok %v; want none: its records are its own", alarmKinds(rep), rep.StateOK)
+	}
+	// The owner proves the number again with its key, and evicts the
+	// hijacker at once: its record and key are gone, the owner's record is
+	// served again.
+	time.Sleep(1100 * time.Millisecond)
+	if _, err := owner.Verify(t.Context(), number); err != nil {
+		t.Fatal(err)
+	}
+	if err := owner.Confirm(t.Context(), inbox.Code(number)); err != nil {
+		t.Fatal(err)
+	}
+	if rep := monitor(t, owner); rep.NoticeUntil != nil {
+		t.Errorf("the owner is still on notice after proving the number again: %v", rep.NoticeUntil)
+	}
+	if n, err := owner.Evict(t.Context(), h.Key); err != nil || n != 1 {
+		t.Fatalf("Evict = %d, %v; want 1 record retired", n, err)
+	}
+	var ce *client.Error
+	if _, err := hijacker.Lookup(t.Context(), number); !errors.As(err, &ce) || ce.Status != 401 {
+		t.Errorf("the evicted hijacker's lookup: %v, want 401", err)
 	}
 }
 
@@ -105,9 +138,12 @@ func TestMonitorCatchesDatabaseEdit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	res, err := db.Exec(`UPDATE acls SET allow = CAST(allow || randomblob(32) AS BLOB)
-		WHERE length(allow) = 32`)
-	if n, _ := res.RowsAffected(); err != nil || n != 1 {
+	res, err := db.Exec(`INSERT INTO acl_members (idx, holder, record_id, kind, pseudonym)
+		SELECT idx, holder, record_id, kind, randomblob(32) FROM acl_members WHERE kind = 1`)
+	if err != nil {
+		t.Fatalf("widening the allowlist: %v", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
 		t.Fatalf("widening the allowlist: %v (%d rows)", err, n)
 	}
 	rep := monitor(t, owner)

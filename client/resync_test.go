@@ -268,8 +268,12 @@ func TestResyncStateNotCaused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	res, err := db.Exec(`UPDATE acls SET allow = CAST(allow || randomblob(32) AS BLOB) WHERE length(allow) = 32`)
-	if n, _ := res.RowsAffected(); err != nil || n != 2 {
+	res, err := db.Exec(`INSERT INTO acl_members (idx, holder, record_id, kind, pseudonym)
+		SELECT idx, holder, record_id, kind, randomblob(32) FROM acl_members WHERE kind = 1`)
+	if err != nil {
+		t.Fatalf("widening the allowlists: %v", err)
+	}
+	if n, _ := res.RowsAffected(); n != 2 {
 		t.Fatalf("widening the allowlists: %v (%d rows)", err, n)
 	}
 	lossy.up()
