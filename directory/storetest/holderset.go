@@ -787,3 +787,168 @@ func testPublishRace(t *testing.T, open opener) {
 		directory.Holder{KeyHash: kA, FirstProof: t0, LastProof: t0, Label: l},
 		directory.Holder{KeyHash: kB, FirstProof: t0, LastProof: t0, Label: l})
 }
+
+// testLogHolderEvents drives one index through join, notice, re-proof,
+// a join with a stale proof, overdue retirement and eviction, as the
+// server would, and checks each change's log entries against the
+// decision made here on the holders the test expects, not on what the
+// store returns: the decision's entries, then the State entry of each
+// retired holder's emptied records.
+func testLogHolderEvents(t *testing.T, open opener) {
+	s := newStore(t, open)
+	ctx := t.Context()
+	var want memLog
+	idx := index(0x12000000, 1)
+	l := label(0x12)
+	kA, kB, kC, kD := firstKey(0xa0), firstKey(0xb0), firstKey(0xc0), firstKey(0xd0)
+	window := time.Hour
+	var model []directory.Holder // what the store should hold, in key order
+	records := map[[32]byte]*owner{}
+	apply := func(what string, at time.Time, decide func([]directory.Holder) (directory.HolderChange, error)) directory.HolderChange {
+		t.Helper()
+		checkHolders(t, s, idx, model...)
+		expect, err := decide(slices.Clone(model))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		change(t, s, 0, idx, at, decide)
+		entries := slices.Clone(expect.Entries)
+		for _, h := range expect.Retire {
+			model = slices.DeleteFunc(model, func(m directory.Holder) bool { return m.KeyHash == h.KeyHash })
+			entries = append(entries, stateEntry(t, l, h.KeyHash, nil, at))
+			delete(records, h.KeyHash)
+		}
+		for _, h := range expect.Put {
+			h.Records = 0
+			if o := records[h.KeyHash]; o != nil {
+				h.Records = len(o.records)
+			}
+			if i := slices.IndexFunc(model, func(m directory.Holder) bool { return m.KeyHash == h.KeyHash }); i >= 0 {
+				model[i] = h
+			} else {
+				model = append(model, h)
+			}
+		}
+		slices.SortFunc(model, func(a, b directory.Holder) int { return slices.Compare(a.KeyHash[:], b.KeyHash[:]) })
+		logged(t, s, &want, what, unreturned, entries...)
+		return expect
+	}
+	prove := func(key [32]byte, proof, now time.Time) func([]directory.Holder) (directory.HolderChange, error) {
+		return func(hs []directory.Holder) (directory.HolderChange, error) {
+			return directory.DecideProof(hs, directory.Proof{KeyHash: key, Time: proof, Label: l}, now, window), nil
+		}
+	}
+	publish := func(key [32]byte, rid byte) {
+		t.Helper()
+		o := records[key]
+		if o == nil {
+			o = &owner{index: idx, label: l, key: key}
+			records[key] = o
+		}
+		r := record(idx, recordID(rid), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}})
+		r.Holder = key
+		o.put(r)
+		logged(t, s, &want, "PutRecord", putRecord(t, s, r, noLimit), stateEntry(t, l, key, o.records, r.Updated))
+		i := slices.IndexFunc(model, func(m directory.Holder) bool { return m.KeyHash == key })
+		model[i].Records = len(o.records)
+	}
+	sec := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+
+	apply("A's join", sec(0), prove(kA, sec(0), sec(0)))
+	publish(kA, 1)
+	publish(kA, 2)
+	apply("B's join", sec(10), prove(kB, sec(10), sec(10)))
+	publish(kB, 1)
+	if ch := apply("A's re-proof", sec(20), prove(kA, sec(20), sec(20))); len(ch.Entries) != 1 {
+		t.Fatalf("A's re-proof decided %d entries", len(ch.Entries))
+	}
+	apply("A's renewal", sec(21), prove(kA, sec(20), sec(21)))
+	apply("C's join with a stale proof", sec(30), prove(kC, sec(15), sec(30)))
+	publish(kC, 3)
+	overdue := sec(10).Add(window)
+	apply("nobody overdue yet", overdue.Add(-time.Second), func(hs []directory.Holder) (directory.HolderChange, error) {
+		return directory.DecideOverdue(hs, overdue.Add(-time.Second)), nil
+	})
+	// B's notice (from C's join, at 30 s) and C's run out together.
+	overdue = sec(30).Add(window)
+	if ch := apply("B's and C's retirement", overdue, func(hs []directory.Holder) (directory.HolderChange, error) {
+		return directory.DecideOverdue(hs, overdue), nil
+	}); len(ch.Retire) != 2 {
+		t.Fatalf("retirement decided %+v", ch.Retire)
+	}
+	at := overdue.Add(time.Minute)
+	apply("D's join", at, prove(kD, at, at))
+	if ch := apply("D evicts A", at.Add(time.Second), func(hs []directory.Holder) (directory.HolderChange, error) {
+		return directory.DecideEvict(hs, kD, kA, at.Add(time.Second))
+	}); len(ch.Retire) != 1 || ch.Retire[0].Records != 2 {
+		t.Fatalf("eviction decided %+v", ch.Retire)
+	}
+	checkHolders(t, s, idx, model...)
+	var events []string
+	for _, e := range raceEntries(t, s, 0) {
+		if e.Kind == translog.Holder {
+			events = append(events, fmt.Sprintf("%s %02x", e.Event, e.Key[0]))
+		}
+	}
+	wantEvents := []string{"join a0", "join b0", "notice a0", "reproof a0", "join c0", "notice b0", "notice c0",
+		"retire b0", "retire c0", "join d0", "notice a0", "evict a0"}
+	if !slices.Equal(events, wantEvents) {
+		t.Errorf("holder events %q, want %q", events, wantEvents)
+	}
+	for k, revoked := range map[[32]byte]bool{kA: true, kB: true, kC: true, kD: false} {
+		if got, err := s.KeyRevoked(ctx, k); err != nil || got != revoked {
+			t.Errorf("KeyRevoked(%02x) = %v, %v; want %v", k[0], got, err, revoked)
+		}
+	}
+	checkLog(t, s, &want)
+}
+
+// testLogDeleteExpiredHolders checks that DeleteExpiredRecords logs the
+// State of each holder whose records it removed, in index then holder
+// order, and not of a holder of the same index that lost none.
+func testLogDeleteExpiredHolders(t *testing.T, open opener) {
+	s := newStore(t, open)
+	var want memLog
+	l := label(0x13)
+	i, j := index(0x13000000, 2), index(0x13000000, 1)
+	kA, kB, kC := firstKey(0xa0), firstKey(0x0b), firstKey(0x5c)
+	owners := map[[2]byte]*owner{}
+	for _, x := range [][32]byte{i, j} {
+		hs := []directory.Holder{
+			{KeyHash: kA, FirstProof: t0, LastProof: t0, Label: l},
+			{KeyHash: kB, FirstProof: t0, LastProof: t0, Label: l},
+			{KeyHash: kC, FirstProof: t0, LastProof: t0, Label: l},
+		}
+		writeChange(t, s, 0, x, directory.HolderChange{Put: hs}, t0)
+		for _, k := range [][32]byte{kA, kB, kC} {
+			owners[[2]byte{x[4], k[0]}] = &owner{index: x, label: l, key: k}
+		}
+	}
+	publish := func(x, key [32]byte, rid byte, expires time.Time) {
+		t.Helper()
+		o := owners[[2]byte{x[4], key[0]}]
+		r := record(x, recordID(rid), acl.List{Visibility: acl.Public})
+		r.Holder, r.Expires = key, expires
+		o.put(r)
+		logged(t, s, &want, "PutRecord", putRecord(t, s, r, noLimit), stateEntry(t, l, key, o.records, r.Updated))
+	}
+	soon := t0.Add(time.Minute)
+	publish(i, kA, 1, soon)
+	publish(i, kB, 1, soon)
+	publish(i, kC, 1, t0.Add(time.Hour)) // stays
+	publish(j, kA, 1, t0.Add(time.Hour))
+	publish(j, kA, 2, soon)
+	publish(j, kC, 1, t0.Add(time.Hour))
+	n, err := s.DeleteExpiredRecords(t.Context(), soon)
+	if err != nil || n != 3 {
+		t.Fatalf("DeleteExpiredRecords = %d, %v; want 3", n, err)
+	}
+	expired := func(x, key [32]byte) []byte {
+		o := owners[[2]byte{x[4], key[0]}]
+		o.records = slices.DeleteFunc(o.records, func(r directory.Record) bool { return !r.Expires.After(soon) })
+		return stateEntry(t, l, key, o.records, soon)
+	}
+	// j sorts before i; under i, B (0x0b) before A (0xa0).
+	logged(t, s, &want, "DeleteExpiredRecords", unreturned, expired(j, kA), expired(i, kB), expired(i, kA))
+	checkLog(t, s, &want)
+}
