@@ -952,3 +952,116 @@ func testLogDeleteExpiredHolders(t *testing.T, open opener) {
 	logged(t, s, &want, "DeleteExpiredRecords", unreturned, expired(j, kA), expired(i, kB), expired(i, kA))
 	checkLog(t, s, &want)
 }
+
+// testHolderRecordIsolation checks that each write names one holder's
+// record: a holder cannot change or delete a record id only another holder
+// has, replacing its own leaves the other's, and a record id another
+// holder has is new to it (so it counts against its limit).
+func testHolderRecordIsolation(t *testing.T, open opener) {
+	s := newStore(t, open)
+	ctx := t.Context()
+	idx := index(0x45000000, 1)
+	kA, kB := firstKey(0xa0), firstKey(0xb0)
+	writeChange(t, s, 0, idx, directory.HolderChange{Put: []directory.Holder{
+		{KeyHash: kA, FirstProof: t0, LastProof: t0}, {KeyHash: kB, FirstProof: t0, LastProof: t0}}}, t0)
+	rec := func(key [32]byte, rid byte, ct string, l acl.List) directory.Record {
+		r := record(idx, recordID(rid), l)
+		r.Holder, r.Ciphertext = key, []byte(ct)
+		return r
+	}
+	a1 := rec(kA, 1, "A1", acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}})
+	a2 := rec(kA, 2, "A2", acl.List{Visibility: acl.Public})
+	b1 := rec(kB, 1, "B1", acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p2}})
+	b3 := rec(kB, 3, "B3", acl.List{Visibility: acl.Public, Deny: []acl.Pseudonym{p1}})
+	for _, r := range []directory.Record{a1, a2, b1, b3} {
+		putRecord(t, s, r, 2)
+	}
+	// A is at its limit of 2: B's record id 3 is a new record for A.
+	if _, err := s.Store.PutRecord(ctx, rec(kA, 3, "A3", acl.List{Visibility: acl.Public}), 2); !errors.Is(err, directory.ErrExhausted) {
+		t.Errorf("PutRecord of another holder's record id by a holder at its limit: %v, want ErrExhausted", err)
+	}
+	if _, err := s.Store.SetACL(ctx, idx, kA, recordID(3), acl.List{Visibility: acl.Nobody}, t0); !errors.Is(err, directory.ErrNotFound) {
+		t.Errorf("SetACL of a record id only another holder has: %v, want ErrNotFound", err)
+	}
+	if _, err := s.Store.DeleteRecord(ctx, idx, kA, recordID(3), t0); !errors.Is(err, directory.ErrNotFound) {
+		t.Errorf("DeleteRecord of a record id only another holder has: %v, want ErrNotFound", err)
+	}
+	// A replaces its record 1 (at its limit: not new); B's stays.
+	a1 = rec(kA, 1, "A1 again", acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p3}, Deny: []acl.Pseudonym{p2}})
+	putRecord(t, s, a1, 2)
+	want := []directory.Record{a1, b1, a2, b3}
+	for _, caller := range callers {
+		checkAll(t, s, caller, t0, want...)
+	}
+	checkHolders(t, s, idx,
+		directory.Holder{KeyHash: kA, FirstProof: t0, LastProof: t0, Records: 2},
+		directory.Holder{KeyHash: kB, FirstProof: t0, LastProof: t0, Records: 2})
+}
+
+// testRetireRace retires a holder while it publishes, round after round:
+// each publish either happened before the retirement (and its record went
+// with a tombstone) or was refused with ErrNotFound; no record of a holder
+// without a row is left, and no State entry of it follows its retirement.
+func testRetireRace(t *testing.T, open opener) {
+	s := newStore(t, open)
+	ctx := t.Context()
+	const rounds, puts = 8, 8
+	l := label(0x46)
+	for round := range rounds {
+		idx := index(0x46000000, byte(round))
+		kA, kB := firstKey(byte(2*round+1)), firstKey(byte(2*round+2))
+		writeChange(t, s, 0, idx, directory.HolderChange{Put: []directory.Holder{
+			{KeyHash: kA, FirstProof: t0, LastProof: t0, NoticeProof: t0.Add(time.Second), NoticeUntil: t0, Label: l},
+			{KeyHash: kB, FirstProof: t0.Add(time.Second), LastProof: t0.Add(time.Second), Label: l}}}, t0)
+		from := logTree(t, s).N
+		var retired directory.HolderChange
+		errs := concurrently(puts+1, func(i int) error {
+			if i == puts {
+				var err error
+				retired, err = s.ChangeHolders(ctx, 0, idx, func(hs []directory.Holder) (directory.HolderChange, error) {
+					return directory.DecideOverdue(hs, t0), nil
+				}, t0)
+				return err
+			}
+			r := record(idx, recordID(byte(i)), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}})
+			r.Holder = kA
+			_, err := s.Store.PutRecord(ctx, r, noLimit)
+			return err
+		})
+		stored, refused := tally(t, errs[:puts], directory.ErrNotFound)
+		if errs[puts] != nil {
+			t.Fatalf("round %d: the retirement: %v", round, errs[puts])
+		}
+		if len(retired.Retire) != 1 || retired.Retire[0].KeyHash != kA {
+			t.Fatalf("round %d: retired %+v, want A", round, retired.Retire)
+		}
+		if n := retired.Retire[0].Records; n != stored {
+			t.Errorf("round %d: the retirement saw %d records of %d stored", round, n, stored)
+		}
+		t.Logf("round %d: %d stored, %d refused", round, stored, refused)
+		if ts, err := s.Tombstones(ctx, idx); err != nil || len(ts) != stored {
+			t.Errorf("round %d: %d publishes stored, %d refused, %d tombstones (%v); want one for each stored", round, stored, refused, len(ts), err)
+		}
+		checkHolders(t, s, idx, directory.Holder{KeyHash: kB, FirstProof: t0.Add(time.Second), LastProof: t0.Add(time.Second), Label: l})
+		for _, c := range buckets(t, s, p1, t0, fullRange)[0] {
+			if c.Index == idx {
+				t.Errorf("round %d: a record of retired A is left", round)
+			}
+		}
+		if got, err := s.Store.OwnerState(ctx, idx, kA); err != nil || len(got) != 0 {
+			t.Errorf("round %d: OwnerState of retired A: %d records, %v", round, len(got), err)
+		}
+		// After the retire entry, A's empty State, and nothing more of A.
+		es := raceEntries(t, s, from)
+		i := slices.IndexFunc(es, func(e translog.Entry) bool { return e.Kind == translog.Holder && e.Event == translog.Retire })
+		if i < 0 || i+1 >= len(es) || es[i+1].Kind != translog.State || es[i+1].Key != kA || es[i+1].Records != 0 {
+			t.Fatalf("round %d: no retire entry followed by A's empty State", round)
+		}
+		for _, e := range es[i+2:] {
+			t.Errorf("round %d: entry after A's retirement: %+v", round, e)
+		}
+		if len(es) != stored+2 {
+			t.Errorf("round %d: %d entries, want a State entry per stored publish and 2 for the retirement", round, len(es))
+		}
+	}
+}
