@@ -358,7 +358,7 @@ var update = flag.Bool("update", false, "rewrite the golden help files")
 // TestHelp pins the help text: it is the user's manual at each step.
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"help"}, {"serve", "-h"}, {"verify", "-h"}, {"publish", "-h"}, {"acl", "-h"},
-		{"unpublish", "-h"}, {"lookup", "-h"}, {"whoami", "-h"}, {"demo", "-h"},
+		{"unpublish", "-h"}, {"lookup", "-h"}, {"whoami", "-h"}, {"holders", "-h"}, {"demo", "-h"},
 		{"ca", "-h"}, {"renew", "-h"}, {"revoke", "-h"}, {"invite", "-h"}, {"disclose", "-h"},
 		{"synth", "-h"}, {"bench", "-h"}, {"backup", "-h"}, {"restore", "-h"}, {"monitor", "-h"}, {"log", "-h"}, {"rotate", "-h"},
 		{"map", "-h"}} {

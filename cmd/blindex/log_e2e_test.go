@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -68,35 +69,50 @@ func TestHijackThroughCLI(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)          // credentials are dated to the second
 	cli(t, s, "mallory", "verify", "start", bob) // the code reaches Mallory's SIM
 	cli(t, s, "mallory", "verify", "confirm", s.lastCode(t))
+	// Mallory's key joins Bob's number at once: the credential and the join
+	// are alarms, and Bob's key is on notice (his records hidden).
 	out = untilExit(t, s, "bob", 3, "monitor")
-	if !strings.Contains(out, "ALARM credential") || !strings.Contains(out, "blindex-log/v1 credential") {
-		t.Fatalf("monitor after the hijack:\n%s", out)
+	for _, want := range []string{"ALARM credential", "blindex-log/v1 credential", "ALARM holder", "event join", "NOTICE", "blindex holders --evict "} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("monitor after the hijack lacks %q:\n%s", want, out)
+		}
 	}
 	t.Logf("blindex monitor (after the hijack):\n%s", out)
-
 	cli(t, s, "mallory", "publish", "--app", "org.example.chat", "--endpoint", "sip:mallory@example.com", "--visibility", "public")
-	// Alarms arrive as the log publishes: collect them over a few runs.
-	kinds := map[string]bool{}
-	deadline := time.Now().Add(10 * time.Second)
-	for !kinds["holder"] || !kinds["retired"] {
-		if time.Now().After(deadline) {
-			t.Fatalf("monitor --json after the takeover: alarms %v, want holder and retired", kinds)
-		}
-		out = untilExit(t, s, "bob", 3, "monitor", "--json")
-		var rep struct {
-			Alarms []struct{ Kind string }
-		}
-		if err := json.Unmarshal([]byte(out), &rep); err != nil {
-			t.Fatalf("monitor --json: %v\n%s", err, out)
-		}
-		for _, a := range rep.Alarms {
-			kinds[a.Kind] = true
-		}
-		time.Sleep(300 * time.Millisecond)
+
+	// Bob proves his number again with his key, then evicts Mallory's key,
+	// as the alarm says.
+	var rep struct {
+		Holders []struct {
+			KeyHash string `json:"key_hash"`
+			You     bool   `json:"you"`
+		} `json:"holders"`
+	}
+	if err := json.Unmarshal([]byte(cli(t, s, "bob", "holders", "--json")), &rep); err != nil || len(rep.Holders) != 2 {
+		t.Fatalf("holders --json: %v %+v", err, rep)
+	}
+	mallory := rep.Holders[0].KeyHash
+	if rep.Holders[0].You {
+		mallory = rep.Holders[1].KeyHash
+	}
+	if out, err := cliErr(t, s, "bob", "holders", "--evict", mallory); err == nil || !strings.Contains(out, "prove the number") {
+		t.Errorf("evicting without a fresh proof: %v\n%s\nwant refused", err, out)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	cli(t, s, "bob", "verify", "start", bob)
+	cli(t, s, "bob", "verify", "confirm", s.lastCode(t))
+	if out := cli(t, s, "bob", "holders", "--evict", mallory); !strings.Contains(out, "Evicted "+mallory) || !strings.Contains(out, "1 records") {
+		t.Errorf("holders --evict:\n%s", out)
+	}
+	if out, err := cliErr(t, s, "mallory", "publish", "--app", "org.example.chat", "--endpoint", "sip:mallory@example.com", "--visibility", "public"); err == nil || !strings.Contains(out, "revoked or retired") {
+		t.Errorf("the evicted key publishes: %v\n%s", err, out)
+	}
+	if apps := lookupApps(t, s, "bob", bob)[bob]; !slices.Equal(apps, []string{"org.example.chat"}) {
+		t.Errorf("bob's number shows %q after the eviction, want his own record", apps)
 	}
 
 	out = cli(t, s, "auditor", "log", "verify")
-	if !strings.Contains(out, "entries verified against the signed checkpoint") || !strings.Contains(out, "credential  2") {
+	if !strings.Contains(out, "entries verified against the signed checkpoint") || !(strings.Contains(out, "credential  2") || strings.Contains(out, "credential  3")) { // Bob's re-proof, if checkpointed yet
 		t.Fatalf("log verify:\n%s", out)
 	}
 	t.Logf("blindex log verify:\n%s", out)
