@@ -1065,3 +1065,72 @@ func testRetireRace(t *testing.T, open opener) {
 		}
 	}
 }
+
+// testManyJoins races many joins over a few indexes, each key with its own
+// proof time: in every index the key with the latest proof is the one not
+// on notice, every other is on notice exactly once, each join is logged
+// once, and every joiner's record is kept.
+func testManyJoins(t *testing.T, open opener) {
+	s := newStore(t, open)
+	ctx := t.Context()
+	const indexes = 4
+	window := time.Hour
+	now := t0.Add(time.Hour)
+	l := label(0x47)
+	idx := func(g int) [32]byte { return index(0x47000000, byte(g%indexes)) }
+	proof := func(g int) time.Time { return t0.Add(time.Duration((g*7)%goroutines) * time.Second) } // distinct
+	errs := concurrently(goroutines, func(g int) error {
+		key := firstKey(byte(g + 1))
+		_, err := s.ChangeHolders(ctx, 0, idx(g), func(hs []directory.Holder) (directory.HolderChange, error) {
+			return directory.DecideProof(hs, directory.Proof{KeyHash: key, Time: proof(g), Label: l}, now, window), nil
+		}, now)
+		if err != nil {
+			return err
+		}
+		r := record(idx(g), recordID(1), acl.List{Visibility: acl.Public})
+		r.Holder = key
+		_, err = s.Store.PutRecord(ctx, r, noLimit)
+		return err
+	})
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	joins, notices := map[[32]byte]int{}, map[[32]byte]int{}
+	for _, e := range raceEntries(t, s, 0) {
+		switch {
+		case e.Kind == translog.Holder && e.Event == translog.Join:
+			joins[e.Key]++
+		case e.Kind == translog.Holder && e.Event == translog.Notice:
+			notices[e.Key]++
+		case e.Kind == translog.Holder:
+			t.Errorf("unexpected holder event %s of %02x", e.Event, e.Key[0])
+		}
+	}
+	for i := range indexes {
+		latest := -1
+		for g := i; g < goroutines; g += indexes {
+			if latest < 0 || proof(g).After(proof(latest)) {
+				latest = g
+			}
+		}
+		hs, err := s.Holders(ctx, idx(i))
+		if err != nil || len(hs) != goroutines/indexes {
+			t.Fatalf("index %d: %d holders, %v; want %d", i, len(hs), err, goroutines/indexes)
+		}
+		for _, h := range hs {
+			g := int(h.KeyHash[0]) - 1
+			wantNotice := g != latest
+			if h.OnNotice() != wantNotice || (wantNotice && !h.NoticeUntil.Equal(now.Add(window))) ||
+				!h.LastProof.Equal(proof(g)) || h.Records != 1 {
+				t.Errorf("index %d: %s; want on notice %v, last proof %d, 1 record", i, describeHolder(h), wantNotice, proof(g).Sub(t0)/time.Second)
+			}
+			n := 0
+			if wantNotice {
+				n = 1
+			}
+			if joins[h.KeyHash] != 1 || notices[h.KeyHash] != n {
+				t.Errorf("index %d: key %02x joined %d times, noticed %d; want once, %d", i, h.KeyHash[0], joins[h.KeyHash], notices[h.KeyHash], n)
+			}
+		}
+	}
+}

@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) directory.Store) {
 	t.Run("LogDeleteExpiredHolders", func(t *testing.T) { testLogDeleteExpiredHolders(t, open) })
 	t.Run("HolderRecordIsolation", func(t *testing.T) { testHolderRecordIsolation(t, open) })
 	t.Run("RetireRace", func(t *testing.T) { testRetireRace(t, open) })
+	t.Run("ManyJoins", func(t *testing.T) { testManyJoins(t, open) })
 	t.Run("Revocation", func(t *testing.T) { testRevocation(t, open) })
 	t.Run("Tokens", func(t *testing.T) { testTokens(t, open) })
 	t.Run("Log", func(t *testing.T) { testLog(t, open) })
