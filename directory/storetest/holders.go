@@ -343,8 +343,8 @@ func testConcurrentJoins(t *testing.T, open opener) {
 		idx := index(0x60000000, byte(round))
 		l := label(byte(round))
 		keyOld, keyNew := keyHash(byte(2*round+1)), keyHash(byte(2*round+2))
-		// Each had published before (in another directory's view, say),
-		// as a holder of its own index; here they join idx together.
+		// Each publishes as soon as it has joined, while the other may
+		// still be joining (JoinRace adds an earlier holder's records).
 		errs := concurrently(2, func(i int) error {
 			key, proof := keyOld, t0
 			if i == 1 {
