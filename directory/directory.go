@@ -154,6 +154,7 @@ var (
 	ErrRevoked        = httpapi.New(http.StatusUnauthorized, "directory: credential revoked", "credential revoked or retired: verify the number again")
 	errStaleProof     = httpapi.New(http.StatusForbidden, ErrStaleProof.Error(), "prove the number by SMS again (within the last 10 minutes, and not while on notice) before evicting another key")
 	errNotHolder      = httpapi.New(http.StatusNotFound, ErrNotHolder.Error(), "no other holder of this number has that key hash")
+	errSenior         = httpapi.New(http.StatusForbidden, ErrSenior.Error(), "that key joined this number before yours: a key may evict only keys that joined after it")
 	ErrStalePrefix    = httpapi.New(http.StatusConflict, "directory: prefix_bits above the current value", "prefix_bits above the server's current value: fetch /v1/config and retry")
 	ErrShortPrefix    = httpapi.New(http.StatusConflict, "directory: prefix_bits too far below the current value", fmt.Sprintf("prefix_bits more than %d below the server's current value: fetch /v1/config and retry", MaxWidenBits))
 	ErrTooManyRecords = httpapi.New(http.StatusConflict, "directory: too many records for this owner", "too many records for this number")

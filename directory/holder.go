@@ -88,6 +88,10 @@ var ErrStaleProof = errors.New("directory: prove the number by SMS again (within
 // ErrNotHolder is DecideEvict's refusal of a target that holds nothing.
 var ErrNotHolder = errors.New("directory: no such holder of this number")
 
+// ErrSenior is DecideEvict's refusal of a target that joined the number
+// before the evicting key did.
+var ErrSenior = errors.New("directory: a key may evict only keys that joined the number after it")
+
 // DecideProof is the holder rule (docs/protocol.md §9.7): it decides what
 // an authenticated request with proof p does to the index whose holders
 // are hs, at now. The latest SMS proof is the authority; a renewal, which
@@ -176,7 +180,15 @@ func retireOverdue(hs []Holder, now time.Time) (HolderChange, []Holder) {
 
 // DecideEvict decides an eviction of target by the holder by, at now: by
 // must hold a proof made within EvictFreshness and not be on notice, and
-// target must be another holder. The target is retired at once.
+// target must be another holder that joined later than by (its first
+// proof is later, in whole seconds). The target is retired at once.
+//
+// The seniority rule is what keeps one intercepted SMS from buying the
+// number outright: a hijacker's key joins last, so it can evict nobody,
+// while the owner, proving the number again, can evict it. A key that
+// joined first but lost the number (a recycled number's old owner, a
+// stolen key) is on notice and cannot prove it again, so it evicts
+// nobody either, and is retired when its notice runs out.
 func DecideEvict(hs []Holder, by, target [32]byte, now time.Time) (HolderChange, error) {
 	c, hs := retireOverdue(hs, now)
 	i := slices.IndexFunc(hs, func(h Holder) bool { return h.KeyHash == by })
@@ -186,6 +198,8 @@ func DecideEvict(hs []Holder, by, target [32]byte, now time.Time) (HolderChange,
 		return HolderChange{}, ErrStaleProof
 	case j < 0 || by == target:
 		return HolderChange{}, ErrNotHolder
+	case hs[j].FirstProof.Unix() <= hs[i].FirstProof.Unix():
+		return HolderChange{}, ErrSenior
 	}
 	t := hs[j]
 	c.Retire = append(c.Retire, t)

@@ -202,8 +202,9 @@ func TestDecideEvict(t *testing.T) {
 	now := t0.Add(time.Hour)
 	fresh := holder(keyA, t0, now.Add(-directory.EvictFreshness))
 	stale := holder(keyA, t0, now.Add(-directory.EvictFreshness-time.Second))
-	target := holder(keyB, t0, t0)
+	target := holder(keyB, t0.Add(time.Second), t0.Add(time.Second)) // joined after a
 	target.Records = 2
+	senior := holder(keyC, t0, t0) // joined with a, in the same second
 	for _, tc := range []struct {
 		name   string
 		hs     []directory.Holder
@@ -216,6 +217,7 @@ func TestDecideEvict(t *testing.T) {
 		{"evicter not a holder", []directory.Holder{target}, keyB, directory.ErrStaleProof},
 		{"no such target", []directory.Holder{fresh, target}, keyC, directory.ErrNotHolder},
 		{"itself", []directory.Holder{fresh, target}, keyA, directory.ErrNotHolder},
+		{"a key that joined no later", []directory.Holder{fresh, senior}, keyC, directory.ErrSenior},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := directory.DecideEvict(tc.hs, keyA, tc.target, now)

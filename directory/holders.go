@@ -65,12 +65,14 @@ func (s *Server) evict(ctx context.Context, c *caller, req api.EvictRequest) (ap
 			return ch, err
 		}, now)
 		switch {
-		case i > 0 && (errors.Is(err, ErrNotHolder) || errors.Is(err, ErrStaleProof)):
+		case i > 0 && (errors.Is(err, ErrNotHolder) || errors.Is(err, ErrStaleProof) || errors.Is(err, ErrSenior)):
 			continue // the previous epoch's index may lack the target
 		case errors.Is(err, ErrStaleProof):
 			return api.EvictResponse{}, errStaleProof
 		case errors.Is(err, ErrNotHolder):
 			return api.EvictResponse{}, errNotHolder
+		case errors.Is(err, ErrSenior):
+			return api.EvictResponse{}, errSenior
 		case err != nil:
 			return api.EvictResponse{}, err
 		}

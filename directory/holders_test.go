@@ -208,8 +208,10 @@ func TestLazyRetire(t *testing.T) {
 	}
 }
 
-// TestEvict: a holder with a fresh proof retires another key at once; one
-// with a stale proof, or on notice, may not.
+// TestEvict: an intruder's key joins the owner's number (an intercepted
+// SMS). It cannot evict the owner, whose key joined first; the owner, once
+// it has proved the number again within minutes, evicts the intruder at
+// once. A stale proof, or a key on notice, evicts nobody.
 func TestEvict(t *testing.T) {
 	e := newEnv(t, directory.Config{})
 	now := func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
@@ -219,55 +221,57 @@ func TestEvict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stolen := e.issueProved(bob, now(), now())
-	req := api.PublishRequest{Index: idx[:], RecordID: rid[:], Ciphertext: ct,
-		ACL: &acl.List{Visibility: acl.Public}, Expires: now().Add(time.Hour)}
-	if r := e.do("PUT", api.PathRecords, req, &stolen); r.status != 200 {
-		t.Fatalf("publish: %d %s", r.status, r.body)
-	}
-	e.later(2 * time.Second)
 	owner := e.issueProved(bob, now(), now())
 	if r := e.do("POST", api.PathHolders, struct{}{}, &owner); r.status != 200 {
 		t.Fatalf("holders: %d %s", r.status, r.body)
 	}
-	var theirs [32]byte
-	for _, h := range e.holders(bob) {
-		if h.OnNotice() {
-			theirs = h.KeyHash
-		}
-	}
-	if theirs == ([32]byte{}) {
-		t.Fatal("the stolen key is not on notice")
+	e.later(2 * time.Second)
+	intruder := e.issueProved(bob, now(), now())
+	req := api.PublishRequest{Index: idx[:], RecordID: rid[:], Ciphertext: ct,
+		ACL: &acl.List{Visibility: acl.Public}, Expires: now().Add(time.Hour)}
+	if r := e.do("PUT", api.PathRecords, req, &intruder); r.status != 200 {
+		t.Fatalf("the intruder publishes: %d %s", r.status, r.body)
 	}
 	evict := func(s *signer, key [32]byte) response {
 		return e.do("POST", api.PathHoldersEvict, api.EvictRequest{KeyHash: key[:]}, s)
 	}
-	e.later(directory.EvictFreshness + 2*time.Second)
-	if r := evict(&owner, theirs); r.status != 403 || !strings.Contains(r.message(), "prove the number") {
-		t.Errorf("evicting with a stale proof: %d %s, want 403", r.status, r.body)
+	ownerKey, intruderKey := sha256Key(t, owner), sha256Key(t, intruder)
+	// The owner is on notice: it may not evict before proving again.
+	if r := evict(&owner, intruderKey); r.status != 403 || !strings.Contains(r.message(), "prove the number") {
+		t.Errorf("evicting while on notice: %d %s, want 403", r.status, r.body)
 	}
-	owner = e.issueProved(bob, now(), now()) // a fresh proof of the owner's number, another key
+	// The intruder's proof is fresh, but the owner's key joined first.
+	if r := evict(&intruder, ownerKey); r.status != 403 || !strings.Contains(r.message(), "joined this number before yours") {
+		t.Errorf("the intruder evicting the owner: %d %s, want 403", r.status, r.body)
+	}
+	e.later(2 * time.Second)
+	owner = e.reprove(owner, bob, now())
 	if r := evict(&owner, [32]byte{1}); r.status != 404 {
 		t.Errorf("evicting a key that holds nothing: %d %s, want 404", r.status, r.body)
 	}
-	if r := evict(&stolen, sha256Key(t, owner)); r.status != 403 {
-		t.Errorf("a holder on notice evicting: %d %s, want 403", r.status, r.body)
+	// A proof older than EvictFreshness is stale.
+	e.later(directory.EvictFreshness + 2*time.Second)
+	if r := evict(&owner, intruderKey); r.status != 403 || !strings.Contains(r.message(), "prove the number") {
+		t.Errorf("evicting with a stale proof: %d %s, want 403", r.status, r.body)
 	}
-	r := evict(&owner, theirs)
+	owner = e.reprove(owner, bob, now())
+	r := evict(&owner, intruderKey)
 	var resp api.EvictResponse
 	if r.status != 200 || json.Unmarshal(r.body, &resp) != nil || resp.Retired != 1 {
 		t.Fatalf("evict: %d %s, want 200 with 1 record retired", r.status, r.body)
 	}
-	for _, h := range e.holders(bob) {
-		if h.KeyHash == theirs {
-			t.Error("the evicted key still holds the number")
-		}
+	if hs := e.holders(bob); len(hs) != 1 || hs[0].KeyHash != ownerKey || hs[0].OnNotice() {
+		t.Errorf("holders after the eviction: %+v, want the owner alone, not on notice", hs)
 	}
-	if r := e.do("POST", api.PathHolders, struct{}{}, &stolen); r.status != 401 {
+	if r := e.do("POST", api.PathHolders, struct{}{}, &intruder); r.status != 401 {
 		t.Errorf("the evicted key: %d %s, want 401", r.status, r.body)
 	}
 	if ev := e.holderEvents(); ev[len(ev)-1] != translog.Evict {
 		t.Errorf("holder events %v: want an evict last", ev)
+	}
+	ts, err := e.srv.Node.Store.Tombstones(t.Context(), idx)
+	if err != nil || len(ts) != 1 || ts[0].KeyHash != intruderKey {
+		t.Errorf("tombstones %+v, %v; want the intruder's record", ts, err)
 	}
 }
 
