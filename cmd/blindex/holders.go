@@ -26,9 +26,11 @@ your number: prove the number again, then evict it at once:
   blindex holders --evict 3f2a...
 
 Evicting needs a fresh proof: the directory allows it only within 10 minutes
-of this key's own SMS verification, and not while this key is on notice. The
-evicted key's records are deleted and the key is revoked; the eviction is
-logged, and the other holders' monitors see it.`, stderr)
+of this key's own SMS verification, and not while this key is on notice. A
+key may evict only keys that joined the number after it, so a hijacker's key,
+which joins last, can evict nobody. The evicted key's records are deleted
+and the key is revoked; the eviction is logged, and the other holders'
+monitors see it.`, stderr)
 	cf := addClientFlags(fs)
 	asJSON := fs.Bool("json", false, "print the holders (or the eviction) as JSON")
 	evict := fs.String("evict", "", "retire the holder with this key `hash` (hex, as listed) at once")
