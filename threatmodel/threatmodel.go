@@ -71,11 +71,14 @@ var Claims = []Claim{
 		},
 	},
 	{
-		Party:       "new holder of a number (recycled or hijacked)",
-		Learns:      "nothing the previous holder published",
-		NeverLearns: "the previous holder's records or access lists",
+		Party:       "new holder of a number (another app, a recycled number's new owner, a hijacker)",
+		Learns:      "the other holders' records only as their access lists admit its number, as any caller; that they exist, from the log (their joins and its notices)",
+		NeverLearns: "the other holders' records or access lists beyond what a caller sees; the power to evict a holder that joined before it",
 		Tests: []string{
-			"directory.TestReassignment",
+			"directory.TestSeveralApps",
+			"directory.TestHiddenLooksAbsent",
+			"directory.TestEvict",
+			"directory.TestDecideEvict",
 		},
 	},
 	{
