@@ -36,6 +36,20 @@ func SignCheckpoint(origin string, tree tlog.Tree, signer note.Signer) ([]byte, 
 // other keys are ignored here; see witness.RequireCosignatures.
 func OpenCheckpoint(signed []byte, logKey note.Verifier) (Checkpoint, error) {
 	n, err := note.Open(signed, note.VerifierList(logKey))
+	var unverified *note.UnverifiedNoteError
+	if errors.As(err, &unverified) {
+		// Say whose log it is instead: a reader pointed at another
+		// directory, or pinned to another key, learns which.
+		var by []string
+		for _, sig := range unverified.Note.UnverifiedSigs {
+			by = append(by, fmt.Sprintf("%s (key %08x)", sig.Name, sig.Hash))
+		}
+		if len(by) == 0 {
+			by = []string{"no key"}
+		}
+		return Checkpoint{}, fmt.Errorf("%w: signed by %s, not by the log key %s (key %08x): this is another log, or the key you trust is not this log's",
+			ErrCheckpoint, strings.Join(by, ", "), logKey.Name(), logKey.KeyHash())
+	}
 	if err != nil {
 		return Checkpoint{}, fmt.Errorf("%w: %w", ErrCheckpoint, err)
 	}

@@ -287,8 +287,9 @@ func TestForkAndRollback(t *testing.T) {
 	os, _ := note.NewSigner(other)
 	tree, _ := honest.LogTree(ctx)
 	signed, _ := translog.SignCheckpoint("example.com/fork", tree, os)
-	if _, err := translog.OpenCheckpoint(signed, v); !errors.Is(err, translog.ErrCheckpoint) {
-		t.Fatalf("checkpoint by another key: %v", err)
+	if _, err := translog.OpenCheckpoint(signed, v); !errors.Is(err, translog.ErrCheckpoint) ||
+		!strings.Contains(err.Error(), "signed by example.com/other") || !strings.Contains(err.Error(), "not by the log key "+v.Name()) {
+		t.Fatalf("checkpoint by another key: %v; want the error to name both keys", err)
 	}
 	signed, _ = translog.SignCheckpoint("example.com/elsewhere", tree, signer)
 	if _, err := translog.OpenCheckpoint(signed, v); !errors.Is(err, translog.ErrCheckpoint) {
