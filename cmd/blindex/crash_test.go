@@ -26,8 +26,9 @@ const crashRounds = 12
 
 // TestCrashSafety SIGKILLs the server at random moments while owners
 // publish and change ACLs and new numbers verify, over many rounds. After
-// each kill the database passes an integrity check and no acknowledged
-// write is lost.
+// each kill the database passes an integrity check, no acknowledged write
+// is lost, and every owner (each with two apps) can write again and sees
+// no alarm: a write whose answer the kill lost is settled, not a block.
 func TestCrashSafety(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	states := t.TempDir()
@@ -58,6 +59,17 @@ func TestCrashSafety(t *testing.T) {
 	checker, outsider := "+12025550111", "+12025550122"
 	for _, n := range []string{checker, outsider} {
 		if err := register(s, n, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each owner's second app: the kind of owner a lost answer used to
+	// block (issue 19 item 7).
+	other := func(v int) record.Record {
+		return record.Record{App: "org.example.other", Endpoint: "https://other.example/v" + strconv.Itoa(v),
+			Expires: time.Now().Add(24 * time.Hour).UTC().Truncate(time.Second)}
+	}
+	for i := range owners {
+		if err := newClient(fmt.Sprintf("owner%d", i)).Publish(t.Context(), other(0), client.Access{Visibility: acl.Public}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -151,12 +163,18 @@ func TestCrashSafety(t *testing.T) {
 		// No acknowledged write is lost.
 		s2 := startServer(t, data)
 		url = s2.url
-		lookupAs := func(number, target string) []record.Record {
+		lookupAs := func(number, target string) []record.Record { // the crash app's records
 			res, err := newClient(number).Lookup(t.Context(), target)
 			if err != nil {
 				t.Fatalf("round %d: lookup: %v", round, err)
 			}
-			return res[0].Records
+			var out []record.Record
+			for _, r := range res[0].Records {
+				if r.App == "org.example.crash" {
+					out = append(out, r)
+				}
+			}
+			return out
 		}
 		for i, o := range state {
 			target := fmt.Sprintf("+1415555%04d", 3000+i)
@@ -181,6 +199,22 @@ func TestCrashSafety(t *testing.T) {
 					t.Errorf("round %d: owner %d: ACL is %q, not the acknowledged one or a later write %v", round, i, state, o.possible)
 				}
 				o.possible = map[string]bool{state: true}
+			}
+		}
+		// Every owner can write again, and its monitor finds nothing it did
+		// not do.
+		for i := range owners {
+			c := newClient(fmt.Sprintf("owner%d", i))
+			if err := c.Publish(t.Context(), other(round+1), client.Access{Visibility: acl.Public}); err != nil {
+				t.Errorf("round %d: owner %d cannot publish after the kill: %v", round, i, err)
+			}
+			rep, err := c.Monitor(t.Context(), client.MonitorConfig{})
+			if err != nil {
+				t.Errorf("round %d: owner %d: monitor: %v", round, i, err)
+			} else if len(rep.Alarms) != 0 || !rep.StateOK {
+				for _, a := range rep.Alarms {
+					t.Errorf("round %d: owner %d: ALARM %s: %s", round, i, a.Kind, a.Message)
+				}
 			}
 		}
 		vmu.Lock()
