@@ -97,11 +97,11 @@ var Apps = []string{"org.example.chat", "org.example.voice"}
 // Stats describes a finished build.
 type Stats struct {
 	Owners     int           // owners added
-	Skipped    int           // records already present (same index and app), left as they were
+	Skipped    int           // records already present (same index and app, any holder), left as they were
 	Records    int           // record rows written
 	ACLLists   int           // records with allow or deny entries
 	ACLEntries int           // allow and deny entries in them: acl_members rows written
-	Holders    int           // holders rows written
+	Holders    int           // holders rows written: one per owner whose number had no synthetic holder
 	Public     int           // records by visibility
 	Allowlist  int           //
 	Nobody     int           //
@@ -125,7 +125,9 @@ var (
 // creating it and its keys (as the server would, through directory/datadir)
 // if it does not exist. The server must not be running on dir.
 //
-// Records whose index and app are already present are left alone and
+// Each owner is one holder of its number, proved at cfg.Now and not on
+// notice; its records are that holder's, in epoch 0. Records whose index
+// and app are already present, whoever holds them, are left alone and
 // counted in Stats.Skipped, so two seeds can share a directory even where
 // their numbers overlap.
 func Build(ctx context.Context, dir string, cfg Config) (Stats, error) {
@@ -315,8 +317,12 @@ func (b *builder) makeOwner(i int) (owner, error) {
 	y := b.y(i)
 	r := rng{s: splitmix(b.cfg.Seed ^ uint64(i)*0xd1342543de82ef95)}
 	o := owner{index: oprf.Index(y)}
+	// The holder's key hash depends on the index alone, so two seeds that
+	// draw the same number make one synthetic holder of it, not two
+	// holders whose records of one app would compete.
 	h := sha256.New()
-	fmt.Fprintf(h, "blindex synth holder\x00%d\x00%d", b.cfg.Seed, i)
+	h.Write([]byte("blindex synth holder\x00"))
+	h.Write(o.index[:])
 	h.Sum(o.holder[:0])
 
 	var l acl.List
@@ -544,20 +550,24 @@ func (w *writer) begin(ctx context.Context) error {
 		return err
 	}
 	w.tx = tx
-	// The same statements as directory/sqlite's PutRecord and
-	// ClaimHolder, without their per-call reads; conflicts leave the
-	// existing rows alone.
+	// The rows directory/sqlite's ChangeHolders and PutRecord write,
+	// without their per-call reads and log entries. A record of an app the
+	// number already has, under any holder, is left alone: schema 6 would
+	// store both, and the core would serve only the winner's.
 	if w.rec, err = tx.PrepareContext(ctx, `INSERT INTO records
 		(idx, record_id, holder, ciphertext, visibility, expires_at, updated_at, epoch)
-		VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING`); err != nil {
+		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 0
+		WHERE NOT EXISTS (SELECT 1 FROM records WHERE idx = ?1 AND record_id = ?2)`); err != nil {
 		return err
 	}
 	if w.list, err = tx.PrepareContext(ctx, `INSERT INTO acl_members (idx, holder, record_id, kind, pseudonym)
 		VALUES (?, ?, ?, ?, ?)`); err != nil {
 		return err
 	}
-	// One holder per synthetic owner, proved now, not on notice. Another
-	// seed's owner of the same number keeps its own row.
+	// One holder per synthetic owner, proved now, not on notice, without
+	// a log label (so no log entry is owed for it). Epoch 0, as its
+	// records: the index is the OPRF output under the base info, which is
+	// epoch 0's.
 	w.owner, err = tx.PrepareContext(ctx, `INSERT INTO holders
 		(idx, key_hash, epoch, first_proof, last_proof, notice_proof, notice_until, label)
 		VALUES (?, ?, 0, ?, ?, 0, 0, NULL) ON CONFLICT DO NOTHING`)
@@ -580,8 +590,9 @@ func (w *writer) put(ctx context.Context, o owner, st *Stats) error {
 			return fmt.Errorf("synth: inserting record: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			// Present already (another seed drew the same number): its
-			// access list is its own, so leave it whole.
+			// Present already (another seed drew the same number, or
+			// another holder published the app): its access list is its
+			// own, so leave it whole.
 			st.Skipped++
 			continue
 		}
@@ -595,6 +606,7 @@ func (w *writer) put(ctx context.Context, o owner, st *Stats) error {
 			st.Nobody++
 		}
 		if n := len(r.list.Allow) + len(r.list.Deny); n > 0 {
+			// acl_members' kinds: 1 allow, 2 deny.
 			for kind, list := range [][]acl.Pseudonym{1: r.list.Allow, 2: r.list.Deny} {
 				for _, p := range list {
 					if _, err := w.list.ExecContext(ctx, o.index[:], o.holder[:], r.id[:], kind, p[:]); err != nil {

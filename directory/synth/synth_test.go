@@ -173,9 +173,22 @@ func checkRows(t *testing.T, dir string, st synth.Stats) {
 			t.Errorf("%s has %d rows, want %d", table, n, want)
 		}
 	}
-	var entries int
-	if err := db.QueryRow("SELECT COALESCE(SUM(length(allow) + length(deny)), 0) / 32 FROM acls").Scan(&entries); err != nil || entries != st.ACLEntries {
-		t.Errorf("acls hold %d entries, want %d (%v)", entries, st.ACLEntries, err)
+	var entries, lists, badKind int
+	if err := db.QueryRow(`SELECT COUNT(*), COUNT(DISTINCT idx || holder || record_id),
+		COUNT(*) FILTER (WHERE kind NOT IN (1, 2) OR length(pseudonym) != 32) FROM acl_members`).Scan(&entries, &lists, &badKind); err != nil ||
+		entries != st.ACLEntries || lists != st.ACLLists || badKind != 0 {
+		t.Errorf("acl_members hold %d entries of %d lists (%d malformed), want %d of %d (%v)", entries, lists, badKind, st.ACLEntries, st.ACLLists, err)
+	}
+	// Every record belongs to a holder of its number, in epoch 0; every
+	// holder is proved, not on notice, and unlabelled (no log entry).
+	var orphans, badHolders int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM records r WHERE r.epoch != 0 OR NOT EXISTS
+		(SELECT 1 FROM holders h WHERE h.idx = r.idx AND h.key_hash = r.holder)`).Scan(&orphans); err != nil || orphans != 0 {
+		t.Errorf("%d records without their holder or not in epoch 0 (%v)", orphans, err)
+	}
+	if err := db.QueryRow(`SELECT COUNT(*) FROM holders WHERE epoch != 0 OR first_proof = 0 OR last_proof != first_proof
+		OR notice_proof != 0 OR notice_until != 0 OR label IS NOT NULL OR length(key_hash) != 32`).Scan(&badHolders); err != nil || badHolders != 0 {
+		t.Errorf("%d holders not proved once, on notice or labelled (%v)", badHolders, err)
 	}
 	var res string
 	if err := db.QueryRow("PRAGMA integrity_check").Scan(&res); err != nil || res != "ok" {
@@ -205,6 +218,34 @@ func TestBuildAgainSkips(t *testing.T) {
 		t.Errorf("second build %+v, want everything skipped (first %+v)", again, first)
 	}
 	checkRows(t, dir, first)
+}
+
+// TestBuildSkipsOtherHolders: a record of an app the number already has
+// under another holder (a real app's, say) is left alone, as schema 6
+// would otherwise store both.
+func TestBuildSkipsOtherHolders(t *testing.T) {
+	dir := t.TempDir()
+	first, err := synth.Build(t.Context(), dir, synth.Config{Owners: 50, Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, datadir.DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"UPDATE acl_members SET holder = zeroblob(32)", "UPDATE records SET holder = zeroblob(32)"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	again, err := synth.Build(t.Context(), dir, synth.Config{Owners: 50, Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Records != 0 || again.ACLEntries != 0 || again.Holders != 0 || again.Skipped != first.Records {
+		t.Errorf("second build %+v, want every record skipped (first %+v)", again, first)
+	}
 }
 
 func TestBuildRejects(t *testing.T) {
