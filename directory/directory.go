@@ -665,11 +665,24 @@ func (s *Server) prove(ctx context.Context, c *caller, epoch int, index [32]byte
 		if err != nil {
 			return err
 		}
-		if inherited, err = s.cfg.Store.Holders(ctx, prev); err != nil {
+		old, err := s.cfg.Store.Holders(ctx, prev)
+		if err != nil {
 			return err
 		}
-		for i := range inherited {
-			inherited[i].Records = 0 // they are the old index's
+		for _, h := range old {
+			// A holder retired (or revoked) since is not brought back:
+			// housekeeping retires in the current epoch only, so its row
+			// in the epoch before may outlive it, on notice.
+			if h.overdue(now) {
+				continue
+			}
+			if revoked, err := s.cfg.Store.KeyRevoked(ctx, h.KeyHash); err != nil {
+				return err
+			} else if revoked {
+				continue
+			}
+			h.Records = 0 // they are the old index's
+			inherited = append(inherited, h)
 		}
 	}
 	decide := func(hs []Holder) (HolderChange, error) {

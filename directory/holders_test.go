@@ -387,6 +387,19 @@ func TestRotationKeepsHolders(t *testing.T) {
 	if resp := touch(&x); len(resp.Holders) != 2 || resp.Holders[0].NoticeUntil != nil || resp.Holders[1].NoticeUntil != nil {
 		t.Fatalf("epoch 0 holders %+v: want two, neither on notice", resp.Holders)
 	}
+	// A third key joins and revokes itself: its row stays in epoch 0, but
+	// the new epoch does not bring it back.
+	e.later(2 * time.Second)
+	w := e.issueProved(bob, now(), now())
+	touch(&w)
+	if r := e.do("POST", api.PathRevoke, struct{}{}, &w); r.status != 200 {
+		t.Fatalf("revoke: %d %s", r.status, r.body)
+	}
+	e.later(2 * time.Second)
+	x = e.reprove(x, bob, now()) // x and y clear the notices w's join gave them
+	touch(&x)
+	y = e.reprove(y, bob, now().Add(-time.Second))
+	touch(&y)
 	if _, err := directory.StartEpoch(t.Context(), e.srv.Node.Store, time.Hour, now()); err != nil {
 		t.Fatal(err)
 	}
