@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -58,7 +57,10 @@ type dbFacts struct {
 	OldestUpdate   time.Time // of an unexpired record; zero if none
 	NewestUpdate   time.Time
 	Verifications  int // pending verifications
-	PendingHolders int // holders (verified numbers) with no unexpired record
+	Verified       int // distinct indexes in holders: verified numbers
+	Holders        int // holders rows: a number has one per key that proved it
+	OnNotice       int // holders on notice (notice_until set)
+	PendingHolders int // verified numbers with no unexpired record
 	LinkedBudgets  int // allowlisted pseudonyms with a budget row
 }
 
@@ -159,7 +161,7 @@ func (f *dbFacts) read(ctx context.Context, tx *sql.Tx, now time.Time) error {
 		f.Tables = append(f.Tables, tableRows{n, rows})
 		have[n] = true
 	}
-	for _, t := range []string{"records", "acls", "meta", "holders"} {
+	for _, t := range []string{"records", "acl_members", "meta", "holders"} {
 		if !have[t] {
 			return fmt.Errorf("no %s table: not a blindex database, or an unknown schema version (%d)", t, f.SchemaVersion)
 		}
@@ -177,12 +179,9 @@ func (f *dbFacts) read(ctx context.Context, tx *sql.Tx, now time.Time) error {
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
-	var holders int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM holders h
-		WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.idx = h.idx AND r.expires_at > ?)`, now.Unix()).Scan(&holders); err != nil {
+	if err := f.readHolders(ctx, tx, now); err != nil {
 		return err
 	}
-	f.PendingHolders = holders
 	if have["token_buckets"] {
 		if f.LinkedBudgets, err = linkedBudgets(ctx, tx, now); err != nil {
 			return err
@@ -196,52 +195,47 @@ func (f *dbFacts) read(ctx context.Context, tx *sql.Tx, now time.Time) error {
 	return nil
 }
 
+// readHolders counts verified numbers (indexes with a holder), holders
+// (a number has one per key that proved it: each app or device, and a
+// newcomer), those on notice, and the verified numbers with no unexpired
+// record, under any holder.
+func (f *dbFacts) readHolders(ctx context.Context, tx *sql.Tx, now time.Time) error {
+	// holders' primary key is (idx, key_hash): a number's holders are
+	// adjacent, so the distinct count needs no sort.
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(DISTINCT idx),
+		COUNT(*) FILTER (WHERE notice_until != 0) FROM holders`).Scan(&f.Holders, &f.Verified, &f.OnNotice); err != nil {
+		return err
+	}
+	return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT DISTINCT idx FROM holders) h
+		WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.idx = h.idx AND r.expires_at > ?)`, now.Unix()).Scan(&f.PendingHolders)
+}
+
 // readACLs reads the access lists of unexpired records, as the owners
-// figure, in one scan. The distinct allowlisted callers go into a temporary
-// table (temp.allowed_callers, used by linkedBudgets too), so that 10 M
-// owners' lists are counted on disk rather than in memory.
+// figure, whichever holder published them (a holder on notice still has its
+// lists on disk). acl_members is a row per member (kind 1 allow, 2 deny).
+// The distinct allowlisted callers go into a temporary table
+// (temp.allowed_callers, used by linkedBudgets too), filled and counted by
+// SQLite, so that 10 M owners' lists are counted on disk rather than in
+// memory.
 func (f *dbFacts) readACLs(ctx context.Context, tx *sql.Tx, now time.Time) error {
 	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE allowed_callers (pseudonym BLOB PRIMARY KEY) WITHOUT ROWID`); err != nil {
 		return err
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO temp.allowed_callers (pseudonym) VALUES (?)`)
-	if err != nil {
+	const live = `FROM acl_members a JOIN records r
+		ON r.idx = a.idx AND r.record_id = a.record_id AND r.holder = a.holder
+		WHERE r.expires_at > ?`
+	var bad int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE a.kind = 1), COUNT(*) FILTER (WHERE a.kind = 2),
+		COUNT(DISTINCT a.idx) FILTER (WHERE a.kind = 1),
+		COUNT(*) FILTER (WHERE a.kind NOT IN (1, 2) OR length(a.pseudonym) != ?) `+live,
+		acl.PseudonymSize, now.Unix()).Scan(&f.AllowEdges, &f.DenyEntries, &f.AllowOwners, &bad); err != nil {
 		return err
 	}
-	defer ins.Close()
-	rows, err := tx.QueryContext(ctx, `SELECT a.idx, a.allow, length(a.deny)
-		FROM acls a JOIN records r ON r.idx = a.idx AND r.record_id = a.record_id
-		WHERE r.expires_at > ? ORDER BY a.idx`, now.Unix())
-	if err != nil {
-		return err
+	if bad > 0 {
+		return errors.New("an access list member of an unknown kind or not 32 bytes: not a blindex database")
 	}
-	defer rows.Close()
-	var last []byte
-	for rows.Next() {
-		var idx, allow sql.RawBytes
-		var denyLen int
-		if err := rows.Scan(&idx, &allow, &denyLen); err != nil {
-			return err
-		}
-		if len(allow)%acl.PseudonymSize != 0 || denyLen%acl.PseudonymSize != 0 {
-			return errors.New("an access list whose length is not a multiple of 32 bytes: not a blindex database")
-		}
-		f.DenyEntries += denyLen / acl.PseudonymSize
-		if len(allow) == 0 {
-			continue
-		}
-		f.AllowEdges += len(allow) / acl.PseudonymSize
-		if !bytes.Equal(idx, last) {
-			f.AllowOwners++
-			last = bytes.Clone(idx)
-		}
-		for p := range slices.Chunk([]byte(allow), acl.PseudonymSize) {
-			if _, err := ins.ExecContext(ctx, p); err != nil {
-				return err
-			}
-		}
-	}
-	if err := rows.Err(); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO temp.allowed_callers (pseudonym)
+		SELECT a.pseudonym `+live+` AND a.kind = 1`, now.Unix()); err != nil {
 		return err
 	}
 	return tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM temp.allowed_callers`).Scan(&f.AllowCallers)

@@ -39,7 +39,9 @@ func TestDemoFigures(t *testing.T) {
 		got, want int
 	}{
 		{"owners", r.Owners, 1},
+		{"verified numbers", r.Verified, 3},
 		{"holders", r.Holders, 3},
+		{"holders on notice", r.OnNotice, 0},
 		{"holders without records", r.PendingHolders, 2},
 		{"public records", r.Public, 0},
 		{"allowlist records", r.Allowlist, 2},
@@ -84,7 +86,7 @@ func TestDemoFigures(t *testing.T) {
 			t.Errorf("table %s is not described", tb.Name)
 		}
 	}
-	if tables["records"] != 2 || tables["holders"] != 3 || tables["acls"] != 2 {
+	if tables["records"] != 2 || tables["holders"] != 3 || tables["acl_members"] != 2 {
 		t.Errorf("table rows %v", tables)
 	}
 
@@ -93,7 +95,7 @@ func TestDemoFigures(t *testing.T) {
 		"a lookup hides its target among at least 1 owner",
 		"labels a day",
 		"The age identity is inside the data directory",
-		"| `acls` | 2 |",
+		"| `acl_members` | 2 |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q", want)

@@ -137,8 +137,10 @@ type Report struct {
 	Config        Config // with defaults filled in
 
 	Owners         int // distinct indexes with an unexpired record
-	Holders        int // numbers verified with a current credential holder
-	PendingHolders int // holders with no unexpired record
+	Verified       int // numbers (indexes) with at least one holder
+	Holders        int // holders: a number has one per key that proved it by SMS
+	OnNotice       int // holders on notice: hidden until they prove the number again
+	PendingHolders int // verified numbers with no unexpired record
 	Verifications  int // pending SMS verifications
 	Public         int // unexpired records by visibility
 	Allowlist      int
@@ -277,7 +279,8 @@ func Gather(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r := &Report{
 		Generated: now.UTC(), DataDir: cfg.DataDir, Opened: f.Opened, SchemaVersion: f.SchemaVersion, Config: cfg,
-		Owners: f.Owners, PendingHolders: f.PendingHolders, Verifications: f.Verifications,
+		Owners: f.Owners, Verified: f.Verified, Holders: f.Holders, OnNotice: f.OnNotice,
+		PendingHolders: f.PendingHolders, Verifications: f.Verifications,
 		Nobody: f.Records[0], Public: f.Records[1], Allowlist: f.Records[2], UnknownVis: f.OtherVis,
 		Expired: f.Expired, PublicOwners: f.PublicOwners,
 		AllowEdges: f.AllowEdges, AllowCallers: f.AllowCallers, AllowOwners: f.AllowOwners, DenyEntries: f.DenyEntries,
@@ -286,11 +289,6 @@ func Gather(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	for _, sc := range f.SizeClasses {
 		r.SizeClasses = append(r.SizeClasses, SizeClass(sc))
-	}
-	for _, tb := range f.Tables {
-		if tb.Name == "holders" {
-			r.Holders = int(tb.Rows)
-		}
 	}
 	r.Anonymity = anonymity(f.OwnerBuckets, cfg.MinBucketOwners)
 	if r.Enumeration, err = enumeration(cfg, f.PublicOwners); err != nil {
@@ -499,8 +497,8 @@ func inside(path, dir string) bool {
 
 type tableDescription struct{ holds, withKeys string }
 
-// tableDescriptions say what each table of directory/sqlite/schema.sql
-// holds, and what the key files add to it.
+// tableDescriptions say what each table of directory/sqlite's current
+// schema (schema.sql and the migrations after it) holds, and what the key files add to it.
 var tableDescriptions = map[string]tableDescription{
 	"meta": {
 		"the OPRF public key and the CA root the database was created with: public values",
@@ -509,22 +507,22 @@ var tableDescriptions = map[string]tableDescription{
 		"pending SMS verifications, one per start: a keyed tag of the number, a keyed MAC of the code, times; deleted when the verification ends",
 		"the CA key tests guessed numbers against the tags: which numbers are verifying right now"},
 	"records": {
-		"sealed records: the owner's pseudorandom index (its first 32 bits are the bucket), record id, age ciphertext (padded to a size class), visibility class, expiry and last-update time",
+		"sealed records: the owner's pseudorandom index (its first 32 bits are the bucket), record id, the key hash of the holder that published it, age ciphertext (padded to a size class), visibility class, expiry and last-update time",
 		"the OPRF key gives the index of any guessed number (who is registered, with which visibility) and its record key (the record's plaintext)"},
-	"acls": {
-		"allow and deny lists: caller pseudonyms per record, a pseudonymous graph of who may see whom",
+	"acl_members": {
+		"allow and deny lists, a row per member: a record's caller pseudonyms, a pseudonymous graph of who may see whom",
 		"evaluating guessed numbers turns the pseudonyms into numbers: the owners' contact lists"},
 	"counters": {
 		"abuse-limit counters per time window, keyed by an HMAC of the subject (a number, a client network) under a CA secret",
 		"the CA key tests guessed numbers and networks: who verified recently, and from where"},
 	"holders": {
-		"the credential key (hash) that holds each index, when it was verified, and the number's log label",
-		"which number each holder is, by index"},
+		"the set of credential keys (hashes) that proved each index by SMS, one row per app or device (or newcomer): first and last proof, whether and until when it is on notice, and the number's log label",
+		"which number each holder holds, by index: how many apps or devices hold it, and which numbers a new key joined recently (a new app, owner or hijacker)"},
 	"tombstones": {
-		"records retired when a number was verified by a new key: index, record id, old key hash, time",
-		"which numbers changed hands (reassigned or hijacked), and when"},
+		"records of holders that were retired (their notice ran out without a new proof) or evicted: index, record id, the holder's key hash, time",
+		"which numbers lost a holder (a new owner, a lost device, or a hijacker's notice left unanswered), and when"},
 	"revoked_keys": {
-		"hashes of revoked or superseded credential keys, and when",
+		"hashes of revoked credential keys (retired and evicted holders' among them), and when",
 		"nothing by themselves: key hashes are not derived from numbers"},
 	"token_buckets": {
 		"evaluation budgets: an HMAC of each caller's pseudonym under a server secret and how much budget it has left, updated at each lookup",

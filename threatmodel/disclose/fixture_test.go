@@ -1,7 +1,6 @@
 package disclose_test
 
 import (
-	"blindex.dev/blindex/acl"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -11,12 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/directory/datadir"
 	"blindex.dev/blindex/directory/sqlite"
 )
 
 // A fixture describes a synthetic directory, written straight into the
-// server's SQLite schema: the figures a report must find are known exactly.
+// server's SQLite schema (version 6: holder sets, a row per access list
+// member): the figures a report must find are known exactly.
 type fixture struct {
 	owners int
 	// prefix, if set, gives owner i's bucket; otherwise buckets are random.
@@ -27,12 +28,17 @@ type fixture struct {
 	denyPerPublic  int // deny entries on each public record
 	expired        int // extra owners whose only record has expired
 	holdersOnly    int // verified numbers that published nothing
-	budgetRows     int // allowlisted callers with an evaluation budget row
+	// joined owners (the first ones) have a second holder, a newcomer
+	// that put the first on notice. Where the owner has an allowlist
+	// record, the newcomer stores one of the same app, with its own list.
+	joined     int
+	budgetRows int // allowlisted callers with an evaluation budget row
 }
 
 // counts are what a report should say about a fixture.
 type counts struct {
 	public, allowlist, nobody, allowEdges, denies, allowCallers int
+	allowOwners, holders, onNotice                              int
 }
 
 func (f fixture) counts() counts {
@@ -44,11 +50,22 @@ func (f fixture) counts() counts {
 		if n >= 2 {
 			c.allowlist++
 			c.allowEdges += f.allowPerRecord
+			if f.allowPerRecord > 0 {
+				c.allowOwners++
+			}
 		}
 		if n >= 3 {
 			c.nobody++
 		}
+		if i < f.joined {
+			c.onNotice++
+			if n >= 2 {
+				c.allowlist++
+				c.allowEdges += f.allowPerRecord
+			}
+		}
 	}
+	c.holders = f.owners + f.expired + f.holdersOnly + min(f.joined, f.owners)
 	c.allowCallers = min(c.allowEdges, callerPool)
 	return c
 }
@@ -93,9 +110,11 @@ func (f fixture) build(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	insRec, _ := tx.Prepare(`INSERT INTO records (idx, record_id, ciphertext, visibility, expires_at, updated_at) VALUES (?, ?, zeroblob(?), ?, ?, ?)`)
-	insACL, _ := tx.Prepare(`INSERT INTO acls (idx, record_id, allow, deny) VALUES (?, ?, ?, ?)`)
-	insHolder, _ := tx.Prepare(`INSERT INTO holders (idx, key_hash, not_before) VALUES (?, ?, ?)`)
+	insRec, _ := tx.Prepare(`INSERT INTO records (idx, record_id, holder, ciphertext, visibility, expires_at, updated_at, epoch)
+		VALUES (?, ?, ?, zeroblob(?), ?, ?, ?, 0)`)
+	insMember, _ := tx.Prepare(`INSERT INTO acl_members (idx, holder, record_id, kind, pseudonym) VALUES (?, ?, ?, ?, ?)`)
+	insHolder, _ := tx.Prepare(`INSERT INTO holders (idx, key_hash, epoch, first_proof, last_proof, notice_proof, notice_until, label)
+		VALUES (?, ?, 0, ?, ?, ?, ?, NULL)`)
 	rng := rand.New(rand.NewPCG(1, 2))
 	now := time.Now()
 	future, past := now.Add(30*24*time.Hour).Unix(), now.Add(-time.Hour).Unix()
@@ -113,16 +132,25 @@ func (f fixture) build(t testing.TB) string {
 		if f.prefix != nil && !expired {
 			binary.BigEndian.PutUint32(idx[:4], f.prefix(i))
 		}
-		must(insHolder.Exec(idx[:], idx[:], now.Unix()))
 		n := i%3 + 1
 		exp := future
 		if expired {
 			n, exp = 1, past
 		}
-		for r := range n {
+		joined := !expired && i < f.joined
+		holder := idx // the owner's key hash
+		newcomer := sha256.Sum256(append([]byte("fixture newcomer"), idx[:]...))
+		if joined {
+			// The newcomer's proof put the owner on notice.
+			must(insHolder.Exec(idx[:], holder[:], now.Unix()-86400, now.Unix()-86400, now.Unix(), now.Unix()+72*3600))
+			must(insHolder.Exec(idx[:], newcomer[:], now.Unix(), now.Unix(), 0, 0))
+		} else {
+			must(insHolder.Exec(idx[:], holder[:], now.Unix(), now.Unix(), 0, 0))
+		}
+		put := func(holder [32]byte, r int) {
 			rid := sha256.Sum256(append(idx[:], byte(r)))
 			vis := [...]int{1, 2, 0}[r] // public, allowlist, nobody
-			must(insRec.Exec(idx[:], rid[:], 699+512*r, vis, exp, now.Unix()))
+			must(insRec.Exec(idx[:], rid[:], holder[:], 699+512*r, vis, exp, now.Unix()))
 			var l acl.List
 			switch vis {
 			case 1:
@@ -135,9 +163,18 @@ func (f fixture) build(t testing.TB) string {
 					caller++
 				}
 			}
-			if len(l.Allow)+len(l.Deny) > 0 {
-				must(insACL.Exec(idx[:], rid[:], sqlite.PackPseudonyms(l.Allow), sqlite.PackPseudonyms(l.Deny)))
+			for kind, list := range [][]acl.Pseudonym{1: l.Allow, 2: l.Deny} {
+				for _, p := range list {
+					must(insMember.Exec(idx[:], holder[:], rid[:], kind, p[:]))
+				}
 			}
+		}
+		for r := range n {
+			put(holder, r)
+		}
+		if joined && n >= 2 {
+			// The same app's record id: each holder's list is its own.
+			put(newcomer, 1)
 		}
 	}
 	for i := range f.owners {
@@ -148,7 +185,7 @@ func (f fixture) build(t testing.TB) string {
 	}
 	for i := range f.holdersOnly {
 		k := sha256.Sum256(binary.BigEndian.AppendUint32([]byte("holder only"), uint32(i)))
-		must(insHolder.Exec(k[:], k[:], now.Unix()))
+		must(insHolder.Exec(k[:], k[:], now.Unix(), now.Unix(), 0, 0))
 	}
 	for i := range f.budgetRows {
 		must(tx.Exec(`INSERT INTO token_buckets (key, tokens, updated_ms) VALUES (?, 4000, ?)`, budgetKey("evaluate", callerPseudonym(i)), now.UnixMilli()))

@@ -109,9 +109,9 @@ func TestLiveServer(t *testing.T) {
 	if r.Opened != disclose.OpenedLive {
 		t.Errorf("opened %q while the server runs", r.Opened)
 	}
-	if r.Owners != 3 || r.Public != 1 || r.Allowlist != 1 || r.Nobody != 1 || r.AllowEdges != 1 || r.Holders != 3 {
-		t.Errorf("live figures: owners %d, public %d, allowlist %d, nobody %d, edges %d, holders %d",
-			r.Owners, r.Public, r.Allowlist, r.Nobody, r.AllowEdges, r.Holders)
+	if r.Owners != 3 || r.Public != 1 || r.Allowlist != 1 || r.Nobody != 1 || r.AllowEdges != 1 || r.Holders != 3 || r.Verified != 3 || r.OnNotice != 0 {
+		t.Errorf("live figures: owners %d, public %d, allowlist %d, nobody %d, edges %d, holders %d, verified %d, on notice %d",
+			r.Owners, r.Public, r.Allowlist, r.Nobody, r.AllowEdges, r.Holders, r.Verified, r.OnNotice)
 	}
 
 	// Reports and writes at the same time: neither side fails, and every
@@ -148,6 +148,23 @@ func TestLiveServer(t *testing.T) {
 	}
 	if r.Owners != 5 || r.DenyEntries != 1 {
 		t.Errorf("after more writes: owners %d, denies %d", r.Owners, r.DenyEntries)
+	}
+
+	// A second app proves ben's number with its own key and publishes:
+	// one more holder, not one more number, and ben's first app is on
+	// notice. Both of ben's allowlists name ann: one allowlisting owner.
+	// Proofs count in whole seconds, and one in the same second as ben's
+	// first puts nobody on notice: start the second in a later second.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	s.owner(ben, "org.example.video", client.Access{Visibility: acl.Allowlist, Allow: []string{ann}})
+	r, err = disclose.Gather(t.Context(), disclose.Config{DataDir: dir, Samples: quick})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Owners != 5 || r.Verified != 5 || r.Holders != 6 || r.OnNotice != 1 || r.PendingHolders != 0 ||
+		r.AllowEdges != 2 || r.AllowCallers != 1 || r.AllowOwners != 1 {
+		t.Errorf("after a second app: owners %d, verified %d, holders %d, on notice %d, pending %d, edges %d, callers %d, allowlisting owners %d",
+			r.Owners, r.Verified, r.Holders, r.OnNotice, r.PendingHolders, r.AllowEdges, r.AllowCallers, r.AllowOwners)
 	}
 
 	// Stopped: the read takes no lock and creates no file.

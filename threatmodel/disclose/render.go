@@ -80,8 +80,9 @@ func (r *Report) summary() [][]span {
 	e := r.Enumeration
 	var out [][]span
 	out = append(out, line(bf("%s %s", fmtInt(r.Owners), plural(r.Owners, "owner", "owners")),
-		tf(" with unexpired records (%s verified %s hold a credential); %s public, %s allowlist and %s nobody %s; %s allowlist %s.",
-			fmtInt(r.Holders), plural(r.Holders, "number", "numbers"), fmtInt(r.Public), fmtInt(r.Allowlist), fmtInt(r.Nobody),
+		tf(" with unexpired records (%s verified %s, held by %s %s, %s on notice); %s public, %s allowlist and %s nobody %s; %s allowlist %s.",
+			fmtInt(r.Verified), plural(r.Verified, "number", "numbers"), fmtInt(r.Holders), plural(r.Holders, "key", "keys"), fmtInt(r.OnNotice),
+			fmtInt(r.Public), fmtInt(r.Allowlist), fmtInt(r.Nobody),
 			plural(r.Public+r.Allowlist+r.Nobody, "record", "records"), fmtInt(r.AllowEdges), plural(r.AllowEdges, "edge", "edges"))))
 	out = append(out, r.anonymitySentence())
 	if len(e.Rows) > 0 {
@@ -122,8 +123,10 @@ func (r *Report) ownersSection(d *document) {
 	records := r.Public + r.Allowlist + r.Nobody + r.UnknownVis
 	rows := [][][]span{
 		{cell("registered owners (indexes with an unexpired record)"), cell(fmtInt(r.Owners))},
-		{cell("verified numbers (current credential holders)"), cell(fmtInt(r.Holders))},
+		{cell("verified numbers (indexes with a holder)"), cell(fmtInt(r.Verified))},
 		{cell("… of which have published nothing"), cell(fmtInt(r.PendingHolders))},
+		{cell("holders (keys that proved a number by SMS: one per app or device)"), cell(fmtInt(r.Holders))},
+		{cell("… of which are on notice (records hidden until they prove the number again)"), cell(fmtInt(r.OnNotice))},
 		{cell("records, visibility public"), cell(fmtInt(r.Public))},
 		{cell("records, visibility allowlist"), cell(fmtInt(r.Allowlist))},
 		{cell("records, visibility nobody"), cell(fmtInt(r.Nobody))},
@@ -356,7 +359,7 @@ func (r *Report) databaseSection(d *document) {
 		line(tf("Structure: %s %s, which of their records are public, allowlist or nobody, and a pseudonymous graph of %s allowlist %s between owners' records and %s distinct caller %s.",
 			fmtInt(r.Owners), plural(r.Owners, "owner", "owners"), fmtInt(r.AllowEdges), plural(r.AllowEdges, "edge", "edges"),
 			fmtInt(r.AllowCallers), plural(r.AllowCallers, "pseudonym", "pseudonyms"))),
-		line(tf("Activity: when each record last changed and when each number was verified. Budget rows are keyed by an HMAC under a server secret, so they should not link to the allowlisted pseudonyms; a check with the plain-hash construction links %s of the %s allowlisted pseudonyms to lookup activity (anything but 0 is a finding).",
+		line(tf("Activity: when each record last changed, when each holder first and last proved its number, and which holders are on notice, until when. Budget rows are keyed by an HMAC under a server secret, so they should not link to the allowlisted pseudonyms; a check with the plain-hash construction links %s of the %s allowlisted pseudonyms to lookup activity (anything but 0 is a finding).",
 			fmtInt(r.LinkedBudgets), fmtInt(r.AllowCallers))),
 	}
 	if !r.OldestUpdate.IsZero() {

@@ -16,7 +16,7 @@ import (
 const quick = 2_000
 
 func TestSyntheticFigures(t *testing.T) {
-	f := fixture{owners: 3000, allowPerRecord: 3, denyPerPublic: 1, expired: 7, holdersOnly: 5, budgetRows: 40}
+	f := fixture{owners: 3000, allowPerRecord: 3, denyPerPublic: 1, expired: 7, holdersOnly: 5, joined: 30, budgetRows: 40}
 	dir := f.build(t)
 	r, err := disclose.Gather(t.Context(), disclose.Config{DataDir: dir, Samples: quick})
 	if err != nil {
@@ -28,7 +28,10 @@ func TestSyntheticFigures(t *testing.T) {
 		got, want int
 	}{
 		{"owners", r.Owners, f.owners},
-		{"holders", r.Holders, f.owners + f.expired + f.holdersOnly},
+		// A number with two holders is one verified number.
+		{"verified numbers", r.Verified, f.owners + f.expired + f.holdersOnly},
+		{"holders", r.Holders, want.holders},
+		{"holders on notice", r.OnNotice, f.joined},
 		{"holders without records", r.PendingHolders, f.expired + f.holdersOnly},
 		{"public", r.Public, want.public},
 		{"allowlist", r.Allowlist, want.allowlist},
@@ -36,7 +39,7 @@ func TestSyntheticFigures(t *testing.T) {
 		{"public owners", r.PublicOwners, f.owners},
 		{"allow edges", r.AllowEdges, want.allowEdges},
 		{"allowlisted callers", r.AllowCallers, want.allowCallers},
-		{"allowlisting owners", r.AllowOwners, want.allowlist},
+		{"allowlisting owners", r.AllowOwners, want.allowOwners},
 		{"deny entries", r.DenyEntries, want.denies},
 		{"expired", r.Expired, f.expired},
 		{"linked budgets", r.LinkedBudgets, f.budgetRows},
@@ -64,6 +67,12 @@ func TestSyntheticFigures(t *testing.T) {
 	}
 	if r.Database.IdentityInDir {
 		t.Error("no identity in the fixture, but the report says so")
+	}
+	md := render(t, r, (*disclose.Report).WriteMarkdown)
+	for _, want := range []string{"(3,012 verified numbers, held by 3,042 keys, 30 on notice)", "… of which are on notice"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q", want)
+		}
 	}
 	scanReport(t, r, demoNumbers, false)
 }

@@ -54,6 +54,8 @@ func TestSynthDirectory(t *testing.T) {
 		}{
 			{"owners", r.Owners, st.Owners},
 			{"holders", r.Holders, st.Holders},
+			{"verified numbers", r.Verified, st.Holders}, // one holder per synthetic owner
+			{"holders on notice", r.OnNotice, 0},
 			{"public", r.Public, st.Public},
 			{"allowlist", r.Allowlist, st.Allowlist},
 			{"nobody", r.Nobody, st.Nobody},
