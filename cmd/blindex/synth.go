@@ -29,8 +29,8 @@ Stop the server first: synth writes to the database directly, in large
 transactions without fsync, and a server would see half-built states. Each
 owner is one holder of its number, proved at the build's time and not on
 notice. Records already present (same number and app, whichever holder
-published them) are left as they are. At most %d owners; a build holds about
-80 bytes per owner in memory.`, synth.MaxOwners), stderr)
+published them) are left as they are. At most %d
+owners; a build holds about 80 bytes per owner in memory.`, synth.MaxOwners), stderr)
 	data := fs.String("data", "blindex-data", "data `directory` to fill")
 	identity := fs.String("identity", "", "age identity `file` that decrypts the key files (default <data>/identity.age-key)")
 	owners := fs.Int("owners", 0, "`N`, the number of synthetic owners to add (required)")
