@@ -3,8 +3,8 @@ package client
 import (
 	"bytes"
 	"cmp"
-	"crypto/rand"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"encoding/json"
 	"errors"

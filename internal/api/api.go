@@ -25,11 +25,11 @@ const (
 	PathRecords       = "/v1/records"     // PUT publishes a record
 	PathRecordACL     = "/v1/records/acl" // PUT replaces a record's ACL
 	PathRecord        = "/v1/records/{record_id}"
-	PathLogLabel      = "/v1/log/label" // POST: evaluate the caller's own number under the log-label info
-	PathLogState      = "/v1/log/state" // POST: the State entry of the caller's records as stored now
+	PathLogLabel      = "/v1/log/label"     // POST: evaluate the caller's own number under the log-label info
+	PathLogState      = "/v1/log/state"     // POST: the State entry of the caller's records as stored now
 	PathHolders       = "/v1/holders"       // POST: the holders of the caller's number
 	PathHoldersEvict  = "/v1/holders/evict" // POST: retire another holder at once (needs a fresh proof)
-	PathLog           = "/log"          // the transparency log: /log/checkpoint, /log/tile/..., /log/consistency
+	PathLog           = "/log"              // the transparency log: /log/checkpoint, /log/tile/..., /log/consistency
 )
 
 // Config is the answer to GET /v1/config.
