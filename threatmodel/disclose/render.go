@@ -356,8 +356,9 @@ func (r *Report) databaseSection(d *document) {
 	items := [][]span{
 		line(t("No phone number: the tables hold indexes, pseudonyms and tags derived from numbers under keys, never a number (the project's privacy scans check every file of the directory for five spellings of every number).")),
 		line(t("No record content: records are age ciphertexts under keys derived from the OPRF output.")),
-		line(tf("Structure: %s %s, which of their records are public, allowlist or nobody, and a pseudonymous graph of %s allowlist %s between owners' records and %s distinct caller %s.",
-			fmtInt(r.Owners), plural(r.Owners, "owner", "owners"), fmtInt(r.AllowEdges), plural(r.AllowEdges, "edge", "edges"),
+		line(tf("Structure: %s %s, how many holders (apps or devices, and newcomers) each of the %s verified %s has, which of their records are public, allowlist or nobody, and a pseudonymous graph of %s allowlist %s between owners' records and %s distinct caller %s.",
+			fmtInt(r.Owners), plural(r.Owners, "owner", "owners"), fmtInt(r.Verified), plural(r.Verified, "number", "numbers"),
+			fmtInt(r.AllowEdges), plural(r.AllowEdges, "edge", "edges"),
 			fmtInt(r.AllowCallers), plural(r.AllowCallers, "pseudonym", "pseudonyms"))),
 		line(tf("Activity: when each record last changed, when each holder first and last proved its number, and which holders are on notice, until when. Budget rows are keyed by an HMAC under a server secret, so they should not link to the allowlisted pseudonyms; a check with the plain-hash construction links %s of the %s allowlisted pseudonyms to lookup activity (anything but 0 is a finding).",
 			fmtInt(r.LinkedBudgets), fmtInt(r.AllowCallers))),

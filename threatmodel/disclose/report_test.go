@@ -69,7 +69,8 @@ func TestSyntheticFigures(t *testing.T) {
 		t.Error("no identity in the fixture, but the report says so")
 	}
 	md := render(t, r, (*disclose.Report).WriteMarkdown)
-	for _, want := range []string{"(3,012 verified numbers, held by 3,042 keys, 30 on notice)", "… of which are on notice"} {
+	for _, want := range []string{"(3,012 verified numbers, held by 3,042 keys, 30 on notice)", "… of which are on notice",
+		"each of the 3,012 verified numbers has"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q", want)
 		}
