@@ -228,7 +228,7 @@ func (c *Client) Confirm(ctx context.Context, code string) error {
 			os.Remove(filepath.Join(c.cfg.StateDir, filePending)) // the directory ended it
 		}
 		if kept && asStatus(err, http.StatusUnauthorized) != nil {
-			return fmt.Errorf("%w\nThis device's key was revoked or retired: verify with a new key (blindex verify --new-key)", err)
+			return fmt.Errorf("%w\nThis device's key was revoked or retired: verify with a new key (blindex verify start --new-key NUMBER)", err)
 		}
 		return err
 	}

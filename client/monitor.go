@@ -262,14 +262,14 @@ func holderAlarm(e *translog.Entry, own [32]byte) *Alarm {
 			Message: fmt.Sprintf("another key took over your number at the directory; %d of your records were retired", e.Retired)}
 	case e.Event == translog.Join && e.Key != own:
 		return &Alarm{Kind: AlarmHolder,
-			Message: fmt.Sprintf("key %s proved your number by SMS at %s and joined its holders at the directory: if it is not another app or device of yours, your SMS was intercepted. Prove the number again (blindex verify), then evict it (blindex holders --evict %s)",
+			Message: fmt.Sprintf("key %s proved your number by SMS at %s and joined its holders at the directory: if it is not another app or device of yours, your SMS was intercepted. Prove the number again (blindex verify start NUMBER), then evict it (blindex holders --evict %s)",
 				key, e.Proof.Format(time.RFC3339), key)}
 	case e.Event == translog.Retire && e.Key == own:
 		return &Alarm{Kind: AlarmHolder,
-			Message: fmt.Sprintf("your key was retired: it did not prove the number again in time, and its %d records were deleted. Verify with a new key (blindex verify --new-key)", e.Retired)}
+			Message: fmt.Sprintf("your key was retired: it did not prove the number again in time, and its %d records were deleted. Verify with a new key (blindex verify start --new-key NUMBER)", e.Retired)}
 	case e.Event == translog.Evict && e.Key == own:
 		return &Alarm{Kind: AlarmHolder,
-			Message: fmt.Sprintf("your key was evicted by key %s, and its %d records deleted: if that was not you, verify with a new key (blindex verify --new-key) and evict it",
+			Message: fmt.Sprintf("your key was evicted by key %s, which joined the number before yours, and its %d records were deleted: if you still hold the number, verify with a new key (blindex verify start --new-key NUMBER)",
 				hex.EncodeToString(e.By[:]), e.Retired)}
 	}
 	return nil
