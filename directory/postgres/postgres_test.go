@@ -350,10 +350,17 @@ func TestTombstonesSameSecond(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Only a senior key may evict: a, the first to join, proves again (which
+	// clears its notice) and evicts the two keys that joined after it.
 	at := now.Add(time.Minute)
-	for _, k := range [][32]byte{a, b} {
+	if _, err := s.ChangeHolders(ctx, 0, idx, func(hs []directory.Holder) (directory.HolderChange, error) {
+		return directory.DecideProof(hs, directory.Proof{KeyHash: a, Time: at}, at, time.Hour), nil
+	}, at); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range [][32]byte{b, c} {
 		if _, err := s.ChangeHolders(ctx, 0, idx, func(hs []directory.Holder) (directory.HolderChange, error) {
-			return directory.DecideEvict(hs, c, k, at)
+			return directory.DecideEvict(hs, a, k, at)
 		}, at); err != nil {
 			t.Fatalf("evicting %x: %v", k[0], err)
 		}
@@ -362,8 +369,13 @@ func TestTombstonesSameSecond(t *testing.T) {
 	if err != nil || len(ts) != 2 {
 		t.Fatalf("Tombstones = %+v, %v; want two", ts, err)
 	}
-	if ts[0].KeyHash != a || ts[1].KeyHash != b {
-		t.Errorf("tombstones name keys %x and %x, want %x and %x", ts[0].KeyHash[0], ts[1].KeyHash[0], a[0], b[0])
+	if ts[0].KeyHash != b || ts[1].KeyHash != c {
+		t.Errorf("tombstones name keys %x and %x, want %x and %x", ts[0].KeyHash[0], ts[1].KeyHash[0], b[0], c[0])
+	}
+	for i, tomb := range ts {
+		if tomb.RecordID != rid || !tomb.Retired.Equal(at) {
+			t.Errorf("tombstone %d = %+v, want record %x retired at %v", i, tomb, rid[:1], at)
+		}
 	}
 }
 
