@@ -207,54 +207,62 @@ func testHolders(t *testing.T, open opener) {
 		t.Errorf("Tombstones = %+v, %v; want b's one record", ts, err)
 	}
 
-	// A new key d evicts a with a fresh proof: a's records become
-	// tombstones, d's and the other index's stay.
+	// A new key d joins (a goes on notice) and publishes; a, which
+	// joined first, proves the number again and evicts d: d's record
+	// becomes a tombstone, a's and the other index's stay.
 	keyD := keyHash(0xd)
 	at = at.Add(time.Minute)
 	prove(keyD, at, at)
-	d1 := b1
-	d1.Holder = keyD
+	d1 := record(idx, recordID(1), acl.List{Visibility: acl.Allowlist, Allow: []acl.Pseudonym{p1}})
+	d1.Holder, d1.Ciphertext = keyD, []byte("d's own record of app 1")
 	putRecord(t, s, d1, noLimit)
-	ch = change(t, s, 0, idx, at, func(hs []directory.Holder) (directory.HolderChange, error) {
+	if _, err := s.ChangeHolders(ctx, 0, idx, func(hs []directory.Holder) (directory.HolderChange, error) {
 		return directory.DecideEvict(hs, keyD, keyA, at)
-	})
-	if len(ch.Retire) != 1 || ch.Retire[0].KeyHash != keyA || ch.Retire[0].Records != 2 {
-		t.Fatalf("eviction %+v, want a with 2 records", ch.Retire)
+	}, at); !errors.Is(err, directory.ErrSenior) {
+		t.Fatalf("d evicting a, which joined first: %v, want ErrSenior", err)
 	}
-	if revoked, _ := s.KeyRevoked(ctx, keyA); !revoked {
+	at = at.Add(time.Second)
+	prove(keyA, at, at)
+	ch = change(t, s, 0, idx, at, func(hs []directory.Holder) (directory.HolderChange, error) {
+		return directory.DecideEvict(hs, keyA, keyD, at)
+	})
+	if len(ch.Retire) != 1 || ch.Retire[0].KeyHash != keyD || ch.Retire[0].Records != 1 {
+		t.Fatalf("eviction %+v, want d with 1 record", ch.Retire)
+	}
+	if revoked, _ := s.KeyRevoked(ctx, keyD); !revoked {
 		t.Error("the evicted key is not revoked")
 	}
-	if revoked, _ := s.KeyRevoked(ctx, keyD); revoked {
+	if revoked, _ := s.KeyRevoked(ctx, keyA); revoked {
 		t.Error("the evicting key is revoked")
 	}
-	checkAll(t, s, p1, t0, d1, other)
+	checkAll(t, s, p1, t0, r1, r2, other)
 	ts, err := s.Tombstones(ctx, idx)
-	if err != nil || len(ts) != 3 {
+	if err != nil || len(ts) != 2 {
 		t.Fatalf("Tombstones = %+v, %v", ts, err)
 	}
 	var evicted int
 	for _, tb := range ts {
-		if tb.KeyHash == keyA {
+		if tb.KeyHash == keyD {
 			evicted++
 			if tb.Index != idx || !tb.Retired.Equal(at) {
 				t.Errorf("tombstone %+v", tb)
 			}
 		}
 	}
-	if evicted != 2 {
-		t.Errorf("%d tombstones of a, want 2", evicted)
+	if evicted != 1 {
+		t.Errorf("%d tombstones of d, want 1", evicted)
 	}
 	if ts, _ := s.Tombstones(ctx, index(0x10000000, 2)); len(ts) != 0 {
 		t.Errorf("tombstones for an untouched index: %+v", ts)
 	}
 	// The evicted key joining again is a new holder (the server refuses
 	// it as revoked first); its old records and ACL entries are gone.
-	prove(keyA, at.Add(time.Second), at.Add(time.Second))
+	prove(keyD, at.Add(time.Second), at.Add(time.Second))
 	fresh := record(idx, recordID(1), acl.List{Visibility: acl.Allowlist})
-	fresh.Holder = keyA
+	fresh.Holder = keyD
 	putRecord(t, s, fresh, noLimit)
 	for _, c := range buckets(t, s, p1, t0, fullRange)[0] {
-		if c.Index == idx && c.Holder == keyA && c.Allowed {
+		if c.Index == idx && c.Holder == keyD && c.Allowed {
 			t.Errorf("the evicted holder's allowlist survived")
 		}
 	}
