@@ -1,6 +1,7 @@
 package directory_test
 
 import (
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -28,6 +29,16 @@ func TestStoreDownReadOnlyHeader(t *testing.T) {
 	}
 	srv.Close()
 	db := filepath.Join(dir, "blindex.db")
+	// Page 1 must be in the file itself, not in the WAL, where a newer
+	// copy of the header would hide the damage below.
+	conn, err := sql.Open("sqlite3", "file:"+db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
 	f, err := os.OpenFile(db, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
