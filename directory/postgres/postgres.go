@@ -667,30 +667,40 @@ func (s *Store) DeleteRecord(ctx context.Context, index, holder, recordID [32]by
 	return pos, nil
 }
 
+// bucketsQuery reads the records of ranges ($2, $3: bucket bounds) of
+// epoch $5 unexpired at $4, each joined to its holder's row (on notice or
+// not), with the caller $1's membership of its allow and deny lists.
+//
+// Membership is two point lookups for every record alike: each probe names
+// all five columns of acl_entries' primary key (idx, holder, record_id,
+// kind, pseudonym), so it reads one index entry or finds there is none,
+// whether the caller is allowed, denied or absent and however long the
+// lists are (issue 19 item 6). They are scalar subqueries, not EXISTS: the
+// planner may turn an EXISTS into a hashed subplan, which scans every
+// access list entry of the caller's pseudonym once per query, so that the
+// work would grow with all the lists in the database (TestBucketsPlan).
+const bucketsQuery = `SELECT q.n, r.idx, r.record_id, r.holder, r.ciphertext, r.visibility,
+	COALESCE(h.last_proof, 0), h.key_hash IS NULL OR h.notice_until <> 0,
+	COALESCE((SELECT true FROM acl_entries a WHERE a.idx = r.idx AND a.holder = r.holder
+		AND a.record_id = r.record_id AND a.kind = 1 AND a.pseudonym = $1), false),
+	COALESCE((SELECT true FROM acl_entries a WHERE a.idx = r.idx AND a.holder = r.holder
+		AND a.record_id = r.record_id AND a.kind = 2 AND a.pseudonym = $1), false)
+	FROM unnest($2::bigint[], $3::bigint[]) WITH ORDINALITY AS q(lo, hi, n)
+	JOIN records r ON r.epoch = $5 AND r.bucket BETWEEN q.lo AND q.hi
+	LEFT JOIN holders h ON h.idx = r.idx AND h.key_hash = r.holder
+	WHERE r.expires_at > $4
+	ORDER BY q.n, r.idx, r.record_id, r.holder`
+
 func (s *Store) Buckets(ctx context.Context, epoch int, ranges []directory.BucketRange, caller acl.Pseudonym, now time.Time) ([][]directory.Candidate, error) {
 	los, his := make([]int64, len(ranges)), make([]int64, len(ranges))
 	for i, br := range ranges {
 		los[i], his[i] = int64(br.Lo), int64(br.Hi)
 	}
 	var out [][]directory.Candidate
-	// One statement, so every range is read from one snapshot. Membership
-	// is two point lookups on acl_entries' primary key for every row alike,
-	// so the work depends neither on whether the caller is allowed, denied
-	// or absent, nor on how long the lists are; and every record joins its
-	// holder's row, on notice or not.
+	// One statement, so every range is read from one snapshot.
 	err := retry(ctx, func() error {
 		out = make([][]directory.Candidate, len(ranges))
-		rows, err := s.pool.Query(ctx, `SELECT q.n, r.idx, r.record_id, r.holder, r.ciphertext, r.visibility,
-			COALESCE(h.last_proof, 0), h.key_hash IS NULL OR h.notice_until <> 0,
-			EXISTS (SELECT 1 FROM acl_entries a WHERE a.idx = r.idx AND a.holder = r.holder
-				AND a.record_id = r.record_id AND a.kind = 1 AND a.pseudonym = $1),
-			EXISTS (SELECT 1 FROM acl_entries a WHERE a.idx = r.idx AND a.holder = r.holder
-				AND a.record_id = r.record_id AND a.kind = 2 AND a.pseudonym = $1)
-			FROM unnest($2::bigint[], $3::bigint[]) WITH ORDINALITY AS q(lo, hi, n)
-			JOIN records r ON r.epoch = $5 AND r.bucket BETWEEN q.lo AND q.hi
-			LEFT JOIN holders h ON h.idx = r.idx AND h.key_hash = r.holder
-			WHERE r.expires_at > $4
-			ORDER BY q.n, r.idx, r.record_id, r.holder`, caller[:], los, his, now.Unix(), epoch)
+		rows, err := s.pool.Query(ctx, bucketsQuery, caller[:], los, his, now.Unix(), epoch)
 		if err != nil {
 			return err
 		}
