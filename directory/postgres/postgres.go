@@ -4,7 +4,7 @@
 // It holds the same tables as the embedded SQLite store and is held to the
 // same contract (directory.Store), by the same conformance suite. Every
 // limit the server core relies on (code attempts, resends, abuse counters,
-// token budgets, records per index) is enforced by the database, not by the
+// token budgets, records per holder) is enforced by the database, not by the
 // process, so any number of servers may share one database. So is the order
 // of the transparency log: each append locks the log's head row in the
 // transaction of the change it records, so the servers keep one linear log.
@@ -218,12 +218,14 @@ func (s *Store) Checkpoint(ctx context.Context) error { return nil }
 // Single statements run at the server's default isolation (READ COMMITTED):
 // a guarded UPDATE or an INSERT ... ON CONFLICT re-checks its condition on
 // the newest row version after waiting for its lock, so limits hold. A
-// read-then-write that depends on rows not existing (PutRecord's count)
-// runs SERIALIZABLE: the database aborts it if a concurrent insert would
-// have changed what it read, and retry runs it again. Row locks cannot do
-// this, since a missing row cannot be locked. Changes of an index's holders
+// read-then-write that depends on rows not existing cannot lock them, so it
+// locks a row that stands for them: PutRecord's count of a holder's records
+// is read under that holder's row lock. Changes of an index's holders
 // (which may join a holder that has no row yet) take the index's advisory
-// lock instead (lockIndex), and writes of its records share it.
+// lock (lockIndex), and writes of its records share it. All of these run
+// at READ COMMITTED, whose statements see what committed while they
+// waited for a lock; a SERIALIZABLE transaction's snapshot is taken at its
+// first statement, before any lock it waits for.
 // Appends to the log are sequenced by a row lock; log.go explains how that
 // meets both isolation levels.
 
@@ -493,24 +495,35 @@ func lockIndex(ctx context.Context, tx pgx.Tx, index [32]byte, exclusive bool) e
 
 func (s *Store) PutRecord(ctx context.Context, r directory.Record, maxPerHolder int) (int64, error) {
 	var pos int64
-	// SERIALIZABLE: two new records of one holder must not both see room
-	// for one more.
-	err := s.tx(ctx, pgx.Serializable, func(tx pgx.Tx) error {
+	// READ COMMITTED, so that each statement reads what was committed before
+	// it, not before the transaction's first statement: after waiting for
+	// the index's lock, the holder row read is the one a retirement left
+	// (none), and after waiting for the holder row's lock, which every
+	// publish by that holder takes, the count includes the records of the
+	// publish before. (A SERIALIZABLE snapshot would be taken before the
+	// waits, and the retirement, at READ COMMITTED, would not be seen as a
+	// conflict.)
+	err := s.tx(ctx, pgx.ReadCommitted, func(tx pgx.Tx) error {
 		if err := lockIndex(ctx, tx, r.Index, false); err != nil {
 			return err
 		}
-		var holds, exists bool
-		var count int
-		err := tx.QueryRow(ctx, `SELECT
-			EXISTS (SELECT 1 FROM holders WHERE idx = $1 AND key_hash = $2),
-			EXISTS (SELECT 1 FROM records WHERE idx = $1 AND holder = $2 AND record_id = $3),
-			(SELECT COUNT(*) FROM records WHERE idx = $1 AND holder = $2)`,
-			r.Index[:], r.Holder[:], r.RecordID[:]).Scan(&holds, &exists, &count)
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM holders WHERE idx = $1 AND key_hash = $2 FOR NO KEY UPDATE`,
+			r.Index[:], r.Holder[:]).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return directory.ErrNotFound
+		}
 		if err != nil {
 			return err
 		}
-		if !holds {
-			return directory.ErrNotFound
+		var exists bool
+		var count int
+		err = tx.QueryRow(ctx, `SELECT
+			EXISTS (SELECT 1 FROM records WHERE idx = $1 AND holder = $2 AND record_id = $3),
+			(SELECT COUNT(*) FROM records WHERE idx = $1 AND holder = $2)`,
+			r.Index[:], r.Holder[:], r.RecordID[:]).Scan(&exists, &count)
+		if err != nil {
+			return err
 		}
 		if !exists && count >= maxPerHolder {
 			return directory.ErrExhausted

@@ -540,3 +540,94 @@ func TestMigrateVerificationsFromVersion3(t *testing.T) {
 		}
 	}
 }
+
+// TestPutRecordWaitsForRetirement starts a publish by a holder while its
+// retirement holds the index's lock, and lets the retirement commit only
+// once the publish waits for that lock: the publish must then find no
+// holder (ErrNotFound), and leave no record, whether or not the holder's
+// row has a label (a holder from before the log has none, so its writes
+// take no log lock that could catch the stale read).
+func TestPutRecordWaitsForRetirement(t *testing.T) {
+	for _, labelled := range []bool{false, true} {
+		t.Run(map[bool]string{false: "no label", true: "label"}[labelled], func(t *testing.T) {
+			dsn := pgtest.FreshDSN(t)
+			s := open(t, dsn)
+			defer closeStore(t, s)
+			ctx := t.Context()
+			h := directory.Holder{FirstProof: now, LastProof: now}
+			h.KeyHash[0] = 0xa
+			if labelled {
+				h.Label[0] = 0x1
+			}
+			r := directory.Record{Holder: h.KeyHash, Ciphertext: []byte("x"), ACL: acl.List{Visibility: acl.Public},
+				Expires: now.Add(time.Hour), Updated: now}
+			r.Index[0], r.RecordID[0] = 1, 1
+			if _, err := s.ChangeHolders(ctx, 0, r.Index, func([]directory.Holder) (directory.HolderChange, error) {
+				return directory.HolderChange{Put: []directory.Holder{h}}, nil
+			}, now); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.PutRecord(ctx, r, 10); err != nil {
+				t.Fatal(err)
+			}
+
+			entered, release := make(chan struct{}), make(chan struct{})
+			retired := make(chan error, 1)
+			go func() {
+				_, err := s.ChangeHolders(ctx, 0, r.Index, func(hs []directory.Holder) (directory.HolderChange, error) {
+					close(entered)
+					<-release
+					return directory.HolderChange{Retire: hs}, nil
+				}, now)
+				retired <- err
+			}()
+			<-entered
+			published := make(chan error, 1)
+			go func() {
+				r2 := r
+				r2.RecordID[0] = 2
+				_, err := s.PutRecord(ctx, r2, 10)
+				published <- err
+			}()
+			waitForAdvisoryLock(t, dsn)
+			close(release)
+			if err := <-retired; err != nil {
+				t.Fatalf("retirement: %v", err)
+			}
+			if err := <-published; !errors.Is(err, directory.ErrNotFound) {
+				t.Errorf("publish that waited for its holder's retirement: %v, want ErrNotFound", err)
+			}
+			if hs, err := s.Holders(ctx, r.Index); err != nil || len(hs) != 0 {
+				t.Errorf("Holders after the retirement = %+v, %v; want none", hs, err)
+			}
+			if recs, err := s.OwnerState(ctx, r.Index, h.KeyHash); err != nil || len(recs) != 0 {
+				t.Errorf("retired holder's records = %+v, %v; want none", recs, err)
+			}
+			if ts, err := s.Tombstones(ctx, r.Index); err != nil || len(ts) != 1 || ts[0].RecordID != r.RecordID {
+				t.Errorf("Tombstones = %+v, %v; want the one record published before", ts, err)
+			}
+		})
+	}
+}
+
+// waitForAdvisoryLock waits until a session of the test server waits for
+// an advisory lock.
+func waitForAdvisoryLock(t *testing.T, dsn string) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		var waiting bool
+		if err := conn.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_locks
+			WHERE locktype = 'advisory' AND NOT granted)`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			return
+		}
+	}
+	t.Fatal("no session waits for an advisory lock")
+}
