@@ -444,8 +444,9 @@ func TestConcurrentJoinsMany(t *testing.T) {
 }
 
 // TestMigrateFromVersion4 opens a version 4 database with a holder, two
-// records and their ACL entries, and a record with no holder, and checks
-// that version 5 keys them all by the holder.
+// records and their ACL entries, a record with no holder, and a holder
+// without records, and checks that version 5 keys them all by the holder,
+// each holder of the epoch of its records (else the newest epoch).
 func TestMigrateFromVersion4(t *testing.T) {
 	dsn := pgtest.FreshDSN(t)
 	pgtest.Admin(t, dsn, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`)
@@ -457,9 +458,11 @@ func TestMigrateFromVersion4(t *testing.T) {
 		pgtest.Admin(t, dsn, string(b))
 		pgtest.Admin(t, dsn, `INSERT INTO schema_migrations VALUES ($1, $2, 0)`, i+1, name)
 	}
-	var idx, orphan, key, label [32]byte
-	idx[0], orphan[0], key[0], label[0] = 1, 9, 2, 3
+	var idx, orphan, empty, key, label [32]byte
+	idx[0], orphan[0], empty[0], key[0], label[0] = 1, 9, 7, 2, 3
 	pgtest.Admin(t, dsn, `INSERT INTO holders (idx, key_hash, not_before, label) VALUES ($1, $2, $3, $4)`, idx[:], key[:], now.Unix(), label[:])
+	pgtest.Admin(t, dsn, `INSERT INTO holders (idx, key_hash, not_before) VALUES ($1, $2, $3)`, empty[:], key[:], now.Unix()-60)
+	pgtest.Admin(t, dsn, `INSERT INTO meta (key, value) VALUES ('epoch_1', '{}'), ('epoch_2', '{}'), ('epochs', 'x')`)
 	rid := func(n byte) []byte {
 		var r [32]byte
 		r[0] = n
@@ -470,11 +473,12 @@ func TestMigrateFromVersion4(t *testing.T) {
 		rid byte
 	}{{idx, 1}, {idx, 2}, {orphan, 1}} {
 		pgtest.Admin(t, dsn, `INSERT INTO records (idx, record_id, bucket, ciphertext, visibility, expires_at, updated_at, epoch)
-			VALUES ($1, $2, 0, 'sealed', 2, $3, $4, 0)`, x.idx[:], rid(x.rid), now.Add(time.Hour).Unix(), now.Unix())
+			VALUES ($1, $2, 0, 'sealed', 2, $3, $4, 1)`, x.idx[:], rid(x.rid), now.Add(time.Hour).Unix(), now.Unix())
 	}
 	var p acl.Pseudonym
 	p[0] = 'p'
-	pgtest.Admin(t, dsn, `INSERT INTO acl_entries (idx, record_id, kind, pseudonym) VALUES ($1, $2, 1, $3)`, idx[:], rid(1), p[:])
+	pgtest.Admin(t, dsn, `INSERT INTO acl_entries (idx, record_id, kind, pseudonym) VALUES ($1, $2, 1, $3), ($1, $4, 2, $3), ($5, $2, 2, $3)`,
+		idx[:], rid(1), p[:], rid(2), orphan[:])
 
 	s := open(t, dsn)
 	defer closeStore(t, s)
@@ -483,10 +487,29 @@ func TestMigrateFromVersion4(t *testing.T) {
 		t.Errorf("schema versions after Open = %v, want [1 2 3 4 5]", got)
 	}
 	hs, err := s.Holders(ctx, idx)
-	if err != nil || len(hs) != 1 || hs[0].KeyHash != key || hs[0].Label != label || hs[0].Records != 2 || hs[0].OnNotice() {
-		t.Fatalf("Holders = %+v, %v; want the old holder with its 2 records, not on notice", hs, err)
+	if err != nil || len(hs) != 1 || hs[0].KeyHash != key || hs[0].Label != label || hs[0].Records != 2 || hs[0].OnNotice() ||
+		!hs[0].FirstProof.Equal(now) || !hs[0].LastProof.Equal(now) || !hs[0].NoticeProof.IsZero() {
+		t.Fatalf("Holders = %+v, %v; want the old holder with its 2 records, proved at its not_before, not on notice", hs, err)
 	}
-	got, err := s.Buckets(ctx, 0, []directory.BucketRange{{Lo: 0, Hi: 1<<32 - 1}}, p, now)
+	if hs, err := s.Holders(ctx, empty); err != nil || len(hs) != 1 || hs[0].Records != 0 || hs[0].Label != ([32]byte{}) ||
+		!hs[0].LastProof.Equal(now.Add(-time.Minute)) {
+		t.Errorf("Holders of the index without records = %+v, %v; want its unlabelled holder", hs, err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, x := range []struct {
+		idx   [32]byte
+		epoch int
+	}{{idx, 1}, {empty, 2}} {
+		var epoch int
+		if err := conn.QueryRow(ctx, `SELECT epoch FROM holders WHERE idx = $1`, x.idx[:]).Scan(&epoch); err != nil || epoch != x.epoch {
+			t.Errorf("holder of index %x: epoch %d, %v; want %d", x.idx[:1], epoch, err, x.epoch)
+		}
+	}
+	got, err := s.Buckets(ctx, 1, []directory.BucketRange{{Lo: 0, Hi: 1<<32 - 1}}, p, now)
 	if err != nil || len(got[0]) != 3 {
 		t.Fatalf("Buckets = %+v, %v; want 3 records", got, err)
 	}
@@ -498,9 +521,34 @@ func TestMigrateFromVersion4(t *testing.T) {
 			}
 		case c.Hidden || c.Holder != key:
 			t.Errorf("record %x: holder %x hidden %v; want the old holder's, served", c.RecordID[:1], c.Holder[:1], c.Hidden)
-		case c.RecordID[0] == 1 && !c.Allowed:
-			t.Error("the record's allowlist entry did not follow it")
+		case c.RecordID[0] == 1 && (!c.Allowed || c.Denied), c.RecordID[0] == 2 && (c.Allowed || !c.Denied):
+			t.Errorf("record %x: allowed %v, denied %v: its ACL entries did not follow it", c.RecordID[:1], c.Allowed, c.Denied)
+		case !c.LastProof.Equal(now):
+			t.Errorf("record %x: LastProof %v, want the holder's not_before", c.RecordID[:1], c.LastProof)
 		}
+		if c.Index == orphan && !c.Denied {
+			t.Error("the deny entry of the record without a holder did not follow it")
+		}
+	}
+	// The old holder publishes a third record: one State entry of its three,
+	// under its label and key.
+	r := directory.Record{Epoch: 1, Index: idx, Holder: key, Ciphertext: []byte("new"), ACL: acl.List{Visibility: acl.Public},
+		Expires: now.Add(time.Hour), Updated: now}
+	r.RecordID[0] = 3
+	pos, err := s.PutRecord(ctx, r, 3)
+	if err != nil || pos != 0 {
+		t.Fatalf("PutRecord by the migrated holder = %d, %v; want log index 0", pos, err)
+	}
+	entries, err := s.ReadLogEntries(ctx, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := translog.Parse(entries[0]); err != nil || e.Kind != translog.State || e.Label != label || e.Key != key || e.Records != 3 {
+		t.Errorf("State entry = %+v, %v; want the holder's 3 records under its label and key", e, err)
+	}
+	r.RecordID[0] = 4
+	if _, err := s.PutRecord(ctx, r, 3); !errors.Is(err, directory.ErrExhausted) {
+		t.Errorf("fourth record with a limit of 3: %v, want ErrExhausted", err)
 	}
 }
 
