@@ -57,3 +57,31 @@ json = true
 		}
 	}
 }
+
+// "log verify" reads a "[log verify]" section, as docs/operations.md names
+// it for a command with a subcommand, and still reads the "[log]" it read
+// before. An impossible quorum shows the setting arrived: it is refused
+// before any request is made.
+func TestConfigLogVerifySection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "blindex.conf")
+	t.Setenv("BLINDEX_CONFIG", path)
+	t.Setenv("BLINDEX_SERVER", "http://127.0.0.1:1") // never reached
+	t.Setenv("BLINDEX_STATE", t.TempDir())
+	for _, section := range []string{"[log verify]", "[log]"} {
+		if err := os.WriteFile(path, []byte(section+"\nquorum = 5\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr strings.Builder
+		err := cmdLog(t.Context(), []string{"verify"}, &stdout, &stderr)
+		if err != errUsage || !strings.Contains(stderr.String(), "--quorum 5") {
+			t.Errorf("%s quorum = 5: %v, stderr %q; want the quorum refused as bad usage", section, err, stderr.String())
+		}
+	}
+	if err := os.WriteFile(path, []byte("[log verify]\nno-such-flag = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	if err := cmdLog(t.Context(), []string{"verify"}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "blindex log verify has no flag --no-such-flag") {
+		t.Errorf("[log verify] with an unknown flag: %v, want it named", err)
+	}
+}

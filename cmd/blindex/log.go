@@ -83,7 +83,9 @@ was unreachable), 2 bad usage.`, stderr)
 }
 
 func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("log", "log verify [--json]", `
+	// Named like "map build", so that a config file's "[log verify]" section
+	// reaches it, as docs/operations.md says; "[log]" still does too.
+	fs := newFlags("log verify", "log verify [--json]", `
 Audits the directory's transparency log: fetches the checkpoint, replays
 every entry from the tiles (each one hashed into the signed tree, so a single
 changed bit fails), checks that every entry is well formed, and checks that

@@ -259,7 +259,8 @@ func envName(flag string) string {
 // "name = value" lines, with the flags' names (see docs/operations.md):
 // lines before any section apply to every command that has the flag, and
 // lines after "[serve]" (a command's name) to that command only, which must
-// have the flag; "[map]" to every "map ..." command that has it. Blank lines and lines starting with # are ignored. Lists
+// have the flag; "[map]" to every "map ..." command that has it ("[log]"
+// likewise to "log verify"). Blank lines and lines starting with # are ignored. Lists
 // (witness, trust-ca) are comma-separated.
 func applyConfig(fs *flag.FlagSet, path string, given map[string]bool) error {
 	b, err := os.ReadFile(path)
