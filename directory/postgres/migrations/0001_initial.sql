@@ -10,19 +10,22 @@
 -- On Postgres-compatible distributed SQL (CockroachDB, YugabyteDB):
 --   - records and acl_entries are distributed by bucket, the first 32 bits of
 --     the index: a bucket fetch then reads one range, and an index's records,
---     its ACL entries and the maxPerIndex check stay on one range (the
---     primary keys there become (bucket, idx, record_id[, kind, pseudonym]),
---     acl_entries gaining a bucket column);
+--     its ACL entries and the records-per-holder check stay on one range (the
+--     primary keys there become (bucket, idx, record_id, holder) and
+--     (bucket, idx, holder, record_id, kind, pseudonym) since schema version
+--     5, acl_entries gaining a bucket column);
 --   - nothing needs a single sequencer yet: no table has a serial or a
 --     global order. A transparency log will (its tree size is one counter);
 --   - every other table is keyed by a pseudorandom 32-byte hash (or, for
 --     meta, a few fixed names), so hash-sharded primary keys spread them
 --     without hot spots; their expiry indexes should be hash-sharded too,
 --     since expires_at grows with time and would make a hot tail range.
--- The store needs SERIALIZABLE transactions, which is the default on
--- CockroachDB and supported by YugabyteDB. Neither has been tested: where
--- pg_advisory_xact_lock does not serialize migrations, start one server
--- alone first.
+-- The store relies on row locks (SELECT ... FOR UPDATE) and, since schema
+-- version 5, on pg_advisory_xact_lock, which serializes the changes of an
+-- index's holders (and migrations). Neither CockroachDB nor YugabyteDB has
+-- been tested: on a database where that function does not take a lock
+-- held to the end of the transaction, the store is not correct as it
+-- stands.
 
 CREATE TABLE meta (
 	key   TEXT PRIMARY KEY,
