@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -289,72 +288,5 @@ func TestResyncStateNotCaused(t *testing.T) {
 	// It stays an alarm: resynchronising again adopts nothing.
 	if err := c.Resync(t.Context()); !errors.Is(err, client.ErrStateNotCaused) {
 		t.Fatalf("Resync: %v, want ErrStateNotCaused", err)
-	}
-}
-
-// TestResyncPreviousEpoch loses the answer to a write of the previous
-// epoch's copy during an overlap (a publish writes the current epoch's
-// copy, then the previous one's). The directory's state answer covers the
-// current epoch only, so the client settles it from the log: the next
-// write goes through and the monitor raises no alarm.
-func TestResyncPreviousEpoch(t *testing.T) {
-	inbox := sms.NewInbox()
-	srv := startServer(t, inbox, directory.Config{})
-	lossy := &lossyTransport{}
-	c, err := client.New(client.Config{Server: srv.URL(), StateDir: t.TempDir(), HTTPClient: &http.Client{Transport: lossy}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const number = "+14155550100"
-	if _, err := c.Verify(t.Context(), number); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Confirm(t.Context(), inbox.Code(number)); err != nil {
-		t.Fatal(err)
-	}
-	expires := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
-	publish := func(app, endpoint string) error {
-		return c.Publish(t.Context(), record.Record{App: app, Endpoint: endpoint, Expires: expires}, client.Access{Visibility: acl.Public})
-	}
-	for _, app := range []string{"org.example.one", "org.example.two"} {
-		if err := publish(app, "sip:v1@example.com"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if e, err := directory.StartEpoch(t.Context(), srv.Node.Store, time.Hour, time.Now()); err != nil || e.Current != 1 {
-		t.Fatalf("StartEpoch: %+v, %v", e, err)
-	}
-	time.Sleep(2500 * time.Millisecond) // the server's view of the epochs refreshes
-	if err := c.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	puts, lostEpoch := 0, ""
-	lossy.arm(func(r *http.Request) bool {
-		if isWrite("PUT")(r) {
-			puts++
-		}
-		if puts != 2 { // the previous epoch's copy
-			return false
-		}
-		if body, err := r.GetBody(); err == nil {
-			var req struct{ Epoch *int }
-			json.NewDecoder(body).Decode(&req)
-			if req.Epoch != nil {
-				lostEpoch = fmt.Sprint(*req.Epoch)
-			}
-		}
-		return true
-	}, true)
-	if err := publish("org.example.one", "sip:v2@example.com"); err == nil || lossy.lost != 1 || lostEpoch != "0" {
-		t.Fatalf("the lost write: %v (%d answers lost, epoch %q), want an error for epoch 0's copy", err, lossy.lost, lostEpoch)
-	}
-	if err := c.Resync(t.Context()); err != nil {
-		t.Fatalf("Resync: %v", err)
-	}
-	if err := publish("org.example.two", "sip:v2@example.com"); err != nil {
-		t.Fatalf("the next write: %v", err)
-	}
-	if rep := monitor(t, c); len(rep.Alarms) != 0 || !rep.StateOK {
-		t.Errorf("monitor after the lost write: alarms %v, state ok %v", alarmKinds(rep), rep.StateOK)
 	}
 }
