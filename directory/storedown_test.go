@@ -185,6 +185,17 @@ func TestStoreDownPostgres(t *testing.T) {
 	if c, ra, msg := start(); c != http.StatusServiceUnavailable || ra == "" || msg != "storage unavailable: retry later" {
 		t.Errorf("verify start with the cluster down: %d %q, Retry-After %q; want 503 storage unavailable with Retry-After", c, msg, ra)
 	}
+	// The log's endpoints too: a reader retries rather than gives up.
+	for _, path := range []string{"/log/checkpoint", "/log/tile/0/000.p/1"} {
+		resp, err := http.Get(srv.URL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("GET %s with the cluster down: %d, Retry-After %q; want 503 with Retry-After", path, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
 
 	pgctl("-l", filepath.Join(dir, "data", "server.log"), "-o",
 		"-c listen_addresses='' -c unix_socket_directories='"+dir+"' -c port=5432", "start")

@@ -19,6 +19,8 @@ import (
 	"github.com/gorilla/mux"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"blindex.dev/blindex/internal/storeerr"
 )
 
 // Storage holds the log. Stores append entries inside the transactions of
@@ -413,10 +415,35 @@ func (l *Log) serveConsistency(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "from must be between 0 and to"})
 	case err != nil:
 		l.log.Error("proving consistency", "err", err)
+		if storeDown(w, err) {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "storage unavailable: retry later"})
+			return
+		}
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error"})
 	default:
 		writeJSON(w, http.StatusOK, ConsistencyProof{Hashes: hashesOut(p)})
 	}
+}
+
+// storeDown reports whether err is the store being unavailable (or
+// damaged), and if so sets Retry-After: such a failure is answered 503, as
+// on every endpoint (docs/protocol.md §8.1), not 500.
+func storeDown(w http.ResponseWriter, err error) bool {
+	if storeerr.Classify(err) == nil {
+		return false
+	}
+	w.Header().Set("Retry-After", "30")
+	return true
+}
+
+// serverError answers a failed read in plain text: 503 if the store is
+// down, 500 otherwise.
+func serverError(w http.ResponseWriter, err error) {
+	if storeDown(w, err) {
+		http.Error(w, "storage unavailable: retry later", http.StatusServiceUnavailable)
+		return
+	}
+	http.Error(w, "internal error", http.StatusInternalServerError)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -440,7 +467,7 @@ func (l *Log) serveCheckpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		l.log.Error("serving checkpoint", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		serverError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -461,7 +488,7 @@ func (l *Log) serveTile(w http.ResponseWriter, r *http.Request) {
 	tree, err := l.cfg.Storage.LogTree(ctx)
 	if err != nil {
 		l.log.Error("serving tile", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		serverError(w, err)
 		return
 	}
 	level := max(t.L, 0) * t.H
@@ -482,12 +509,12 @@ func (l *Log) serveTile(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil {
 			l.log.Error("serving entries", "err", err)
-			http.Error(w, "internal error", http.StatusInternalServerError)
+			serverError(w, err)
 			return
 		}
 	} else if data, err = tlog.ReadTileData(t, l.hashReader(ctx)); err != nil {
 		l.log.Error("serving tile", "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
+		serverError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
