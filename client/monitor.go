@@ -226,26 +226,35 @@ func (c *Client) scanEntries(ctx context.Context, s *logState, cp translog.Check
 			return nil
 		}
 		rep.Mine++
-		evidence := []string{string(data)}
-		switch {
-		case e.Kind == translog.Credential && e.Key != own:
-			rep.Alarms = append(rep.Alarms, Alarm{Kind: AlarmCredential, Index: i, Evidence: evidence,
-				Message: fmt.Sprintf("a credential for your number was issued to another key (valid %s to %s): if you did not verify the number again, nor another app or device of yours, it was hijacked",
-					e.NotBefore.Format(time.RFC3339), e.NotAfter.Format(time.RFC3339))})
-		case e.Kind == translog.Holder:
-			if a := holderAlarm(e, own); a != nil {
-				a.Index, a.Evidence = i, evidence
-				rep.Alarms = append(rep.Alarms, *a)
-			}
-		case e.Kind == translog.State && e.Key != own && e.Key != ([32]byte{}):
-			// Another holder's records (another app's, say): not the owner's
-			// to check.
-		case e.Kind == translog.State && i > s.StateIndex && !matches(e):
-			rep.Alarms = append(rep.Alarms, Alarm{Kind: AlarmState, Index: i, Evidence: evidence,
-				Message: "the directory logged a state for your records that differs from what you published"})
+		if a := entryAlarm(e, own, i > s.StateIndex, matches); a != nil {
+			a.Index, a.Evidence = i, []string{string(data)}
+			rep.Alarms = append(rep.Alarms, *a)
 		}
 		return nil
 	})
+}
+
+// entryAlarm returns the alarm an entry under the owner's label raises for
+// the owner of key own, or nil. afterOwn says whether the entry comes after
+// the owner's last change (only those State entries are checked), and
+// matches whether a State entry commits to what the owner published.
+func entryAlarm(e *translog.Entry, own [32]byte, afterOwn bool, matches func(*translog.Entry) bool) *Alarm {
+	switch {
+	case e.Kind == translog.Credential && e.Key != own:
+		return &Alarm{Kind: AlarmCredential,
+			Message: fmt.Sprintf("a credential for your number was issued to another key (valid %s to %s): if you did not verify the number again, nor another app or device of yours, it was hijacked",
+				e.NotBefore.Format(time.RFC3339), e.NotAfter.Format(time.RFC3339))}
+	case e.Kind == translog.Holder:
+		return holderAlarm(e, own)
+	case e.Kind == translog.State && e.Key != own && e.Key != ([32]byte{}):
+		// Another holder's records (another app's, say): not the owner's
+		// to check. A zero key is a State entry from before holders were a
+		// set: the number's only holder's, so the owner's.
+	case e.Kind == translog.State && afterOwn && !matches(e):
+		return &Alarm{Kind: AlarmState,
+			Message: "the directory logged a state for your records that differs from what you published"}
+	}
+	return nil
 }
 
 // holderAlarm returns the alarm a Holder entry raises for the owner of
