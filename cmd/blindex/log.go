@@ -54,32 +54,37 @@ was unreachable), 2 bad usage.`, stderr)
 			return err
 		}
 	} else {
-		fmt.Fprintf(stdout, "log %s: %d entries, %d new, %d under your label\n", rep.Origin, rep.Size, rep.Scanned, rep.Mine)
-		for _, a := range rep.Alarms {
-			where := ""
-			if a.Kind.HasEntry() { // retired, stored-state and fork alarms cite no entry
-				where = fmt.Sprintf(" (entry %d)", a.Index)
-			}
-			fmt.Fprintf(stdout, "ALARM %s%s: %s\n", a.Kind, where, a.Message)
-			for _, ev := range a.Evidence {
-				printEvidence(stdout, ev)
-			}
-		}
-		if rep.NoticeUntil != nil {
-			fmt.Fprintf(stdout, "NOTICE: another key proved your number later, and your records are hidden: prove the number again by %s (blindex verify start), or this key is retired\n",
-				rep.NoticeUntil.Local().Format(time.DateTime))
-		}
-		if rep.Behind > 0 {
-			fmt.Fprintf(stdout, "behind: the directory holds at least %d entries past its latest checkpoint; the next run checks them\n", rep.Behind)
-		}
-		if len(rep.Alarms) == 0 && rep.NoticeUntil == nil {
-			fmt.Fprintln(stdout, "OK: no credential but yours, and the directory holds what you published")
-		}
+		printMonitor(stdout, rep)
 	}
 	if len(rep.Alarms) > 0 || rep.NoticeUntil != nil {
 		return errAlarm
 	}
 	return nil
+}
+
+// printMonitor prints a monitor report as text.
+func printMonitor(w io.Writer, rep *client.Report) {
+	fmt.Fprintf(w, "log %s: %d entries, %d new, %d under your label\n", rep.Origin, rep.Size, rep.Scanned, rep.Mine)
+	for _, a := range rep.Alarms {
+		where := ""
+		if a.Kind.HasEntry() { // retired, stored-state and fork alarms cite no entry
+			where = fmt.Sprintf(" (entry %d)", a.Index)
+		}
+		fmt.Fprintf(w, "ALARM %s%s: %s\n", a.Kind, where, a.Message)
+		for _, ev := range a.Evidence {
+			printEvidence(w, ev)
+		}
+	}
+	if rep.NoticeUntil != nil {
+		fmt.Fprintf(w, "NOTICE: another key proved your number later, and your records are hidden: prove the number again by %s (blindex verify start), or this key is retired\n",
+			rep.NoticeUntil.Local().Format(time.DateTime))
+	}
+	if rep.Behind > 0 {
+		fmt.Fprintf(w, "behind: the directory holds at least %d entries past its latest checkpoint; the next run checks them\n", rep.Behind)
+	}
+	if len(rep.Alarms) == 0 && rep.NoticeUntil == nil {
+		fmt.Fprintln(w, "OK: no credential but yours, and the directory holds what you published")
+	}
 }
 
 func cmdLog(ctx context.Context, args []string, stdout, stderr io.Writer) error {
