@@ -93,8 +93,8 @@ func TestSeveralAppsThroughCLI(t *testing.T) {
 	verify("chat")
 	cli(t, s, "stolen", "renew")
 	seen("org.example.chat", "org.example.video") // video's record, published again under its new key
-	if out := cli(t, s, "chat", "holders"); strings.Count(out, "ON NOTICE") != 1 {
-		t.Errorf("chat's holders after video's new key: want one (the stolen key) on notice:\n%s", out)
+	if out := cli(t, s, "chat", "holders"); strings.Count(out, "ON NOTICE") != 1 || strings.Count(out, "(you)") != 1 || strings.Count(out, "records\n") != 3 {
+		t.Errorf("chat's holders after video's new key: want three, chat's marked, one (the stolen key) on notice:\n%s", out)
 	}
 	// 8. A new owner verifies the number and publishes; nobody else
 	// proves it again.
@@ -113,8 +113,8 @@ func TestSeveralAppsThroughCLI(t *testing.T) {
 			t.Errorf("%s publishes after the window: %v\n%s\nwant refused as retired", user, err, out)
 		}
 	}
-	if out, err := cliErr(t, s, "chat", "monitor"); exitCode(t, err) != 3 || !strings.Contains(out, "ALARM") {
-		t.Errorf("chat's monitor after its retirement: %v\n%s\nwant an alarm", err, out)
+	if out, err := cliErr(t, s, "chat", "monitor"); exitCode(t, err) != 3 || !strings.Contains(out, "ALARM holder") || !strings.Contains(out, "your key was retired") {
+		t.Errorf("chat's monitor after its retirement: %v\n%s\nwant the holder alarm of its retirement", err, out)
 	}
 }
 
