@@ -283,6 +283,18 @@ func BenchmarkPublishHTTP(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	// The direct writes go to other indexes than the HTTP owners', each
+	// with a holder of its own (a record needs its holder's row).
+	directHolder := [32]byte{0xbe}
+	for i := range owners {
+		var idx [32]byte
+		idx[0], idx[1] = 0xbe, byte(i)
+		if _, err := store.ChangeHolders(context.Background(), 0, idx, func([]directory.Holder) (directory.HolderChange, error) {
+			return directory.HolderChange{Put: []directory.Holder{{KeyHash: directHolder, FirstProof: expires, LastProof: expires}}}, nil
+		}, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
 	var direct, overHTTP time.Duration
 	var seq atomic.Uint64
 	for b.Loop() {
@@ -291,6 +303,7 @@ func BenchmarkPublishHTTP(b *testing.B) {
 			// Other indexes than the HTTP owners', replaced in turn.
 			var r directory.Record
 			r.Index[0], r.Index[1] = 0xbe, byte(i)
+			r.Holder = directHolder
 			r.RecordID[0] = byte(seq.Add(1) % 8)
 			r.Ciphertext, r.ACL, r.Expires, r.Updated = bodies[i].Ciphertext, l, expires, time.Now()
 			_, err := store.PutRecord(context.Background(), r, 32)
