@@ -79,8 +79,14 @@ func StateEntry(label, key [32]byte, recs []StateRecord, at time.Time) ([]byte, 
 // CredentialEntry returns the Credential entry for cert, issued by issuer
 // for the number labelled label.
 func CredentialEntry(label [32]byte, cert, issuer *x509.Certificate) ([]byte, error) {
-	e := Entry{Kind: Credential, Label: label,
-		Cert: sha256.Sum256(cert.Raw), Key: sha256.Sum256(cert.RawSubjectPublicKeyInfo),
-		Issuer: sha256.Sum256(issuer.Raw), NotBefore: cert.NotBefore, NotAfter: cert.NotAfter}
+	return CredentialEntryOf(label, sha256.Sum256(cert.Raw), sha256.Sum256(cert.RawSubjectPublicKeyInfo),
+		sha256.Sum256(issuer.Raw), cert.NotBefore, cert.NotAfter)
+}
+
+// CredentialEntryOf is CredentialEntry from the hashes and times alone: a
+// caller rebuilds a record's promised entry from its attestation this way.
+func CredentialEntryOf(label, certHash, keyHash, issuerHash [32]byte, notBefore, notAfter time.Time) ([]byte, error) {
+	e := Entry{Kind: Credential, Label: label, Cert: certHash, Key: keyHash,
+		Issuer: issuerHash, NotBefore: notBefore, NotAfter: notAfter}
 	return e.Marshal()
 }
