@@ -160,9 +160,23 @@ const headerSize = len("age-encryption.org/v1\n") +
 // tag. Servers may refuse larger uploads.
 const MaxCiphertext = headerSize + 16 + maxClass + 16
 
-// Seal validates r, pads it and encrypts it to key. It returns an error
+// Seal validates r, pads it and encrypts it to key, without a publisher
+// proof: callers drop such records (see SealProved). It returns an error
 // wrapping ErrInvalid or ErrTooLarge if r is not valid.
 func Seal(key [32]byte, r Record) ([]byte, error) {
+	js, err := encodeJSON(r)
+	if err != nil {
+		return nil, err
+	}
+	padded, err := pad(binary.BigEndian.AppendUint16(nil, uint16(len(js))), js)
+	if err != nil {
+		return nil, err
+	}
+	return seal(key, padded)
+}
+
+// encodeJSON validates r and returns its JSON encoding.
+func encodeJSON(r Record) ([]byte, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
@@ -174,20 +188,23 @@ func Seal(key [32]byte, r Record) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	js := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	size := 0
-	for _, c := range SizeClasses {
-		if 2+len(js) <= c {
-			size = c
-			break
-		}
-	}
-	if size == 0 {
+	if len(js) > maxClass-2 {
 		return nil, fmt.Errorf("%w: record encodes to %d bytes", ErrTooLarge, len(js))
 	}
-	padded := make([]byte, size)
-	binary.BigEndian.PutUint16(padded, uint16(len(js)))
-	copy(padded[2:], js)
-	return seal(key, padded)
+	return js, nil
+}
+
+// pad joins parts and pads them with zeros to the smallest size class.
+func pad(parts ...[]byte) ([]byte, error) {
+	body := bytes.Join(parts, nil)
+	for _, c := range SizeClasses {
+		if len(body) <= c {
+			padded := make([]byte, c)
+			copy(padded, body)
+			return padded, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: record and proof take %d bytes", ErrTooLarge, len(body))
 }
 
 // seal encrypts an already padded plaintext. It is separate from Seal so
@@ -207,55 +224,80 @@ func seal(key [32]byte, padded []byte) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-// Open decrypts and checks a sealed record. A ciphertext longer than
-// MaxCiphertext gives ErrTooLarge. Any failure to decrypt or authenticate
-// gives ErrDecrypt. A record that authenticates but is malformed gives an
-// error wrapping ErrInvalid: only the key holder can produce one.
+// Open decrypts and checks a sealed record, and ignores its proof (see
+// OpenProved). A ciphertext longer than MaxCiphertext gives ErrTooLarge.
+// Any failure to decrypt or authenticate gives ErrDecrypt. A record that
+// authenticates but is malformed gives an error wrapping ErrInvalid: only
+// the key holder can produce one.
 func Open(key [32]byte, ciphertext []byte) (Record, error) {
+	r, _, err := OpenProved(key, ciphertext)
+	return r, err
+}
+
+func decrypt(key [32]byte, ciphertext []byte) ([]byte, error) {
 	if len(ciphertext) > MaxCiphertext {
-		return Record{}, ErrTooLarge
+		return nil, ErrTooLarge
 	}
 	pr, err := age.Decrypt(bytes.NewReader(ciphertext), &identity{key: key})
 	if err != nil {
-		return Record{}, ErrDecrypt
+		return nil, ErrDecrypt
 	}
 	padded, err := io.ReadAll(io.LimitReader(pr, maxClass+1))
 	if err != nil {
-		return Record{}, ErrDecrypt
+		return nil, ErrDecrypt
 	}
-	return parsePadded(padded)
+	return padded, nil
 }
 
-func parsePadded(padded []byte) (Record, error) {
+// parsePadded reads L || JSON || [L' || proof] || zeros. A record from
+// before proofs has zeros (or nothing) after its JSON: no proof.
+func parsePadded(padded []byte) (Record, *Proof, error) {
 	isClass := false
 	for _, c := range SizeClasses {
 		isClass = isClass || len(padded) == c
 	}
 	if !isClass {
-		return Record{}, fmt.Errorf("%w: padded length %d is not a size class", ErrInvalid, len(padded))
+		return Record{}, nil, fmt.Errorf("%w: padded length %d is not a size class", ErrInvalid, len(padded))
 	}
 	n := int(binary.BigEndian.Uint16(padded))
 	if n > len(padded)-2 {
-		return Record{}, fmt.Errorf("%w: length prefix %d exceeds padding", ErrInvalid, n)
+		return Record{}, nil, fmt.Errorf("%w: length prefix %d exceeds padding", ErrInvalid, n)
 	}
-	for _, b := range padded[2+n:] {
+	rest := padded[2+n:]
+	var proofBytes []byte
+	if len(rest) >= 2 {
+		m := int(binary.BigEndian.Uint16(rest))
+		if m > len(rest)-2 {
+			return Record{}, nil, fmt.Errorf("%w: proof length %d exceeds padding", ErrInvalid, m)
+		}
+		proofBytes, rest = rest[2:2+m], rest[2+m:]
+	}
+	for _, b := range rest {
 		if b != 0 {
-			return Record{}, fmt.Errorf("%w: non-zero padding", ErrInvalid)
+			return Record{}, nil, fmt.Errorf("%w: non-zero padding", ErrInvalid)
 		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(padded[2 : 2+n]))
 	dec.DisallowUnknownFields()
 	var r Record
 	if err := dec.Decode(&r); err != nil {
-		return Record{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return Record{}, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return Record{}, fmt.Errorf("%w: trailing data after JSON", ErrInvalid)
+		return Record{}, nil, fmt.Errorf("%w: trailing data after JSON", ErrInvalid)
 	}
 	if err := r.Validate(); err != nil {
-		return Record{}, err
+		return Record{}, nil, err
 	}
-	return r, nil
+	if len(proofBytes) == 0 {
+		return r, nil, nil
+	}
+	p, err := parseProof(proofBytes)
+	if err != nil {
+		return Record{}, nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	p.signed = signatureDigest(padded[:2+n], proofBytes[:len(proofBytes)-64])
+	return r, p, nil
 }
 
 const (

@@ -247,7 +247,7 @@ func TestValidate(t *testing.T) {
 
 // pad builds a padded plaintext with the given JSON, class size and length
 // prefix, for sealing malformed payloads directly.
-func pad(js string, size, prefix int) []byte {
+func padCrafted(js string, size, prefix int) []byte {
 	b := make([]byte, size)
 	binary.BigEndian.PutUint16(b, uint16(prefix))
 	copy(b[2:], js)
@@ -259,10 +259,10 @@ const validJSON = `{"app":"org.example.chat","endpoint":"https://e.example/a","p
 func TestOpenMalformedPlaintext(t *testing.T) {
 	// The crafted plaintexts themselves must open when well formed, or the
 	// negatives below prove nothing.
-	if _, err := openCrafted(t, pad(validJSON, 512, len(validJSON))); err != nil {
+	if _, err := openCrafted(t, padCrafted(validJSON, 512, len(validJSON))); err != nil {
 		t.Fatalf("well-formed crafted plaintext: %v", err)
 	}
-	padJSON := func(js string) []byte { return pad(js, 512, len(js)) }
+	padJSON := func(js string) []byte { return padCrafted(js, 512, len(js)) }
 	nonZero := padJSON(validJSON)
 	nonZero[511] = 1
 	nonZeroNext := padJSON(validJSON)
@@ -273,13 +273,13 @@ func TestOpenMalformedPlaintext(t *testing.T) {
 		detail string // expected in the error, to show which check fired
 	}{
 		{"non-zero last byte", nonZero, "non-zero padding"},
-		{"space after JSON", nonZeroNext, "non-zero padding"},
-		{"not a class", pad(validJSON, 513, len(validJSON)), "not a size class"},
+		{"space after JSON", nonZeroNext, "proof length"},
+		{"not a class", padCrafted(validJSON, 513, len(validJSON)), "not a size class"},
 		{"empty", []byte{}, "not a size class"},
-		{"prefix past end", pad(validJSON, 512, 511), "length prefix"},
-		{"prefix max", pad(validJSON, 512, 0xffff), "length prefix"},
-		{"prefix short", pad(validJSON, 512, len(validJSON)-1), "non-zero padding"},
-		{"zero prefix", pad("", 512, 0), "EOF"},
+		{"prefix past end", padCrafted(validJSON, 512, 511), "length prefix"},
+		{"prefix max", padCrafted(validJSON, 512, 0xffff), "length prefix"},
+		{"prefix short", padCrafted(validJSON, 512, len(validJSON)-1), "proof length"},
+		{"zero prefix", padCrafted("", 512, 0), "EOF"},
 		{"unknown field", padJSON(`{"app":"a.b","endpoint":"x:y","priority":1,"expires":"2026-03-01T12:00:00Z","x":1}`), "unknown field"},
 		{"misspelled field", padJSON(`{"app":"a.b","endpoint":"x:y","priority":1,"expires":"2026-03-01T12:00:00Z","public key":""}`), "unknown field"},
 		{"trailing JSON", padJSON(validJSON + `{}`), "trailing data"},
@@ -296,7 +296,7 @@ func TestOpenMalformedPlaintext(t *testing.T) {
 	}
 	// A payload over the largest class cannot come from Seal; its ciphertext
 	// is refused by length before decryption.
-	if _, err := openCrafted(t, pad(validJSON, 8192, len(validJSON))); err != ErrTooLarge {
+	if _, err := openCrafted(t, padCrafted(validJSON, 8192, len(validJSON))); err != ErrTooLarge {
 		t.Errorf("8192-byte payload: Open = %v, want ErrTooLarge", err)
 	}
 }
@@ -365,7 +365,7 @@ func TestExtraRecipient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write(pad(validJSON, 512, len(validJSON)))
+	w.Write(padCrafted(validJSON, 512, len(validJSON)))
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -48,8 +48,14 @@ func promiseText(origin string, entry []byte, at time.Time) string {
 
 // Promise signs a promise for entry, which must already be appended.
 func (l *Log) Promise(entry []byte, at time.Time) (Promise, error) {
+	return SignPromise(l.signer, entry, at)
+}
+
+// SignPromise signs a promise for entry with the log key, whose name is the
+// log's origin.
+func SignPromise(signer note.Signer, entry []byte, at time.Time) (Promise, error) {
 	at = at.Truncate(time.Second).UTC()
-	sig, err := l.signer.Sign([]byte(promiseText(l.Origin(), entry, at)))
+	sig, err := signer.Sign([]byte(promiseText(signer.Name(), entry, at)))
 	if err != nil {
 		return Promise{}, err
 	}
