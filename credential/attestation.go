@@ -100,7 +100,7 @@ func (a *Attestation) body() []byte {
 	b := []byte{AttestationVersion, byte(len(digits))}
 	b = append(b, digits...)
 	b = append(b, a.CertHash[:]...)
-	b = append(b, elliptic.MarshalCompressed(elliptic.P256(), a.PublicKey.X, a.PublicKey.Y)...)
+	b = append(b, compressP256(a.PublicKey)...)
 	for _, t := range []time.Time{a.ProofTime, a.NotBefore, a.NotAfter} {
 		b = binary.BigEndian.AppendUint64(b, uint64(t.Unix()))
 	}
@@ -115,6 +115,27 @@ func attestationDigest(root *x509.Certificate, body []byte) []byte {
 	h.Write(rootHash[:])
 	h.Write(body)
 	return h.Sum(nil)
+}
+
+// compressP256 encodes a key in SEC 1 compressed form: the parity of y, then x.
+func compressP256(k *ecdsa.PublicKey) []byte {
+	u, err := k.Bytes() // 0x04 || x || y
+	if err != nil || len(u) != 65 {
+		panic("credential: attestation key is not a P-256 key")
+	}
+	return append([]byte{0x02 | u[64]&1}, u[1:33]...)
+}
+
+func decompressP256(c []byte) (*ecdsa.PublicKey, error) {
+	x, y := elliptic.UnmarshalCompressed(elliptic.P256(), c)
+	if x == nil {
+		return nil, errors.New("not a point")
+	}
+	u := make([]byte, 65)
+	u[0] = 4
+	x.FillBytes(u[1:33])
+	y.FillBytes(u[33:])
+	return ecdsa.ParseUncompressedPublicKey(elliptic.P256(), u)
 }
 
 func sig64(r, s *big.Int) []byte {
@@ -144,11 +165,11 @@ func ParseAttestation(b []byte) (*Attestation, error) {
 	p := b[2+n:]
 	a := &Attestation{Number: "+" + string(digits), raw: bytes.Clone(b)}
 	copy(a.CertHash[:], p[:32])
-	x, y := elliptic.UnmarshalCompressed(elliptic.P256(), p[32:65])
-	if x == nil {
+	key, err := decompressP256(p[32:65])
+	if err != nil {
 		return bad("public key is not a compressed P-256 point")
 	}
-	a.PublicKey = &ecdsa.PublicKey{Curve: elliptic.P256(), X: x, Y: y}
+	a.PublicKey = key
 	times := []*time.Time{&a.ProofTime, &a.NotBefore, &a.NotAfter}
 	for i, t := range times {
 		v := binary.BigEndian.Uint64(p[65+8*i:])
