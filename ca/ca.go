@@ -169,8 +169,9 @@ type Service struct {
 	// store never holds: a copy of the database cannot test the 10^6 codes.
 	codeKey []byte
 
-	tlog  *translog.Log                         // nil: issuance is not logged
-	label func(number string) ([32]byte, error) // the number's log label
+	tlog   *translog.Log                           // nil: issuance is not logged
+	label  func(number string) ([32]byte, error)   // the number's log label
+	logged func(ctx context.Context, entry []byte) // told of each appended credential entry
 	// proved, if set, is told of each credential issued on an SMS proof.
 	proved func(ctx context.Context, number string, cert *x509.Certificate) error
 }
@@ -189,8 +190,11 @@ func (s *Service) OnProof(proved func(ctx context.Context, number string, cert *
 // the number. The built-in CA's directory calls it once, before serving.
 // A standalone CA does not log; the directory that first sees one of its
 // credentials logs the holder instead.
-func (s *Service) LogTo(tl *translog.Log, label func(number string) ([32]byte, error)) {
-	s.tlog, s.label = tl, label
+//
+// logged, if not nil, is told of each entry after it is appended, so the
+// directory need not append it again when the owner asks for its promise.
+func (s *Service) LogTo(tl *translog.Log, label func(number string) ([32]byte, error), logged func(ctx context.Context, entry []byte)) {
+	s.tlog, s.label, s.logged = tl, label, logged
 }
 
 // issue signs a credential for number and pub, proved by SMS at proof, and,
@@ -220,7 +224,14 @@ func (s *Service) issue(ctx context.Context, number string, pub any, now, proof 
 	if err != nil {
 		return api.VerifyConfirmResponse{}, err
 	}
-	resp := api.VerifyConfirmResponse{Certificate: der, Chain: [][]byte{s.Root().Raw}}
+	att, err := s.cfg.CA.Attest(der)
+	if err != nil {
+		return api.VerifyConfirmResponse{}, err
+	}
+	resp := api.VerifyConfirmResponse{Certificate: der, Chain: [][]byte{s.Root().Raw}, Attestation: att}
+	if entry != nil && s.logged != nil {
+		s.logged(ctx, entry)
+	}
 	if entry != nil {
 		// The credential is issued and logged: a proof that cannot be made
 		// now must not cost the owner its code. It answers without one, and

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -21,6 +22,9 @@ type AuditReport struct {
 	Fork       *translog.ForkError   `json:"-"`
 	OPRFKeys   []translog.Entry      `json:"-"`
 	Previous   int64                 `json:"previous_size"`
+	// Unhonoured are the log promises accepted in looked-up records
+	// whose entries the log does not hold.
+	Unhonoured []UnhonouredPromise `json:"unhonoured_promises"`
 }
 
 // Audit replays the whole log from its tiles: every entry is read and
@@ -38,6 +42,7 @@ func (c *Client) Audit(ctx context.Context, mc MonitorConfig) (*AuditReport, err
 	if err != nil {
 		return nil, err
 	}
+	fetched := c.cfg.Now()
 	cp, err := c.fetchCheckpoint(ctx, logKey, mc)
 	if err != nil {
 		return nil, err
@@ -56,7 +61,18 @@ func (c *Client) Audit(ctx context.Context, mc MonitorConfig) (*AuditReport, err
 		return nil, err
 	}
 	rep.Consistent = true
+	// The kept promises' entries, marked as the replay finds them: a set
+	// of the promises' size, not the log's.
+	logged, err := c.promisedEntries()
+	if err != nil {
+		return nil, err
+	}
 	if err := c.replay(ctx, cp.Tree, func(i int64, data []byte) error {
+		if h := sha256.Sum256(data); len(logged) > 0 {
+			if _, ok := logged[h]; ok {
+				logged[h] = true
+			}
+		}
 		e, err := translog.Parse(data)
 		if err != nil {
 			return fmt.Errorf("client: log entry %d: %w", i, err)
@@ -67,6 +83,9 @@ func (c *Client) Audit(ctx context.Context, mc MonitorConfig) (*AuditReport, err
 		}
 		return nil
 	}); err != nil {
+		return nil, err
+	}
+	if rep.Unhonoured, err = c.checkPromises(logKey, logged, fetched); err != nil {
 		return nil, err
 	}
 	return rep, c.saveLog(s)

@@ -16,6 +16,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -28,6 +29,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"blindex.dev/blindex/credential"
@@ -67,6 +69,15 @@ type Config struct {
 	// CredentialDir holds the credential key and certificate, so that the
 	// clients of several directories share one credential. Default: StateDir.
 	CredentialDir string
+	// TrustRoots are the CAs whose attestations this client accepts in
+	// looked-up records' publisher proofs: a record vouched for by any
+	// other CA is dropped. Default: the directory's ca_roots, pinned on
+	// first use.
+	TrustRoots []*x509.Certificate
+	// AllowUnlogged accepts records whose credential carries no valid log
+	// promise under the pinned log key. Off by default: a record must show
+	// that its credential is in the log that its owner's monitor reads.
+	AllowUnlogged bool
 }
 
 var (
@@ -96,8 +107,9 @@ func (e *Error) Error() string {
 // Client talks to one directory. It is safe for concurrent lookups; the
 // credential-changing calls (Verify, Confirm) must not run concurrently.
 type Client struct {
-	cfg  Config
-	http *http.Client
+	cfg    Config
+	http   *http.Client
+	keptMu sync.Mutex // promises.json
 }
 
 // New returns a client for cfg.
@@ -132,7 +144,7 @@ func New(cfg Config) (*Client, error) {
 // State file names under StateDir.
 const (
 	fileKey     = "credential.key" // PKCS#8 PEM, mode 0600
-	fileCert    = "credential.pem" // leaf then chain, PEM
+	fileCert    = "credential.pem" // leaf then chain, PEM, then the CA's attestation (pemAttestation)
 	filePending = "pending.json"   // a verification in progress
 	filePinned  = "directory.json" // the directory parameters pinned on first use
 )
@@ -297,6 +309,26 @@ func checkIssued(resp api.VerifyConfirmResponse, key *ecdsa.PublicKey, number, f
 	if n, err := credential.Number(cert); err != nil || n != number {
 		return fmt.Errorf("client: %s returned a credential for another number", from)
 	}
+	// The attestation is what this client's records carry as its
+	// credential (record.Proof): it must say what the certificate says,
+	// signed by the root that issued it.
+	a, err := credential.ParseAttestation(resp.Attestation)
+	if err != nil {
+		return fmt.Errorf("client: %s returned no valid attestation with the credential (a CA from before publisher proofs?): %w", from, err)
+	}
+	var roots []*x509.Certificate
+	for _, der := range resp.Chain {
+		if root, err := x509.ParseCertificate(der); err == nil {
+			roots = append(roots, root)
+		}
+	}
+	if _, err := a.Verify(roots); err != nil || a.CertHash != sha256.Sum256(resp.Certificate) || a.Number != number ||
+		!a.PublicKey.Equal(key) || !a.NotAfter.Equal(cert.NotAfter) || !a.NotBefore.Equal(cert.NotBefore) {
+		return fmt.Errorf("client: %s returned an attestation that does not match the credential", from)
+	}
+	if proof, err := credential.ProofTime(cert); err != nil || !proof.Equal(a.ProofTime) {
+		return fmt.Errorf("client: %s returned an attestation that does not match the credential", from)
+	}
 	return nil
 }
 
@@ -305,6 +337,9 @@ func (c *Client) storeCert(resp api.VerifyConfirmResponse) error {
 	for _, der := range append([][]byte{resp.Certificate}, resp.Chain...) {
 		pem.Encode(&certPEM, &pem.Block{Type: "CERTIFICATE", Bytes: der})
 	}
+	// In the same file, so a crash never pairs a certificate with another
+	// one's attestation.
+	pem.Encode(&certPEM, &pem.Block{Type: pemAttestation, Bytes: resp.Attestation})
 	return writeFile(filepath.Join(c.cfg.CredentialDir, fileCert), certPEM.Bytes(), 0o600)
 }
 
@@ -356,10 +391,15 @@ func (c *Client) Chain() ([][]byte, *ecdsa.PrivateKey, error) {
 		if b, certPEM = pem.Decode(certPEM); b == nil {
 			break
 		}
-		chain = append(chain, b.Bytes)
+		if b.Type == "CERTIFICATE" {
+			chain = append(chain, b.Bytes)
+		}
 	}
 	return chain, cred.key, nil
 }
+
+// pemAttestation is the PEM type of the attestation in fileCert.
+const pemAttestation = "BLINDEX ATTESTATION"
 
 // identity is the loaded key and certificate.
 type identity struct {
@@ -367,6 +407,9 @@ type identity struct {
 	cert   *x509.Certificate
 	der    []byte
 	number string // from the certificate's TNAuthList
+	// attestation is the CA's compact form of cert (credential.Attestation);
+	// nil for a credential stored before publisher proofs.
+	attestation []byte
 }
 
 func (c *Client) credential() (*identity, error) {
@@ -405,7 +448,17 @@ func (c *Client) credential() (*identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: credential: %w", err)
 	}
-	return &identity{key: key, cert: cert, der: cb.Bytes, number: number}, nil
+	id := &identity{key: key, cert: cert, der: cb.Bytes, number: number}
+	for rest := certPEM; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if b.Type == pemAttestation {
+			id.attestation = b.Bytes
+		}
+	}
+	return id, nil
 }
 
 // Credential returns the stored credential's certificate, parsed, or

@@ -269,8 +269,17 @@ type Access struct {
 type Result struct {
 	Number  string          // as given
 	E164    string          // normalized; empty if Err is set
-	Records []record.Record // visible, unexpired records, by priority then app
-	Err     error           // this number could not be looked up (invalid)
+	Records []record.Record // visible, unexpired, verified records, by priority then app
+	// Vouched[i] is what the publisher proof of Records[i] established:
+	// the trusted CA that vouched for its key (CAFingerprint), and the
+	// log's promise for that credential.
+	Vouched []*record.Verified
+	// Dropped counts the records under this number's index that were not
+	// accepted, by reason (see DropReason): tampered, expired, failing
+	// their publisher proof, or superseded by the same app's record from
+	// a later SMS proof.
+	Dropped map[string]int
+	Err     error // this number could not be looked up (invalid)
 }
 
 // Lookup looks numbers up. Invalid numbers get a per-number Err; other
@@ -320,14 +329,22 @@ func (c *Client) Lookup(ctx context.Context, numbers ...string) ([]Result, error
 			return nil, err
 		}
 	}
-	found, err := c.fetchRecords(ctx, cred, ev)
+	trust, err := c.trust(ctx)
+	if err != nil {
+		return nil, err
+	}
+	found, err := c.fetchRecords(ctx, cred, ev, inputs, trust)
 	if err != nil {
 		return nil, err
 	}
 	for i := range results {
 		if results[i].Err == nil {
-			results[i].Records = found[pos[results[i].E164]]
+			f := found[pos[results[i].E164]]
+			results[i].Records, results[i].Vouched, results[i].Dropped = f.records, f.vouched, f.dropped
 		}
+	}
+	if err := c.keepPromises(found); err != nil {
+		return results, err
 	}
 	// An owner whose records are in an older epoch moves them now.
 	if err := c.migrate(ctx, current, previous); err != nil && !errors.Is(err, ErrNoCredential) {
@@ -371,7 +388,7 @@ func (c *Client) buyWiderFetches(ctx context.Context, cred *identity, ev *evalua
 
 // fetchRecords fetches the buckets of ev's outputs in ev's epoch and opens
 // the records under each output's index.
-func (c *Client) fetchRecords(ctx context.Context, cred *identity, ev *evaluation) ([][]record.Record, error) {
+func (c *Client) fetchRecords(ctx context.Context, cred *identity, ev *evaluation, inputs [][]byte, trust record.Trust) ([]verified, error) {
 	// A prefix longer than MaxPrefixBits would put each lookup in a smaller
 	// crowd than the client accepts; a shorter one only fetches more.
 	prefixBits := min(ev.prefixBits, c.cfg.MaxPrefixBits)
@@ -413,22 +430,15 @@ func (c *Client) fetchRecords(ctx context.Context, cred *identity, ev *evaluatio
 		}
 	}
 	now := c.cfg.Now()
-	found := make([][]record.Record, len(ev.ys))
-	// Opening is independent per number: spread it over the cores.
+	found := make([]verified, len(ev.ys))
+	// Opening and verifying is independent per number: spread it over the
+	// cores.
 	workers := runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < len(ev.ys); i += workers {
-				key := oprf.RecordKey(ev.ys[i])
-				for _, ct := range byIndex[indexes[i]] {
-					r, err := record.Open(key, ct)
-					if err != nil || !r.Expires.After(now) {
-						continue // not ours to read, tampered, or stale
-					}
-					found[i] = append(found[i], r)
-				}
-				sortRecords(found[i])
+				found[i] = verifyRecords(oprf.RecordKey(ev.ys[i]), byIndex[indexes[i]], string(inputs[i]), now, trust)
 			}
 		})
 	}
@@ -436,10 +446,22 @@ func (c *Client) fetchRecords(ctx context.Context, cred *identity, ev *evaluatio
 	return found, nil
 }
 
-func sortRecords(rs []record.Record) {
-	slices.SortFunc(rs, func(a, b record.Record) int {
+// sortVerified sorts a number's records by priority then app, each with
+// its proof.
+func sortVerified(v *verified) {
+	order := make([]int, len(v.records))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(i, j int) int {
+		a, b := v.records[i], v.records[j]
 		return cmp.Or(cmp.Compare(a.Priority, b.Priority), strings.Compare(a.App, b.App))
 	})
+	records, vouched := make([]record.Record, len(order)), make([]*record.Verified, len(order))
+	for k, i := range order {
+		records[k], vouched[k] = v.records[i], v.vouched[i]
+	}
+	v.records, v.vouched = records, vouched
 }
 
 // fetchBuckets fetches the buckets under prefixes of n bits. If owners left

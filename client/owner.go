@@ -106,7 +106,14 @@ func (c *Client) alsoPrevious(ctx context.Context, o *ownerEval, a *Access, writ
 // publishAt publishes r under the owner's index in o's epoch, checks the
 // log's State entry, and notes the record locally.
 func (c *Client) publishAt(ctx context.Context, o *ownerEval, r record.Record, a Access) error {
-	ct, err := record.Seal(oprf.RecordKey(o.y), r)
+	proof, err := c.publisherProof(ctx, o.cred)
+	if err != nil {
+		return err
+	}
+	// A whole second, no later than now: callers refuse a signing time
+	// outside the credential's validity.
+	proof.Signed = c.cfg.Now().Truncate(time.Second).UTC()
+	ct, err := record.SealProved(oprf.RecordKey(o.y), r, proof, o.cred.key)
 	if err != nil {
 		return err
 	}

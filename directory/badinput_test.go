@@ -742,10 +742,10 @@ func TestConcurrentDoubleConfirm(t *testing.T) {
 		if err != nil || num != n || !leaf.PublicKey.(*ecdsa.PublicKey).Equal(&keys[win].PublicKey) {
 			t.Errorf("winner's credential: %q, %v", num, err)
 		}
-		// The one credential issued is logged, and its key joins the
-		// number's holders.
-		if changed := before.changed(snapshot(t, e)); !slices.Equal(changed, []string{"counters", "holders", "log_entries", "log_hashes", "verifications"}) {
-			t.Errorf("tables changed: %q, want the codes checked, the holders, the log's and verifications", changed)
+		// The one credential issued is logged (and marked logged in meta,
+		// for its promise), and its key joins the number's holders.
+		if changed := before.changed(snapshot(t, e)); !slices.Equal(changed, []string{"counters", "holders", "log_entries", "log_hashes", "meta", "verifications"}) {
+			t.Errorf("tables changed: %q, want the codes checked, the holders, the log's, its logged mark and verifications", changed)
 		}
 		if p := pendingRows(t, e); p != 0 {
 			t.Errorf("%d verifications pending after the double confirm", p)

@@ -278,7 +278,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		// The built-in CA logs each credential it issues, labelled with
 		// this directory's OPRF key, in the same store, and a credential
 		// issued on an SMS proof joins (or re-proves) its key at once.
-		cfg.CA.LogTo(tl, s.Label)
+		cfg.CA.LogTo(tl, s.Label, s.markLogged)
 		cfg.CA.OnProof(s.proved)
 	}
 	return s, nil
@@ -508,6 +508,7 @@ type caller struct {
 	keyHash   [32]byte
 	proof     Proof  // the credential's key, SMS proof time and the number's log label
 	number    string // from the credential; for other epochs' derivations, never logged
+	leaf      *x509.Certificate
 
 	// The values in one other epoch, derived once per request by Server.at
 	// (during an overlap, authenticate and the handler both need them).
@@ -561,7 +562,7 @@ func (s *Server) authenticate(r *http.Request, body []byte, allowRevoked bool) (
 	if err != nil {
 		return nil, err
 	}
-	c := &caller{pseudonym: oprf.Pseudonym(y), index: oprf.Index(y), epoch: e.Current, keyHash: keyHash, number: number}
+	c := &caller{pseudonym: oprf.Pseudonym(y), index: oprf.Index(y), epoch: e.Current, keyHash: keyHash, number: number, leaf: leaf}
 	if revoked {
 		// Only revoke may act with a revoked key, and only to revoke it
 		// again: the holder check below must not let it take a number.

@@ -41,6 +41,7 @@ func (s *Server) Handler() http.Handler {
 	r.Handle(api.PathRecordACL, authed(s, write, s.setACL)).Methods("PUT")
 	r.Handle(api.PathLogLabel, authed(s, read, s.logLabel)).Methods("POST")
 	r.Handle(api.PathLogState, authed(s, read, s.logState)).Methods("POST")
+	r.Handle(api.PathLogPromise, authed(s, read, s.logPromise)).Methods("POST")
 	r.Handle(api.PathHolders, authed(s, read, s.holders)).Methods("POST")
 	r.Handle(api.PathHoldersEvict, authed(s, write, s.evict)).Methods("POST")
 	s.tlog.Routes(r, api.PathLog)

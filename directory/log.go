@@ -2,8 +2,6 @@ package directory
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -110,8 +108,7 @@ func (s *Server) logKeys(ctx context.Context, epochs Epochs) error {
 		if err != nil {
 			return err
 		}
-		h := sha256.Sum256(b)
-		key := "logged_" + hex.EncodeToString(h[:])
+		key := loggedKey(b)
 		if _, err := s.cfg.Store.Meta(ctx, key); err == nil {
 			continue
 		} else if !errors.Is(err, ErrNotFound) {

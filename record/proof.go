@@ -189,9 +189,11 @@ type Trust struct {
 type Verified struct {
 	Root        *x509.Certificate // the trusted CA that attested the key
 	Attestation *credential.Attestation
-	Label       [32]byte // the number's log label
-	Entry       []byte   // the promised `credential` entry
-	Logged      bool     // the promise verified under Trust.LogKey
+	Label       [32]byte         // the number's log label
+	Entry       []byte           // the promised `credential` entry
+	Promise     translog.Promise // the log's promise for Entry
+	Logged      bool             // Promise verified under Trust.LogKey
+	Signed      time.Time        // when the publisher signed the record
 }
 
 // Verify checks p, the proof of r as opened for number (E.164), at now.
@@ -232,7 +234,7 @@ func (p *Proof) Verify(r Record, number string, now time.Time, t Trust) (*Verifi
 	if err != nil {
 		return nil, ErrLabel
 	}
-	v := &Verified{Root: root, Attestation: a, Label: oprf.LogLabel(y)}
+	v := &Verified{Root: root, Attestation: a, Label: oprf.LogLabel(y), Promise: p.Promise, Signed: p.Signed}
 	if v.Entry, err = translog.CredentialEntryOf(v.Label, a.CertHash, a.KeyHash(), sha256.Sum256(root.Raw), a.NotBefore, a.NotAfter); err != nil {
 		return nil, ErrAttestation
 	}

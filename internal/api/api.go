@@ -27,6 +27,7 @@ const (
 	PathRecord        = "/v1/records/{record_id}"
 	PathLogLabel      = "/v1/log/label"     // POST: evaluate the caller's own number under the log-label info
 	PathLogState      = "/v1/log/state"     // POST: the State entry of the caller's records as stored now
+	PathLogPromise    = "/v1/log/promise"   // POST: log the caller's credential and promise it, with the proved log label
 	PathHolders       = "/v1/holders"       // POST: the holders of the caller's number
 	PathHoldersEvict  = "/v1/holders/evict" // POST: retire another holder at once (needs a fresh proof)
 	PathLog           = "/log"              // the transparency log: /log/checkpoint, /log/tile/..., /log/consistency
@@ -134,6 +135,16 @@ type VerifyConfirmResponse struct {
 	Certificate []byte          `json:"certificate"`   // leaf DER
 	Chain       [][]byte        `json:"chain"`         // issuer chain, root last
 	Log         *translog.Proof `json:"log,omitempty"` // the Credential entry's inclusion, from a CA that logs
+	Attestation []byte          `json:"attestation"`   // the credential in compact form, signed by the CA (credential.Attestation)
+}
+
+// PromiseResponse answers PathLogPromise: what a publisher puts in its
+// records' proofs (record.Proof) besides its attestation and signature.
+type PromiseResponse struct {
+	LabelElement     []byte `json:"label_element"`     // the POPRF evaluation of the caller's number's hash-to-group element under LogLabelInfo
+	LabelProof       []byte `json:"label_proof"`       // its DLEQ proof
+	PromiseTime      int64  `json:"promise_time"`      // Unix seconds
+	PromiseSignature []byte `json:"promise_signature"` // the log key's signature of the promise for the credential's entry
 }
 
 // CARoot is the answer to GET /v1/ca: the CA's root certificate.
