@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,11 +117,15 @@ type FederatedConfig struct {
 	// them in StateDir itself, as a Client of that directory alone would,
 	// and every other in StateDir/directories/<its URL>. Required.
 	StateDir string
-	// HTTPClient, MaxPrefixBits, DefaultRegion and Now are as in Config.
+	// HTTPClient, MaxPrefixBits, DefaultRegion, Now, TrustRoots and
+	// AllowUnlogged are as in Config; TrustRoots defaults to each
+	// directory's own roots in the map.
 	HTTPClient    *http.Client
 	MaxPrefixBits int
 	DefaultRegion string
 	Now           func() time.Time
+	TrustRoots    []*x509.Certificate
+	AllowUnlogged bool
 }
 
 // Federated is a client of a federation of directories: it routes each
@@ -180,7 +185,8 @@ func NewFederated(cfg FederatedConfig) (*Federated, error) {
 
 func (f *Federated) newClient(d *federation.Directory, stateDir string) (*Client, error) {
 	return New(Config{Server: d.URL, StateDir: stateDir, CredentialDir: f.cfg.StateDir, Pin: PinOf(d),
-		HTTPClient: f.cfg.HTTPClient, MaxPrefixBits: f.cfg.MaxPrefixBits, DefaultRegion: f.cfg.DefaultRegion, Now: f.cfg.Now})
+		HTTPClient: f.cfg.HTTPClient, MaxPrefixBits: f.cfg.MaxPrefixBits, DefaultRegion: f.cfg.DefaultRegion, Now: f.cfg.Now,
+		TrustRoots: f.cfg.TrustRoots, AllowUnlogged: f.cfg.AllowUnlogged})
 }
 
 // acceptMap checks the map against the newest one accepted before, and

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,6 +24,9 @@ import (
 type clientFlags struct {
 	server, ca, state, region *string
 	fed                       mapFlags // federation.go
+	// Set by lookup's --trust-ca and --allow-unlogged.
+	trust    []*x509.Certificate
+	unlogged bool
 }
 
 func addClientFlags(fs *flag.FlagSet) clientFlags {
@@ -37,7 +43,8 @@ func (f clientFlags) client() (*client.Client, error) {
 	if f.fed.given() {
 		return f.home()
 	}
-	return client.New(client.Config{Server: *f.server, CA: *f.ca, StateDir: *f.state, DefaultRegion: *f.region})
+	return client.New(client.Config{Server: *f.server, CA: *f.ca, StateDir: *f.state, DefaultRegion: *f.region,
+		TrustRoots: f.trust, AllowUnlogged: f.unlogged})
 }
 
 func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -305,13 +312,33 @@ Looks numbers up. The numbers are blinded on this machine: the directory
 evaluates them without seeing them, proves it used its published key, and then
 returns whole buckets of records, of which this machine keeps and decrypts its
 own. "nothing" means not registered, or not shared with you: the directory's
-answer is the same for both, by design.`, stderr)
+answer is the same for both, by design.
+
+Every record is checked here, not taken on the directory's word: its
+publisher signed it with a key that a CA you trust certified for that number,
+and the log promised to hold that credential, so the owner's monitor sees it.
+By default you trust the CAs the directory published when it was first used;
+--trust-ca replaces them with the given PEM root files. A record that fails a
+check is dropped as if absent, and --json counts the drops per number.`, stderr)
 	cf := addClientFlags(fs)
 	file := fs.String("file", "", "CSV or vCard `file` of contacts to look up as well")
-	asJSON := fs.Bool("json", false, "print results as JSON")
+	asJSON := fs.Bool("json", false, "print results as JSON, with each record's CA fingerprint and the drops per number")
+	trust := fs.String("trust-ca", "", "comma-separated PEM `files` of the only CA roots whose records to accept")
+	unlogged := fs.Bool("allow-unlogged", false, "also accept records whose credential has no valid log promise (not recommended)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if *trust != "" {
+		roots, err := loadRootFiles(*trust)
+		if err != nil {
+			return err
+		}
+		if len(roots) == 0 {
+			return errors.New("--trust-ca: no root certificate given")
+		}
+		cf.trust = roots
+	}
+	cf.unlogged = *unlogged
 	numbers, err := numbersFrom("", *file)
 	if err != nil {
 		return err
@@ -330,17 +357,27 @@ answer is the same for both, by design.`, stderr)
 		lookupErr = errors.New("lookup: no valid number to look up")
 	}
 	if *asJSON {
+		// A record's fields, then the CA that vouched for it.
+		type jsonRecord struct {
+			record.Record
+			CA     string `json:"ca"`
+			Logged bool   `json:"logged"`
+		}
 		type jsonResult struct {
-			Number  string          `json:"number"`
-			E164    string          `json:"e164,omitempty"`
-			Records []record.Record `json:"records"`
-			Error   string          `json:"error,omitempty"`
+			Number  string         `json:"number"`
+			E164    string         `json:"e164,omitempty"`
+			Records []jsonRecord   `json:"records"`
+			Dropped map[string]int `json:"dropped"`
+			Error   string         `json:"error,omitempty"`
 		}
 		out := make([]jsonResult, len(results))
 		for i, r := range results {
-			out[i] = jsonResult{Number: r.Number, E164: r.E164, Records: r.Records}
-			if out[i].Records == nil {
-				out[i].Records = []record.Record{}
+			out[i] = jsonResult{Number: r.Number, E164: r.E164, Records: []jsonRecord{}, Dropped: r.Dropped}
+			for j, rec := range r.Records {
+				out[i].Records = append(out[i].Records, jsonRecord{rec, client.CAFingerprint(r.Vouched[j].Root), r.Vouched[j].Logged})
+			}
+			if out[i].Dropped == nil {
+				out[i].Dropped = map[string]int{}
 			}
 			if r.Err != nil {
 				out[i].Error = r.Err.Error()
@@ -359,13 +396,39 @@ answer is the same for both, by design.`, stderr)
 			fmt.Fprintf(stdout, "%s: nothing (not registered, or not shared with you)\n", r.E164)
 		default:
 			fmt.Fprintf(stdout, "%s:\n", r.E164)
-			for _, rec := range r.Records {
-				fmt.Fprintf(stdout, "  %-24s %s (priority %d, until %s)\n", rec.App, rec.Endpoint, rec.Priority,
-					rec.Expires.Local().Format(time.DateOnly))
+			for j, rec := range r.Records {
+				fmt.Fprintf(stdout, "  %-24s %s (priority %d, until %s; CA %s)\n", rec.App, rec.Endpoint, rec.Priority,
+					rec.Expires.Local().Format(time.DateOnly), caName(r.Vouched[j].Root))
 			}
+		}
+		if n := dropped(r.Dropped); n > 0 {
+			fmt.Fprintf(stderr, "%s: %d record(s) failed their checks and were dropped (%s)\n", r.E164, n, dropList(r.Dropped))
 		}
 	}
 	return lookupErr
+}
+
+// caName names a CA for people: its subject, and the start of the
+// fingerprint that --json gives in full.
+func caName(root *x509.Certificate) string {
+	return fmt.Sprintf("%q %s", root.Subject.String(), client.CAFingerprint(root)[:16])
+}
+
+func dropped(m map[string]int) int {
+	n := 0
+	for _, k := range m {
+		n += k
+	}
+	return n
+}
+
+// dropList lists drop counts by reason, sorted.
+func dropList(m map[string]int) string {
+	var parts []string
+	for _, reason := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s: %d", reason, m[reason]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // anyLookedUp reports whether at least one number was valid and looked up.

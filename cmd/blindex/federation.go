@@ -113,7 +113,8 @@ func (f clientFlags) federated(ctx context.Context) (*client.Federated, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.NewFederated(client.FederatedConfig{Map: m, StateDir: *f.state, DefaultRegion: *f.region})
+	return client.NewFederated(client.FederatedConfig{Map: m, StateDir: *f.state, DefaultRegion: *f.region,
+		TrustRoots: f.trust, AllowUnlogged: f.unlogged})
 }
 
 // home returns, with --map, the client of the directory that holds your
