@@ -360,7 +360,19 @@ func (c *Client) Renew(ctx context.Context) error {
 	if err := c.storeCert(resp); err != nil {
 		return err
 	}
-	return c.confirmLogged(ctx, resp, cred)
+	if err := c.confirmLogged(ctx, resp, cred); err != nil {
+		return err
+	}
+	// Records signed under the old credential stop verifying RecordGrace
+	// after it ends: sign them again under the new one.
+	s, err := c.loadLog()
+	if err != nil {
+		return err
+	}
+	if err := c.republish(ctx, s.Records, "under the renewed credential"); err != nil {
+		return fmt.Errorf("%w (the credential itself was renewed)", err)
+	}
+	return nil
 }
 
 // Revoke tells the directory to refuse the stored credential's key from now

@@ -81,13 +81,26 @@ func (c *Client) adopt(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	records := s.Records
+	s.Records, s.StateIndex, s.Pending = nil, -1, nil
+	if err := c.saveLog(s); err != nil {
+		return err
+	}
+	return c.republish(ctx, records, "under the new key")
+}
+
+// republish publishes the newest epoch's copy of each of records again,
+// under the ACL that published.json keeps: so that a new key (adopt) or a
+// renewed credential (Renew) signs them, with its attestation and log
+// promise in their proofs.
+func (c *Client) republish(ctx context.Context, records []expect, why string) error {
 	pub, err := c.Published()
 	if err != nil {
 		return err
 	}
 	latest := map[string]expect{} // by app: the copy of the newest epoch
 	var order []string
-	for _, r := range s.Records {
+	for _, r := range records {
 		old, seen := latest[r.App]
 		if !seen {
 			order = append(order, r.App)
@@ -96,23 +109,19 @@ func (c *Client) adopt(ctx context.Context) error {
 			latest[r.App] = r
 		}
 	}
-	s.Records, s.StateIndex, s.Pending = nil, -1, nil
-	if err := c.saveLog(s); err != nil {
-		return err
-	}
 	for _, app := range order {
 		r := latest[app]
 		p, ok := pub.Records[app]
 		if r.Record == nil || !ok {
 			c.notePublished(app, nil, time.Time{})
-			return fmt.Errorf("%w (app %q): publish it again with the new key", ErrNoPlaintext, app)
+			return fmt.Errorf("%w (app %q): publish it again %s", ErrNoPlaintext, app, why)
 		}
 		vis, err := acl.ParseVisibility(p.Visibility)
 		if err != nil {
 			return err
 		}
 		if err := c.Publish(ctx, *r.Record, Access{Visibility: vis, Allow: p.Allow, Deny: p.Deny}); err != nil {
-			return fmt.Errorf("client: publishing %q again under the new key: %w", app, err)
+			return fmt.Errorf("client: publishing %q again %s: %w", app, why, err)
 		}
 	}
 	return nil
