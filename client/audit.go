@@ -25,6 +25,9 @@ type AuditReport struct {
 	// Unhonoured are the log promises accepted in looked-up records
 	// whose entries the log does not hold.
 	Unhonoured []UnhonouredPromise `json:"unhonoured_promises"`
+	// Overstated is the largest signed owner count a lookup relied on,
+	// if the log cannot account for it (kanon.go).
+	Overstated *OverstatedCount `json:"overstated_owner_count,omitempty"`
 }
 
 // Audit replays the whole log from its tiles: every entry is read and
@@ -67,6 +70,10 @@ func (c *Client) Audit(ctx context.Context, mc MonitorConfig) (*AuditReport, err
 	if err != nil {
 		return nil, err
 	}
+	tally, err := c.newOwnersTally()
+	if err != nil {
+		return nil, err
+	}
 	if err := c.replay(ctx, cp.Tree, func(i int64, data []byte) error {
 		if h := sha256.Sum256(data); len(logged) > 0 {
 			if _, ok := logged[h]; ok {
@@ -78,6 +85,7 @@ func (c *Client) Audit(ctx context.Context, mc MonitorConfig) (*AuditReport, err
 			return fmt.Errorf("client: log entry %d: %w", i, err)
 		}
 		rep.Kinds[e.Kind]++
+		tally.add(e)
 		if e.Kind == translog.OPRFKey {
 			rep.OPRFKeys = append(rep.OPRFKeys, *e)
 		}
@@ -88,6 +96,7 @@ func (c *Client) Audit(ctx context.Context, mc MonitorConfig) (*AuditReport, err
 	if rep.Unhonoured, err = c.checkPromises(logKey, logged, fetched); err != nil {
 		return nil, err
 	}
+	rep.Overstated = tally.overstated(logKey)
 	return rep, c.saveLog(s)
 }
 

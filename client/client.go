@@ -74,6 +74,12 @@ type Config struct {
 	// other CA is dropped. Default: the directory's ca_roots, pinned on
 	// first use.
 	TrustRoots []*x509.Certificate
+	// MinBucketOwners is the smallest crowd, in owners per bucket, that a
+	// lookup accepts: the client bounds the bucket prefix by the owner
+	// count the directory's log key signs, whatever prefix length the
+	// directory asks for (docs/protocol.md §10.2). Default 16, the
+	// directory's default.
+	MinBucketOwners int
 	// AllowUnlogged accepts records whose credential carries no valid log
 	// promise under the pinned log key. Off by default: a record must show
 	// that its credential is in the log that its owner's monitor reads.
@@ -124,6 +130,9 @@ func New(cfg Config) (*Client, error) {
 	cfg.CA = strings.TrimRight(cfg.CA, "/")
 	if cfg.MaxPrefixBits == 0 {
 		cfg.MaxPrefixBits = 24
+	}
+	if cfg.MinBucketOwners == 0 {
+		cfg.MinBucketOwners = DefaultMinBucketOwners
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

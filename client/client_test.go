@@ -30,7 +30,9 @@ func startServer(t *testing.T, inbox *sms.Inbox, cfg directory.Config) *server.R
 
 func register(t *testing.T, srv *server.Running, inbox *sms.Inbox, dir, number string, maxBits int) *client.Client {
 	t.Helper()
-	c, err := client.New(client.Config{Server: srv.URL(), StateDir: dir, MaxPrefixBits: maxBits})
+	// Crowds of one: these tests' directories are small, and set their own
+	// MinBucketOwners; the client's floor is tested in kanon_test.go.
+	c, err := client.New(client.Config{Server: srv.URL(), StateDir: dir, MaxPrefixBits: maxBits, MinBucketOwners: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +133,7 @@ func TestPrefixBits(t *testing.T) {
 
 	// Three owners leave between the evaluate and bucket rounds.
 	hook := &hookTransport{path: "/v1/evaluate"}
-	shrinking, err := client.New(client.Config{Server: srv.URL(), StateDir: t.TempDir(), HTTPClient: &http.Client{Transport: hook}})
+	shrinking, err := client.New(client.Config{Server: srv.URL(), StateDir: t.TempDir(), HTTPClient: &http.Client{Transport: hook}, MinBucketOwners: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,15 +117,16 @@ type FederatedConfig struct {
 	// them in StateDir itself, as a Client of that directory alone would,
 	// and every other in StateDir/directories/<its URL>. Required.
 	StateDir string
-	// HTTPClient, MaxPrefixBits, DefaultRegion, Now, TrustRoots and
-	// AllowUnlogged are as in Config; TrustRoots defaults to each
+	// HTTPClient, MaxPrefixBits, DefaultRegion, Now, TrustRoots,
+	// AllowUnlogged and MinBucketOwners are as in Config; TrustRoots defaults to each
 	// directory's own roots in the map.
-	HTTPClient    *http.Client
-	MaxPrefixBits int
-	DefaultRegion string
-	Now           func() time.Time
-	TrustRoots    []*x509.Certificate
-	AllowUnlogged bool
+	HTTPClient      *http.Client
+	MaxPrefixBits   int
+	DefaultRegion   string
+	Now             func() time.Time
+	TrustRoots      []*x509.Certificate
+	AllowUnlogged   bool
+	MinBucketOwners int
 }
 
 // Federated is a client of a federation of directories: it routes each
@@ -186,7 +187,7 @@ func NewFederated(cfg FederatedConfig) (*Federated, error) {
 func (f *Federated) newClient(d *federation.Directory, stateDir string) (*Client, error) {
 	return New(Config{Server: d.URL, StateDir: stateDir, CredentialDir: f.cfg.StateDir, Pin: PinOf(d),
 		HTTPClient: f.cfg.HTTPClient, MaxPrefixBits: f.cfg.MaxPrefixBits, DefaultRegion: f.cfg.DefaultRegion, Now: f.cfg.Now,
-		TrustRoots: f.cfg.TrustRoots, AllowUnlogged: f.cfg.AllowUnlogged})
+		TrustRoots: f.cfg.TrustRoots, AllowUnlogged: f.cfg.AllowUnlogged, MinBucketOwners: f.cfg.MinBucketOwners})
 }
 
 // acceptMap checks the map against the newest one accepted before, and

@@ -103,9 +103,12 @@ func (c *Client) savePinned(p *pinned) error {
 // request's worth of them (evaluatePart).
 type evaluation struct {
 	ys         [][]byte
-	prefixBits int  // the smallest prefix length the directory reported
-	epoch      int  // the lookup epoch evaluated under
-	previous   *int // an older epoch the directory still answers
+	prefixBits int // the smallest prefix length the directory reported
+	// crowdBits is the longest prefix the smallest signed owner count
+	// allows for crowds of Config.MinBucketOwners (kanon.go).
+	crowdBits int
+	epoch     int  // the lookup epoch evaluated under
+	previous  *int // an older epoch the directory still answers
 }
 
 // evalPartSize is the most elements a lookup sends in one evaluate request.
@@ -148,10 +151,11 @@ func (c *Client) evaluateAt(ctx context.Context, cred *identity, inputs [][]byte
 			}
 		}
 	}
-	ev := &evaluation{ys: make([][]byte, 0, len(inputs)), prefixBits: 32}
+	ev := &evaluation{ys: make([][]byte, 0, len(inputs)), prefixBits: 32, crowdBits: 32}
 	for _, o := range out {
 		ev.ys = append(ev.ys, o.ys...)
 		ev.prefixBits = min(ev.prefixBits, o.prefixBits)
+		ev.crowdBits = min(ev.crowdBits, o.crowdBits)
 		ev.epoch, ev.previous = o.epoch, o.previous
 	}
 	if epoch == nil && ev.epoch > p.Epoch {
@@ -231,7 +235,11 @@ func (c *Client) evaluatePart(ctx context.Context, cred *identity, p *pinned, pk
 	if err != nil {
 		return nil, err
 	}
-	return &evaluation{ys: ys, prefixBits: resp.PrefixBits, epoch: resp.Epoch, previous: resp.Previous}, nil
+	crowdBits, err := c.crowdBits(ctx, &resp)
+	if err != nil {
+		return nil, err
+	}
+	return &evaluation{ys: ys, prefixBits: resp.PrefixBits, crowdBits: crowdBits, epoch: resp.Epoch, previous: resp.Previous}, nil
 }
 
 func (c *Client) normalize(number string) (string, error) {
@@ -389,9 +397,14 @@ func (c *Client) buyWiderFetches(ctx context.Context, cred *identity, ev *evalua
 // fetchRecords fetches the buckets of ev's outputs in ev's epoch and opens
 // the records under each output's index.
 func (c *Client) fetchRecords(ctx context.Context, cred *identity, ev *evaluation, inputs [][]byte, trust record.Trust) ([]verified, error) {
-	// A prefix longer than MaxPrefixBits would put each lookup in a smaller
-	// crowd than the client accepts; a shorter one only fetches more.
-	prefixBits := min(ev.prefixBits, c.cfg.MaxPrefixBits)
+	// A prefix longer than MaxPrefixBits, or than the signed owner count
+	// allows (kanon.go), would put each lookup in a smaller crowd than the
+	// client accepts; a shorter one only fetches more.
+	if ev.prefixBits > ev.crowdBits+maxWidenBits {
+		return nil, fmt.Errorf("%w: the directory asks for %d-bit bucket prefixes, but its signed owner count allows at most %d for crowds of %d (MinBucketOwners); it refuses buckets more than %d bits wider",
+			ErrSmallCrowd, ev.prefixBits, ev.crowdBits, c.cfg.MinBucketOwners, maxWidenBits)
+	}
+	prefixBits := min(ev.prefixBits, c.cfg.MaxPrefixBits, ev.crowdBits)
 	// Fetch each distinct bucket once.
 	indexes := make([][32]byte, len(ev.ys))
 	var prefixes []uint32

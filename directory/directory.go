@@ -797,7 +797,7 @@ func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateReques
 		return api.EvaluateResponse{}, fmt.Errorf("evaluate: %w", err) // httpapi maps the oprf input errors to 400
 	}
 	s.chargeCeiling(len(req.Elements))
-	pb, err := s.owners.prefixBits(ctx)
+	owners, pb, err := s.owners.current(ctx)
 	if err != nil {
 		return api.EvaluateResponse{}, err
 	}
@@ -809,6 +809,13 @@ func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateReques
 	o.Count = len(req.Elements)
 	s.observe(o)
 	resp := api.EvaluateResponse{Evaluated: evaluated, Proof: proof, PrefixBits: pb, Epoch: epoch}
+	// The caller bounds the prefix by a count the log key signs, which an
+	// audit holds against the log (docs/protocol.md §10.2).
+	oc, err := s.tlog.SignOwners(int64(owners), s.cfg.Now())
+	if err != nil {
+		return api.EvaluateResponse{}, err
+	}
+	resp.Owners, resp.OwnersTime, resp.OwnersSignature = &oc.Owners, oc.Time.Unix(), oc.Signature[:]
 	if prev := epochs.announced(); prev >= 0 && epoch == epochs.Current {
 		resp.Previous = &prev
 	}

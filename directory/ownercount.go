@@ -55,38 +55,50 @@ func newOwnerCount(store Store, minPerBucket, maxBits int, now func() time.Time,
 
 // prefixBits returns the current prefix length.
 func (o *ownerCount) prefixBits(ctx context.Context) (int, error) {
+	_, pb, err := o.current(ctx)
+	return pb, err
+}
+
+// current returns the owners counted, less those who may have left since,
+// and the prefix length for them: the count is what the log key signs
+// for callers (docs/protocol.md §10.2).
+func (o *ownerCount) current(ctx context.Context) (owners, prefixBits int, err error) {
 	o.mu.Lock()
 	if !o.now().Before(o.valid) {
 		o.start(o.now())
 	}
-	known, pb, done, err := o.known, o.bitsLocked(), o.counting, o.err
+	known, n, done, err := o.known, o.ownersLocked(), o.counting, o.err
 	o.mu.Unlock()
 	if known {
-		return pb, nil
+		return n, o.bitsFor(n), nil
 	}
 	if done == nil { // the first count failed, and the next waits its turn
-		return 0, err
+		return 0, 0, err
 	}
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return 0, 0, ctx.Err()
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if !o.known {
-		return 0, o.err
+		return 0, 0, o.err
 	}
-	return o.bitsLocked(), nil
+	n = o.ownersLocked()
+	return n, o.bitsFor(n), nil
 }
 
-// bitsLocked is the prefix length for the owners counted less those who
-// may have left since. o.mu must be held.
-func (o *ownerCount) bitsLocked() int {
+// ownersLocked is the owners counted less those who may have left since.
+// o.mu must be held.
+func (o *ownerCount) ownersLocked() int {
 	// Conservative: one who left and was counted anyway (the count read
 	// after the removal) is subtracted too, until the next count.
-	n := o.owners - int(o.lost-o.lostThen)
-	return prefixBitsFor(max(n, 0), o.minPerBucket, o.maxBits)
+	return max(o.owners-int(o.lost-o.lostThen), 0)
+}
+
+func (o *ownerCount) bitsFor(owners int) int {
+	return prefixBitsFor(owners, o.minPerBucket, o.maxBits)
 }
 
 // refresh starts a count now unless one runs, so that the first requests

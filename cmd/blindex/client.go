@@ -24,9 +24,10 @@ import (
 type clientFlags struct {
 	server, ca, state, region *string
 	fed                       mapFlags // federation.go
-	// Set by lookup's --trust-ca and --allow-unlogged.
+	// Set by lookup's --trust-ca, --allow-unlogged and --min-bucket-owners.
 	trust    []*x509.Certificate
 	unlogged bool
+	minCrowd int
 }
 
 func addClientFlags(fs *flag.FlagSet) clientFlags {
@@ -44,7 +45,7 @@ func (f clientFlags) client() (*client.Client, error) {
 		return f.home()
 	}
 	return client.New(client.Config{Server: *f.server, CA: *f.ca, StateDir: *f.state, DefaultRegion: *f.region,
-		TrustRoots: f.trust, AllowUnlogged: f.unlogged})
+		TrustRoots: f.trust, AllowUnlogged: f.unlogged, MinBucketOwners: f.minCrowd})
 }
 
 func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -319,12 +320,18 @@ publisher signed it with a key that a CA you trust certified for that number,
 and the log promised to hold that credential, so the owner's monitor sees it.
 By default you trust the CAs the directory published when it was first used;
 --trust-ca replaces them with the given PEM root files. A record that fails a
-check is dropped as if absent, and --json counts the drops per number.`, stderr)
+check is dropped as if absent, and --json counts the drops per number.
+
+Nor is the bucket size taken on the directory's word: each bucket must hold at
+least --min-bucket-owners owners by the owner count the directory's log key
+signs (which "blindex log verify" holds against the log). If the directory
+asks for smaller buckets, lookup fetches wider ones, or refuses.`, stderr)
 	cf := addClientFlags(fs)
 	file := fs.String("file", "", "CSV or vCard `file` of contacts to look up as well")
 	asJSON := fs.Bool("json", false, "print results as JSON, with each record's CA fingerprint and the drops per number")
 	trust := fs.String("trust-ca", "", "comma-separated PEM `files` of the only CA roots whose records to accept")
 	unlogged := fs.Bool("allow-unlogged", false, "also accept records whose credential has no valid log promise (not recommended)")
+	minCrowd := fs.Int("min-bucket-owners", client.DefaultMinBucketOwners, "the fewest owners per bucket to accept, by the signed owner count")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -339,6 +346,10 @@ check is dropped as if absent, and --json counts the drops per number.`, stderr)
 		cf.trust = roots
 	}
 	cf.unlogged = *unlogged
+	if *minCrowd < 1 {
+		return errors.New("--min-bucket-owners must be at least 1")
+	}
+	cf.minCrowd = *minCrowd
 	numbers, err := numbersFrom("", *file)
 	if err != nil {
 		return err

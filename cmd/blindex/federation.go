@@ -114,7 +114,7 @@ func (f clientFlags) federated(ctx context.Context) (*client.Federated, error) {
 		return nil, err
 	}
 	return client.NewFederated(client.FederatedConfig{Map: m, StateDir: *f.state, DefaultRegion: *f.region,
-		TrustRoots: f.trust, AllowUnlogged: f.unlogged})
+		TrustRoots: f.trust, AllowUnlogged: f.unlogged, MinBucketOwners: f.minCrowd})
 }
 
 // home returns, with --map, the client of the directory that holds your

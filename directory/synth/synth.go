@@ -4,9 +4,10 @@
 //
 // The data are real where it matters. Each owner has a valid E.164 number
 // (Number), its OPRF output is computed under the data directory's own OPRF
-// key, and its records are sealed with record.Seal under the key derived from
-// that output, so a client looking the number up through a server over the
-// same directory finds and opens them. Access lists mix public, allowlist and
+// key, and its records are sealed with record.SealProved under the key derived
+// from that output, with a publisher proof from the data directory's own CA
+// and log key (proof.go), so a client looking the number up through a server
+// over the same directory finds, opens and accepts them. Access lists mix public, allowlist and
 // nobody, with allowlist and denylist entries that are the pseudonyms of other
 // synthetic owners.
 //
@@ -160,6 +161,10 @@ func Build(ctx context.Context, dir string, cfg Config) (Stats, error) {
 		return Stats{}, err
 	}
 	ev := oprf.NewEvaluator(key)
+	pub, err := newPublisher(node.CA, node.LogKey, ev, cfg.Now, max(cfg.TTL, credentialValidity))
+	if err != nil {
+		return Stats{}, err
+	}
 	info := []byte(cfg.Info)
 
 	friends := make([]acl.Pseudonym, 0, len(cfg.Friends))
@@ -175,7 +180,7 @@ func Build(ctx context.Context, dir string, cfg Config) (Stats, error) {
 		friends = append(friends, acl.Pseudonym(oprf.Pseudonym(y)))
 	}
 
-	b := &builder{cfg: cfg, ev: ev, info: info, friends: friends}
+	b := &builder{cfg: cfg, ev: ev, info: info, friends: friends, pub: pub}
 	var st Stats
 	t := time.Now()
 	if err := b.evaluate(ctx); err != nil {
@@ -214,10 +219,15 @@ type builder struct {
 	ev      *oprf.Evaluator
 	info    []byte
 	friends []acl.Pseudonym
+	pub     *publisher
 
 	ys   []byte   // OutputSize bytes per owner
 	keys []uint64 // first 8 bytes of each owner's index, big-endian
 }
+
+// credentialValidity is the synthetic credentials' lifetime, the built-in
+// CA's default (ca.DefaultCredentialValidity), or the records' TTL if longer.
+const credentialValidity = 30 * 24 * time.Hour
 
 // expires is every record's expiry: UTC, whole seconds, as record.Seal wants.
 func (b *builder) expires() time.Time { return b.cfg.Now.Add(b.cfg.TTL).UTC().Truncate(time.Second) }
@@ -346,10 +356,14 @@ func (b *builder) makeOwner(i int) (owner, error) {
 	}
 	expires := b.expires()
 	rk := oprf.RecordKey(y)
+	proof, err := b.pub.proof(Number(b.cfg.Seed, i))
+	if err != nil {
+		return owner{}, fmt.Errorf("synth: publisher proof: %w", err)
+	}
 	for k, app := range apps {
 		rec := record.Record{App: app, Priority: k, Expires: expires,
 			Endpoint: endpoint(app, b.cfg.Seed, i)}
-		ct, err := record.Seal(rk, rec)
+		ct, err := record.SealProved(rk, rec, proof, b.pub.key)
 		if err != nil {
 			return owner{}, err
 		}

@@ -161,6 +161,12 @@ type EvaluateResponse struct {
 	Evaluated  [][]byte `json:"evaluated"`
 	Proof      []byte   `json:"proof"`
 	PrefixBits int      `json:"prefix_bits"`
+	// The owner count prefix_bits is derived from, signed by the log key
+	// (translog.OwnerCount): a caller bounds the prefix by it. Absent from
+	// a directory without a log.
+	Owners          *int64 `json:"owners,omitempty"`
+	OwnersTime      int64  `json:"owners_time,omitempty"`
+	OwnersSignature []byte `json:"owners_signature,omitempty"`
 	Epoch      int      `json:"epoch"`              // the epoch evaluated under
 	Previous   *int     `json:"previous,omitempty"` // an older epoch still answered (an overlap)
 }
