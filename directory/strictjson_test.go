@@ -61,6 +61,7 @@ func TestStrictJSONEveryEndpoint(t *testing.T) {
 		{method: "POST", path: api.PathLogLabel, body: evaluateBody(1), as: owner, valid: true},
 		// No members: any member is unknown, in any case.
 		{method: "POST", path: api.PathLogState, body: noMembers, as: owner, valid: true},
+		{method: "POST", path: api.PathLogPromise, body: noMembers, as: owner, valid: true},
 		{method: "POST", path: api.PathHolders, body: noMembers, as: owner, valid: true},
 		// Not valid: sent unmodified it evicts (or, for this key hash, answers 404).
 		{method: "POST", path: api.PathHoldersEvict, body: jsonBody(api.EvictRequest{KeyHash: make([]byte, 32)}), as: owner},
