@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -97,9 +98,17 @@ changed bit fails), checks that every entry is well formed, and checks that
 the log is consistent with the checkpoint kept in --state from the previous
 audit. Needs no credential.
 
+It also holds the log to what it signed for your lookups, which are kept in
+--state: every log promise for a credential behind a record you accepted must
+be honoured by an entry, and the largest owner count you relied on for the
+bucket size must be accounted for by logged credentials. Reading every entry,
+it reveals nothing about which ones it looks for. A broken promise or an
+overstated count is printed with the signed note as evidence.
+
 Exit status: 0 the log checks out, 3 it is inconsistent (forked or rolled
-back; both signed checkpoints are printed as evidence), 1 the audit could
-not be completed or an entry failed to verify, 2 bad usage.`, stderr)
+back; both signed checkpoints are printed as evidence), broke a promise, or
+overstated its owners, 1 the audit could not be completed or an entry failed
+to verify, 2 bad usage.`, stderr)
 	c, mc, asJSON, err := logCommand(fs, args, stderr, "verify")
 	if err != nil {
 		return err
@@ -115,8 +124,26 @@ not be completed or an entry failed to verify, 2 bad usage.`, stderr)
 		}
 		return errAlarm
 	}
+	broken := len(rep.Unhonoured) > 0 || rep.Overstated != nil
 	if asJSON {
-		return printJSON(stdout, rep)
+		if err := printJSON(stdout, rep); err != nil {
+			return err
+		}
+		if broken {
+			return errAlarm
+		}
+		return nil
+	}
+	for _, p := range rep.Unhonoured {
+		fmt.Fprintf(stdout, "ALARM promise: the log promised at %s to hold a credential entry it does not hold: a record you accepted may have been forged for you\n",
+			p.Time.Local().Format(time.DateTime))
+		printEvidence(stdout, p.Evidence)
+		fmt.Fprintf(stdout, "  the promised entry (base64): %s\n", base64.StdEncoding.EncodeToString(p.Entry))
+	}
+	if o := rep.Overstated; o != nil {
+		fmt.Fprintf(stdout, "ALARM owners: the log key signed %d owners at %s, but the log holds only %d credentials that could vouch for a record then: your lookups' buckets may have been smaller than you asked\n",
+			o.Owners, o.Time.Local().Format(time.DateTime), o.Credentials)
+		printEvidence(stdout, o.Evidence)
 	}
 	fmt.Fprintf(stdout, "log %s: %d entries verified against the signed checkpoint", rep.Origin, rep.Size)
 	if rep.Previous > 0 {
@@ -130,6 +157,9 @@ not be completed or an entry failed to verify, 2 bad usage.`, stderr)
 	slices.Sort(kinds)
 	for _, k := range kinds {
 		fmt.Fprintf(stdout, "  %-11s %d\n", k, rep.Kinds[translog.Kind(k)])
+	}
+	if broken {
+		return errAlarm
 	}
 	return nil
 }
