@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"blindex.dev/blindex/directory"
+	"blindex.dev/blindex/record"
 )
 
 // WriteMarkdown writes the report as Markdown.
@@ -48,6 +49,7 @@ func (r *Report) document() *document {
 	r.anonymitySection(d)
 	r.enumerationSection(d)
 	r.logSection(d)
+	r.forgerySection(d)
 	r.databaseSection(d)
 	if r.Owner != nil || r.ACLDiff != nil {
 		od := &ownerData{}
@@ -312,6 +314,25 @@ func (r *Report) logSection(d *document) {
 		tf(". An adversary with %s credentials therefore resolves at most ", fmtInt(r.Config.Credentials)),
 		bf("%s labels a day", fmtInt(r.Config.Credentials*directory.LabelPerDay)),
 		t(" (whether a guessed number holds a credential, and when its owner changed records), against the lookup budget's much larger enumeration rate above. The operator, who holds the OPRF key, resolves every label."))})
+}
+
+// forgerySection says what the operator of this directory can and cannot
+// do to callers' answers (docs/threat-model.md, issue 17): its keys let it
+// read and withhold, but a record a caller accepts must carry a publisher
+// proof it cannot make without leaving evidence.
+func (r *Report) forgerySection(d *document) {
+	d.add(heading{2, "forgery", "What the operator can do to answers"})
+	d.add(para{line(t("Callers check every record themselves: it must be signed by a key that a CA the caller trusts attested for that number, and carry the log's signed promise that the credential is logged. " +
+		"Bucket sizes are bounded by an owner count the log key signs. So this directory's operator, even with every key in this data directory:"))})
+	d.add(list{[][]span{
+		line(b("Can still"), t(" withhold or delay any record, or a whole answer (a withheld record looks absent); replay an older record of an owner until the record expires or, at the latest, "),
+			tf("%d days after its credential ends", int(record.RecordGrace.Hours()/24)),
+			t("; see which buckets each caller fetches and who asks for log promises; and, with its built-in CA key, issue a credential for any number without an SMS.")),
+		line(b("Cannot"), t(" make a caller accept a forged record without a credential for the number: one it logs shows in the log the owner's monitor reads, and one it only promises is reported, with the signed promise, by the caller's next "),
+			c("blindex log verify"), t(". It cannot pass off a record vouched for by a CA the caller does not trust, nor one signed for another number or outside its credential's validity.")),
+		line(b("Cannot"), t(" shrink a caller's buckets below the caller's own floor ("), c("--min-bucket-owners"),
+			t(") without signing an owner count that the caller's audit holds against the logged credentials.")),
+	}})
 }
 
 func (r *Report) databaseSection(d *document) {

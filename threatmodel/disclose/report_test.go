@@ -70,7 +70,10 @@ func TestSyntheticFigures(t *testing.T) {
 	}
 	md := render(t, r, (*disclose.Report).WriteMarkdown)
 	for _, want := range []string{"(3,012 verified numbers, held by 3,042 keys, 30 on notice)", "… of which are on notice",
-		"each of the 3,012 verified numbers has"} {
+		"each of the 3,012 verified numbers has",
+		// What a malicious directory can still do, and what it cannot.
+		"What the operator can do to answers", "withhold or delay any record", "30 days after its credential ends",
+		"make a caller accept a forged record without a credential for the number"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q", want)
 		}
