@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -144,10 +145,16 @@ func verifyRecords(key [32]byte, cts [][]byte, number string, now time.Time, tru
 	return out
 }
 
-// later reports whether a's key proved the number after b's, breaking a
-// tie by the later signing time.
+// later reports whether a wins over b as the directory decides
+// (directory.Wins): the later SMS proof, in whole seconds, then the greater
+// key hash; and for two records of one key, the later signed (a replay of
+// an older record loses to the newer one).
 func later(a, b *record.Verified) bool {
-	if c := a.Attestation.ProofTime.Compare(b.Attestation.ProofTime); c != 0 {
+	if pa, pb := a.Attestation.ProofTime.Unix(), b.Attestation.ProofTime.Unix(); pa != pb {
+		return pa > pb
+	}
+	ka, kb := a.Attestation.KeyHash(), b.Attestation.KeyHash()
+	if c := bytes.Compare(ka[:], kb[:]); c != 0 {
 		return c > 0
 	}
 	return a.Signed.After(b.Signed)

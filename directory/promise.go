@@ -23,6 +23,10 @@ import (
 // The label is evaluated on the caller's own number only, which it proved,
 // so this is no registration oracle (unlike a label for any number).
 func (s *Server) logPromise(ctx context.Context, c *caller, _ struct{}) (api.PromiseResponse, error) {
+	// A number this directory does not hold is logged by the one that does.
+	if err := s.misdirected(c); err != nil {
+		return api.PromiseResponse{}, err
+	}
 	root, err := s.issuerOf(c.leaf)
 	if err != nil {
 		return api.PromiseResponse{}, err
