@@ -167,8 +167,8 @@ type EvaluateResponse struct {
 	Owners          *int64 `json:"owners,omitempty"`
 	OwnersTime      int64  `json:"owners_time,omitempty"`
 	OwnersSignature []byte `json:"owners_signature,omitempty"`
-	Epoch      int      `json:"epoch"`              // the epoch evaluated under
-	Previous   *int     `json:"previous,omitempty"` // an older epoch still answered (an overlap)
+	Epoch           int    `json:"epoch"`              // the epoch evaluated under
+	Previous        *int   `json:"previous,omitempty"` // an older epoch still answered (an overlap)
 }
 
 type BucketsRequest struct {
