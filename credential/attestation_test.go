@@ -1,11 +1,15 @@
 package credential
 
 import (
+	"bytes"
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestAttestation(t *testing.T) {
@@ -66,4 +70,37 @@ func TestAttestation(t *testing.T) {
 			t.Errorf("length %d: err = %v, want ErrAttestation", n, err)
 		}
 	}
+}
+
+// FuzzParseAttestation: the parser never panics, and what it accepts it
+// gives back byte for byte.
+func FuzzParseAttestation(f *testing.F) {
+	now := time.Now()
+	ca, err := GenerateCA("fuzz CA", now)
+	if err != nil {
+		f.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := ca.Issue("+14155550100", &key.PublicKey, time.Hour, now, now)
+	if err != nil {
+		f.Fatal(err)
+	}
+	att, err := ca.Attest(der)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(att)
+	f.Add([]byte{AttestationVersion})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := ParseAttestation(b)
+		if err != nil {
+			return
+		}
+		// One encoding per attestation: the fields encode back to the bytes.
+		if !bytes.Equal(a.body(), b[:len(b)-64]) {
+			t.Fatalf("ParseAttestation accepted a non-canonical encoding %x", b)
+		}
+		a.Verify([]*x509.Certificate{ca.Root()})
+		a.KeyHash()
+	})
 }

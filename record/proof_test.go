@@ -33,7 +33,7 @@ type proofFixture struct {
 	entry  []byte
 }
 
-func newProofFixture(t *testing.T) *proofFixture {
+func newProofFixture(t testing.TB) *proofFixture {
 	t.Helper()
 	f := &proofFixture{rec: testRecord()}
 	f.rec.Expires = proofNow.Add(90 * 24 * time.Hour)
@@ -245,4 +245,39 @@ func TestProofMalformed(t *testing.T) {
 			t.Errorf("%s: err = %v, want ErrInvalid", tt.name, err)
 		}
 	}
+}
+
+// FuzzParsePadded feeds arbitrary plaintexts, as a key holder could seal
+// them, to the parser of the padded payload and its proof, and every proof
+// that parses to Verify: neither may panic, and a parse error returns
+// nothing.
+func FuzzParsePadded(f *testing.F) {
+	fx := newProofFixture(f)
+	ct, err := SealProved(testKey, fx.rec, fx.proof, fx.key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	padded, err := decrypt(testKey, ct)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(padded)
+	plain, err := decrypt(testKey, mustSeal(f, testKey, fx.rec))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(plain)
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, p, err := parsePadded(b)
+		if err != nil {
+			if p != nil || r.App != "" {
+				t.Fatalf("parsePadded returned a record or proof with error %v", err)
+			}
+			return
+		}
+		if p != nil {
+			p.Verify(r, proofNumber, proofNow.Add(time.Hour), fx.trust)
+		}
+	})
 }
