@@ -98,9 +98,9 @@ func TestProofVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A typical record with its proof fits the 1024 class.
-	if len(ct) != headerSize+16+1024+16 {
-		t.Errorf("sealed proved record is %d bytes, want the 1024 class's %d", len(ct), headerSize+16+1024+16)
+	// A typical record with its proof fits the smallest class.
+	if want := envelopeOverhead + SizeClasses[0]; len(ct) != want {
+		t.Errorf("sealed proved record is %d bytes, want the smallest class's %d", len(ct), want)
 	}
 	r, p, err := OpenProved(testKey, ct)
 	if err != nil {

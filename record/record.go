@@ -1,56 +1,49 @@
 // Package record is the encrypted envelope of an owner's per-app record.
 //
 // A Record says how to reach the owner on one app. The owner pads it to a
-// size class and seals it with age (filippo.io/age) to a 32-byte key derived
-// from the owner's OPRF output. The server stores only the ciphertext, and
-// every ciphertext in a size class has the same length, so the server learns
-// the class (one of four) but not the app or the endpoint length.
+// size class and seals it to a 32-byte key derived from the owner's OPRF
+// output. The server stores only the ciphertext, and every ciphertext in a
+// size class has the same length, so the server learns the class (one of
+// six) but not the app or the endpoint length.
 //
 // # Padded plaintext
 //
-// The age payload is exactly one of SizeClasses bytes long:
+// The sealed payload is exactly one of SizeClasses bytes long:
 //
 //	L        2 bytes, big-endian: the length of the JSON encoding
 //	JSON     L bytes: the JSON encoding of Record
+//	L'       2 bytes, big-endian: the length of the publisher proof
+//	proof    L' bytes (see Proof)
 //	padding  zero bytes up to the class size
 //
-// The smallest class with room for 2+L bytes is used. Open rejects a payload
-// whose length is not a class, whose L does not fit, whose padding is not all
-// zeros, or whose JSON has unknown fields or trailing data.
+// The smallest class with room for the body is used. Open rejects a payload
+// whose length is not a class, whose L or L' does not fit, whose padding is
+// not all zeros, or whose JSON has unknown fields or trailing data.
 //
-// # age recipient
+// # Envelope
 //
-// The age header holds exactly one stanza:
+// Seal writes envelope v2 (docs/protocol.md §11):
 //
-//	-> blindex-record <salt>
-//	<body>
+//	0x02 || nonce (24 random bytes) || XChaCha20-Poly1305(k, nonce, padded, ad)
 //
-// salt is 16 random bytes, in age's unpadded standard base64. The wrapping key
-// is HKDF-SHA256(ikm=key, salt=salt, info="blindex v1 record wrap"), 32 bytes,
-// and body is the ChaCha20-Poly1305 encryption of the 16-byte file key under
-// it with an all-zero nonce. The zero nonce is safe because each wrapping key
-// is used once: it is fresh for every salt. A header with any other stanza, or
-// more than one, is rejected, so nobody can add a recipient to a sealed record.
+// where k = HKDF-SHA256(ikm=key, no salt, info="blindex record envelope v2")
+// and ad = "blindex record v2": 41 bytes over the class. Open also reads the
+// legacy form that Seal wrote before, an age file (filippo.io/age) with one
+// blindex-record stanza, padded to one of the legacy classes 512, 1024, 2048
+// or 4096; see envelope.go.
 package record
 
 import (
 	"bytes"
-	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"time"
 	"unicode/utf8"
-
-	"filippo.io/age"
-	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // Record is how to reach an owner on one app.
@@ -140,25 +133,38 @@ func validApp(s string) bool {
 	return dots > 0 && label > 0
 }
 
-// SizeClasses are the padded plaintext sizes, smallest first. A record is
-// padded to the smallest class that fits, so the ciphertext length does not
-// reveal the app or endpoint length. It must not be modified.
-var SizeClasses = []int{512, 1024, 2048, 4096}
+// SizeClasses are the padded plaintext sizes of envelope v2, smallest
+// first. A record is padded to the smallest class that fits, so the
+// ciphertext length does not reveal the app or endpoint length. It must not
+// be modified.
+//
+// The classes follow the measured sizes of proved records
+// (TestSizeClassesFitTypicalRecords). A proof takes 405 bytes plus the
+// number's digits: 416 for an 11-digit number, 420 at most. The body of a
+// typical record (a synthetic directory's "org.example.chat" with a
+// 43-byte endpoint, or "org.example.voice" with a 38-byte one, no key, an
+// RFC 3339 expiry) with its proof is 549 bytes; 553 for a 15-digit number,
+// and 557 with a five-digit priority. 640, the smallest class, holds that
+// with 83 bytes to spare: room for a 32-byte app key (60 bytes of JSON),
+// which most real apps publish. 768 holds endpoints up to about 150 bytes
+// with such a key and a longer app id, 1024 endpoints of 300 bytes and
+// more; 1536 and 2048 records with larger keys, and 4096 everything
+// Validate allows without a proof. With six classes instead of four, the
+// length tells log2(6) ≈ 2.6 bits instead of 2.
+var SizeClasses = []int{640, 768, 1024, 1536, 2048, 4096}
 
-const maxClass = 4096 // the last of SizeClasses; checked by a test
+// legacySizeClasses are the padded sizes of the legacy age form, for
+// reading it only.
+var legacySizeClasses = []int{512, 1024, 2048, 4096}
 
-// headerSize is the length of the age header Seal writes: the version line,
-// one stanza with a 22-character salt and a 43-character body (a 32-byte
-// wrapped key), and the MAC line.
-const headerSize = len("age-encryption.org/v1\n") +
-	len("-> "+stanzaType+" ") + 22 + 1 +
-	43 + 1 +
-	len("--- ") + 43 + 1
+const maxClass = 4096 // the last of SizeClasses and of legacySizeClasses; checked by a test
 
-// MaxCiphertext is the length of a sealed record in the largest class: the
-// age header, the 16-byte stream nonce, and one payload chunk with its 16-byte
-// tag. Servers may refuse larger uploads.
-const MaxCiphertext = headerSize + 16 + maxClass + 16
+// MaxCiphertext is the length of the longest ciphertext Open reads: a
+// legacy age record of the 4096 class (its 155-byte header, 16-byte stream
+// nonce, the payload and a 16-byte tag: 4283 bytes). A v2 record is at most
+// 41 + 4096 = 4137 bytes. Servers may refuse larger uploads; they accept
+// only the v2 lengths (ValidCiphertextSize).
+const MaxCiphertext = max(legacyHeaderSize+16+maxClass+16, envelopeOverhead+maxClass)
 
 // Seal validates r, pads it and encrypts it to key, without a publisher
 // proof: callers drop such records (see SealProved). It returns an error
@@ -207,25 +213,10 @@ func pad(parts ...[]byte) ([]byte, error) {
 	return nil, fmt.Errorf("%w: record and proof take %d bytes", ErrTooLarge, len(body))
 }
 
-// seal encrypts an already padded plaintext. It is separate from Seal so
-// tests can seal malformed plaintexts.
-func seal(key [32]byte, padded []byte) ([]byte, error) {
-	var out bytes.Buffer
-	w, err := age.Encrypt(&out, &recipient{key: key})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := w.Write(padded); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
-}
-
 // Open decrypts and checks a sealed record, and ignores its proof (see
-// OpenProved). A ciphertext longer than MaxCiphertext gives ErrTooLarge.
+// OpenProved). It reads envelope v2 and the legacy age form. A ciphertext
+// longer than MaxCiphertext, or a v2 one longer than its largest class,
+// gives ErrTooLarge.
 // Any failure to decrypt or authenticate gives ErrDecrypt. A record that
 // authenticates but is malformed gives an error wrapping ErrInvalid: only
 // the key holder can produce one.
@@ -234,29 +225,10 @@ func Open(key [32]byte, ciphertext []byte) (Record, error) {
 	return r, err
 }
 
-func decrypt(key [32]byte, ciphertext []byte) ([]byte, error) {
-	if len(ciphertext) > MaxCiphertext {
-		return nil, ErrTooLarge
-	}
-	pr, err := age.Decrypt(bytes.NewReader(ciphertext), &identity{key: key})
-	if err != nil {
-		return nil, ErrDecrypt
-	}
-	padded, err := io.ReadAll(io.LimitReader(pr, maxClass+1))
-	if err != nil {
-		return nil, ErrDecrypt
-	}
-	return padded, nil
-}
-
 // parsePadded reads L || JSON || [L' || proof] || zeros. A record from
 // before proofs has zeros (or nothing) after its JSON: no proof.
 func parsePadded(padded []byte) (Record, *Proof, error) {
-	isClass := false
-	for _, c := range SizeClasses {
-		isClass = isClass || len(padded) == c
-	}
-	if !isClass {
+	if !slices.Contains(SizeClasses, len(padded)) && !slices.Contains(legacySizeClasses, len(padded)) {
 		return Record{}, nil, fmt.Errorf("%w: padded length %d is not a size class", ErrInvalid, len(padded))
 	}
 	n := int(binary.BigEndian.Uint16(padded))
@@ -298,75 +270,4 @@ func parsePadded(padded []byte) (Record, *Proof, error) {
 	}
 	p.signed = signatureDigest(padded[:2+n], proofBytes[:len(proofBytes)-64])
 	return r, p, nil
-}
-
-const (
-	stanzaType = "blindex-record"
-	wrapInfo   = "blindex v1 record wrap"
-	saltSize   = 16
-	fileKeyLen = 16 // age's file key size
-)
-
-var b64 = base64.RawStdEncoding.Strict()
-
-func wrapAEAD(key [32]byte, salt []byte) (cipher.AEAD, error) {
-	k, err := hkdf.Key(sha256.New, key[:], salt, wrapInfo, chacha20poly1305.KeySize)
-	if err != nil {
-		return nil, err
-	}
-	return chacha20poly1305.New(k)
-}
-
-// recipient wraps the age file key to a record key.
-type recipient struct{ key [32]byte }
-
-func (r *recipient) Wrap(fileKey []byte) ([]*age.Stanza, error) {
-	salt := make([]byte, saltSize)
-	rand.Read(salt)
-	aead, err := wrapAEAD(r.key, salt)
-	if err != nil {
-		return nil, err
-	}
-	// The zero nonce is safe: the wrapping key is fresh for every salt.
-	body := aead.Seal(nil, make([]byte, chacha20poly1305.NonceSize), fileKey, nil)
-	return []*age.Stanza{{Type: stanzaType, Args: []string{b64.EncodeToString(salt)}, Body: body}}, nil
-}
-
-// identity unwraps the age file key with a record key.
-type identity struct{ key [32]byte }
-
-func (i *identity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
-	var ours *age.Stanza
-	for _, s := range stanzas {
-		if s.Type == stanzaType {
-			ours = s
-		}
-	}
-	if ours == nil {
-		return nil, age.ErrIncorrectIdentity
-	}
-	// Anyone could append a stanza for another key; accepting it would let
-	// a record sealed by the owner open for someone else.
-	if len(stanzas) != 1 {
-		return nil, errors.New("record: a blindex-record stanza must be the only one")
-	}
-	if len(ours.Args) != 1 {
-		return nil, errors.New("record: malformed stanza")
-	}
-	salt, err := b64.DecodeString(ours.Args[0])
-	if err != nil || len(salt) != saltSize {
-		return nil, errors.New("record: malformed stanza salt")
-	}
-	if len(ours.Body) != fileKeyLen+chacha20poly1305.Overhead {
-		return nil, errors.New("record: malformed stanza body")
-	}
-	aead, err := wrapAEAD(i.key, salt)
-	if err != nil {
-		return nil, err
-	}
-	fileKey, err := aead.Open(nil, make([]byte, chacha20poly1305.NonceSize), ours.Body, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: wrong record key", age.ErrIncorrectIdentity)
-	}
-	return fileKey, nil
 }

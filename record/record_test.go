@@ -5,11 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"filippo.io/age"
 )
 
 var (
@@ -128,8 +127,8 @@ func TestLargestFits(t *testing.T) {
 		t.Fatalf("largestRecord is not at the limits: app %d, endpoint %d", len(r.App), len(r.Endpoint))
 	}
 	ct := mustSeal(t, testKey, r)
-	if len(ct) != MaxCiphertext {
-		t.Errorf("len = %d, want MaxCiphertext %d", len(ct), MaxCiphertext)
+	if len(ct) != envelopeOverhead+maxClass {
+		t.Errorf("len = %d, want the largest class's %d", len(ct), envelopeOverhead+maxClass)
 	}
 	got, err := Open(testKey, ct)
 	if err != nil || !reflect.DeepEqual(got, r) {
@@ -138,33 +137,45 @@ func TestLargestFits(t *testing.T) {
 }
 
 func TestSizeClasses(t *testing.T) {
-	if SizeClasses[len(SizeClasses)-1] != maxClass {
-		t.Errorf("maxClass %d is not the last size class", maxClass)
-	}
-	for i := 1; i < len(SizeClasses); i++ {
-		if SizeClasses[i] <= SizeClasses[i-1] {
-			t.Errorf("SizeClasses not ascending: %v", SizeClasses)
+	for name, classes := range map[string][]int{"SizeClasses": SizeClasses, "legacySizeClasses": legacySizeClasses} {
+		if classes[len(classes)-1] != maxClass {
+			t.Errorf("maxClass %d is not the last of %s", maxClass, name)
+		}
+		for i := 1; i < len(classes); i++ {
+			if classes[i] <= classes[i-1] {
+				t.Errorf("%s not ascending: %v", name, classes)
+			}
 		}
 	}
-	if len(SizeClasses) > 1<<16 || maxClass-2 > 0xffff {
+	if len(SizeClasses) > 6 {
+		t.Errorf("%d size classes; the protocol allows 6", len(SizeClasses))
+	}
+	if maxClass-2 > 0xffff {
 		t.Error("a class is too large for the 2-byte length prefix")
+	}
+	if !slices.Equal(legacySizeClasses, []int{512, 1024, 2048, 4096}) {
+		t.Errorf("legacySizeClasses = %v: they are fixed by the records already sealed", legacySizeClasses)
 	}
 }
 
-// TestCiphertextSizes pins the four ciphertext lengths: each class's length
-// plus a fixed 155-byte age header, 16-byte nonce and 16-byte tag.
+// TestCiphertextSizes pins the six ciphertext lengths: each class's length
+// plus a fixed 41 bytes (version, 24-byte nonce, 16-byte tag). The record
+// of testRecord without a proof takes 89 bytes plus its endpoint.
 func TestCiphertextSizes(t *testing.T) {
 	tests := []struct {
 		endpointLen, keyLen int
 		want                int
 	}{
-		{20, 0, 699},
-		{380, 0, 699},
-		{600, 0, 1211},
-		{900, 0, 1211},
-		{1000, 600, 2235},
-		{900, 1024, 4283},
-		{MaxEndpointLen, MaxPublicKeyLen, 4283},
+		{20, 0, 681},
+		{550, 0, 681},
+		{552, 0, 809},
+		{679, 0, 809},
+		{680, 0, 1065},
+		{900, 0, 1065},
+		{1000, 300, 1577},
+		{1000, 600, 2089},
+		{900, 1024, 4137},
+		{MaxEndpointLen, MaxPublicKeyLen, 4137},
 	}
 	for _, tt := range tests {
 		r := testRecord()
@@ -177,8 +188,8 @@ func TestCiphertextSizes(t *testing.T) {
 			t.Errorf("endpoint %d, key %d: ciphertext length %d, want %d", tt.endpointLen, tt.keyLen, got, tt.want)
 		}
 	}
-	if MaxCiphertext != 4283 {
-		t.Errorf("MaxCiphertext = %d, want 4283", MaxCiphertext)
+	if MaxCiphertext != 4283 || legacyHeaderSize != 155 || envelopeOverhead != 41 {
+		t.Errorf("MaxCiphertext = %d, want 4283 (legacy header %d, v2 overhead %d)", MaxCiphertext, legacyHeaderSize, envelopeOverhead)
 	}
 }
 
@@ -259,12 +270,13 @@ const validJSON = `{"app":"org.example.chat","endpoint":"https://e.example/a","p
 func TestOpenMalformedPlaintext(t *testing.T) {
 	// The crafted plaintexts themselves must open when well formed, or the
 	// negatives below prove nothing.
-	if _, err := openCrafted(t, padCrafted(validJSON, 512, len(validJSON))); err != nil {
+	c := SizeClasses[0]
+	if _, err := openCrafted(t, padCrafted(validJSON, c, len(validJSON))); err != nil {
 		t.Fatalf("well-formed crafted plaintext: %v", err)
 	}
-	padJSON := func(js string) []byte { return padCrafted(js, 512, len(js)) }
+	padJSON := func(js string) []byte { return padCrafted(js, c, len(js)) }
 	nonZero := padJSON(validJSON)
-	nonZero[511] = 1
+	nonZero[c-1] = 1
 	nonZeroNext := padJSON(validJSON)
 	nonZeroNext[2+len(validJSON)] = ' '
 	tests := []struct {
@@ -274,12 +286,13 @@ func TestOpenMalformedPlaintext(t *testing.T) {
 	}{
 		{"non-zero last byte", nonZero, "non-zero padding"},
 		{"space after JSON", nonZeroNext, "proof length"},
-		{"not a class", padCrafted(validJSON, 513, len(validJSON)), "not a size class"},
+		{"not a class", padCrafted(validJSON, c+1, len(validJSON)), "not a size class"},
+		{"a legacy class only", padCrafted(validJSON, 512, len(validJSON)), "not a size class"},
 		{"empty", []byte{}, "not a size class"},
-		{"prefix past end", padCrafted(validJSON, 512, 511), "length prefix"},
-		{"prefix max", padCrafted(validJSON, 512, 0xffff), "length prefix"},
-		{"prefix short", padCrafted(validJSON, 512, len(validJSON)-1), "proof length"},
-		{"zero prefix", padCrafted("", 512, 0), "EOF"},
+		{"prefix past end", padCrafted(validJSON, c, c-1), "length prefix"},
+		{"prefix max", padCrafted(validJSON, c, 0xffff), "length prefix"},
+		{"prefix short", padCrafted(validJSON, c, len(validJSON)-1), "proof length"},
+		{"zero prefix", padCrafted("", c, 0), "EOF"},
 		{"unknown field", padJSON(`{"app":"a.b","endpoint":"x:y","priority":1,"expires":"2026-03-01T12:00:00Z","x":1}`), "unknown field"},
 		{"misspelled field", padJSON(`{"app":"a.b","endpoint":"x:y","priority":1,"expires":"2026-03-01T12:00:00Z","public key":""}`), "unknown field"},
 		{"trailing JSON", padJSON(validJSON + `{}`), "trailing data"},
@@ -310,75 +323,14 @@ func openCrafted(t *testing.T, padded []byte) (Record, error) {
 	return Open(testKey, ct)
 }
 
-func TestUnwrapStanzas(t *testing.T) {
-	fileKey := bytes.Repeat([]byte{9}, fileKeyLen)
-	ss, err := (&recipient{key: testKey}).Wrap(fileKey)
-	if err != nil || len(ss) != 1 {
-		t.Fatalf("Wrap: %v, %d stanzas", err, len(ss))
-	}
-	good := ss[0]
-	id := &identity{key: testKey}
-	if k, err := id.Unwrap([]*age.Stanza{good}); err != nil || !bytes.Equal(k, fileKey) {
-		t.Fatalf("Unwrap of own stanza: %x, %v", k, err)
-	}
-	if _, err := (&identity{key: otherKey}).Unwrap([]*age.Stanza{good}); !errors.Is(err, age.ErrIncorrectIdentity) {
-		t.Errorf("wrong key: err = %v, want ErrIncorrectIdentity", err)
-	}
-	other := &age.Stanza{Type: "X25519", Args: []string{"abc"}, Body: make([]byte, 32)}
-	if _, err := id.Unwrap([]*age.Stanza{other}); !errors.Is(err, age.ErrIncorrectIdentity) {
-		t.Errorf("foreign stanza: err = %v, want ErrIncorrectIdentity", err)
-	}
-	mod := func(f func(s *age.Stanza)) *age.Stanza {
-		s := &age.Stanza{Type: good.Type, Args: append([]string(nil), good.Args...), Body: bytes.Clone(good.Body)}
-		f(s)
-		return s
-	}
-	fatal := map[string][]*age.Stanza{
-		"extra stanza after":  {good, other},
-		"extra stanza before": {other, good},
-		"two of ours":         {good, good},
-		"no args":             {mod(func(s *age.Stanza) { s.Args = nil })},
-		"two args":            {mod(func(s *age.Stanza) { s.Args = append(s.Args, "x") })},
-		"short salt":          {mod(func(s *age.Stanza) { s.Args[0] = b64.EncodeToString(make([]byte, saltSize-1)) })},
-		"long salt":           {mod(func(s *age.Stanza) { s.Args[0] = b64.EncodeToString(make([]byte, saltSize+1)) })},
-		"padded salt":         {mod(func(s *age.Stanza) { s.Args[0] += "==" })},
-		"short body":          {mod(func(s *age.Stanza) { s.Body = s.Body[:len(s.Body)-1] })},
-		"long body":           {mod(func(s *age.Stanza) { s.Body = append(s.Body, 0) })},
-	}
-	for name, ss := range fatal {
-		_, err := id.Unwrap(ss)
-		if err == nil || errors.Is(err, age.ErrIncorrectIdentity) {
-			t.Errorf("%s: Unwrap err = %v, want a fatal error", name, err)
-		}
-	}
-}
-
-// TestExtraRecipient checks that a record also sealed to someone else's age
-// key does not open: the owner's key must be the only way in.
-func TestExtraRecipient(t *testing.T) {
-	x, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	w, err := age.Encrypt(&out, &recipient{key: testKey}, x.Recipient())
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(padCrafted(validJSON, 512, len(validJSON)))
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Open(testKey, out.Bytes()); err != ErrDecrypt {
-		t.Errorf("Open with an extra recipient: err = %v, want ErrDecrypt", err)
-	}
-}
-
 func FuzzOpen(f *testing.F) {
 	f.Add(mustSeal(f, testKey, testRecord()))
 	f.Add(mustSeal(f, testKey, largestRecord()))
 	f.Add(mustSeal(f, otherKey, testRecord()))
 	f.Add([]byte("age-encryption.org/v1\n-> blindex-record AAAAAAAAAAAAAAAAAAAAAA\nAAAA\n--- AAAA\n"))
+	f.Add(legacySealed(f, testRecord(), nil))
+	f.Add(append([]byte{envelopeVersion}, make([]byte, envelopeOverhead-1)...))
+	f.Add([]byte{envelopeVersion})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, ct []byte) {
 		r, err := Open(testKey, ct)
@@ -399,16 +351,27 @@ func FuzzOpen(f *testing.F) {
 }
 
 func TestValidCiphertextSize(t *testing.T) {
-	for _, n := range []int{699, 1211, 2235, 4283} {
-		if !ValidCiphertextSize(n) {
-			t.Errorf("ValidCiphertextSize(%d) = false", n)
+	tests := []struct {
+		n    int
+		want bool
+	}{
+		{681, true}, {809, true}, {1065, true}, {1577, true}, {2089, true}, {4137, true},
+		// The legacy age lengths: still read, no longer accepted.
+		{699, false}, {1211, false}, {2235, false}, {4283, false},
+		{0, false}, {41, false}, {640, false}, {4096, false}, {MaxCiphertext + 641, false},
+	}
+	for _, tt := range tests {
+		if got := ValidCiphertextSize(tt.n); got != tt.want {
+			t.Errorf("ValidCiphertextSize(%d) = %v, want %v", tt.n, got, tt.want)
 		}
-		if ValidCiphertextSize(n-1) || ValidCiphertextSize(n+1) {
-			t.Errorf("ValidCiphertextSize accepts a neighbour of %d", n)
+		if tt.want && (ValidCiphertextSize(tt.n-1) || ValidCiphertextSize(tt.n+1)) {
+			t.Errorf("ValidCiphertextSize accepts a neighbour of %d", tt.n)
 		}
 	}
-	if ValidCiphertextSize(0) || ValidCiphertextSize(MaxCiphertext+SizeClasses[0]) {
-		t.Error("ValidCiphertextSize accepts 0 or an oversized length")
+	for _, c := range SizeClasses {
+		if !ValidCiphertextSize(envelopeOverhead + c) {
+			t.Errorf("class %d: ValidCiphertextSize(%d) = false", c, envelopeOverhead+c)
+		}
 	}
 	if n := len(mustSeal(t, testKey, testRecord())); !ValidCiphertextSize(n) {
 		t.Errorf("sealed record length %d not valid", n)

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -24,11 +25,12 @@ import (
 	"blindex.dev/blindex/credential"
 	"blindex.dev/blindex/oprf"
 	"blindex.dev/blindex/translog"
+	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/mod/sumdb/note"
 )
 
 // protocolVectors reads the named values of docs/protocol.md, Appendix A.2
-// to A.4: lines of a code block with a name, at least two spaces and a
+// to A.5: lines of a code block with a name, at least two spaces and a
 // value from column 26 on, and hex continuation lines aligned under it.
 func protocolVectors(t *testing.T) (doc string, v map[string]string) {
 	t.Helper()
@@ -64,8 +66,9 @@ func protocolVectors(t *testing.T) (doc string, v map[string]string) {
 	return string(b), v
 }
 
-// TestProtocolProofVectors recomputes the attestation, log promise and
-// publisher proof vectors of docs/protocol.md (Appendix A.2 to A.4) from
+// TestProtocolProofVectors recomputes the attestation, log promise,
+// publisher proof and envelope vectors of docs/protocol.md (Appendix A.2 to
+// A.5) from
 // their fixed inputs, as §11.1 and §14.7 specify them, checks the signed
 // digests and the deterministic promise byte for byte, and checks that
 // the document's full examples verify, so the document cannot drift from
@@ -319,24 +322,50 @@ func TestProtocolProofVectors(t *testing.T) {
 		t.Error("the document's publisher signature does not verify over its digest")
 	}
 	body = bytes.Join([][]byte{prefixed, binary.BigEndian.AppendUint16(nil, uint16(len(proof))), proof}, nil)
-	contains("the payload's layout", fmt.Sprintf("`L` (%04x), the JSON, `L'` (%04x), the proof and\n%d zero bytes: 1024 bytes",
-		len(js), len(proof), 1024-len(body)))
+	contains("the payload's layout", fmt.Sprintf("`L` (%04x), the JSON, `L'` (%04x), the proof and\n%d zero bytes: %d bytes, the smallest class",
+		len(js), len(proof), SizeClasses[0]-len(body), SizeClasses[0]))
 	padded, err := pad(body)
-	if err != nil || len(padded) != 1024 {
+	if err != nil || len(padded) != SizeClasses[0] {
 		t.Fatalf("padded to %d bytes: %v", len(padded), err)
 	}
+
+	// A.5: the payload sealed in envelope v2 under the record key of
+	// Appendix A, with a fixed nonce, byte for byte.
 	yLookup, err := ev.FullEvaluate([]byte("blindex lookup v1"), []byte(number))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct, err := seal(oprf.RecordKey(yLookup), padded)
+	recordKey := oprf.RecordKey(yLookup)
+	same("record key", recordKey[:])
+	envKey, err := hkdf.Key(sha256.New, recordKey[:], nil, "blindex record envelope v2", 32)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ct) != 1211 {
-		t.Errorf("sealed example is %d bytes, want 1211", len(ct))
+	same("envelope key", envKey)
+	nonce := get("nonce")
+	for i, b := range nonce {
+		if b != byte(i) || len(nonce) != 24 {
+			t.Fatalf("nonce = %x, want the 24 bytes 00 to 17", nonce)
+		}
 	}
-	r, p, err := OpenProved(oprf.RecordKey(yLookup), ct)
+	aead, err := chacha20poly1305.NewX(envKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byHand := append(append([]byte{2}, nonce...), aead.Seal(nil, nonce, padded, []byte("blindex record v2"))...)
+	ct, err := sealNonce(recordKey, nonce, padded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ct, byHand) {
+		t.Errorf("sealNonce = %x, want %x as §11 specifies", ct, byHand)
+	}
+	same("sealed record", ct)
+	contains("the sealed size", fmt.Sprintf("(%d bytes, 41 more than the class)", len(ct)))
+	if len(ct) != envelopeOverhead+SizeClasses[0] || !ValidCiphertextSize(len(ct)) {
+		t.Errorf("sealed example is %d bytes, want %d", len(ct), envelopeOverhead+SizeClasses[0])
+	}
+	r, p, err := OpenProved(recordKey, get("sealed record"))
 	if err != nil {
 		t.Fatal(err)
 	}
