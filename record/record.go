@@ -144,14 +144,15 @@ func validApp(s string) bool {
 // typical record (a synthetic directory's "org.example.chat" with a
 // 43-byte endpoint, or "org.example.voice" with a 38-byte one, no key, an
 // RFC 3339 expiry) with its proof is 549 bytes; 553 for a 15-digit number,
-// and 557 with a five-digit priority. 640, the smallest class, holds that
-// with 83 bytes to spare: room for a 32-byte app key (60 bytes of JSON),
-// which most real apps publish. 768 holds endpoints up to about 150 bytes
-// with such a key and a longer app id, 1024 endpoints of 300 bytes and
-// more; 1536 and 2048 records with larger keys, and 4096 everything
+// and 557 with a five-digit priority. 576, the smallest class, holds that
+// with 19 bytes to spare: a lookup downloads tens of thousands of records,
+// nearly all typical, so the smallest class is cut to fit them. 640 holds
+// one with a 32-byte app key (60 bytes of JSON). 768 holds endpoints up to
+// about 150 bytes with such a key and a longer app id, 1024 endpoints of
+// 300 bytes and more; 2048 records with larger keys, and 4096 everything
 // Validate allows without a proof. With six classes instead of four, the
 // length tells log2(6) ≈ 2.6 bits instead of 2.
-var SizeClasses = []int{640, 768, 1024, 1536, 2048, 4096}
+var SizeClasses = []int{576, 640, 768, 1024, 2048, 4096}
 
 // legacySizeClasses are the padded sizes of the legacy age form, for
 // reading it only.

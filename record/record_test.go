@@ -166,13 +166,15 @@ func TestCiphertextSizes(t *testing.T) {
 		endpointLen, keyLen int
 		want                int
 	}{
-		{20, 0, 681},
+		{20, 0, 617},
+		{487, 0, 617},
+		{488, 0, 681},
 		{550, 0, 681},
 		{552, 0, 809},
 		{679, 0, 809},
 		{680, 0, 1065},
 		{900, 0, 1065},
-		{1000, 300, 1577},
+		{1000, 300, 2089},
 		{1000, 600, 2089},
 		{900, 1024, 4137},
 		{MaxEndpointLen, MaxPublicKeyLen, 4137},
@@ -355,10 +357,10 @@ func TestValidCiphertextSize(t *testing.T) {
 		n    int
 		want bool
 	}{
-		{681, true}, {809, true}, {1065, true}, {1577, true}, {2089, true}, {4137, true},
+		{617, true}, {681, true}, {809, true}, {1065, true}, {2089, true}, {4137, true},
 		// The legacy age lengths: still read, no longer accepted.
 		{699, false}, {1211, false}, {2235, false}, {4283, false},
-		{0, false}, {41, false}, {640, false}, {4096, false}, {MaxCiphertext + 641, false},
+		{0, false}, {41, false}, {576, false}, {4096, false}, {1577, false}, {MaxCiphertext + 577, false},
 	}
 	for _, tt := range tests {
 		if got := ValidCiphertextSize(tt.n); got != tt.want {

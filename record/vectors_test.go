@@ -322,10 +322,10 @@ func TestProtocolProofVectors(t *testing.T) {
 		t.Error("the document's publisher signature does not verify over its digest")
 	}
 	body = bytes.Join([][]byte{prefixed, binary.BigEndian.AppendUint16(nil, uint16(len(proof))), proof}, nil)
-	contains("the payload's layout", fmt.Sprintf("`L` (%04x), the JSON, `L'` (%04x), the proof and\n%d zero bytes: %d bytes, the smallest class",
-		len(js), len(proof), SizeClasses[0]-len(body), SizeClasses[0]))
+	contains("the payload's layout", fmt.Sprintf("`L` (%04x), the JSON, `L'` (%04x), the proof and\n%d zero bytes: %d bytes, the second class",
+		len(js), len(proof), SizeClasses[1]-len(body), SizeClasses[1]))
 	padded, err := pad(body)
-	if err != nil || len(padded) != SizeClasses[0] {
+	if err != nil || len(padded) != SizeClasses[1] {
 		t.Fatalf("padded to %d bytes: %v", len(padded), err)
 	}
 
@@ -362,8 +362,8 @@ func TestProtocolProofVectors(t *testing.T) {
 	}
 	same("sealed record", ct)
 	contains("the sealed size", fmt.Sprintf("(%d bytes, 41 more than the class)", len(ct)))
-	if len(ct) != envelopeOverhead+SizeClasses[0] || !ValidCiphertextSize(len(ct)) {
-		t.Errorf("sealed example is %d bytes, want %d", len(ct), envelopeOverhead+SizeClasses[0])
+	if len(ct) != envelopeOverhead+SizeClasses[1] || !ValidCiphertextSize(len(ct)) {
+		t.Errorf("sealed example is %d bytes, want %d", len(ct), envelopeOverhead+SizeClasses[1])
 	}
 	r, p, err := OpenProved(recordKey, get("sealed record"))
 	if err != nil {
