@@ -164,4 +164,3 @@ func (o *ownerCount) stop() {
 	o.cancel()
 	o.wg.Wait()
 }
-
