@@ -23,6 +23,7 @@ import (
 	"blindex.dev/blindex/client"
 	"blindex.dev/blindex/directory/synth"
 	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/internal/bytecount"
 	"blindex.dev/blindex/internal/httpsig"
 	"blindex.dev/blindex/oprf"
 )
@@ -91,7 +92,7 @@ server's defaults keep small: start a benchmark server with a large budget
 	}
 	// One connection per worker, kept open; never through a proxy, which
 	// would make the loopback check meaningless.
-	received := &byteCounter{rt: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: *conc}}
+	received := &bytecount.Transport{Next: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: *conc}}
 	hc := &http.Client{Timeout: *duration + 30*time.Second, Transport: received}
 	c, err := client.New(client.Config{Server: *cf.server, CA: *cf.ca, StateDir: *cf.state,
 		DefaultRegion: *cf.region, HTTPClient: hc})
@@ -215,33 +216,8 @@ type bench struct {
 	key                *ecdsa.PrivateKey
 	cert               []byte
 	http               *http.Client
-	received           *byteCounter
+	received           *bytecount.Transport
 	issued, done, errs atomic.Int64
-}
-
-// byteCounter counts the response body bytes its transport delivers.
-type byteCounter struct {
-	rt http.RoundTripper
-	n  atomic.Int64
-}
-
-func (b *byteCounter) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := b.rt.RoundTrip(r)
-	if err == nil {
-		resp.Body = &countedBody{ReadCloser: resp.Body, n: &b.n}
-	}
-	return resp, err
-}
-
-type countedBody struct {
-	io.ReadCloser
-	n *atomic.Int64
-}
-
-func (c *countedBody) Read(p []byte) (int, error) {
-	n, err := c.ReadCloser.Read(p)
-	c.n.Add(int64(n))
-	return n, err
 }
 
 // benchReport is the result of a run; the JSON field names are stable.
@@ -300,7 +276,7 @@ func (b *bench) run(ctx context.Context, cfg api.Config, inputs [][]byte, bar *p
 		mu.Unlock()
 		b.errs.Add(1)
 	}
-	start, received := time.Now(), b.received.n.Load()
+	start, received := time.Now(), b.received.Received()
 	var wg sync.WaitGroup
 	for w := range b.conc {
 		wg.Go(func() {
@@ -362,7 +338,7 @@ func (b *bench) run(ctx context.Context, cfg api.Config, inputs [][]byte, bar *p
 	rep.P50Millis = millis(nearestRank(latencies, 50))
 	rep.P99Millis = millis(nearestRank(latencies, 99))
 	if b.op == "lookup" && rep.Requests > 0 {
-		rep.BytesPerLookup = float64(b.received.n.Load()-received) / float64(rep.Requests)
+		rep.BytesPerLookup = float64(b.received.Received()-received) / float64(rep.Requests)
 		rep.BytesPerNumber = rep.BytesPerLookup / float64(b.batch)
 	}
 	if len(rep.ErrorKinds) == 0 {
