@@ -94,16 +94,17 @@ func publishPublic(t *testing.T, c *client.Client, endpoint string) {
 	}
 }
 
-// The client never sends a prefix longer than its MaxPrefixBits, and when
-// the directory's prefix shrinks between the two rounds it widens its own.
+// The client never asks for more buckets than its MaxPrefixBits allows, and
+// when the directory's bucket count shrinks between the two rounds it
+// widens its own.
 func TestPrefixBits(t *testing.T) {
 	inbox := sms.NewInbox()
 	var mu sync.Mutex
-	var sent []int
+	var sent []uint64
 	srv := startServer(t, inbox, directory.Config{MinBucketOwners: 1, Observe: func(o directory.Observation) {
 		if o.Endpoint == "buckets" {
 			mu.Lock()
-			sent = append(sent, o.PrefixBits)
+			sent = append(sent, o.Buckets())
 			mu.Unlock()
 		}
 	}})
@@ -113,7 +114,7 @@ func TestPrefixBits(t *testing.T) {
 		owners[i] = register(t, srv, inbox, t.TempDir(), n, 0)
 		publishPublic(t, owners[i], "https://x.example/"+n[1:])
 	}
-	// 4 owners, 1 per bucket: the directory asks for 2-bit prefixes.
+	// 4 owners, 1 per bucket: the directory has 4 buckets.
 	narrow := register(t, srv, inbox, t.TempDir(), "+12015550123", 1)
 	res, err := narrow.Lookup(t.Context(), numbers[0])
 	if err != nil || len(res[0].Records) != 1 {
@@ -125,8 +126,8 @@ func TestPrefixBits(t *testing.T) {
 		}
 	}
 	mu.Lock()
-	if len(sent) != 2 || sent[0] != 1 || sent[1] != 2 {
-		t.Errorf("prefix bits sent = %v, want [1 2]", sent)
+	if len(sent) != 2 || sent[0] != 2 || sent[1] != 4 {
+		t.Errorf("bucket counts sent = %v, want [2 4]", sent)
 	}
 	sent = nil
 	mu.Unlock()
@@ -165,8 +166,8 @@ func TestPrefixBits(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(sent) != 1 || sent[0] != 0 {
-		t.Errorf("prefix bits after the retry = %v, want [0]", sent)
+	if len(sent) != 1 || sent[0] != 1 {
+		t.Errorf("bucket counts after the retry = %v, want [1]", sent)
 	}
 }
 

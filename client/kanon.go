@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/bits"
 	"os"
 	"path/filepath"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/internal/bucket"
 	"blindex.dev/blindex/record"
 	"blindex.dev/blindex/translog"
 )
@@ -32,17 +32,17 @@ var ErrSmallCrowd = errors.New("client: lookup refused: the buckets would be sma
 // more owners.
 const maxOwnersAge = 24 * time.Hour
 
-// crowdBits checks the evaluate answer's owner count under the pinned log
-// key and returns the longest prefix it allows for crowds of
-// MinBucketOwners: floor(log2(owners / MinBucketOwners)), 0 below two
-// crowds. The count is the log key's word, kept for the next audit, which
-// reports it if the log cannot account for that many owners
-// (checkOwnerCounts). A directory without a log gives no count: its
-// prefix is capped by MaxPrefixBits alone, and only with AllowUnlogged.
-func (c *Client) crowdBits(ctx context.Context, resp *api.EvaluateResponse) (int, error) {
+// crowd checks the evaluate answer's owner count under the pinned log key
+// and returns the most buckets it allows for crowds of MinBucketOwners:
+// floor(owners / MinBucketOwners), at least 1. The count is the log key's
+// word, kept for the next audit, which reports it if the log cannot
+// account for that many owners (checkOwnerCounts). A directory without a
+// log gives no count: its buckets are bounded by MaxPrefixBits alone, and
+// only with AllowUnlogged.
+func (c *Client) crowd(ctx context.Context, resp *api.EvaluateResponse) (uint64, error) {
 	logKey, err := c.logKey(ctx)
 	if errors.Is(err, ErrNoLog) && c.cfg.AllowUnlogged {
-		return 32, nil
+		return bucket.MaxCount, nil
 	} else if err != nil {
 		return 0, err
 	}
@@ -60,11 +60,7 @@ func (c *Client) crowdBits(ctx context.Context, resp *api.EvaluateResponse) (int
 	if err := c.keepOwnerCount(oc); err != nil {
 		return 0, err
 	}
-	q := oc.Owners / int64(c.cfg.MinBucketOwners)
-	if q < 2 {
-		return 0, nil
-	}
-	return bits.Len64(uint64(q)) - 1, nil
+	return uint64(max(oc.Owners/int64(c.cfg.MinBucketOwners), 1)), nil
 }
 
 // fileOwners keeps the largest signed owner count a lookup relied on, for

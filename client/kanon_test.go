@@ -59,15 +59,15 @@ func kanonFrontEnd(t *testing.T, srv *server.Running, edit func(*api.EvaluateRes
 
 // kanonEnv is a directory whose operator set a bucket target of one
 // owner, the red team's setting, with eight public owners.
-func kanonEnv(t *testing.T) (*server.Running, *sms.Inbox, *[]int) {
+func kanonEnv(t *testing.T) (*server.Running, *sms.Inbox, *[]uint64) {
 	t.Helper()
 	inbox := sms.NewInbox()
 	var mu sync.Mutex
-	sent := new([]int)
+	sent := new([]uint64)
 	srv := startServer(t, inbox, directory.Config{MinBucketOwners: 1, Observe: func(o directory.Observation) {
 		if o.Endpoint == "buckets" {
 			mu.Lock()
-			*sent = append(*sent, o.PrefixBits)
+			*sent = append(*sent, o.Buckets())
 			mu.Unlock()
 		}
 	}})
@@ -96,10 +96,10 @@ func kanonCaller(t *testing.T, srv *server.Running, inbox *sms.Inbox, url, numbe
 	return c
 }
 
-// The client bounds the prefix by the signed owner count and its own
+// The client bounds the bucket count by the signed owner count and its own
 // crowd floor, not by the directory's bucket target: eight owners are
 // fewer than two crowds of 16, so it fetches the whole (eight-owner)
-// directory as one bucket, where the directory asked for 3 bits.
+// directory as one bucket, where the directory has 8 buckets.
 func TestForgePrefixOwnFloor(t *testing.T) {
 	srv, inbox, sent := kanonEnv(t)
 	c := kanonCaller(t, srv, inbox, srv.URL(), "+12015550123")
@@ -108,8 +108,8 @@ func TestForgePrefixOwnFloor(t *testing.T) {
 	if err != nil || len(res[0].Records) != 1 {
 		t.Fatalf("lookup: %+v, %v", res, err)
 	}
-	if len(*sent) != 1 || (*sent)[0] != 0 {
-		t.Errorf("prefix bits sent = %v, want [0] (8 owners, crowds of 16)", *sent)
+	if len(*sent) != 1 || (*sent)[0] != 1 {
+		t.Errorf("bucket counts sent = %v, want [1] (8 owners, crowds of 16)", *sent)
 	}
 }
 
@@ -122,11 +122,11 @@ func TestForgePrefixRefused(t *testing.T) {
 		edit func(*api.EvaluateResponse)
 		want string
 	}{
-		{"24-bit prefix", func(r *api.EvaluateResponse) { r.PrefixBits = 24 }, "asks for 24-bit bucket prefixes"},
+		{"2^24 buckets", func(r *api.EvaluateResponse) { r.BucketCount = 1 << 24 }, "asks for 16777216 buckets"},
 		{"count without signature", func(r *api.EvaluateResponse) { r.OwnersSignature = nil }, "no signed owner count"},
 		{"count overstated", func(r *api.EvaluateResponse) {
 			n := int64(1 << 30)
-			r.Owners, r.PrefixBits = &n, 24
+			r.Owners, r.BucketCount = &n, 1<<24
 		}, "does not verify under the pinned log key"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -141,7 +141,7 @@ func TestForgePrefixRefused(t *testing.T) {
 }
 
 // An operator with the log key can sign an overstated count, and a caller
-// then accepts a longer prefix; but the caller keeps the count, and its
+// then accepts more buckets; but the caller keeps the count, and its
 // audit reports it with the signed evidence.
 func TestForgePrefixAuditCatchesSignedLie(t *testing.T) {
 	srv, inbox, _ := kanonEnv(t)
@@ -157,7 +157,7 @@ func TestForgePrefixAuditCatchesSignedLie(t *testing.T) {
 			return
 		}
 		n := oc.Owners
-		r.Owners, r.OwnersTime, r.OwnersSignature, r.PrefixBits = &n, oc.Time.Unix(), oc.Signature[:], 16
+		r.Owners, r.OwnersTime, r.OwnersSignature, r.BucketCount = &n, oc.Time.Unix(), oc.Signature[:], 1<<16
 	})
 	c := kanonCaller(t, srv, inbox, url, "+12015550123")
 	if _, err := c.Lookup(t.Context(), "+14155550100"); err != nil {

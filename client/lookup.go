@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"blindex.dev/blindex/acl"
 	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/internal/bucket"
 	"blindex.dev/blindex/oprf"
 	"blindex.dev/blindex/record"
 )
@@ -102,13 +102,16 @@ func (c *Client) savePinned(p *pinned) error {
 // An evaluation is the outcome of evaluating a batch of inputs, or one
 // request's worth of them (evaluatePart).
 type evaluation struct {
-	ys         [][]byte
-	prefixBits int // the smallest prefix length the directory reported
-	// crowdBits is the longest prefix the smallest signed owner count
-	// allows for crowds of Config.MinBucketOwners (kanon.go).
-	crowdBits int
-	epoch     int  // the lookup epoch evaluated under
-	previous  *int // an older epoch the directory still answers
+	ys      [][]byte
+	buckets uint64 // the smallest bucket count the directory reported
+	// byPrefix: the directory names no bucket count, only a prefix length
+	// (an older directory); buckets is then 2^prefix_bits.
+	byPrefix bool
+	// crowd is the most buckets the smallest signed owner count allows for
+	// crowds of Config.MinBucketOwners (kanon.go).
+	crowd    uint64
+	epoch    int  // the lookup epoch evaluated under
+	previous *int // an older epoch the directory still answers
 }
 
 // evalPartSize is the most elements a lookup sends in one evaluate request.
@@ -151,11 +154,12 @@ func (c *Client) evaluateAt(ctx context.Context, cred *identity, inputs [][]byte
 			}
 		}
 	}
-	ev := &evaluation{ys: make([][]byte, 0, len(inputs)), prefixBits: 32, crowdBits: 32}
+	ev := &evaluation{ys: make([][]byte, 0, len(inputs)), buckets: bucket.MaxCount, crowd: bucket.MaxCount}
 	for _, o := range out {
 		ev.ys = append(ev.ys, o.ys...)
-		ev.prefixBits = min(ev.prefixBits, o.prefixBits)
-		ev.crowdBits = min(ev.crowdBits, o.crowdBits)
+		ev.buckets = min(ev.buckets, o.buckets)
+		ev.byPrefix = ev.byPrefix || o.byPrefix
+		ev.crowd = min(ev.crowd, o.crowd)
 		ev.epoch, ev.previous = o.epoch, o.previous
 	}
 	if epoch == nil && ev.epoch > p.Epoch {
@@ -235,11 +239,18 @@ func (c *Client) evaluatePart(ctx context.Context, cred *identity, p *pinned, pk
 	if err != nil {
 		return nil, err
 	}
-	crowdBits, err := c.crowdBits(ctx, &resp)
+	crowd, err := c.crowd(ctx, &resp)
 	if err != nil {
 		return nil, err
 	}
-	return &evaluation{ys: ys, prefixBits: resp.PrefixBits, crowdBits: crowdBits, epoch: resp.Epoch, previous: resp.Previous}, nil
+	ev := &evaluation{ys: ys, buckets: resp.BucketCount, crowd: crowd, epoch: resp.Epoch, previous: resp.Previous}
+	if resp.BucketCount == 0 || resp.BucketCount > bucket.MaxCount {
+		if resp.PrefixBits < 0 || resp.PrefixBits > 32 {
+			return nil, fmt.Errorf("client: the directory names prefix length %d", resp.PrefixBits)
+		}
+		ev.buckets, ev.byPrefix = 1<<resp.PrefixBits, true
+	}
+	return ev, nil
 }
 
 func (c *Client) normalize(number string) (string, error) {
@@ -361,27 +372,30 @@ func (c *Client) Lookup(ctx context.Context, numbers ...string) ([]Result, error
 	return results, nil
 }
 
-// maxWidenBits is how far below the directory's prefix length a client
-// may fetch (directory.MaxWidenBits): the directory refuses wider buckets.
+// maxWidenBits bounds how much wider than the directory's a client's
+// buckets may be: 2^maxWidenBits of them (directory.MaxWidenBits). The
+// directory refuses wider buckets.
 const maxWidenBits = 4
 
 // buyWiderFetches makes sure this lookup has bought enough bucket fetches
-// for n prefixes of prefixBits bits, shorter than the directory's: each
-// spans 2^(ev.prefixBits-prefixBits) of the directory's buckets and costs
-// that many fetches, one per evaluation (docs/protocol.md §8.6). It buys
-// the difference by evaluating random inputs, which tell the directory
-// nothing but their count, and spend the caller's evaluation budget like
-// any other.
-func (c *Client) buyWiderFetches(ctx context.Context, cred *identity, ev *evaluation, prefixBits, n int) error {
-	widen := ev.prefixBits - prefixBits
-	if widen <= 0 {
+// for buckets among count, fewer than the directory's: each costs one
+// fetch for every bucket of the directory's it spans, one per evaluation
+// (docs/protocol.md §8.6). It buys the difference by evaluating random
+// inputs, which tell the directory nothing but their count, and spend the
+// caller's evaluation budget like any other.
+func (c *Client) buyWiderFetches(ctx context.Context, cred *identity, ev *evaluation, count uint64, buckets []uint32) error {
+	if count >= ev.buckets {
 		return nil
 	}
-	if widen > maxWidenBits {
-		return fmt.Errorf("client: MaxPrefixBits %d is more than %d bits below the directory's prefix length, %d: the directory refuses buckets that wide",
-			prefixBits, maxWidenBits, ev.prefixBits)
+	if ev.buckets > count<<maxWidenBits {
+		return fmt.Errorf("client: MaxPrefixBits allows %d buckets, fewer than a %dth of the directory's %d: the directory refuses buckets that wide",
+			count, 1<<maxWidenBits, ev.buckets)
 	}
-	extra := n<<widen - len(ev.ys)
+	var cost uint64
+	for _, b := range buckets {
+		cost += bucket.Spans(b, count, ev.buckets)
+	}
+	extra := int(cost) - len(ev.ys)
 	if extra <= 0 {
 		return nil
 	}
@@ -397,30 +411,33 @@ func (c *Client) buyWiderFetches(ctx context.Context, cred *identity, ev *evalua
 // fetchRecords fetches the buckets of ev's outputs in ev's epoch and opens
 // the records under each output's index.
 func (c *Client) fetchRecords(ctx context.Context, cred *identity, ev *evaluation, inputs [][]byte, trust record.Trust) ([]verified, error) {
-	// A prefix longer than MaxPrefixBits, or than the signed owner count
-	// allows (kanon.go), would put each lookup in a smaller crowd than the
-	// client accepts; a shorter one only fetches more.
-	if ev.prefixBits > ev.crowdBits+maxWidenBits {
-		return nil, fmt.Errorf("%w: the directory asks for %d-bit bucket prefixes, but its signed owner count allows at most %d for crowds of %d (MinBucketOwners); it refuses buckets more than %d bits wider",
-			ErrSmallCrowd, ev.prefixBits, ev.crowdBits, c.cfg.MinBucketOwners, maxWidenBits)
+	// More buckets than MaxPrefixBits allows, or than the signed owner
+	// count allows (kanon.go), would put each lookup in a smaller crowd
+	// than the client accepts; fewer only fetch more.
+	if ev.buckets > ev.crowd<<maxWidenBits {
+		return nil, fmt.Errorf("%w: the directory asks for %d buckets, but its signed owner count allows at most %d for crowds of %d (MinBucketOwners); it refuses buckets more than %d times wider",
+			ErrSmallCrowd, ev.buckets, ev.crowd, c.cfg.MinBucketOwners, 1<<maxWidenBits)
 	}
-	prefixBits := min(ev.prefixBits, c.cfg.MaxPrefixBits, ev.crowdBits)
+	count := min(ev.buckets, uint64(1)<<c.cfg.MaxPrefixBits, ev.crowd)
+	if ev.byPrefix { // a directory that fetches by prefix: a power of two
+		count = 1 << bucket.PrefixBits(count)
+	}
 	// Fetch each distinct bucket once.
 	indexes := make([][32]byte, len(ev.ys))
-	var prefixes []uint32
+	var buckets []uint32
 	seen := map[uint32]bool{}
 	for i, y := range ev.ys {
 		indexes[i] = oprf.Index(y)
-		p := prefixOf(indexes[i], prefixBits)
-		if !seen[p] {
-			seen[p] = true
-			prefixes = append(prefixes, p)
+		b := bucket.Of(indexes[i], count)
+		if !seen[b] {
+			seen[b] = true
+			buckets = append(buckets, b)
 		}
 	}
-	if err := c.buyWiderFetches(ctx, cred, ev, prefixBits, len(prefixes)); err != nil {
+	if err := c.buyWiderFetches(ctx, cred, ev, count, buckets); err != nil {
 		return nil, err
 	}
-	answers, err := c.fetchBuckets(ctx, cred, ev.epoch, prefixBits, prefixes)
+	answers, err := c.fetchBuckets(ctx, cred, ev.epoch, count, ev.byPrefix, buckets)
 	if err != nil {
 		return nil, err
 	}
@@ -477,12 +494,12 @@ func sortVerified(v *verified) {
 	v.records, v.vouched = records, vouched
 }
 
-// fetchBuckets fetches the buckets under prefixes of n bits. If owners left
-// between the two rounds the directory's prefix may have shrunk (409): the
-// client then widens its prefixes to the directory's current length, which
-// only merges buckets, and fetches them all again once.
-func (c *Client) fetchBuckets(ctx context.Context, cred *identity, epoch, n int, prefixes []uint32) ([]*api.BucketsResponse, error) {
-	answers, err := c.fetchBucketParts(ctx, cred, epoch, n, prefixes)
+// fetchBuckets fetches buckets among count. If owners left between the
+// two rounds the directory's bucket count may have shrunk (409): the client
+// then fetches, once, the directory's current buckets that overlap its own,
+// which only widens them.
+func (c *Client) fetchBuckets(ctx context.Context, cred *identity, epoch int, count uint64, byPrefix bool, buckets []uint32) ([]*api.BucketsResponse, error) {
+	answers, err := c.fetchBucketParts(ctx, cred, epoch, count, byPrefix, buckets)
 	if asStatus(err, http.StatusConflict) == nil {
 		return answers, err
 	}
@@ -490,41 +507,49 @@ func (c *Client) fetchBuckets(ctx context.Context, cred *identity, epoch, n int,
 	if cerr != nil {
 		return nil, cerr
 	}
-	if cfg.PrefixBits >= n || cfg.PrefixBits < 0 {
+	now := cfg.BucketCount
+	if byPrefix {
+		if cfg.PrefixBits < 0 || cfg.PrefixBits > 32 {
+			return nil, err
+		}
+		now = 1 << cfg.PrefixBits
+	}
+	if now >= count || now == 0 {
 		return nil, err
 	}
 	var wider []uint32
 	seen := map[uint32]bool{}
-	for _, p := range prefixes {
-		if q := p >> (n - cfg.PrefixBits); !seen[q] {
-			seen[q] = true
-			wider = append(wider, q)
+	for _, b := range buckets {
+		lo, hi := bucket.Range(b, count)
+		for w := bucket.OfValue(lo, now); w <= bucket.OfValue(hi, now); w++ {
+			if !seen[w] {
+				seen[w] = true
+				wider = append(wider, w)
+			}
 		}
 	}
-	return c.fetchBucketParts(ctx, cred, epoch, cfg.PrefixBits, wider)
+	return c.fetchBucketParts(ctx, cred, epoch, now, byPrefix, wider)
 }
 
-// fetchBucketParts sorts the prefixes, so that their order says nothing
+// fetchBucketParts sorts the buckets, so that their order says nothing
 // about the order of the numbers, and fetches them in parts at once (see
 // evalPartSize). The parts of a sorted set are fixed by the set, so they
 // tell the server nothing more than one request would.
-func (c *Client) fetchBucketParts(ctx context.Context, cred *identity, epoch, n int, prefixes []uint32) ([]*api.BucketsResponse, error) {
-	slices.Sort(prefixes)
-	parts := evenParts(prefixes, bucketPartSize)
+func (c *Client) fetchBucketParts(ctx context.Context, cred *identity, epoch int, count uint64, byPrefix bool, buckets []uint32) ([]*api.BucketsResponse, error) {
+	slices.Sort(buckets)
+	parts := evenParts(buckets, bucketPartSize)
 	answers := make([]*api.BucketsResponse, len(parts))
 	err := c.inParts(ctx, len(parts), func(ctx context.Context, i int) (err error) {
-		answers[i], err = c.postBuckets(ctx, api.BucketsRequest{PrefixBits: n, Prefixes: parts[i], Epoch: &epoch}, cred)
+		req := api.BucketsRequest{Prefixes: parts[i], Epoch: &epoch}
+		if byPrefix {
+			req.PrefixBits = bucket.PrefixBits(count)
+		} else {
+			req.BucketCount = &count
+		}
+		answers[i], err = c.postBuckets(ctx, req, cred)
 		return err
 	})
 	return answers, err
-}
-
-// prefixOf is the first n bits of an index.
-func prefixOf(index [32]byte, n int) uint32 {
-	if n == 0 {
-		return 0
-	}
-	return binary.BigEndian.Uint32(index[:4]) >> (32 - n)
 }
 
 // Identity returns the number and expiry of the stored credential.

@@ -13,7 +13,6 @@ package client_test
 // 5 the parallel single-lookup rate at 10 M over the rate at 100 k.
 
 import (
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -22,7 +21,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +29,7 @@ import (
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/directory/datadir"
 	"blindex.dev/blindex/directory/synth"
+	"blindex.dev/blindex/internal/bytecount"
 	"blindex.dev/blindex/internal/sms"
 	"blindex.dev/blindex/oprf"
 	"blindex.dev/blindex/server"
@@ -45,7 +44,7 @@ const benchCaller = "+14155550100"
 type benchLookupEnv struct {
 	owners   int
 	client   *client.Client
-	received atomic.Int64
+	received *bytecount.Transport
 	key      *oprf.PrivateKey
 }
 
@@ -79,7 +78,8 @@ func newBenchLookupEnv(b *testing.B) *benchLookupEnv {
 	}
 	b.Cleanup(func() { srv.Close() })
 	e.key = srv.Node.OPRFKey
-	hc := &http.Client{Transport: &countingTransport{next: &http.Transport{MaxIdleConnsPerHost: 64}, n: &e.received}}
+	e.received = &bytecount.Transport{Next: &http.Transport{MaxIdleConnsPerHost: 64}}
+	hc := &http.Client{Transport: e.received}
 	c, err := client.New(client.Config{Server: srv.URL(), StateDir: b.TempDir(), HTTPClient: hc})
 	if err != nil {
 		b.Fatal(err)
@@ -92,31 +92,6 @@ func newBenchLookupEnv(b *testing.B) *benchLookupEnv {
 	}
 	e.client = c
 	return e
-}
-
-// countingTransport counts response body bytes.
-type countingTransport struct {
-	next http.RoundTripper
-	n    *atomic.Int64
-}
-
-func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := t.next.RoundTrip(r)
-	if err == nil {
-		resp.Body = &countingBody{ReadCloser: resp.Body, n: t.n}
-	}
-	return resp, err
-}
-
-type countingBody struct {
-	io.ReadCloser
-	n *atomic.Int64
-}
-
-func (c *countingBody) Read(p []byte) (int, error) {
-	n, err := c.ReadCloser.Read(p)
-	c.n.Add(int64(n))
-	return n, err
 }
 
 // numbers draws n distinct synthetic numbers with indexes below limit.
@@ -196,7 +171,7 @@ func (e *benchLookupEnv) bench(b *testing.B, ev *oprf.Evaluator, batch, inFlight
 	var latencies []time.Duration
 	var lookups, crypto time.Duration
 	found := 0
-	e.received.Store(0)
+	received := e.received.Received()
 	for b.Loop() {
 		sets := make([][]string, inFlight)
 		for i := range sets {
@@ -239,7 +214,7 @@ func (e *benchLookupEnv) bench(b *testing.B, ev *oprf.Evaluator, batch, inFlight
 	b.ReportMetric(float64(latencies[(99*n-1)/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(n)/lookups.Seconds(), "lookups/s")
 	b.ReportMetric(float64(found)/float64(n), "found/lookup")
-	b.ReportMetric(float64(e.received.Load())/float64(n)/1024, "KiB/lookup")
+	b.ReportMetric(float64(e.received.Received()-received)/float64(n)/1024, "KiB/lookup")
 	b.ReportMetric(lookups.Seconds()/crypto.Seconds(), "lookup/oprf")
 	b.ReportMetric(float64(e.owners), "owners")
 }

@@ -35,6 +35,7 @@ import (
 	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/credential"
 	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/internal/bucket"
 	"blindex.dev/blindex/internal/buildinfo"
 	"blindex.dev/blindex/internal/httpapi"
 	"blindex.dev/blindex/internal/httpsig"
@@ -120,20 +121,21 @@ type Config struct {
 // number, only what the protocol discloses. The transcript (NewTranscript)
 // writes one per request.
 type Observation struct {
-	Time       time.Time `json:"time"`
-	Endpoint   string    `json:"endpoint"`              // evaluate, buckets, publish, acl, delete, revoke
-	Caller     string    `json:"caller"`                // short keyed fingerprint of the caller (as in logs)
-	Pseudonym  string    `json:"pseudonym"`             // the caller pseudonym, hex: links the transcript to allowlists
-	Count      int       `json:"count,omitempty"`       // elements evaluated or buckets fetched
-	PrefixBits int       `json:"prefix_bits,omitempty"` // for buckets
-	Prefixes   []uint32  `json:"prefixes,omitempty"`    // for buckets
-	Index      string    `json:"index,omitempty"`       // for writes: the owner's index, hex
-	RecordID   string    `json:"record_id,omitempty"`   // for writes, hex
-	Size       int       `json:"ciphertext_size,omitempty"`
-	Visibility string    `json:"visibility,omitempty"`
-	Allow      int       `json:"allow,omitempty"` // allowlist entries (pseudonyms)
-	Deny       int       `json:"deny,omitempty"`  // denylist entries (pseudonyms)
-	Expires    time.Time `json:"expires,omitzero"`
+	Time        time.Time `json:"time"`
+	Endpoint    string    `json:"endpoint"`               // evaluate, buckets, publish, acl, delete, revoke
+	Caller      string    `json:"caller"`                 // short keyed fingerprint of the caller (as in logs)
+	Pseudonym   string    `json:"pseudonym"`              // the caller pseudonym, hex: links the transcript to allowlists
+	Count       int       `json:"count,omitempty"`        // elements evaluated or buckets fetched
+	PrefixBits  int       `json:"prefix_bits,omitempty"`  // for buckets fetched by prefix
+	BucketCount *uint64   `json:"bucket_count,omitempty"` // for buckets fetched by count
+	Prefixes    []uint32  `json:"prefixes,omitempty"`     // for buckets
+	Index       string    `json:"index,omitempty"`        // for writes: the owner's index, hex
+	RecordID    string    `json:"record_id,omitempty"`    // for writes, hex
+	Size        int       `json:"ciphertext_size,omitempty"`
+	Visibility  string    `json:"visibility,omitempty"`
+	Allow       int       `json:"allow,omitempty"` // allowlist entries (pseudonyms)
+	Deny        int       `json:"deny,omitempty"`  // denylist entries (pseudonyms)
+	Expires     time.Time `json:"expires,omitzero"`
 }
 
 // NewTranscript returns an Observe function that writes each observation
@@ -155,8 +157,8 @@ var (
 	errStaleProof     = httpapi.New(http.StatusForbidden, ErrStaleProof.Error(), "prove the number by SMS again (within the last 10 minutes, and not while on notice) before evicting another key")
 	errNotHolder      = httpapi.New(http.StatusNotFound, ErrNotHolder.Error(), "no other holder of this number has that key hash")
 	errSenior         = httpapi.New(http.StatusForbidden, ErrSenior.Error(), "that key joined this number before yours: a key may evict only keys that joined after it")
-	ErrStalePrefix    = httpapi.New(http.StatusConflict, "directory: prefix_bits above the current value", "prefix_bits above the server's current value: fetch /v1/config and retry")
-	ErrShortPrefix    = httpapi.New(http.StatusConflict, "directory: prefix_bits too far below the current value", fmt.Sprintf("prefix_bits more than %d below the server's current value: fetch /v1/config and retry", MaxWidenBits))
+	ErrStalePrefix    = httpapi.New(http.StatusConflict, "directory: bucket_count or prefix_bits above the current value", "bucket_count (or prefix_bits) above the server's current value: fetch /v1/config and retry")
+	ErrShortPrefix    = httpapi.New(http.StatusConflict, "directory: buckets too wide", fmt.Sprintf("buckets wider than %d of the server's current ones (bucket_count or prefix_bits too small): fetch /v1/config and retry", 1<<MaxWidenBits))
 	ErrTooManyRecords = httpapi.New(http.StatusConflict, "directory: too many records for this owner", "too many records for this number")
 	errNoRecord       = httpapi.New(http.StatusNotFound, "directory: no such record", "not found")
 )
@@ -473,7 +475,7 @@ func (s *Server) housekeepError(what string, err error) {
 
 // config returns the public parameters.
 func (s *Server) config(ctx context.Context) (api.Config, error) {
-	pb, err := s.owners.prefixBits(ctx)
+	count, err := s.owners.buckets(ctx)
 	if err != nil {
 		return api.Config{}, err
 	}
@@ -488,7 +490,8 @@ func (s *Server) config(ctx context.Context) (api.Config, error) {
 		Info:         s.cfg.Info,
 		Epoch:        e.Current,
 		Epochs:       apiEpochs(e, s.cfg.Info),
-		PrefixBits:   pb,
+		PrefixBits:   bucket.PrefixBits(count),
+		BucketCount:  count,
 		MaxBatch:     oprf.MaxBatch,
 		CARoots:      s.rootsDER,
 		RecordMaxTTL: int64(s.cfg.RecordMaxTTL / time.Second),
@@ -750,13 +753,22 @@ func (s *Server) revoke(ctx context.Context, c *caller) error {
 	return nil
 }
 
+// Buckets is the bucket count a fetch named: its bucket_count, or
+// 2^prefix_bits for a fetch by prefix.
+func (o Observation) Buckets() uint64 {
+	if o.BucketCount != nil {
+		return *o.BucketCount
+	}
+	return 1 << o.PrefixBits
+}
+
 func (s *Server) observe(o Observation) {
 	switch o.Endpoint {
 	case "evaluate":
 		s.log.Info("observed", "endpoint", o.Endpoint, "caller", o.Caller, "count", o.Count)
 	case "buckets":
 		s.log.Info("observed", "endpoint", o.Endpoint, "caller", o.Caller, "count", o.Count,
-			"prefix_bits", o.PrefixBits, "prefixes", prefixList(o.Prefixes))
+			"prefix_bits", o.PrefixBits, "bucket_count", o.BucketCount, "prefixes", prefixList(o.Prefixes))
 	}
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(o)
@@ -797,7 +809,7 @@ func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateReques
 		return api.EvaluateResponse{}, fmt.Errorf("evaluate: %w", err) // httpapi maps the oprf input errors to 400
 	}
 	s.chargeCeiling(len(req.Elements))
-	owners, pb, err := s.owners.current(ctx)
+	owners, count, err := s.owners.current(ctx)
 	if err != nil {
 		return api.EvaluateResponse{}, err
 	}
@@ -808,7 +820,7 @@ func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateReques
 	o := s.observation(c, "evaluate")
 	o.Count = len(req.Elements)
 	s.observe(o)
-	resp := api.EvaluateResponse{Evaluated: evaluated, Proof: proof, PrefixBits: pb, Epoch: epoch}
+	resp := api.EvaluateResponse{Evaluated: evaluated, Proof: proof, PrefixBits: bucket.PrefixBits(count), BucketCount: count, Epoch: epoch}
 	// The caller bounds the prefix by a count the log key signs, which an
 	// audit holds against the log (docs/protocol.md §10.2).
 	oc, err := s.tlog.SignOwners(int64(owners), s.cfg.Now())
@@ -831,7 +843,15 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 	if len(req.Prefixes) > oprf.MaxBatch {
 		return api.BucketsResponse{}, oprf.ErrBatchTooLarge
 	}
-	if req.PrefixBits < 0 || req.PrefixBits > 32 {
+	reqCount := uint64(1) << max(req.PrefixBits, 0)
+	switch {
+	case req.BucketCount != nil && req.PrefixBits != 0:
+		return api.BucketsResponse{}, fmt.Errorf("%w: bucket_count and prefix_bits both given", httpapi.ErrBadRequest)
+	case req.BucketCount != nil && (*req.BucketCount < 1 || *req.BucketCount > bucket.MaxCount):
+		return api.BucketsResponse{}, fmt.Errorf("%w: bucket_count", httpapi.ErrBadRequest)
+	case req.BucketCount != nil:
+		reqCount = *req.BucketCount
+	case req.PrefixBits < 0 || req.PrefixBits > 32:
 		return api.BucketsResponse{}, fmt.Errorf("%w: prefix_bits", httpapi.ErrBadRequest)
 	}
 	epoch, _, err := s.epochOf(ctx, req.Epoch, true)
@@ -842,36 +862,42 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 	if err != nil {
 		return api.BucketsResponse{}, err
 	}
-	pb, err := s.owners.prefixBits(ctx)
+	count, err := s.owners.buckets(ctx)
 	if err != nil {
 		return api.BucketsResponse{}, err
 	}
-	// A longer prefix than the server's would shrink buckets below the
-	// anonymity target. A shorter one widens them: each spans 2^(pb-p) of
-	// the server's buckets and costs that many fetches, so one evaluation
-	// never buys more than one bucket's worth of records; and it is
-	// refused beyond MaxWidenBits, so no fetch reads a large part of the
-	// directory at once.
-	if req.PrefixBits > pb {
+	// A request by prefix is measured against the server's prefix length,
+	// as before bucket counts: its buckets are those of 2^PrefixBits.
+	if req.BucketCount == nil {
+		count = 1 << bucket.PrefixBits(count)
+	}
+	// More buckets than the server's would shrink them below the anonymity
+	// target. Fewer widens them: each spans several of the server's buckets
+	// and costs one fetch for each, so one evaluation never buys more than
+	// one bucket's worth of records; and a span of more than 2^MaxWidenBits
+	// is refused, so no fetch reads a large part of the directory at once.
+	if reqCount > count {
 		return api.BucketsResponse{}, ErrStalePrefix
 	}
-	widen := pb - req.PrefixBits
-	if widen > MaxWidenBits {
+	if count > reqCount<<MaxWidenBits {
 		return api.BucketsResponse{}, ErrShortPrefix
 	}
 	ranges := make([]BucketRange, len(req.Prefixes))
 	seen := make(map[uint32]bool, len(req.Prefixes))
+	var cost uint64
 	for i, p := range req.Prefixes {
-		if req.PrefixBits < 32 && p>>req.PrefixBits != 0 {
-			return api.BucketsResponse{}, fmt.Errorf("%w: prefix out of range", httpapi.ErrBadRequest)
+		if uint64(p) >= reqCount {
+			return api.BucketsResponse{}, fmt.Errorf("%w: bucket out of range", httpapi.ErrBadRequest)
 		}
 		if seen[p] {
-			return api.BucketsResponse{}, fmt.Errorf("%w: duplicate prefix", httpapi.ErrBadRequest)
+			return api.BucketsResponse{}, fmt.Errorf("%w: duplicate bucket", httpapi.ErrBadRequest)
 		}
 		seen[p] = true
-		ranges[i] = bucketRange(p, req.PrefixBits)
+		lo, hi := bucket.Range(p, reqCount)
+		ranges[i] = BucketRange{lo, hi}
+		cost += bucket.Spans(p, reqCount, count)
 	}
-	if err := s.spendBuckets(ctx, c, len(ranges)<<widen); err != nil {
+	if err := s.spendBuckets(ctx, c, int(cost)); err != nil {
 		return api.BucketsResponse{}, err
 	}
 	now := s.cfg.Now()
@@ -890,7 +916,7 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 		resp.Buckets[i] = b
 	}
 	o := s.observation(c, "buckets")
-	o.Count, o.PrefixBits, o.Prefixes = len(req.Prefixes), req.PrefixBits, req.Prefixes
+	o.Count, o.PrefixBits, o.BucketCount, o.Prefixes = len(req.Prefixes), req.PrefixBits, req.BucketCount, req.Prefixes
 	s.observe(o)
 	return resp, nil
 }
@@ -948,15 +974,6 @@ func (s *Server) fetchBuckets(ctx context.Context, epoch int, ranges []BucketRan
 		return nil, fmt.Errorf("directory: store answered %d buckets for %d ranges", len(found), len(ranges))
 	}
 	return found, nil
-}
-
-// bucketRange is the range of 32-bit buckets under a prefix of n bits.
-func bucketRange(prefix uint32, n int) BucketRange {
-	if n == 0 {
-		return BucketRange{0, 1<<32 - 1}
-	}
-	lo := uint64(prefix) << (32 - n)
-	return BucketRange{uint32(lo), uint32(lo + 1<<(32-n) - 1)}
 }
 
 // logged answers a write with the proof that its log entry (at pos) is in

@@ -2,14 +2,15 @@ package directory
 
 import (
 	"context"
-	"math/bits"
 	"sync"
 	"time"
+
+	"blindex.dev/blindex/internal/bucket"
 )
 
-// ownerCount caches the bucket prefix length, floor(log2(owners /
-// MinBucketOwners)), so that an average bucket holds at least
-// MinBucketOwners owners. Counting owners scans an index (seconds at 10 M
+// ownerCount caches the bucket count, bucket.CountFor(owners,
+// MinBucketOwners), so that an average bucket holds at least
+// MinBucketOwners owners, and at most 9/8 of them. Counting owners scans an index (seconds at 10 M
 // owners), so the value is cached and recounted in the background, one
 // count at a time, while requests use the previous value; only before the
 // first count has ended do they wait for it. It is recounted after 10
@@ -19,10 +20,10 @@ import (
 //
 // Owners who may have left (a record deleted, a holder retired, records
 // expired) are subtracted from the count at once, not at the next count: a
-// prefix the remaining owners no longer fill is refused (409) from the next
-// request on, and the answer the client then fetches already has the shorter
-// one. New owners wait for the count: a stale shorter prefix only widens
-// buckets.
+// bucket count the remaining owners no longer fill is refused (409) from the
+// next request on, and the answer the client then fetches already has the
+// smaller one. New owners wait for the count: a stale smaller count only
+// widens buckets.
 type ownerCount struct {
 	count        func(context.Context, time.Time) (int, error) // Store.CountOwners
 	now          func() time.Time
@@ -53,16 +54,16 @@ func newOwnerCount(store Store, minPerBucket, maxBits int, now func() time.Time,
 	return o
 }
 
-// prefixBits returns the current prefix length.
-func (o *ownerCount) prefixBits(ctx context.Context) (int, error) {
-	_, pb, err := o.current(ctx)
-	return pb, err
+// buckets returns the current bucket count.
+func (o *ownerCount) buckets(ctx context.Context) (uint64, error) {
+	_, n, err := o.current(ctx)
+	return n, err
 }
 
 // current returns the owners counted, less those who may have left since,
-// and the prefix length for them: the count is what the log key signs
+// and the bucket count for them: the count is what the log key signs
 // for callers (docs/protocol.md §10.2).
-func (o *ownerCount) current(ctx context.Context) (owners, prefixBits int, err error) {
+func (o *ownerCount) current(ctx context.Context) (owners int, buckets uint64, err error) {
 	o.mu.Lock()
 	if !o.now().Before(o.valid) {
 		o.start(o.now())
@@ -70,7 +71,7 @@ func (o *ownerCount) current(ctx context.Context) (owners, prefixBits int, err e
 	known, n, done, err := o.known, o.ownersLocked(), o.counting, o.err
 	o.mu.Unlock()
 	if known {
-		return n, o.bitsFor(n), nil
+		return n, o.countFor(n), nil
 	}
 	if done == nil { // the first count failed, and the next waits its turn
 		return 0, 0, err
@@ -86,7 +87,7 @@ func (o *ownerCount) current(ctx context.Context) (owners, prefixBits int, err e
 		return 0, 0, o.err
 	}
 	n = o.ownersLocked()
-	return n, o.bitsFor(n), nil
+	return n, o.countFor(n), nil
 }
 
 // ownersLocked is the owners counted less those who may have left since.
@@ -97,8 +98,8 @@ func (o *ownerCount) ownersLocked() int {
 	return max(o.owners-int(o.lost-o.lostThen), 0)
 }
 
-func (o *ownerCount) bitsFor(owners int) int {
-	return prefixBitsFor(owners, o.minPerBucket, o.maxBits)
+func (o *ownerCount) countFor(owners int) uint64 {
+	return bucket.CountFor(owners, o.minPerBucket, 1<<o.maxBits)
 }
 
 // refresh starts a count now unless one runs, so that the first requests
@@ -162,12 +163,4 @@ func (o *ownerCount) left(n int) {
 func (o *ownerCount) stop() {
 	o.cancel()
 	o.wg.Wait()
-}
-
-func prefixBitsFor(owners, minPerBucket, maxBits int) int {
-	q := owners / minPerBucket
-	if q < 2 {
-		return 0
-	}
-	return min(bits.Len(uint(q))-1, maxBits)
 }

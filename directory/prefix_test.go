@@ -134,14 +134,19 @@ func TestRecountDoesNotDelayRequests(t *testing.T) {
 }
 
 // prefixBits reads prefix_bits from /v1/config.
-func (e *env) prefixBits() int {
+func (e *env) prefixBits() int { return e.config().PrefixBits }
+
+// bucketCount reads bucket_count from /v1/config.
+func (e *env) bucketCount() uint64 { return e.config().BucketCount }
+
+func (e *env) config() api.Config {
 	e.t.Helper()
 	r := e.do("GET", api.PathConfig, nil, nil)
 	var cfg api.Config
 	if r.status != 200 || json.Unmarshal(r.body, &cfg) != nil {
 		e.t.Fatalf("config: %d %s", r.status, r.body)
 	}
-	return cfg.PrefixBits
+	return cfg
 }
 
 // TestPrefixAfterDelete checks that owners who leave shorten the prefix at

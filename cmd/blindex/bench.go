@@ -23,6 +23,7 @@ import (
 	"blindex.dev/blindex/client"
 	"blindex.dev/blindex/directory/synth"
 	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/internal/bytecount"
 	"blindex.dev/blindex/internal/httpsig"
 	"blindex.dev/blindex/oprf"
 )
@@ -39,7 +40,9 @@ measured in the same run, and the ratio between the two.
                   proof is verified)
   --op lookup     each request is a whole lookup of --batch numbers drawn
                   from "blindex synth --seed S --owners N": evaluate, verify,
-                  fetch buckets, decrypt
+                  fetch buckets, decrypt; the report adds the bytes each
+                  lookup downloaded (bytes_per_lookup, bytes_per_number:
+                  response bodies, which the server never compresses)
 
 It stops after --requests requests or after --duration, whichever comes
 first. It refuses a server that is not on loopback unless --allow-remote:
@@ -89,8 +92,8 @@ server's defaults keep small: start a benchmark server with a large budget
 	}
 	// One connection per worker, kept open; never through a proxy, which
 	// would make the loopback check meaningless.
-	hc := &http.Client{Timeout: *duration + 30*time.Second,
-		Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: *conc}}
+	received := &bytecount.Transport{Next: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: *conc}}
+	hc := &http.Client{Timeout: *duration + 30*time.Second, Transport: received}
 	c, err := client.New(client.Config{Server: *cf.server, CA: *cf.ca, StateDir: *cf.state,
 		DefaultRegion: *cf.region, HTTPClient: hc})
 	if err != nil {
@@ -103,7 +106,7 @@ server's defaults keep small: start a benchmark server with a large budget
 	b := &bench{
 		server: strings.TrimRight(*cf.server, "/"), op: *op, batch: *batch, conc: *conc,
 		requests: *requests, duration: *duration, seed: *seed, owners: *owners,
-		client: c, key: key, cert: chain[0], http: hc,
+		client: c, key: key, cert: chain[0], http: hc, received: received,
 	}
 	inputs := make([][]byte, b.batch)
 	for i := range inputs {
@@ -213,30 +216,35 @@ type bench struct {
 	key                *ecdsa.PrivateKey
 	cert               []byte
 	http               *http.Client
+	received           *bytecount.Transport
 	issued, done, errs atomic.Int64
 }
 
 // benchReport is the result of a run; the JSON field names are stable.
 type benchReport struct {
-	Server                    string         `json:"server"`
-	Op                        string         `json:"op"`
-	Batch                     int            `json:"batch"`
-	Concurrency               int            `json:"concurrency"`
-	Requests                  int            `json:"requests"` // answered successfully
-	Errors                    int            `json:"errors"`
-	ErrorKinds                map[string]int `json:"error_kinds,omitempty"`
-	Unfinished                int            `json:"unfinished"` // cut off by --duration or an interrupt
-	Seconds                   float64        `json:"seconds"`
-	RequestsPerSecond         float64        `json:"requests_per_second"`
-	NumbersPerSecond          float64        `json:"numbers_per_second"`
-	P50Millis                 float64        `json:"p50_ms"`
-	P99Millis                 float64        `json:"p99_ms"`
-	ProofVerified             bool           `json:"proof_verified,omitempty"` // evaluate: the first answer's proof
-	RecordsFound              int            `json:"records_found,omitempty"`  // lookup
-	InProcessNumbersPerSecond float64        `json:"inprocess_numbers_per_second"`
-	InProcessWorkers          int            `json:"inprocess_workers"`
-	Ratio                     float64        `json:"ratio"` // numbers_per_second / inprocess_numbers_per_second
-	Interrupted               bool           `json:"interrupted,omitempty"`
+	Server            string         `json:"server"`
+	Op                string         `json:"op"`
+	Batch             int            `json:"batch"`
+	Concurrency       int            `json:"concurrency"`
+	Requests          int            `json:"requests"` // answered successfully
+	Errors            int            `json:"errors"`
+	ErrorKinds        map[string]int `json:"error_kinds,omitempty"`
+	Unfinished        int            `json:"unfinished"` // cut off by --duration or an interrupt
+	Seconds           float64        `json:"seconds"`
+	RequestsPerSecond float64        `json:"requests_per_second"`
+	NumbersPerSecond  float64        `json:"numbers_per_second"`
+	P50Millis         float64        `json:"p50_ms"`
+	P99Millis         float64        `json:"p99_ms"`
+	ProofVerified     bool           `json:"proof_verified,omitempty"` // evaluate: the first answer's proof
+	RecordsFound      int            `json:"records_found,omitempty"`  // lookup
+	// lookup: the response bytes received during the run, per answered
+	// lookup and per number looked up (cut-off lookups' bytes included).
+	BytesPerLookup            float64 `json:"bytes_per_lookup,omitempty"`
+	BytesPerNumber            float64 `json:"bytes_per_number,omitempty"`
+	InProcessNumbersPerSecond float64 `json:"inprocess_numbers_per_second"`
+	InProcessWorkers          int     `json:"inprocess_workers"`
+	Ratio                     float64 `json:"ratio"` // numbers_per_second / inprocess_numbers_per_second
+	Interrupted               bool    `json:"interrupted,omitempty"`
 }
 
 // run sends requests from b.conc workers until b.requests have been sent or
@@ -268,7 +276,7 @@ func (b *bench) run(ctx context.Context, cfg api.Config, inputs [][]byte, bar *p
 		mu.Unlock()
 		b.errs.Add(1)
 	}
-	start := time.Now()
+	start, received := time.Now(), b.received.Received()
 	var wg sync.WaitGroup
 	for w := range b.conc {
 		wg.Go(func() {
@@ -329,6 +337,10 @@ func (b *bench) run(ctx context.Context, cfg api.Config, inputs [][]byte, bar *p
 	slices.Sort(latencies)
 	rep.P50Millis = millis(nearestRank(latencies, 50))
 	rep.P99Millis = millis(nearestRank(latencies, 99))
+	if b.op == "lookup" && rep.Requests > 0 {
+		rep.BytesPerLookup = float64(b.received.Received()-received) / float64(rep.Requests)
+		rep.BytesPerNumber = rep.BytesPerLookup / float64(b.batch)
+	}
 	if len(rep.ErrorKinds) == 0 {
 		rep.ErrorKinds = nil
 	}
@@ -442,6 +454,7 @@ func (r *benchReport) print(w io.Writer, remote bool) {
 	fmt.Fprintf(w, "  latency     p50 %.1f ms, p99 %.1f ms\n", r.P50Millis, r.P99Millis)
 	if r.Op == "lookup" {
 		fmt.Fprintf(w, "  found       %d records\n", r.RecordsFound)
+		fmt.Fprintf(w, "  downloaded  %.0f KiB per lookup, %.0f bytes per number\n", r.BytesPerLookup/1024, r.BytesPerNumber)
 	}
 	fmt.Fprintf(w, "  in-process  %.0f numbers/s on %d cores (blindex oprf over circl, POPRF ristretto255, batch %d)\n",
 		r.InProcessNumbersPerSecond, r.InProcessWorkers, r.Batch)

@@ -39,7 +39,8 @@ type Config struct {
 	Mode         string   `json:"mode"`           // "POPRF"
 	PublicKey    []byte   `json:"public_key"`     // RFC 9497 SerializeElement
 	Info         string   `json:"info"`           // POPRF info for lookups
-	PrefixBits   int      `json:"prefix_bits"`    // current bucket prefix length
+	PrefixBits   int      `json:"prefix_bits"`    // bucket.PrefixBits(bucket_count), for clients that fetch by prefix
+	BucketCount  uint64   `json:"bucket_count"`   // current number of buckets (internal/bucket)
 	MaxBatch     int      `json:"max_batch"`      // elements per evaluate, prefixes per bucket fetch
 	CARoots      [][]byte `json:"ca_roots"`       // DER certificates the directory trusts
 	RecordMaxTTL int64    `json:"record_max_ttl"` // seconds
@@ -158,10 +159,11 @@ type EvaluateRequest struct {
 }
 
 type EvaluateResponse struct {
-	Evaluated  [][]byte `json:"evaluated"`
-	Proof      []byte   `json:"proof"`
-	PrefixBits int      `json:"prefix_bits"`
-	// The owner count prefix_bits is derived from, signed by the log key
+	Evaluated   [][]byte `json:"evaluated"`
+	Proof       []byte   `json:"proof"`
+	PrefixBits  int      `json:"prefix_bits"`  // bucket.PrefixBits(bucket_count)
+	BucketCount uint64   `json:"bucket_count"` // the directory's number of buckets
+	// The owner count bucket_count is derived from, signed by the log key
 	// (translog.OwnerCount): a caller bounds the prefix by it. Absent from
 	// a directory without a log.
 	Owners          *int64 `json:"owners,omitempty"`
@@ -171,10 +173,14 @@ type EvaluateResponse struct {
 	Previous        *int   `json:"previous,omitempty"` // an older epoch still answered (an overlap)
 }
 
+// A BucketsRequest names buckets among bucket_count (internal/bucket), or,
+// without bucket_count, prefixes of prefix_bits bits: the buckets of
+// bucket_count 2^prefix_bits.
 type BucketsRequest struct {
-	PrefixBits int      `json:"prefix_bits"`
-	Prefixes   []uint32 `json:"prefixes"`        // each < 2^prefix_bits, no duplicates
-	Epoch      *int     `json:"epoch,omitempty"` // default: the current epoch
+	PrefixBits  int      `json:"prefix_bits"`
+	BucketCount *uint64  `json:"bucket_count,omitempty"`
+	Prefixes    []uint32 `json:"prefixes"`        // bucket numbers, each < bucket_count (or 2^prefix_bits), no duplicates
+	Epoch       *int     `json:"epoch,omitempty"` // default: the current epoch
 }
 
 type BucketsResponse struct {
@@ -182,7 +188,7 @@ type BucketsResponse struct {
 }
 
 type Bucket struct {
-	Prefix  uint32        `json:"prefix"`
+	Prefix  uint32        `json:"prefix"`  // the bucket number, as requested
 	Records []SealedEntry `json:"records"` // sorted by index, then record id
 }
 

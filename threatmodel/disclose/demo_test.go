@@ -57,8 +57,9 @@ func TestDemoFigures(t *testing.T) {
 		// budget row is keyed by an HMAC under a server secret, so the
 		// database alone does not link it to those lists.
 		{"linked budgets", r.LinkedBudgets, 0},
-		{"prefix bits", r.Anonymity.PrefixBits, 0},
+		{"buckets", int(r.Anonymity.Buckets), 1},
 		{"smallest bucket", r.Anonymity.Min, 1},
+		{"1st percentile", r.Anonymity.P1, 1},
 		{"5th percentile", r.Anonymity.P5, 1},
 		{"median", r.Anonymity.Median, 1},
 		{"non-empty buckets", r.Anonymity.NonEmpty, 1},

@@ -3,8 +3,8 @@
 //
 // It reads a server's data directory without writing to it, safely while the
 // server runs, and reports in numbers: who is registered and with which
-// visibility; among how many owners a lookup hides its target (the bucket
-// sizes at the prefix length the server uses); how long enumerating a
+// visibility; among how many owners a lookup hides its target (the sizes of
+// the buckets the server cuts the index space into); how long enumerating a
 // country's valid numbers takes under the evaluation budgets; and what the
 // database reveals to a thief without the key files, and with them. Given an
 // owner's client state it adds who can see each of the owner's records, and
@@ -34,7 +34,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
-	"math/bits"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,6 +43,7 @@ import (
 	"blindex.dev/blindex/ca"
 	"blindex.dev/blindex/directory"
 	"blindex.dev/blindex/directory/datadir"
+	"blindex.dev/blindex/internal/bucket"
 )
 
 // The analysis's own defaults.
@@ -172,15 +172,22 @@ type SizeClass struct {
 	Bytes, Records int
 }
 
-// Anonymity is the bucket-size distribution at the server's prefix length.
+// Anonymity is the bucket-size distribution among the server's buckets.
 type Anonymity struct {
-	PrefixBits int    // floor(log2(owners / MinBucketOwners)), at most 32
-	Buckets    uint64 // 2^PrefixBits
-	NonEmpty   int
+	// Buckets is the directory's bucket count, n = bucket.CountFor(owners,
+	// MinBucketOwners, 2^32): the largest k·2^j (8 ≤ k < 16) at most
+	// owners / MinBucketOwners, or that quotient itself below 16, at least 1.
+	// An owner is in bucket floor(x·n / 2^32), x its index's first 32 bits.
+	Buckets  uint64
+	NonEmpty int
 	// Over the non-empty buckets: a registered target's bucket is never
-	// empty. P5 is the size that at least 95% of buckets reach.
-	Min, P5, Median, Max int
-	Mean                 float64
+	// empty. P1 and P5 are the sizes that at least 99% and 95% of them
+	// reach.
+	Min, P1, P5, Median, Max int
+	Mean                     float64 // owners / NonEmpty
+	// MeanAll is owners / Buckets, empty buckets included: the mean the
+	// rule keeps at MinBucketOwners or more.
+	MeanAll float64
 	// OwnersBelowTarget counts owners whose bucket holds fewer than
 	// MinBucketOwners owners.
 	OwnersBelowTarget int
@@ -355,23 +362,14 @@ func (cfg *Config) defaults() error {
 	return nil
 }
 
-// PrefixBits is the prefix length a server with minBucketOwners uses for
-// owners registered owners: floor(log2(owners/minBucketOwners)), 0 below
-// two buckets' worth, at most 32. It is directory's rule.
-func PrefixBits(owners, minBucketOwners int) int {
-	q := owners / minBucketOwners
-	if q < 2 {
-		return 0
-	}
-	return min(bits.Len(uint(q))-1, maxPrefixBits)
-}
-
+// anonymity computes the bucket sizes under directory's rule: ownerBuckets
+// holds each owner's index's first 32 bits.
 func anonymity(ownerBuckets []uint32, minBucket int) Anonymity {
-	p := PrefixBits(len(ownerBuckets), minBucket)
-	a := Anonymity{PrefixBits: p, Buckets: 1 << p, Sizes: map[int]int{}}
+	n := bucket.CountFor(len(ownerBuckets), minBucket, 1<<maxPrefixBits)
+	a := Anonymity{Buckets: n, Sizes: map[int]int{}}
 	counts := map[uint32]int{}
-	for _, b := range ownerBuckets {
-		counts[uint32(uint64(b)>>(32-p))]++
+	for _, x := range ownerBuckets {
+		counts[bucket.OfValue(x, n)]++
 	}
 	sizes := make([]int, 0, len(counts))
 	for _, n := range counts {
@@ -387,10 +385,13 @@ func anonymity(ownerBuckets []uint32, minBucket int) Anonymity {
 	slices.Sort(sizes)
 	a.NonEmpty = len(sizes)
 	a.Min, a.Max = sizes[0], sizes[len(sizes)-1]
-	// At least 95% of buckets hold sizes[i] or more when i <= 0.05 n.
+	// At least 99% (95%) of buckets hold sizes[i] or more when i ≤ 0.01
+	// (0.05) times their number.
+	a.P1 = sizes[len(sizes)/100]
 	a.P5 = sizes[len(sizes)*5/100]
 	a.Median = sizes[len(sizes)/2]
 	a.Mean = float64(len(ownerBuckets)) / float64(len(sizes))
+	a.MeanAll = float64(len(ownerBuckets)) / float64(n)
 	return a
 }
 

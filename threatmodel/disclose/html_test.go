@@ -260,27 +260,20 @@ func checkBucketBars(t *testing.T, c *svgChart, target int) {
 // Bucket sizes from 5 to 100: bins three wide (at most 40 bars), aligned on
 // the target.
 func TestBucketChartBins(t *testing.T) {
-	sizes := []int{5, 15, 16, 17, 30, 60, 90, 100}
-	var prefixOf []uint32
-	for p, n := range sizes {
-		for range n {
-			prefixOf = append(prefixOf, uint32(p)<<28|uint32(len(prefixOf)))
-		}
-	}
-	f := fixture{owners: len(prefixOf), prefix: func(i int) uint32 { return prefixOf[i] }}
+	// 333 owners at 16 per bucket: 20 buckets, 8 of them used.
+	f := inBuckets(t, 20, 16, []int{5, 15, 16, 17, 30, 60, 90, 100})
 	r, err := disclose.Gather(t.Context(), disclose.Config{DataDir: f.build(t), Samples: quick})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 333 owners at 16 per bucket: 4 bits, 8 of 16 buckets used.
-	if a := r.Anonymity; a.PrefixBits != 4 || a.Empty() != 8 || a.Min != 5 || a.Max != 100 {
+	if a := r.Anonymity; a.Buckets != 20 || a.Empty() != 12 || a.Min != 5 || a.Max != 100 {
 		t.Fatalf("anonymity %+v", r.Anonymity)
 	}
 	charts, _ := parseHTML(t, render(t, r, (*disclose.Report).WriteHTML))
 	for _, c := range charts {
 		if c.id == "chart-buckets" {
 			checkBucketBars(t, c, 16)
-			if c.barTitles[0] != "4–6: 1" || len(c.bars) != 33 {
+			if c.title != "Bucket sizes among the 20 buckets" || c.barTitles[0] != "4–6: 1" || len(c.bars) != 33 {
 				t.Errorf("%d bins, the first %q", len(c.bars), c.barTitles[0])
 			}
 			return

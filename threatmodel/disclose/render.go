@@ -4,12 +4,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"strings"
 	"time"
 
 	"blindex.dev/blindex/directory"
+	"blindex.dev/blindex/internal/bucket"
 	"blindex.dev/blindex/record"
 )
 
@@ -109,14 +109,15 @@ func (r *Report) anonymitySentence() []span {
 	switch {
 	case r.Owners == 0:
 		return line(t("No owner is registered, so there is no crowd for a lookup to hide in yet."))
-	case a.PrefixBits == 0:
-		return line(tf("Lookups fetch the whole directory (a 0-bit prefix): "),
+	case a.Buckets == 1:
+		return line(tf("Lookups fetch the whole directory (one bucket): "),
 			bf("a lookup hides its target among at least %s %s", fmtInt(a.Min), plural(a.Min, "owner", "owners")),
 			tf(", every registered owner, and the server learns nothing from the fetch itself."))
 	default:
-		return line(tf("At the %d-bit prefix the server uses, ", a.PrefixBits),
+		return line(tf("Among the server's %s buckets, ", fmtInt(a.Buckets)),
 			bf("a lookup hides its target among at least %s %s", fmtInt(a.Min), plural(a.Min, "owner", "owners")),
-			tf("; in 95%% of buckets among at least %s, and in half among at least %s.", fmtInt(a.P5), fmtInt(a.Median)))
+			tf("; in 99%% of buckets among at least %s, in 95%% among at least %s, and in half among at least %s.",
+				fmtInt(a.P1), fmtInt(a.P5), fmtInt(a.Median)))
 	}
 }
 
@@ -157,35 +158,54 @@ func (r *Report) ownersSection(d *document) {
 
 func (r *Report) anonymitySection(d *document) {
 	a, cfg := r.Anonymity, r.Config
+	m := cfg.MinBucketOwners
 	d.add(heading{2, "anonymity", "Lookup anonymity"})
-	d.add(para{line(t("A caller fetches whole buckets: the server sees only the first "), c("p"),
-		t(" bits of the index it asks for (pseudorandom, derived from the OPRF output), so a lookup for a registered number hides among the owners in its bucket. "+
-			"The server picks "), c("p = floor(log2(owners / min_bucket_owners))"),
-		tf(", 0 below two buckets' worth, at most 32. With %s %s and a target of %s owners per bucket, ", fmtInt(r.Owners), plural(r.Owners, "owner", "owners"), fmtInt(cfg.MinBucketOwners)),
-		bf("p = %d", a.PrefixBits), tf(": %s %s.", fmtInt(a.Buckets), plural(int(min(a.Buckets, 2)), "bucket", "buckets")))})
+	d.add(para{line(t("A caller fetches whole buckets: the server cuts the space of the index's first 32 bits (pseudorandom, derived from the OPRF output) into "), c("n"),
+		t(" ranges of equal width and sees only which of them the index it asks for lies in, so a lookup for a registered number hides among the owners in its bucket. "+
+			"The server picks "), c("n"), t(" = the largest "), c("k·2^j"), t(" (8 ≤ k < 16) at most "), c("owners / m"),
+		tf(" (m = min_bucket_owners; the quotient itself when it is below 16, and at least 1), so the mean bucket holds between m and 9/8·m owners once there are 8 buckets or more. "+
+			"With %s %s and a target of m = %s owners per bucket, ", fmtInt(r.Owners), plural(r.Owners, "owner", "owners"), fmtInt(m)),
+		bf("n = %s", fmtInt(a.Buckets)), tf(" %s, %.1f owners per bucket on average.", plural(int(min(a.Buckets, 2)), "bucket", "buckets"), a.MeanAll))})
 	d.add(para{r.anonymitySentence()})
+	if r.Owners > 0 {
+		d.add(para{line(t("Buckets are derived from the pseudorandom index, so their sizes scatter around the mean (about Poisson): "+
+			"the floor m holds on average and in the client's check of the signed owner count, not for every single bucket; the table shows how far the smallest fall below it. "),
+			bf("%s %s (%s) %s in buckets with fewer than %s owners.", fmtInt(a.OwnersBelowTarget), plural(a.OwnersBelowTarget, "owner", "owners"),
+				fmtPct(a.OwnersBelowTarget, r.Owners), plural(a.OwnersBelowTarget, "sits", "sit"), fmtInt(m)))})
+	}
 	rows := [][][]span{
-		{cell("prefix bits"), cell(fmt.Sprint(a.PrefixBits))},
-		{cell("buckets"), cell(fmtInt(a.Buckets))},
+		{cell("buckets (n)"), cell(fmtInt(a.Buckets))},
 		{cell("empty buckets"), cell(fmtInt(a.Empty()))},
 		{cell("smallest bucket (k)"), cell(fmtInt(a.Min))},
+		{cell("1st percentile (99% of buckets hold at least)"), cell(fmtInt(a.P1))},
 		{cell("5th percentile (95% of buckets hold at least)"), cell(fmtInt(a.P5))},
 		{cell("median"), cell(fmtInt(a.Median))},
 		{cell("mean"), cellf("%.1f", a.Mean)},
-		{cell("largest bucket"), cell(fmtInt(a.Max))},
-		{cell(fmt.Sprintf("owners in buckets under the target of %d", cfg.MinBucketOwners)), cellf("%s (%s)", fmtInt(a.OwnersBelowTarget), fmtPct(a.OwnersBelowTarget, r.Owners))},
 	}
+	if a.Empty() > 0 && a.NonEmpty > 0 {
+		rows = append(rows, [][]span{cell("mean over all n buckets, empty ones included"), cellf("%.1f", a.MeanAll)})
+	}
+	rows = append(rows,
+		[][]span{cell("largest bucket"), cell(fmtInt(a.Max))},
+		[][]span{cell(fmt.Sprintf("owners in buckets under the target of %d", m)), cellf("%s (%s)", fmtInt(a.OwnersBelowTarget), fmtPct(a.OwnersBelowTarget, r.Owners))},
+	)
 	tb := &table{head: []string{"bucket size (owners)", "value"}, right: []bool{false, true}, rows: rows}
 	if r.Owners > 0 {
 		d.add(row{[]block{tb, r.bucketChart()}})
 	} else {
 		d.add(tb)
 	}
+	// A client fetches among at most 2^clientMaxPrefixBits buckets; the
+	// next count the rule gives above that is 9/8 of it.
+	clientMax := uint64(1) << clientMaxPrefixBits
+	p := bucket.PrefixBits(a.Buckets)
 	notes := []string{
-		"This is k-anonymity, not private information retrieval: the server learns the prefix, and the owners in the bucket are the crowd.",
+		"This is k-anonymity, not private information retrieval: the server learns the bucket, and the owners in the bucket are the crowd.",
 		"The figure counts owners, not numbers: a lookup for an unregistered number lands in a bucket too, and the server cannot tell it from a lookup for an owner.",
-		fmt.Sprintf("Clients send at most %d bits (client.Config.MaxPrefixBits) and fetch wider buckets if the server asks for more; that only happens above %s owners.",
-			clientMaxPrefixBits, fmtBig(float64(cfg.MinBucketOwners)*math.Pow(2, clientMaxPrefixBits+1))),
+		fmt.Sprintf("Clients fetch among at most %s buckets (client.Config.MaxPrefixBits, %d bits) and fetch wider buckets, each spanning several of the server's, if the server has more; that only happens from %s owners on.",
+			fmtInt(clientMax), clientMaxPrefixBits, fmtBig(float64(m)*float64(clientMax/8*9))),
+		fmt.Sprintf("Older clients, which only ask for a power of two of buckets, fetch among the largest power of two at most n, 2^%d = %s buckets here, each as wide as one of the server's or wider.",
+			p, fmtInt(uint64(1)<<p)),
 	}
 	var items [][]span
 	for _, n := range notes {
@@ -220,10 +240,10 @@ func (r *Report) bucketChart() *chart {
 	if a.Min < target {
 		legend = fmt.Sprintf("buckets with fewer owners than the target of %d", target)
 	}
-	return &chart{id: "chart-buckets", title: fmt.Sprintf("Bucket sizes at the %d-bit prefix", a.PrefixBits),
+	return &chart{id: "chart-buckets", title: fmt.Sprintf("Bucket sizes among the %s %s", fmtInt(a.Buckets), plural(int(min(a.Buckets, 2)), "bucket", "buckets")),
 		xLabel: "owners in the bucket", yLabel: "buckets", bars: bars, legend: legend,
-		caption: fmt.Sprintf("%s non-empty %s; smallest %d, 5th percentile %d, median %d, largest %d.",
-			fmtInt(a.NonEmpty), plural(a.NonEmpty, "bucket", "buckets"), a.Min, a.P5, a.Median, a.Max)}
+		caption: fmt.Sprintf("%s non-empty %s; smallest %d, 1st percentile %d, 5th percentile %d, median %d, largest %d.",
+			fmtInt(a.NonEmpty), plural(a.NonEmpty, "bucket", "buckets"), a.Min, a.P1, a.P5, a.Median, a.Max)}
 }
 
 func (r *Report) enumerationSection(d *document) {

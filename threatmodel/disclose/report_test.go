@@ -3,11 +3,13 @@ package disclose_test
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"blindex.dev/blindex/directory"
+	"blindex.dev/blindex/internal/bucket"
 	"blindex.dev/blindex/threatmodel/disclose"
 )
 
@@ -43,16 +45,18 @@ func TestSyntheticFigures(t *testing.T) {
 		{"deny entries", r.DenyEntries, want.denies},
 		{"expired", r.Expired, f.expired},
 		{"linked budgets", r.LinkedBudgets, f.budgetRows},
-		// 3000/16 = 187: 7 bits, 128 buckets of 23.4 on average.
-		{"prefix bits", r.Anonymity.PrefixBits, 7},
-		{"non-empty buckets", r.Anonymity.NonEmpty, 128},
+		// 3000/16 = 187 → 11·2^4 = 176 buckets of 17.0 on average, all
+		// of them used.
+		{"buckets", int(r.Anonymity.Buckets), 176},
+		{"non-empty buckets", r.Anonymity.NonEmpty, 176},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s = %d, want %d", c.name, c.got, c.want)
 		}
 	}
 	a := r.Anonymity
-	if !(a.Min <= a.P5 && a.P5 <= a.Median && a.Median <= a.Max) || a.Min < 5 || a.Max > 50 || math.Abs(a.Mean-3000.0/128) > 1e-9 {
+	if !(a.Min <= a.P1 && a.P1 <= a.P5 && a.P5 <= a.Median && a.Median <= a.Max) || a.Min < 3 || a.Max > 40 ||
+		math.Abs(a.Mean-3000.0/176) > 1e-9 || a.MeanAll != a.Mean {
 		t.Errorf("implausible bucket statistics %+v", a)
 	}
 	sum := 0
@@ -73,7 +77,8 @@ func TestSyntheticFigures(t *testing.T) {
 		"each of the 3,012 verified numbers has",
 		// What a malicious directory can still do, and what it cannot.
 		"What the operator can do to answers", "withhold or delay any record", "30 days after its credential ends",
-		"make a caller accept a forged record without a credential for the number"} {
+		"make a caller accept a forged record without a credential for the number",
+		"**n = 176** buckets, 17.0 owners per bucket on average.", "**Bucket sizes among the 176 buckets**"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q", want)
 		}
@@ -81,84 +86,136 @@ func TestSyntheticFigures(t *testing.T) {
 	scanReport(t, r, demoNumbers, false)
 }
 
-// Buckets with known sizes: 10, 14, 18 and 22 owners under 2-bit prefixes.
-func TestBucketStatistics(t *testing.T) {
-	sizes := []int{10, 14, 18, 22}
-	var prefixOf []uint32
-	for p, n := range sizes {
-		for range n {
-			prefixOf = append(prefixOf, uint32(p)<<30|uint32(len(prefixOf)))
+// inBuckets is a fixture whose owners fill the directory's buckets among
+// n: sizes[b] owners in bucket b, none in the buckets after the last size.
+// It checks that n is the count the directory gives them at m per bucket.
+func inBuckets(t *testing.T, n uint64, m int, sizes []int) fixture {
+	t.Helper()
+	var xs []uint32
+	for b, k := range sizes {
+		lo, _ := bucket.Range(uint32(b), n)
+		for i := range k {
+			xs = append(xs, lo+uint32(i))
 		}
 	}
-	f := fixture{owners: len(prefixOf), prefix: func(i int) uint32 { return prefixOf[i] }}
+	if got := bucket.CountFor(len(xs), m, bucket.MaxCount); got != n {
+		t.Fatalf("%d owners at %d per bucket: %d buckets, not %d", len(xs), m, got, n)
+	}
+	return fixture{owners: len(xs), prefix: func(i int) uint32 { return xs[i] }}
+}
+
+// Buckets with known sizes: 10, 14, 18 and 22 owners in 4 buckets.
+func TestBucketStatistics(t *testing.T) {
+	f := inBuckets(t, 4, 16, []int{10, 14, 18, 22})
 	r, err := disclose.Gather(t.Context(), disclose.Config{DataDir: f.build(t), Samples: quick})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := r.Anonymity
-	if a.PrefixBits != 2 || a.Buckets != 4 || a.NonEmpty != 4 || a.Empty() != 0 {
+	if a.Buckets != 4 || a.NonEmpty != 4 || a.Empty() != 0 {
 		t.Fatalf("64 owners at 16 per bucket: %+v", a)
 	}
-	// At least 95% of 4 buckets is all of them: P5 is the smallest.
-	if a.Min != 10 || a.P5 != 10 || a.Median != 18 || a.Max != 22 || a.OwnersBelowTarget != 24 {
+	// At least 99% or 95% of 4 buckets is all of them: P1 and P5 are the
+	// smallest.
+	if a.Min != 10 || a.P1 != 10 || a.P5 != 10 || a.Median != 18 || a.Max != 22 || a.OwnersBelowTarget != 24 || a.Mean != 16 {
 		t.Errorf("statistics %+v", a)
 	}
 	md := render(t, r, (*disclose.Report).WriteMarkdown)
 	for _, want := range []string{
-		"**a lookup hides its target among at least 10 owners**; in 95% of buckets among at least 10, and in half among at least 18.",
+		"**a lookup hides its target among at least 10 owners**; in 99% of buckets among at least 10, in 95% among at least 10, and in half among at least 18.",
 		"| owners in buckets under the target of 16 | 24 (37.5%) |",
+		"**24 owners (37.5%) sit in buckets with fewer than 16 owners.**",
+		"the largest `k·2^j` (8 ≤ k &lt; 16) at most `owners / m`", "between m and 9/8·m owners", "about Poisson", "not for every single bucket",
+		"With 64 owners and a target of m = 16 owners per bucket, **n = 4** buckets, 16.0 owners per bucket on average.",
+		"| buckets (n) | 4 |", "| 1st percentile (99% of buckets hold at least) | 10 |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("Markdown lacks %q", want)
 		}
 	}
 
-	// A larger target halves the prefix: 64/32 = 2 buckets of 24 and 40.
+	// The section speaks of buckets, not prefixes (MaxPrefixBits is a name).
+	_, sec, _ := strings.Cut(md, "## Lookup anonymity")
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	if strings.Contains(strings.ReplaceAll(sec, "MaxPrefixBits", ""), "prefix") {
+		t.Errorf("the anonymity section still speaks of prefixes:\n%s", sec)
+	}
+
+	// A larger target halves the count: 64/32 = 2 buckets of 24 and 40.
 	r, err = disclose.Gather(t.Context(), disclose.Config{DataDir: f.build(t), Samples: quick, MinBucketOwners: 32})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := r.Anonymity; a.PrefixBits != 1 || a.Min != 24 || a.Max != 40 || a.Median != 40 {
+	if a := r.Anonymity; a.Buckets != 2 || a.Min != 24 || a.Max != 40 || a.Median != 40 {
 		t.Errorf("at 32 per bucket: %+v", a)
 	}
 }
 
-// 20 buckets, one of them small: P5 must be the second smallest, since 19
-// of 20 buckets (95%) reach it.
+// 20 of 44 buckets used, one of them small: P5 must be the second
+// smallest, since 19 of 20 buckets (95%) reach it.
 func TestFifthPercentile(t *testing.T) {
-	var prefixOf []uint32
-	for p := range 32 { // 5 bits: 32 prefixes, 20 used
-		n := 0
-		switch {
-		case p == 0:
-			n = 3
-		case p < 20:
-			n = 30 + p
-		}
-		for range n {
-			prefixOf = append(prefixOf, uint32(p)<<27|uint32(len(prefixOf)))
-		}
+	sizes := make([]int, 20)
+	sizes[0] = 3
+	for b := 1; b < 20; b++ {
+		sizes[b] = 30 + b
 	}
-	// 3 + sum(31..49) = 3 + 760 = 763 owners: 763/16 = 47 → 5 bits.
-	f := fixture{owners: len(prefixOf), prefix: func(i int) uint32 { return prefixOf[i] }}
+	// 3 + sum(31..49) = 3 + 760 = 763 owners: 763/16 = 47 → 11·2^2 = 44.
+	f := inBuckets(t, 44, 16, sizes)
 	r, err := disclose.Gather(t.Context(), disclose.Config{DataDir: f.build(t), Samples: quick})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := r.Anonymity
-	if a.PrefixBits != 5 || a.NonEmpty != 20 || a.Empty() != 12 || a.Min != 3 || a.P5 != 31 || a.Median != 40 {
+	if a.Buckets != 44 || a.NonEmpty != 20 || a.Empty() != 24 || a.Min != 3 || a.P1 != 3 || a.P5 != 31 || a.Median != 40 {
 		t.Errorf("statistics %+v", a)
 	}
 }
 
-func TestPrefixBits(t *testing.T) {
-	for _, c := range []struct{ owners, min, want int }{
-		{0, 16, 0}, {1, 16, 0}, {31, 16, 0}, {32, 16, 1}, {63, 16, 1}, {64, 16, 2},
-		{1_000_000, 16, 15}, {1 << 40, 1, 32}, {100, 1, 6},
-	} {
-		if got := disclose.PrefixBits(c.owners, c.min); got != c.want {
-			t.Errorf("PrefixBits(%d, %d) = %d, want %d", c.owners, c.min, got, c.want)
+// 200 of 208 buckets used, ten of them small (1 to 10 owners), the rest 17
+// to 19: P1 is the third smallest of the non-empty buckets (at least 99%
+// of 200 reach it), P5 the eleventh, and the mean is over the non-empty
+// ones. Over all 208 buckets the smallest, P1 and P5 would be 0.
+func TestFirstPercentile(t *testing.T) {
+	sizes := make([]int, 200)
+	for b := range sizes {
+		if b < 10 {
+			sizes[b] = b + 1
+		} else {
+			sizes[b] = 17 + b%3 // 63 of 17, 64 of 18, 63 of 19
 		}
+	}
+	// 55 + 190·17 + 190 = 3475 owners: 3475/16 = 217 → 13·2^4 = 208.
+	f := inBuckets(t, 208, 16, sizes)
+	r, err := disclose.Gather(t.Context(), disclose.Config{DataDir: f.build(t), Samples: quick})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := r.Anonymity
+	if !(a.Min <= a.P1 && a.P1 <= a.P5 && a.P5 <= a.Median && a.Median <= a.Max) {
+		t.Errorf("percentiles out of order: %+v", a)
+	}
+	if a.Buckets != 208 || a.NonEmpty != 200 || a.Empty() != 8 || a.Min != 1 || a.P1 != 3 || a.P5 != 17 || a.Median != 18 || a.Max != 19 || a.OwnersBelowTarget != 55 {
+		t.Errorf("statistics %+v", a)
+	}
+	if r.Owners != 3475 || a.Mean != 3475.0/200 || a.MeanAll != 3475.0/208 {
+		t.Errorf("%d owners: mean %g over the non-empty buckets, %g over all", r.Owners, a.Mean, a.MeanAll)
+	}
+	md := render(t, r, (*disclose.Report).WriteMarkdown)
+	for _, want := range []string{
+		"in 99% of buckets among at least 3, in 95% among at least 17, and in half among at least 18.",
+		"| 1st percentile (99% of buckets hold at least) | 3 |", "| 5th percentile (95% of buckets hold at least) | 17 |",
+		"| mean | 17.4 |", "| mean over all n buckets, empty ones included | 16.7 |", "| empty buckets | 8 |",
+		"**55 owners (1.6%) sit in buckets with fewer than 16 owners.**",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q", want)
+		}
+	}
+	charts, _ := parseHTML(t, render(t, r, (*disclose.Report).WriteHTML))
+	if !slices.ContainsFunc(charts, func(c *svgChart) bool {
+		return c.id == "chart-buckets" && c.title == "Bucket sizes among the 208 buckets"
+	}) {
+		t.Error("no bucket chart titled for 208 buckets")
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"blindex.dev/blindex/directory/datadir"
 	"blindex.dev/blindex/directory/synth"
+	"blindex.dev/blindex/internal/bucket"
 	"blindex.dev/blindex/threatmodel/disclose"
 )
 
@@ -60,7 +61,7 @@ func TestSynthDirectory(t *testing.T) {
 			{"allowlist", r.Allowlist, st.Allowlist},
 			{"nobody", r.Nobody, st.Nobody},
 			{"acl entries", r.AllowEdges + r.DenyEntries, st.ACLEntries},
-			{"prefix bits", r.Anonymity.PrefixBits, disclose.PrefixBits(st.Owners, 16)},
+			{"buckets", int(r.Anonymity.Buckets), int(bucket.CountFor(st.Owners, 16, bucket.MaxCount))},
 		} {
 			if c.got != c.want {
 				t.Errorf("%s = %d, synth wrote %d", c.name, c.got, c.want)
