@@ -834,37 +834,37 @@ func (s *Server) evaluate(ctx context.Context, c *caller, req api.EvaluateReques
 	return resp, nil
 }
 
-// buckets returns the records in the requested buckets that admit the caller.
-// A record the caller may not see is left out exactly as if absent.
-func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest) (api.BucketsResponse, error) {
+// buckets checks and pays for a bucket fetch, whose answer writeBuckets
+// then writes: the records in the requested buckets that admit the caller.
+func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest) (*bucketFetch, error) {
 	if len(req.Prefixes) == 0 {
-		return api.BucketsResponse{}, oprf.ErrBatchEmpty
+		return nil, oprf.ErrBatchEmpty
 	}
 	if len(req.Prefixes) > oprf.MaxBatch {
-		return api.BucketsResponse{}, oprf.ErrBatchTooLarge
+		return nil, oprf.ErrBatchTooLarge
 	}
 	reqCount := uint64(1) << max(req.PrefixBits, 0)
 	switch {
 	case req.BucketCount != nil && req.PrefixBits != 0:
-		return api.BucketsResponse{}, fmt.Errorf("%w: bucket_count and prefix_bits both given", httpapi.ErrBadRequest)
+		return nil, fmt.Errorf("%w: bucket_count and prefix_bits both given", httpapi.ErrBadRequest)
 	case req.BucketCount != nil && (*req.BucketCount < 1 || *req.BucketCount > bucket.MaxCount):
-		return api.BucketsResponse{}, fmt.Errorf("%w: bucket_count", httpapi.ErrBadRequest)
+		return nil, fmt.Errorf("%w: bucket_count", httpapi.ErrBadRequest)
 	case req.BucketCount != nil:
 		reqCount = *req.BucketCount
 	case req.PrefixBits < 0 || req.PrefixBits > 32:
-		return api.BucketsResponse{}, fmt.Errorf("%w: prefix_bits", httpapi.ErrBadRequest)
+		return nil, fmt.Errorf("%w: prefix_bits", httpapi.ErrBadRequest)
 	}
 	epoch, _, err := s.epochOf(ctx, req.Epoch, true)
 	if err != nil {
-		return api.BucketsResponse{}, err
+		return nil, err
 	}
 	pseudonym, _, err := s.at(c, epoch)
 	if err != nil {
-		return api.BucketsResponse{}, err
+		return nil, err
 	}
 	count, err := s.owners.buckets(ctx)
 	if err != nil {
-		return api.BucketsResponse{}, err
+		return nil, err
 	}
 	// A request by prefix is measured against the server's prefix length,
 	// as before bucket counts: its buckets are those of 2^PrefixBits.
@@ -877,20 +877,20 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 	// one bucket's worth of records; and a span of more than 2^MaxWidenBits
 	// is refused, so no fetch reads a large part of the directory at once.
 	if reqCount > count {
-		return api.BucketsResponse{}, ErrStalePrefix
+		return nil, ErrStalePrefix
 	}
 	if count > reqCount<<MaxWidenBits {
-		return api.BucketsResponse{}, ErrShortPrefix
+		return nil, ErrShortPrefix
 	}
 	ranges := make([]BucketRange, len(req.Prefixes))
 	seen := make(map[uint32]bool, len(req.Prefixes))
 	var cost uint64
 	for i, p := range req.Prefixes {
 		if uint64(p) >= reqCount {
-			return api.BucketsResponse{}, fmt.Errorf("%w: bucket out of range", httpapi.ErrBadRequest)
+			return nil, fmt.Errorf("%w: bucket out of range", httpapi.ErrBadRequest)
 		}
 		if seen[p] {
-			return api.BucketsResponse{}, fmt.Errorf("%w: duplicate bucket", httpapi.ErrBadRequest)
+			return nil, fmt.Errorf("%w: duplicate bucket", httpapi.ErrBadRequest)
 		}
 		seen[p] = true
 		lo, hi := bucket.Range(p, reqCount)
@@ -898,27 +898,58 @@ func (s *Server) buckets(ctx context.Context, c *caller, req api.BucketsRequest)
 		cost += bucket.Spans(p, reqCount, count)
 	}
 	if err := s.spendBuckets(ctx, c, int(cost)); err != nil {
-		return api.BucketsResponse{}, err
+		return nil, err
 	}
-	now := s.cfg.Now()
-	found, err := s.fetchBuckets(ctx, epoch, ranges, pseudonym, now)
-	if err != nil {
-		return api.BucketsResponse{}, err
-	}
-	resp := api.BucketsResponse{Buckets: make([]api.Bucket, len(req.Prefixes))}
-	for i, cands := range found {
-		b := api.Bucket{Prefix: req.Prefixes[i], Records: []api.SealedEntry{}}
-		for _, cand := range served(cands) {
-			if acl.Decide(cand.Visibility, cand.Allowed, cand.Denied) {
-				b.Records = append(b.Records, api.SealedEntry{Index: cand.Index[:], Ciphertext: cand.Ciphertext})
-			}
-		}
-		resp.Buckets[i] = b
+	f := &bucketFetch{s: s, ctx: ctx, epoch: epoch, ranges: ranges, buckets: req.Prefixes, caller: pseudonym, now: s.cfg.Now()}
+	// The first chunk is read before the answer starts, so that a store
+	// failure is still an error answer rather than a cut-off one.
+	if f.first, err = f.chunk(0); err != nil {
+		return nil, err
 	}
 	o := s.observation(c, "buckets")
 	o.Count, o.PrefixBits, o.BucketCount, o.Prefixes = len(req.Prefixes), req.PrefixBits, req.BucketCount, req.Prefixes
 	s.observe(o)
-	return resp, nil
+	return f, nil
+}
+
+// bucketChunk is how many buckets a fetch reads from the store at a time
+// while it writes its answer: one fetch holds at most that many buckets'
+// records (about 1.3 MB at 16 owners per bucket), however many it names.
+// fetchBuckets reads a chunk on two cores.
+const bucketChunk = 128
+
+// A bucketFetch is a checked and paid-for bucket fetch, answered as its
+// records are read (writeBuckets).
+type bucketFetch struct {
+	s       *Server
+	ctx     context.Context
+	epoch   int
+	ranges  []BucketRange
+	buckets []uint32 // as requested
+	caller  acl.Pseudonym
+	now     time.Time
+	first   [][]Candidate // chunk 0, read before the answer starts
+}
+
+// chunk reads the candidates of the i-th chunk of buckets.
+func (f *bucketFetch) chunk(i int) ([][]Candidate, error) {
+	if i == 0 && f.first != nil {
+		return f.first, nil
+	}
+	return f.s.fetchBuckets(f.ctx, f.epoch, f.ranges[i*bucketChunk:min((i+1)*bucketChunk, len(f.ranges))], f.caller, f.now)
+}
+
+// admitted is the answer's bucket b from its candidates: the served
+// records that admit the caller. A record the caller may not see is left
+// out exactly as if absent.
+func admitted(b uint32, cands []Candidate) api.Bucket {
+	out := api.Bucket{Prefix: b, Records: []api.SealedEntry{}}
+	for _, cand := range served(cands) {
+		if acl.Decide(cand.Visibility, cand.Allowed, cand.Denied) {
+			out.Records = append(out.Records, api.SealedEntry{Index: cand.Index[:], Ciphertext: cand.Ciphertext})
+		}
+	}
+	return out
 }
 
 // served returns the candidates of one bucket that are served, in order: a

@@ -1,6 +1,7 @@
 package directory_test
 
 import (
+	"errors"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -260,6 +261,9 @@ type countingStore struct {
 	rows       atomic.Int64
 	countDelay atomic.Int64 // added to each CountOwners, in nanoseconds
 	extra      atomic.Int64 // owners added to each CountOwners' answer
+	maxRanges  atomic.Int64 // the most ranges one Buckets call read
+	calls      atomic.Int64 // Buckets calls
+	failFrom   atomic.Int64 // if > 0, Buckets calls from this one on fail
 
 	mu     sync.Mutex
 	counts []time.Time // when each CountOwners began, on the real clock
@@ -297,6 +301,14 @@ func (c *countingStore) wrap(s directory.Store) directory.Store {
 }
 
 func (c *countingStore) Buckets(ctx context.Context, epoch int, r []directory.BucketRange, p acl.Pseudonym, now time.Time) ([][]directory.Candidate, error) {
+	for n := int64(len(r)); ; {
+		if m := c.maxRanges.Load(); n <= m || c.maxRanges.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	if call := c.calls.Add(1); c.failFrom.Load() > 0 && call >= c.failFrom.Load() {
+		return nil, errors.New("countingStore: failing as asked")
+	}
 	out, err := c.Store.Buckets(ctx, epoch, r, p, now)
 	for _, b := range out {
 		c.rows.Add(int64(len(b)))

@@ -122,18 +122,30 @@ func authedProcess[Req, Resp any](s *Server, kind op, process func(context.Conte
 
 // writeBuckets answers a bucket fetch in the binary encoding if the client
 // names it in Accept, and in JSON otherwise. Both carry exactly the admitted
-// records, so a denied record is as absent in one as in the other.
-func writeBuckets(w http.ResponseWriter, r *http.Request, resp api.BucketsResponse) {
+// records, so a denied record is as absent in one as in the other. The
+// answer is written a chunk of buckets at a time as the store reads them,
+// without a Content-Length: a store failure after the first chunk cuts the
+// answer off, which no client can parse as a whole answer.
+func writeBuckets(w http.ResponseWriter, r *http.Request, f *bucketFetch) {
 	w.Header().Add("Vary", "Accept")
-	if !httpapi.Accepts(r, api.MediaTypeBuckets) {
-		httpapi.WriteJSON(w, http.StatusOK, resp)
-		return
+	inBinary := httpapi.Accepts(r, api.MediaTypeBuckets)
+	if inBinary {
+		w.Header().Set("Content-Type", api.MediaTypeBuckets)
+	} else {
+		w.Header().Set("Content-Type", "application/json")
 	}
-	w.Header().Set("Content-Type", api.MediaTypeBuckets)
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Length", strconv.Itoa(api.BucketsSize(&resp)))
 	w.WriteHeader(http.StatusOK)
-	// Streamed from the records as fetched: no second copy of the answer.
-	// A write error means the client has gone.
-	api.WriteBuckets(w, &resp)
+	e := api.NewBucketsEncoder(w, inBinary, len(f.buckets))
+	for i := 0; i*bucketChunk < len(f.ranges); i++ {
+		found, err := f.chunk(i)
+		if err != nil {
+			f.s.log.Error("bucket fetch cut off", "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		for j, cands := range found {
+			e.Bucket(admitted(f.buckets[i*bucketChunk+j], cands))
+		}
+	}
+	e.Close() // an error means the client has gone
 }

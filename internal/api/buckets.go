@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 )
@@ -30,38 +31,83 @@ const (
 	entryHeaderLen  = indexSize + 4 // index, length
 )
 
-// BucketsSize is the length of the binary encoding of resp.
-func BucketsSize(resp *BucketsResponse) int {
-	n := 4
+// WriteBuckets writes the binary encoding of resp to w. Every index must
+// be 32 bytes: WriteBuckets panics otherwise, as that is the server's own
+// bug.
+func WriteBuckets(w io.Writer, resp *BucketsResponse) error {
+	e := NewBucketsEncoder(w, true, len(resp.Buckets))
 	for _, b := range resp.Buckets {
-		n += bucketHeaderLen
-		for _, e := range b.Records {
-			n += entryHeaderLen + len(e.Ciphertext)
-		}
+		e.Bucket(b)
 	}
-	return n
+	return e.Close()
 }
 
-// WriteBuckets writes the binary encoding of resp to w, BucketsSize(resp)
-// bytes, without building it in memory first. Every index must be 32
-// bytes: WriteBuckets panics otherwise, as that is the server's own bug.
-func WriteBuckets(w io.Writer, resp *BucketsResponse) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	var hdr [entryHeaderLen]byte
-	bw.Write(binary.BigEndian.AppendUint32(hdr[:0], uint32(len(resp.Buckets))))
-	for _, b := range resp.Buckets {
-		h := binary.BigEndian.AppendUint32(hdr[:0], b.Prefix)
-		bw.Write(binary.BigEndian.AppendUint32(h, uint32(len(b.Records))))
-		for _, e := range b.Records {
-			if len(e.Index) != indexSize {
-				panic("api: bucket entry index is not 32 bytes")
-			}
-			h := append(hdr[:0], e.Index...)
-			bw.Write(binary.BigEndian.AppendUint32(h, uint32(len(e.Ciphertext))))
-			bw.Write(e.Ciphertext)
-		}
+// A BucketsEncoder writes a bucket answer one bucket at a time, so that a
+// server need not hold the whole answer: the bytes are those of
+// WriteBuckets, or of the JSON encoding of the whole BucketsResponse and a
+// newline. Write errors (a client that has gone) surface at Close.
+type BucketsEncoder struct {
+	w      *bufio.Writer
+	binary bool
+	left   int
+	err    error
+}
+
+// NewBucketsEncoder starts an answer of count buckets, in the binary
+// encoding or in JSON.
+func NewBucketsEncoder(w io.Writer, inBinary bool, count int) *BucketsEncoder {
+	e := &BucketsEncoder{w: bufio.NewWriterSize(w, 64<<10), binary: inBinary, left: count}
+	if inBinary {
+		e.w.Write(binary.BigEndian.AppendUint32(nil, uint32(count)))
+	} else {
+		e.w.WriteString(`{"buckets":[`)
 	}
-	return bw.Flush()
+	return e
+}
+
+// Bucket writes the next bucket. It panics after count buckets.
+func (e *BucketsEncoder) Bucket(b Bucket) {
+	if e.left == 0 {
+		panic("api: more buckets than the answer's count")
+	}
+	e.left--
+	if !e.binary {
+		js, err := json.Marshal(b)
+		if err != nil {
+			e.err = err
+			return
+		}
+		e.w.Write(js)
+		if e.left > 0 {
+			e.w.WriteByte(',')
+		}
+		return
+	}
+	var hdr [entryHeaderLen]byte
+	h := binary.BigEndian.AppendUint32(hdr[:0], b.Prefix)
+	e.w.Write(binary.BigEndian.AppendUint32(h, uint32(len(b.Records))))
+	for _, r := range b.Records {
+		if len(r.Index) != indexSize {
+			panic("api: bucket entry index is not 32 bytes")
+		}
+		h := append(hdr[:0], r.Index...)
+		e.w.Write(binary.BigEndian.AppendUint32(h, uint32(len(r.Ciphertext))))
+		e.w.Write(r.Ciphertext)
+	}
+}
+
+// Close ends the answer; it panics if buckets are missing.
+func (e *BucketsEncoder) Close() error {
+	if e.left != 0 {
+		panic("api: fewer buckets than the answer's count")
+	}
+	if !e.binary {
+		e.w.WriteString("]}\n")
+	}
+	if err := e.w.Flush(); err != nil {
+		return err
+	}
+	return e.err
 }
 
 // ParseBuckets parses a binary bucket answer from an untrusted server. The

@@ -26,8 +26,17 @@ func encodeBuckets(t testing.TB, resp *BucketsResponse) []byte {
 	if err := WriteBuckets(&buf, resp); err != nil {
 		t.Fatal(err)
 	}
-	if buf.Len() != BucketsSize(resp) {
-		t.Fatalf("WriteBuckets wrote %d bytes, BucketsSize says %d", buf.Len(), BucketsSize(resp))
+	// The JSON encoder writes exactly what encoding the whole answer would.
+	var js bytes.Buffer
+	e := NewBucketsEncoder(&js, false, len(resp.Buckets))
+	for _, b := range resp.Buckets {
+		e.Bucket(b)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if whole, _ := json.Marshal(resp); resp.Buckets != nil && !bytes.Equal(js.Bytes(), append(whole, '\n')) {
+		t.Fatalf("streamed JSON differs from the whole answer's:\n%s\n%s", js.Bytes(), whole)
 	}
 	return buf.Bytes()
 }
