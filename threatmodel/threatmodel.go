@@ -24,7 +24,7 @@ type Claim struct {
 var Claims = []Claim{
 	{
 		Party:       "directory at lookup",
-		Learns:      "the caller, how many numbers it blinded, the bucket prefixes it fetched",
+		Learns:      "the caller, how many numbers it blinded, the buckets it fetched (of how many)",
 		NeverLearns: "the looked-up numbers; which record in a bucket was wanted",
 		Tests: []string{
 			"threatmodel/privacyharness.TestInvariants",
@@ -83,7 +83,7 @@ var Claims = []Claim{
 	},
 	{
 		Party:       "directory of a federation, at a lookup",
-		Learns:      "that the caller looked up numbers in its own range: how many, and their bucket prefixes",
+		Learns:      "that the caller looked up numbers in its own range: how many, and their buckets",
 		NeverLearns: "the caller's numbers in other directories' ranges, or how many there were",
 		Tests: []string{
 			"client.TestFederatedLookup",

@@ -205,7 +205,7 @@ func describeObservation(o directory.Observation) string {
 	case "evaluate":
 		return fmt.Sprintf("caller %s evaluated %d blinded element(s)", o.Caller, o.Count)
 	case "buckets":
-		return fmt.Sprintf("caller %s fetched %d bucket(s) with %d-bit prefixes %v", o.Caller, o.Count, o.PrefixBits, o.Prefixes)
+		return fmt.Sprintf("caller %s fetched %d bucket(s) %v of %d", o.Caller, o.Count, o.Prefixes, o.Buckets())
 	default:
 		return fmt.Sprintf("caller %s: %s", o.Caller, o.Endpoint)
 	}
