@@ -10,6 +10,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"blindex.dev/blindex/internal/api"
+	"blindex.dev/blindex/oprf"
 	"blindex.dev/blindex/translog"
 )
 
@@ -25,6 +26,10 @@ type AuditReport struct {
 	// Unhonoured are the log promises accepted in looked-up records
 	// whose entries the log does not hold.
 	Unhonoured []UnhonouredPromise `json:"unhonoured_promises"`
+	// Mislabelled are the log promises accepted in looked-up records
+	// whose entry's label is not the proved label of the number looked
+	// up: the owner's monitor would never see the credential.
+	Mislabelled []UnhonouredPromise `json:"mislabelled_promises,omitempty"`
 	// Overstated is the largest signed owner count a lookup relied on,
 	// if the log cannot account for it (kanon.go).
 	Overstated *OverstatedCount `json:"overstated_owner_count,omitempty"`
@@ -91,6 +96,17 @@ func (c *Client) Audit(ctx context.Context, mc MonitorConfig) (*AuditReport, err
 		}
 		return nil
 	}); err != nil {
+		return nil, err
+	}
+	p, err := c.pinnedCtx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pk, err := oprf.ParsePublicKey(p.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("client: pinned OPRF key: %w", err)
+	}
+	if rep.Mislabelled, err = c.checkLabels(pk, logKey); err != nil {
 		return nil, err
 	}
 	if rep.Unhonoured, err = c.checkPromises(logKey, logged, fetched); err != nil {

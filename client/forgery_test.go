@@ -395,6 +395,70 @@ func TestForgeMisissued(t *testing.T) {
 	}
 }
 
+// TestForgeMislabelled: the operator misissues a credential for Bob's
+// number and promises its entry under a label that is not Bob's (one made
+// from Dave's proved element), so that Bob's monitor would never see it.
+// The lookup takes the label proof on trust, as it takes the promise, and
+// Carol accepts the record; her next audit checks the label's proof and
+// reports the promise with the signed evidence, then and at every audit
+// after.
+func TestForgeMislabelled(t *testing.T) {
+	e := newForgeryEnv(t)
+	f := e.f
+	ca := e.srv.CA
+	now := time.Now().Truncate(time.Second).Add(2 * time.Second)
+	attacker, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf, att := f.credential(ca, forgeBob, attacker, now, time.Hour)
+	u, err := oprf.Unblinded([]byte(forgeDave))
+	if err != nil {
+		t.Fatal(err)
+	}
+	el, proof, err := f.ev.Evaluate([]byte(api.LogLabelInfo), [][]byte{u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := oprf.ProvedOutput([]byte(api.LogLabelInfo), []byte(forgeBob), el[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := translog.CredentialEntry(oprf.LogLabel(y), leaf, ca.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	promise, err := translog.SignPromise(f.log, entry, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := record.SealProved(oprf.RecordKey(f.y(f.victim)), forgedRecord("https://evil.example/mislabelled"),
+		&record.Proof{Attestation: att, Signed: now, LabelElement: el[0], LabelProof: proof, Promise: promise}, attacker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.inject.Store(&ct)
+	if eps, _ := lookupBob(t, e.carol); !slices.Equal(eps, []string{"https://evil.example/mislabelled"}) {
+		t.Fatalf("Carol sees %v: the label is checked at her audit, not at the lookup", eps)
+	}
+	for i := range 2 {
+		rep, err := e.carol.Audit(t.Context(), client.MonitorConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Mislabelled) != 1 || !bytes.Equal(rep.Mislabelled[0].Entry, entry) {
+			t.Fatalf("audit %d: %d mislabelled promises, want the forged credential's", i+1, len(rep.Mislabelled))
+		}
+		if _, err := note.Open([]byte(rep.Mislabelled[0].Evidence), note.VerifierList(kanonLogKey(t, e.srv))); err != nil {
+			t.Errorf("evidence does not open under the log key: %v", err)
+		}
+	}
+	// Bob's real record, looked up directly, passes its label check.
+	if _, dropped := lookupBob(t, e.alice); len(dropped) != 0 {
+		t.Fatalf("Alice dropped %v", dropped)
+	}
+	if rep, err := e.alice.Audit(t.Context(), client.MonitorConfig{}); err != nil || len(rep.Mislabelled) != 0 {
+		t.Errorf("Alice's audit: %v, %+v", err, rep)
+	}
+}
+
 func mustSealPlain(t *testing.T, f *forger, r record.Record) []byte {
 	t.Helper()
 	ct, err := record.Seal(oprf.RecordKey(f.y(f.victim)), r)

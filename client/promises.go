@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 
+	"blindex.dev/blindex/oprf"
+	"blindex.dev/blindex/record"
 	"blindex.dev/blindex/translog"
 )
 
@@ -35,10 +37,19 @@ type keptPromise struct {
 	Entry     []byte `json:"entry"`
 	Time      int64  `json:"time"`
 	Signature []byte `json:"signature"`
+	// The record's proved label, whose proof the lookup took on trust,
+	// for the next audit to check (checkLabels). The number is kept only
+	// until then.
+	Number       string `json:"number,omitempty"`
+	LabelElement []byte `json:"label_element,omitempty"`
+	LabelProof   []byte `json:"label_proof,omitempty"`
 }
 
 type keptPromises struct {
 	Promises []keptPromise `json:"promises"`
+	// Mislabelled are promises whose entry's label failed its proof: kept
+	// for good, as evidence every audit reports.
+	Mislabelled []keptPromise `json:"mislabelled,omitempty"`
 }
 
 // keepPromises adds the promises of the records a lookup accepted to
@@ -48,7 +59,8 @@ func (c *Client) keepPromises(found []verified) error {
 	for _, f := range found {
 		for _, v := range f.vouched {
 			if v.Logged {
-				fresh = append(fresh, keptPromise{Entry: v.Entry, Time: v.Promise.Time.Unix(), Signature: v.Promise.Signature[:]})
+				fresh = append(fresh, keptPromise{Entry: v.Entry, Time: v.Promise.Time.Unix(), Signature: v.Promise.Signature[:],
+					Number: f.number, LabelElement: v.LabelElement, LabelProof: v.LabelProof})
 			}
 		}
 	}
@@ -62,7 +74,7 @@ func (c *Client) keepPromises(found []verified) error {
 		return err
 	}
 	have := map[[32]byte]bool{}
-	for _, p := range kept.Promises {
+	for _, p := range append(kept.Promises, kept.Mislabelled...) {
 		have[sha256.Sum256(p.Entry)] = true
 	}
 	added := false
@@ -167,4 +179,57 @@ func (c *Client) checkPromises(logKey note.Verifier, logged map[[32]byte]bool, f
 	}
 	kept.Promises = left
 	return bad, c.savePromises(kept)
+}
+
+// checkLabels checks the label proof of every promise kept since the last
+// audit, under the pinned OPRF key: the proof must show that the promised
+// entry's label is the looked-up number's, the one its owner's monitor
+// reads. A promise that passes forgets its number; one that fails is kept
+// for good in Mislabelled. It returns every mislabelled promise, as
+// evidence under the log key.
+func (c *Client) checkLabels(pk *oprf.PublicKey, logKey note.Verifier) ([]UnhonouredPromise, error) {
+	c.keptMu.Lock()
+	defer c.keptMu.Unlock()
+	kept, err := c.loadPromises()
+	if err != nil {
+		return nil, err
+	}
+	changed := false
+	left := kept.Promises[:0]
+	for _, p := range kept.Promises {
+		if p.Number != "" {
+			changed = true
+			e, err := translog.Parse(p.Entry)
+			v := record.Verified{LabelElement: p.LabelElement, LabelProof: p.LabelProof}
+			if err == nil {
+				v.Label = e.Label
+			}
+			if err != nil || v.CheckLabel(pk, p.Number) != nil {
+				kept.Mislabelled = append(kept.Mislabelled, p)
+				continue
+			}
+			p.Number, p.LabelElement, p.LabelProof = "", nil, nil
+		}
+		left = append(left, p)
+	}
+	kept.Promises = left
+	if changed {
+		if err := c.savePromises(kept); err != nil {
+			return nil, err
+		}
+	}
+	var bad []UnhonouredPromise
+	for _, p := range kept.Mislabelled {
+		promise := translog.Promise{Time: time.Unix(p.Time, 0).UTC()}
+		if len(p.Signature) != len(promise.Signature) {
+			continue
+		}
+		copy(promise.Signature[:], p.Signature)
+		// Only a promise under this log's key is evidence against it.
+		if translog.VerifyPromise(logKey, p.Entry, promise) != nil {
+			continue
+		}
+		bad = append(bad, UnhonouredPromise{Entry: p.Entry, Time: promise.Time, Evidence: string(promise.Note(logKey, p.Entry))})
+	}
+	return bad, nil
 }

@@ -70,7 +70,10 @@ func (c *Client) trust(ctx context.Context) (record.Trust, error) {
 	if err != nil {
 		return record.Trust{}, err
 	}
-	t := record.Trust{Roots: c.cfg.TrustRoots, Unlogged: c.cfg.AllowUnlogged}
+	// The label's proof is checked with the promise's entry, at the next
+	// audit (checkLabels): a wrong label shows there, not at the lookup,
+	// and the check is the lookup's costliest step.
+	t := record.Trust{Roots: c.cfg.TrustRoots, Unlogged: c.cfg.AllowUnlogged, DeferLabel: true}
 	if t.Roots == nil {
 		for _, der := range p.CARoots {
 			root, err := x509.ParseCertificate(der)
@@ -94,6 +97,7 @@ func (c *Client) trust(ctx context.Context) (record.Trust, error) {
 
 // verified is what one looked-up number's records came to.
 type verified struct {
+	number  string // E.164
 	records []record.Record
 	vouched []*record.Verified
 	dropped map[string]int
@@ -106,7 +110,7 @@ type verified struct {
 // the later SMS proof wins, as the directory decides (§9.7): a directory
 // that served both gains nothing.
 func verifyRecords(key [32]byte, cts [][]byte, number string, now time.Time, trust record.Trust) verified {
-	var out verified
+	out := verified{number: number}
 	drop := func(reason string) {
 		if out.dropped == nil {
 			out.dropped = map[string]int{}

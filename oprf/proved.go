@@ -1,6 +1,10 @@
 package oprf
 
-import "github.com/gtank/ristretto255"
+import (
+	"crypto/sha512"
+
+	"github.com/gtank/ristretto255"
+)
 
 // A proved evaluation is the POPRF output for an input known to both sides,
 // with the evaluator's DLEQ proof: Evaluate run on the input's own
@@ -44,4 +48,25 @@ func VerifyProved(pk *PublicKey, info, input, evaluated, proof []byte) ([]byte, 
 		return nil, err
 	}
 	return ys[0], nil
+}
+
+// ProvedOutput is the POPRF output that a proved evaluation of input
+// claims, without its proof checked: what VerifyProved returns once the
+// proof holds. A caller that checks the proof later with VerifyProved can
+// act on the output at once (docs/protocol.md §11.1). The element must
+// decode, and may not be the identity.
+func ProvedOutput(info, input, evaluated []byte) ([]byte, error) {
+	if err := checkInfo(info); err != nil {
+		return nil, err
+	}
+	if err := checkInput(input); err != nil {
+		return nil, err
+	}
+	var e ristretto255.Element
+	if err := decodeElement(&e, evaluated); err != nil {
+		return nil, err
+	}
+	// With the blind 1, the unblinded element is the evaluated one, and a
+	// decoded element has one encoding.
+	return finalizeHash(sha512.New(), nil, input, info, evaluated), nil
 }

@@ -32,6 +32,16 @@ func TestProvedEvaluation(t *testing.T) {
 	if !bytes.Equal(y, full) {
 		t.Fatal("proved output differs from FullEvaluate's")
 	}
+	// The output claimed, unchecked, is the proved one.
+	if claimed, err := ProvedOutput(info, input, evaluated[0]); err != nil || !bytes.Equal(claimed, full) {
+		t.Errorf("ProvedOutput = %x, %v; want FullEvaluate's %x", claimed, err, full)
+	}
+	if _, err := ProvedOutput(info, input, make([]byte, ElementSize)); err == nil {
+		t.Error("ProvedOutput accepted the identity")
+	}
+	if _, err := ProvedOutput(info, input, []byte("short")); err == nil {
+		t.Error("ProvedOutput accepted a malformed element")
+	}
 	// Another input, info or key fails the proof.
 	if _, err := VerifyProved(k.Public(), info, []byte("+14155550101"), evaluated[0], proof); !errors.Is(err, ErrProof) {
 		t.Errorf("other input: err = %v, want ErrProof", err)

@@ -183,6 +183,11 @@ type Trust struct {
 	OPRFKey  *oprf.PublicKey     // the directory's pinned OPRF key: labels are checked under it
 	LogKey   note.Verifier       // the directory's pinned log key; nil if it has none
 	Unlogged bool                // accept a record whose credential has no valid promise
+	// DeferLabel takes the proved label's DLEQ proof on trust, for the
+	// caller to check with Verified.CheckLabel when it checks the
+	// promise's entry against the log: that check, not the lookup, is
+	// where a wrong label would show (docs/protocol.md §11.1).
+	DeferLabel bool
 }
 
 // Verified is what a proof established.
@@ -194,6 +199,20 @@ type Verified struct {
 	Promise     translog.Promise // the log's promise for Entry
 	Logged      bool             // Promise verified under Trust.LogKey
 	Signed      time.Time        // when the publisher signed the record
+	// The proved label as the record carries it; with Trust.DeferLabel
+	// its proof is not yet checked (CheckLabel).
+	LabelElement, LabelProof []byte
+}
+
+// CheckLabel checks, under the directory's OPRF key, the label proof that
+// Verify took on trust with Trust.DeferLabel: that Label is number's log
+// label. It returns ErrLabel if not.
+func (v *Verified) CheckLabel(pk *oprf.PublicKey, number string) error {
+	y, err := oprf.VerifyProved(pk, []byte(labelInfo), []byte(number), v.LabelElement, v.LabelProof)
+	if err != nil || oprf.LogLabel(y) != v.Label {
+		return ErrLabel
+	}
+	return nil
 }
 
 // Verify checks p, the proof of r as opened for number (E.164), at now.
@@ -230,11 +249,17 @@ func (p *Proof) Verify(r Record, number string, now time.Time, t Trust) (*Verifi
 	if now.After(a.NotAfter.Add(RecordGrace)) {
 		return nil, ErrStale
 	}
-	y, err := oprf.VerifyProved(t.OPRFKey, []byte(labelInfo), []byte(number), p.LabelElement, p.LabelProof)
+	var y []byte
+	if t.DeferLabel {
+		y, err = oprf.ProvedOutput([]byte(labelInfo), []byte(number), p.LabelElement)
+	} else {
+		y, err = oprf.VerifyProved(t.OPRFKey, []byte(labelInfo), []byte(number), p.LabelElement, p.LabelProof)
+	}
 	if err != nil {
 		return nil, ErrLabel
 	}
-	v := &Verified{Root: root, Attestation: a, Label: oprf.LogLabel(y), Promise: p.Promise, Signed: p.Signed}
+	v := &Verified{Root: root, Attestation: a, Label: oprf.LogLabel(y), Promise: p.Promise, Signed: p.Signed,
+		LabelElement: p.LabelElement, LabelProof: p.LabelProof}
 	if v.Entry, err = translog.CredentialEntryOf(v.Label, a.CertHash, a.KeyHash(), sha256.Sum256(root.Raw), a.NotBefore, a.NotAfter); err != nil {
 		return nil, ErrAttestation
 	}

@@ -200,6 +200,28 @@ func TestProofRejects(t *testing.T) {
 	r7, p7 := f.reopen(t, f.key, badLabel)
 	check("another directory's label", r7, p7, proofNumber, at, f.trust, ErrLabel)
 
+	// With the label check deferred, Verify takes the label proof on trust
+	// and CheckLabel does the check: a label proved under another key
+	// verifies, and fails its check later; a label element that does not
+	// yield the promised entry's label fails the promise at once.
+	deferred := wrongKey
+	deferred.DeferLabel = true
+	v, err := p.Verify(r, proofNumber, at, deferred)
+	if err != nil {
+		t.Fatalf("deferred label: %v", err)
+	}
+	if err := v.CheckLabel(other.oprf.Public(), proofNumber); !errors.Is(err, ErrLabel) {
+		t.Errorf("CheckLabel under another key: %v, want ErrLabel", err)
+	}
+	if err := v.CheckLabel(f.trust.OPRFKey, proofNumber); err != nil {
+		t.Errorf("CheckLabel under the right key: %v", err)
+	}
+	if err := v.CheckLabel(f.trust.OPRFKey, "+14155550101"); !errors.Is(err, ErrLabel) {
+		t.Errorf("CheckLabel for another number: %v, want ErrLabel", err)
+	}
+	deferred.OPRFKey = f.trust.OPRFKey
+	check("another directory's label, deferred", r7, p7, proofNumber, at, deferred, ErrUnlogged)
+
 	// A promise from another log, or for another entry.
 	otherLog := f.trust
 	otherLog.LogKey = other.trust.LogKey

@@ -100,15 +100,17 @@ audit. Needs no credential.
 
 It also holds the log to what it signed for your lookups, which are kept in
 --state: every log promise for a credential behind a record you accepted must
-be honoured by an entry, and the largest owner count you relied on for the
-bucket size must be accounted for by logged credentials. Reading every entry,
-it reveals nothing about which ones it looks for. A broken promise or an
-overstated count is printed with the signed note as evidence.
+be honoured by an entry, its entry's log label must be the proved label of
+the number you looked up (lookups leave that check to the audit), and the
+largest owner count you relied on for the bucket size must be accounted for
+by logged credentials. Reading every entry, it reveals nothing about which
+ones it looks for. A broken promise, a wrong label or an overstated count is
+printed with the signed note as evidence.
 
 Exit status: 0 the log checks out, 3 it is inconsistent (forked or rolled
-back; both signed checkpoints are printed as evidence), broke a promise, or
-overstated its owners, 1 the audit could not be completed or an entry failed
-to verify, 2 bad usage.`, stderr)
+back; both signed checkpoints are printed as evidence), broke a promise,
+promised an entry under a wrong label, or overstated its owners, 1 the audit
+could not be completed or an entry failed to verify, 2 bad usage.`, stderr)
 	c, mc, asJSON, err := logCommand(fs, args, stderr, "verify")
 	if err != nil {
 		return err
@@ -124,7 +126,7 @@ to verify, 2 bad usage.`, stderr)
 		}
 		return errAlarm
 	}
-	broken := len(rep.Unhonoured) > 0 || rep.Overstated != nil
+	broken := len(rep.Unhonoured) > 0 || len(rep.Mislabelled) > 0 || rep.Overstated != nil
 	if asJSON {
 		if err := printJSON(stdout, rep); err != nil {
 			return err
@@ -136,6 +138,12 @@ to verify, 2 bad usage.`, stderr)
 	}
 	for _, p := range rep.Unhonoured {
 		fmt.Fprintf(stdout, "ALARM promise: the log promised at %s to hold a credential entry it does not hold: a record you accepted may have been forged for you\n",
+			p.Time.Local().Format(time.DateTime))
+		printEvidence(stdout, p.Evidence)
+		fmt.Fprintf(stdout, "  the promised entry (base64): %s\n", base64.StdEncoding.EncodeToString(p.Entry))
+	}
+	for _, p := range rep.Mislabelled {
+		fmt.Fprintf(stdout, "ALARM label: the log promised at %s a credential entry under a label that is not the number's: its owner's monitor would never see it, and a record you accepted may have been forged for you\n",
 			p.Time.Local().Format(time.DateTime))
 		printEvidence(stdout, p.Evidence)
 		fmt.Fprintf(stdout, "  the promised entry (base64): %s\n", base64.StdEncoding.EncodeToString(p.Entry))
