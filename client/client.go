@@ -5,7 +5,8 @@
 // A lookup never sends a number to the server: the client blinds each number,
 // the server evaluates the blinded batch under one proof that the client
 // verifies against the directory's pinned key, and the client then fetches
-// whole buckets by a short prefix of each derived index and keeps its own
+// the whole bucket of each derived index (one of the directory's n equal
+// ranges of the index, internal/bucket) and keeps its own
 // matches. Allowlists are built the same way, so the owner's contacts'
 // numbers never reach the server either.
 package client
@@ -52,9 +53,10 @@ type Config struct {
 	StateDir string
 	// HTTPClient sends requests. Default: a client with a 30 second timeout.
 	HTTPClient *http.Client
-	// MaxPrefixBits is the longest bucket prefix the client sends: a longer
-	// one would put each lookup in a smaller crowd. If the directory asks for
-	// more, the client fetches the wider buckets instead. Default 24.
+	// MaxPrefixBits bounds the buckets the client fetches among to
+	// 2^MaxPrefixBits: more would put each lookup in a smaller crowd. If the
+	// directory has more, the client fetches the wider buckets instead.
+	// Default 24.
 	MaxPrefixBits int
 	// DefaultRegion is the CLDR region ("US", "GB") for numbers written
 	// without a leading '+'. Default "": every number must be in E.164 form.
@@ -75,8 +77,8 @@ type Config struct {
 	// first use.
 	TrustRoots []*x509.Certificate
 	// MinBucketOwners is the smallest crowd, in owners per bucket, that a
-	// lookup accepts: the client bounds the bucket prefix by the owner
-	// count the directory's log key signs, whatever prefix length the
+	// lookup accepts: the client bounds the bucket count by the owner
+	// count the directory's log key signs, whatever bucket count the
 	// directory asks for (docs/protocol.md §10.2). Default 16, the
 	// directory's default.
 	MinBucketOwners int

@@ -22,7 +22,7 @@ import (
 // directory's own default crowd.
 const DefaultMinBucketOwners = 16
 
-// ErrSmallCrowd means the directory asked for bucket prefixes longer than
+// ErrSmallCrowd means the directory asked for more buckets than
 // its signed owner count allows for the client's minimum crowd, by more
 // than the client can make up by fetching wider buckets.
 var ErrSmallCrowd = errors.New("client: lookup refused: the buckets would be smaller crowds than MinBucketOwners")
@@ -100,7 +100,7 @@ func (c *Client) keepOwnerCount(oc translog.OwnerCount) error {
 // An OverstatedCount is a signed owner count larger than the log can
 // account for: more owners than there were credentials in the log that
 // could vouch for a record at the count's time. A directory that overstates
-// its owners makes callers accept longer prefixes, smaller crowds.
+// its owners makes callers accept more buckets, smaller crowds.
 type OverstatedCount struct {
 	Owners      int64     `json:"owners"`      // as signed
 	Time        time.Time `json:"time"`        // when signed

@@ -121,7 +121,7 @@ type evaluation struct {
 // nothing it did not learn from the count.
 const evalPartSize = 512
 
-// bucketPartSize is the most prefixes a lookup sends in one buckets
+// bucketPartSize is the most buckets a lookup sends in one buckets
 // request, for the same reason. A variable for tests only.
 var bucketPartSize = 512
 

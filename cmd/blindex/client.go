@@ -322,10 +322,12 @@ By default you trust the CAs the directory published when it was first used;
 --trust-ca replaces them with the given PEM root files. A record that fails a
 check is dropped as if absent, and --json counts the drops per number.
 
-Nor is the bucket size taken on the directory's word: each bucket must hold at
-least --min-bucket-owners owners by the owner count the directory's log key
-signs (which "blindex log verify" holds against the log). If the directory
-asks for smaller buckets, lookup fetches wider ones, or refuses.`, stderr)
+Nor is the bucket size taken on the directory's word: the buckets must hold at
+least --min-bucket-owners owners on average, by the owner count the
+directory's log key signs (which "blindex log verify" holds against the log).
+If the directory asks for smaller buckets, lookup fetches wider ones, or
+refuses. Single buckets scatter around that mean ("blindex disclose" shows
+how far).`, stderr)
 	cf := addClientFlags(fs)
 	file := fs.String("file", "", "CSV or vCard `file` of contacts to look up as well")
 	asJSON := fs.Bool("json", false, "print results as JSON, with each record's CA fingerprint and the drops per number")

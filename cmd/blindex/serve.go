@@ -139,7 +139,7 @@ keys/log.key.age). Readers find it under /log/ (C2SP tlog-checkpoint and
 tlog-tiles); "blindex log verify" audits it and "blindex monitor" watches it
 for one number. Each --witness cosigns the checkpoints the log publishes.`, stderr)
 	sf := addServerFlags(fs, "blindex-data", "127.0.0.1:8390")
-	minBucket := fs.Int("min-bucket-owners", directory.DefaultMinBucketOwners, "owners the server aims to keep in each lookup bucket (sets the prefix length)")
+	minBucket := fs.Int("min-bucket-owners", directory.DefaultMinBucketOwners, "owners the server aims to keep in each lookup bucket on average (sets the bucket count)")
 	trust := fs.String("trust-ca", "", "comma-separated PEM `files` of further CA roots whose credentials are accepted")
 	noBuiltin := fs.Bool("no-builtin-ca", false, "do not run the built-in CA: accept only the roots in --trust-ca")
 	burst := fs.Int("budget-burst", directory.DefaultBudget.Burst, "evaluations a caller may make at once (a first address-book sync)")
@@ -150,7 +150,7 @@ for one number. Each --witness cosigns the checkpoints the log publishes.`, stde
 	fs.Var(witnesses, "witness", "a witness that cosigns the log's checkpoints, as `URL=vkey` (C2SP tlog-witness; its key is cosignature/v1); repeat for several")
 	logInterval := fs.Duration("log-interval", time.Second, "how often the log publishes a checkpoint (and asks the witnesses to cosign it)")
 	acceptRollback := fs.Bool("accept-log-rollback", false, "start even though the database's log lacks the last checkpoint this server published (keys/log.checkpoint), as after restoring an older backup: the log forks, and clients that saw the newer checkpoint will report it. Prefer restoring a newer backup")
-	transcript := fs.String("transcript", "", "append what the server observes for each request (caller pseudonym, endpoint, counts, bucket prefixes) to this JSON-lines `file`, for review")
+	transcript := fs.String("transcript", "", "append what the server observes for each request (caller pseudonym, endpoint, counts, buckets) to this JSON-lines `file`, for review")
 	fed := addServeFederationFlags(fs) // federation.go
 	if err := parse(fs, args); err != nil {
 		return err
