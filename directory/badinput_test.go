@@ -339,6 +339,11 @@ func TestBadInputMatrix(t *testing.T) {
 
 	publish := f.publishBody()
 	publishJSON := jsonBody(publish)
+	withCiphertext := func(n int) []byte {
+		p := publish
+		p.Ciphertext = bytes.Repeat([]byte{2}, n)
+		return jsonBody(p)
+	}
 	unknownMember := bytes.Replace(publishJSON, []byte(`{"index"`), []byte(`{"priority":1,"index"`), 1)
 	unknownInACL := bytes.Replace(publishJSON, []byte(`"acl":{"visibility":"public"}`), []byte(`"acl":{"visibility":"public","x":1}`), 1)
 	duplicateACL := bytes.Replace(publishJSON, []byte(`"acl":{"visibility":"public"}`), []byte(`"acl":{"visibility":"nobody"},"acl":{"visibility":"public"}`), 1)
@@ -395,6 +400,18 @@ func TestBadInputMatrix(t *testing.T) {
 		{name: "unknown_field/case_variant", method: "POST", path: api.PathVerifyStart, body: []byte(`{"NUMBER":"` + dave + `"}`),
 			status: 400, message: msgBadRequest},
 		{name: "unknown_field/duplicate_member", method: "PUT", path: api.PathRecords, body: duplicateACL, as: owner,
+			status: 400, message: msgBadRequest},
+
+		// Ciphertext lengths: only envelope v2's size classes (protocol
+		// §11), so that the length says the class and nothing else; the
+		// legacy age lengths are still served, never accepted.
+		{name: "ciphertext/legacy_age_length", method: "PUT", path: api.PathRecords, body: withCiphertext(699), as: owner,
+			status: 400, message: msgBadRequest},
+		{name: "ciphertext/one_byte_short", method: "PUT", path: api.PathRecords, body: withCiphertext(616), as: owner,
+			status: 400, message: msgBadRequest},
+		{name: "ciphertext/one_byte_long", method: "PUT", path: api.PathRecords, body: withCiphertext(618), as: owner,
+			status: 400, message: msgBadRequest},
+		{name: "ciphertext/over_the_largest", method: "PUT", path: api.PathRecords, body: withCiphertext(4138), as: owner,
 			status: 400, message: msgBadRequest},
 
 		// Content type: checked first, before the size and the signature.
