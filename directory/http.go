@@ -141,7 +141,8 @@ func writeBuckets(w http.ResponseWriter, r *http.Request, f *bucketFetch) {
 		found, err := f.chunk(i)
 		if err != nil {
 			f.s.log.Error("bucket fetch cut off", "err", err)
-			panic(http.ErrAbortHandler)
+			f.s.metrics.errors.WithLabelValues("request").Inc()
+			panic(http.ErrAbortHandler) // the metrics middleware records no status for it
 		}
 		for j, cands := range found {
 			e.Bucket(admitted(f.buckets[i*bucketChunk+j], cands))

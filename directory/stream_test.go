@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,7 +71,13 @@ func TestBucketFetchStreams(t *testing.T) {
 	if err := httpsig.Sign(hr, body, s.key, s.cert, time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	before := e.storeErrors()
 	hresp, err := http.DefaultClient.Do(hr)
+	defer func() {
+		if after := e.storeErrors(); after != before+1 {
+			t.Errorf("request errors went from %v to %v, want one more for the cut-off fetch", before, after)
+		}
+	}()
 	if err != nil {
 		return // cut off before the first bytes left the buffer
 	}
@@ -83,4 +91,20 @@ func TestBucketFetchStreams(t *testing.T) {
 			t.Fatalf("the cut-off answer (%d bytes) parses as a whole answer", len(got))
 		}
 	}
+}
+
+// storeErrors reads blindex_store_errors_total{where="request"} from
+// /metrics: 0 before the first.
+func (e *env) storeErrors() float64 {
+	e.t.Helper()
+	for line := range strings.SplitSeq(string(e.do("GET", "/metrics", nil, nil).body), "\n") {
+		if v, ok := strings.CutPrefix(line, `blindex_store_errors_total{where="request"} `); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				e.t.Fatalf("metric %q: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }
