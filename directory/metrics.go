@@ -40,7 +40,7 @@ func newMetrics() *metrics {
 		}, []string{"budget"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "blindex_store_errors_total",
-			Help: "Failures inside the server, almost always of the store: requests answered 500 (where=request; a store that is down answers 503, counted in blindex_http_requests_total), housekeeping (housekeeping) and log publishing (log). Details are in the log.",
+			Help: "Failures inside the server, almost always of the store: requests answered 500 or bucket answers cut off mid-stream (where=request; a store that is down answers 503, counted in blindex_http_requests_total), housekeeping (housekeeping) and log publishing (log). Details are in the log.",
 		}, []string{"where"}),
 	}
 	m.reg.MustRegister(m.requests, m.latency, m.evaluations, m.refusals, m.errors,
