@@ -10,7 +10,6 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"blindex.dev/blindex/internal/api"
-	"blindex.dev/blindex/oprf"
 	"blindex.dev/blindex/translog"
 )
 
@@ -98,13 +97,9 @@ func (c *Client) Audit(ctx context.Context, mc MonitorConfig) (*AuditReport, err
 	}); err != nil {
 		return nil, err
 	}
-	p, err := c.pinnedCtx(ctx)
+	_, pk, err := c.pinnedKey(ctx)
 	if err != nil {
 		return nil, err
-	}
-	pk, err := oprf.ParsePublicKey(p.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("client: pinned OPRF key: %w", err)
 	}
 	if rep.Mislabelled, err = c.checkLabels(pk, logKey); err != nil {
 		return nil, err

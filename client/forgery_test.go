@@ -213,6 +213,16 @@ func newForgeryEnv(t *testing.T) *forgeryEnv {
 	return e
 }
 
+// misissue has the built-in CA issue a credential for Bob's number to an
+// attacker's key, a second past Bob's proof so that its record wins his
+// app, and returns its time, key, certificate and attestation.
+func (e *forgeryEnv) misissue() (time.Time, *ecdsa.PrivateKey, *x509.Certificate, []byte) {
+	now := time.Now().Truncate(time.Second).Add(2 * time.Second)
+	attacker, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leaf, att := e.f.credential(e.srv.CA, forgeBob, attacker, now, time.Hour)
+	return now, attacker, leaf, att
+}
+
 // lookupBob returns what c sees for Bob: the endpoints accepted, and the
 // drops.
 func lookupBob(t *testing.T, c *client.Client) ([]string, map[string]int) {
@@ -341,12 +351,8 @@ func TestForgeInStore(t *testing.T) {
 // the signed evidence.
 func TestForgeMisissued(t *testing.T) {
 	e := newForgeryEnv(t)
-	f := e.f
-	ca := e.srv.CA
-	// A second past Bob's proof, so the forged record wins his app.
-	now := time.Now().Truncate(time.Second).Add(2 * time.Second)
-	attacker, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leaf, att := f.credential(ca, forgeBob, attacker, now, time.Hour)
+	f, ca := e.f, e.srv.CA
+	now, attacker, leaf, att := e.misissue()
 	entry := f.entry(forgeBob, leaf, ca.Root())
 
 	// Promised, not logged.
@@ -404,11 +410,8 @@ func TestForgeMisissued(t *testing.T) {
 // after.
 func TestForgeMislabelled(t *testing.T) {
 	e := newForgeryEnv(t)
-	f := e.f
-	ca := e.srv.CA
-	now := time.Now().Truncate(time.Second).Add(2 * time.Second)
-	attacker, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leaf, att := f.credential(ca, forgeBob, attacker, now, time.Hour)
+	f, ca := e.f, e.srv.CA
+	now, attacker, leaf, att := e.misissue()
 	u, err := oprf.Unblinded([]byte(forgeDave))
 	if err != nil {
 		t.Fatal(err)

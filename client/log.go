@@ -202,11 +202,7 @@ func (c *Client) label(ctx context.Context, s *logState, cred *identity) ([32]by
 	if len(s.Label) == 32 {
 		return [32]byte(s.Label), nil
 	}
-	p, err := c.pinnedCtx(ctx)
-	if err != nil {
-		return [32]byte{}, err
-	}
-	pk, err := oprf.ParsePublicKey(p.PublicKey)
+	_, pk, err := c.pinnedKey(ctx)
 	if err != nil {
 		return [32]byte{}, err
 	}

@@ -81,6 +81,19 @@ func (c *Client) pinnedCtx(ctx context.Context) (*pinned, error) {
 	return &p, nil
 }
 
+// pinnedKey returns the pinned parameters and their OPRF public key.
+func (c *Client) pinnedKey(ctx context.Context) (*pinned, *oprf.PublicKey, error) {
+	p, err := c.pinnedCtx(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	pk, err := oprf.ParsePublicKey(p.PublicKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("client: pinned directory key: %w", err)
+	}
+	return p, pk, nil
+}
+
 // config fetches the directory's public parameters.
 func (c *Client) config(ctx context.Context) (*api.Config, error) {
 	var cfg api.Config
@@ -129,13 +142,9 @@ var bucketPartSize = 512
 // is checked under the info the client derives from the epoch number and
 // the pinned key, and the current epoch may only move forward.
 func (c *Client) evaluateAt(ctx context.Context, cred *identity, inputs [][]byte, epoch *int) (*evaluation, error) {
-	p, err := c.pinnedCtx(ctx)
+	p, pk, err := c.pinnedKey(ctx)
 	if err != nil {
 		return nil, err
-	}
-	pk, err := oprf.ParsePublicKey(p.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("client: pinned directory key: %w", err)
 	}
 	parts := evenParts(inputs, evalPartSize)
 	out := make([]*evaluation, len(parts))

@@ -163,16 +163,9 @@ func (c *Client) checkPromises(logKey note.Verifier, logged map[[32]byte]bool, f
 			continue
 		}
 		left = append(left, p)
-		promise := translog.Promise{Time: time.Unix(p.Time, 0).UTC()}
-		if len(p.Signature) != len(promise.Signature) {
-			continue
+		if u, ok := p.evidence(logKey); ok && u.Time.Add(promiseDelay).Before(fetched) {
+			bad = append(bad, u)
 		}
-		copy(promise.Signature[:], p.Signature)
-		// Only a promise under this log's key is evidence against it.
-		if translog.VerifyPromise(logKey, p.Entry, promise) != nil || !promise.Time.Add(promiseDelay).Before(fetched) {
-			continue
-		}
-		bad = append(bad, UnhonouredPromise{Entry: p.Entry, Time: promise.Time, Evidence: string(promise.Note(logKey, p.Entry))})
 	}
 	if len(left) == len(kept.Promises) {
 		return bad, nil
@@ -220,16 +213,23 @@ func (c *Client) checkLabels(pk *oprf.PublicKey, logKey note.Verifier) ([]Unhono
 	}
 	var bad []UnhonouredPromise
 	for _, p := range kept.Mislabelled {
-		promise := translog.Promise{Time: time.Unix(p.Time, 0).UTC()}
-		if len(p.Signature) != len(promise.Signature) {
-			continue
+		if u, ok := p.evidence(logKey); ok {
+			bad = append(bad, u)
 		}
-		copy(promise.Signature[:], p.Signature)
-		// Only a promise under this log's key is evidence against it.
-		if translog.VerifyPromise(logKey, p.Entry, promise) != nil {
-			continue
-		}
-		bad = append(bad, UnhonouredPromise{Entry: p.Entry, Time: promise.Time, Evidence: string(promise.Note(logKey, p.Entry))})
 	}
 	return bad, nil
+}
+
+// evidence is p as a signed note under logKey, if it is the log's
+// promise: only a promise under this log's key is evidence against it.
+func (p keptPromise) evidence(logKey note.Verifier) (UnhonouredPromise, bool) {
+	promise := translog.Promise{Time: time.Unix(p.Time, 0).UTC()}
+	if len(p.Signature) != len(promise.Signature) {
+		return UnhonouredPromise{}, false
+	}
+	copy(promise.Signature[:], p.Signature)
+	if translog.VerifyPromise(logKey, p.Entry, promise) != nil {
+		return UnhonouredPromise{}, false
+	}
+	return UnhonouredPromise{Entry: p.Entry, Time: promise.Time, Evidence: string(promise.Note(logKey, p.Entry))}, true
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"time"
 
-	"blindex.dev/blindex/oprf"
 	"blindex.dev/blindex/record"
 )
 
@@ -66,14 +65,14 @@ func CAFingerprint(root *x509.Certificate) string {
 // chose (Config.TrustRoots, else the directory's pinned ca_roots), and the
 // pinned OPRF and log keys.
 func (c *Client) trust(ctx context.Context) (record.Trust, error) {
-	p, err := c.pinnedCtx(ctx)
+	p, pk, err := c.pinnedKey(ctx)
 	if err != nil {
 		return record.Trust{}, err
 	}
 	// The label's proof is checked with the promise's entry, at the next
 	// audit (checkLabels): a wrong label shows there, not at the lookup,
 	// and the check is the lookup's costliest step.
-	t := record.Trust{Roots: c.cfg.TrustRoots, Unlogged: c.cfg.AllowUnlogged, DeferLabel: true}
+	t := record.Trust{Roots: c.cfg.TrustRoots, OPRFKey: pk, Unlogged: c.cfg.AllowUnlogged, DeferLabel: true}
 	if t.Roots == nil {
 		for _, der := range p.CARoots {
 			root, err := x509.ParseCertificate(der)
@@ -82,9 +81,6 @@ func (c *Client) trust(ctx context.Context) (record.Trust, error) {
 			}
 			t.Roots = append(t.Roots, root)
 		}
-	}
-	if t.OPRFKey, err = oprf.ParsePublicKey(p.PublicKey); err != nil {
-		return record.Trust{}, fmt.Errorf("client: pinned OPRF key: %w", err)
 	}
 	switch t.LogKey, err = c.logKey(ctx); {
 	case errors.Is(err, ErrNoLog) && c.cfg.AllowUnlogged:

@@ -934,7 +934,9 @@ type bucketFetch struct {
 // chunk reads the candidates of the i-th chunk of buckets.
 func (f *bucketFetch) chunk(i int) ([][]Candidate, error) {
 	if i == 0 && f.first != nil {
-		return f.first, nil
+		first := f.first
+		f.first = nil // written once: the answer holds one chunk at a time
+		return first, nil
 	}
 	return f.s.fetchBuckets(f.ctx, f.epoch, f.ranges[i*bucketChunk:min((i+1)*bucketChunk, len(f.ranges))], f.caller, f.now)
 }
