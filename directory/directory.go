@@ -3,8 +3,9 @@
 // sealed records with their ACLs, and answers bucket fetches.
 //
 // What it learns at lookup time: the caller (from its credential), how many
-// numbers the caller blinded, and the bucket prefixes it fetches (PrefixBits
-// bits of a pseudorandom index each). It never receives a looked-up number.
+// numbers the caller blinded, and the buckets it fetches (each one of n
+// equal ranges of a pseudorandom index, internal/bucket). It never receives
+// a looked-up number.
 // A record the caller may not see is left out of the answer exactly as if it
 // did not exist, so "denied" and "not registered" give identical bytes.
 package directory

@@ -184,9 +184,9 @@ func Run(ctx context.Context, w io.Writer, keep bool) (*Result, error) {
 	} else {
 		fmt.Fprintf(w, "       the two answers DIFFER\n")
 	}
-	fmt.Fprintf(w, "\nThe server never received a looked-up number: it saw blinded elements and bucket prefixes.\n")
-	fmt.Fprintf(w, "With this few owners the whole directory is one bucket (0-bit prefix); as owners join, the\n"+
-		"prefix grows so that each bucket keeps at least 16 owners, and a lookup hides among them.\n")
+	fmt.Fprintf(w, "\nThe server never received a looked-up number: it saw blinded elements and bucket numbers.\n")
+	fmt.Fprintf(w, "With this few owners the whole directory is one bucket; as owners join, the bucket count\n"+
+		"grows so that buckets keep 16 owners on average, and a lookup hides among them.\n")
 	if keep {
 		fmt.Fprintf(w, "Data directory kept at %s\n", res.DataDir)
 	}
